@@ -1,0 +1,31 @@
+/**
+ * Run settings, as written in `cicada.config.ts` (default export) or exported as `options`
+ * from a loadfile. Every key mirrors a CLI flag; the CLI wins over env, env over the file.
+ */
+export interface CicadaConfig {
+  loadfile?: string;
+  userClasses?: string[];
+  host?: string;
+  users?: number;
+  spawnRate?: number;
+  /** e.g. "30s", "5m", "1h30m", or seconds as a number. */
+  runTime?: string | number;
+  tags?: string[];
+  excludeTags?: string[];
+  iterations?: number;
+  /** Seconds users get to finish their task when the run stops. */
+  stopTimeout?: number;
+  json?: string;
+  onlySummary?: boolean;
+  exitCodeOnError?: number;
+  headless?: boolean;
+  /** Verify TLS certificates of the target (default true). */
+  verifyTls?: boolean;
+  /** Check that each host accepts TCP connections before starting (default true). */
+  preflight?: boolean;
+}
+
+/** Identity function that gives a config file editor types. */
+export function defineConfig(config: CicadaConfig): CicadaConfig {
+  return config;
+}

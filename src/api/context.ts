@@ -1,0 +1,19 @@
+import type { StatsRecorder } from "../stats/recorder.js";
+
+/** What the runtime hands each user when it starts. Not part of the public API. */
+export interface UserContext {
+  readonly userId: number;
+  readonly className: string;
+  /** `-H` if given, else the class's static host. */
+  readonly host: string | undefined;
+  readonly recorder: StatsRecorder;
+  /** Aborted when the stop timeout is over; in-flight calls then count as cancelled. */
+  readonly signal: AbortSignal;
+  readonly verifyTls: boolean;
+  isStopping(): boolean;
+  /** Resolves after `seconds`, or at once when the user is told to stop. */
+  sleep(seconds: number): Promise<void>;
+}
+
+export const kAttach: unique symbol = Symbol("cicada.attach");
+export const kClose: unique symbol = Symbol("cicada.close");

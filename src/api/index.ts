@@ -1,0 +1,15 @@
+/**
+ * Everything a loadfile imports from "cicada". Keep this surface small and typed.
+ */
+
+export { HttpResponse } from "../protocols/http/response.js";
+export type { FetchInit, HttpSession, QueryValue, RequestOptions } from "../protocols/http/session.js";
+export type { CicadaConfig } from "./config.js";
+export { defineConfig } from "./config.js";
+export { InterruptTaskSet, RunStopped, StopUser } from "./errors.js";
+export type { TaskFunction, TaskSpec } from "./tasks.js";
+export { tag, task } from "./tasks.js";
+export type { RequestRecord, UserClass } from "./user.js";
+export { HttpUser, SequentialTaskSet, TaskSet, User } from "./user.js";
+export type { WaitContext, WaitTime } from "./wait.js";
+export { between, constant, constantPacing, constantThroughput } from "./wait.js";

@@ -1,0 +1,198 @@
+#!/usr/bin/env node
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Command, CommanderError, Option } from "commander";
+import type { CicadaConfig } from "../api/config.js";
+import { VERSION } from "../version.js";
+import { CicadaError, ExitCode } from "./errors.js";
+import {
+  parseExitCode,
+  parseIterations,
+  parseList,
+  parseSpawnRate,
+  parseStopTimeout,
+  parseUsers,
+} from "./options.js";
+import { executeRun, type RunIo } from "./run.js";
+
+const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
+
+interface RunFlags {
+  loadfile?: string;
+  host?: string;
+  users?: number;
+  spawnRate?: number;
+  runTime?: string;
+  tags?: string[];
+  excludeTags?: string[];
+  iterations?: number;
+  stopTimeout?: number;
+  json?: string;
+  onlySummary?: boolean;
+  exitCodeOnError?: number;
+  headless?: boolean;
+  config?: string;
+  insecure?: boolean;
+  preflight?: boolean;
+}
+
+function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option("-f, --loadfile <file>", "loadfile (default loadtest.ts)")
+    .option("-H, --host <url>", "base URL of the target, e.g. http://127.0.0.1:8000")
+    .option("-u, --users <n>", "peak number of concurrent users", parseUsers)
+    .option("-r, --spawn-rate <n>", "users started per second", parseSpawnRate)
+    .option("-t, --run-time <duration>", "stop after this long: 30s, 5m, 1h30m")
+    .option("-T, --tags <tags...>", "run only tasks with any of these tags (comma or space separated)")
+    .option("-E, --exclude-tags <tags...>", "skip tasks with any of these tags; wins over --tags")
+    .option("-i, --iterations <n>", "stop after this many task iterations in total", parseIterations)
+    .option(
+      "-s, --stop-timeout <seconds>",
+      "seconds users get to finish their task when the run stops",
+      parseStopTimeout,
+    )
+    .option("--json <file>", "write the JSON result to FILE (- for stdout)")
+    .option("--only-summary", "no live view; print only the final summary")
+    .option(
+      "--exit-code-on-error <n>",
+      "exit code when any request failed or user code threw (default 1)",
+      parseExitCode,
+    )
+    .option("--headless", "run without the web UI (the default for now)")
+    .option("--config <file>", "config file (default ./cicada.config.ts if present)")
+    .option("--insecure", "do not verify TLS certificates")
+    .addOption(new Option("--no-preflight", "skip the check that each host accepts connections"));
+}
+
+function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { config?: string } {
+  let loadfile = flags.loadfile;
+  const rest = [...positional];
+  if (!loadfile && rest.length > 0 && LOADFILE_EXT.test(rest[0]!)) loadfile = rest.shift();
+  const cfg: CicadaConfig & { config?: string } = {
+    loadfile,
+    userClasses: rest.length > 0 ? rest : undefined,
+    host: flags.host,
+    users: flags.users,
+    spawnRate: flags.spawnRate,
+    runTime: flags.runTime,
+    tags: parseList(flags.tags),
+    excludeTags: parseList(flags.excludeTags),
+    iterations: flags.iterations,
+    stopTimeout: flags.stopTimeout,
+    json: flags.json,
+    onlySummary: flags.onlySummary,
+    exitCodeOnError: flags.exitCodeOnError,
+    headless: flags.headless,
+    verifyTls: flags.insecure ? false : undefined,
+    preflight: flags.preflight === false ? false : undefined,
+    config: flags.config,
+  };
+  return cfg;
+}
+
+export async function main(argv: string[], io: RunIo): Promise<number> {
+  let exitCode: number = ExitCode.Ok;
+  const program = new Command("cicada")
+    .description("Load testing for TypeScript and Node.js")
+    .version(VERSION, "-V, --version")
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .showSuggestionAfterError(true);
+
+  addRunOptions(
+    program
+      .command("run")
+      .description("run a loadfile headless")
+      .argument("[loadfile-and-classes...]", "loadfile, then user class names to run (default: all)"),
+  ).action(async (positional: string[], flags: RunFlags) => {
+    exitCode = (await executeRun(toConfig(flags, positional), io)).exitCode;
+  });
+
+  program
+    .command("demo")
+    .description("start the built-in demo target and run the example loadfile against it")
+    .option("-u, --users <n>", "peak number of concurrent users", parseUsers, 20)
+    .option("-r, --spawn-rate <n>", "users started per second", parseSpawnRate, 10)
+    .option("-t, --run-time <duration>", "run time", "30s")
+    .option("--json <file>", "write the JSON result to FILE")
+    .option("--only-summary", "no live view")
+    .action(
+      async (flags: {
+        users: number;
+        spawnRate: number;
+        runTime: string;
+        json?: string;
+        onlySummary?: boolean;
+      }) => {
+        const { startDemoServer } = await import("../demo/server.js");
+        const server = await startDemoServer();
+        io.stderr.write(`demo target listening on ${server.url}\n`);
+        try {
+          const example = fileURLToPath(new URL("../../../examples/agent-service.ts", import.meta.url));
+          const outcome = await executeRun(
+            {
+              loadfile: example,
+              host: server.url,
+              users: flags.users,
+              spawnRate: flags.spawnRate,
+              runTime: flags.runTime,
+              json: flags.json,
+              onlySummary: flags.onlySummary,
+              stopTimeout: 5,
+            },
+            io,
+          );
+          // The demo's rate-limited route fails on purpose; the demo itself succeeded.
+          exitCode = outcome.exitCode === ExitCode.Failures ? ExitCode.Ok : outcome.exitCode;
+        } finally {
+          await server.close();
+        }
+      },
+    );
+
+  try {
+    await program.parseAsync(argv, { from: "user" });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (
+        err.code === "commander.helpDisplayed" ||
+        err.code === "commander.version" ||
+        err.code === "commander.help"
+      ) {
+        return ExitCode.Ok;
+      }
+      // Commander printed the message already.
+      return ExitCode.Usage;
+    }
+    if (err instanceof CicadaError) {
+      io.stderr.write(`cicada: ${err.message}\n`);
+      return err.exitCode;
+    }
+    io.stderr.write(`cicada: internal error: ${(err as Error)?.stack ?? err}\n`);
+    return ExitCode.Internal;
+  }
+}
+
+function invokedDirectly(): boolean {
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    // npm's bin entry is a symlink; compare real paths.
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (invokedDirectly()) {
+  const code = await main(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+  });
+  process.exit(code);
+}

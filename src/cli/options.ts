@@ -1,0 +1,145 @@
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { CicadaConfig } from "../api/config.js";
+import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
+import { CicadaError, ExitCode } from "./errors.js";
+
+/** Parses Locust-style durations: "90", "30s", "5m", "1h30m", "1.5h". Returns seconds. */
+export function parseDuration(text: string | number, flag = "--run-time"): number {
+  if (typeof text === "number") {
+    if (Number.isFinite(text) && text >= 0) return text;
+    throw new CicadaError(
+      `${flag}: expected a duration such as 30s, 5m or 1h30m, got ${text}`,
+      ExitCode.Usage,
+    );
+  }
+  const s = text.trim().toLowerCase();
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s);
+  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/g;
+  let total = 0;
+  let consumed = 0;
+  for (const m of s.matchAll(re)) {
+    if (m.index !== consumed) break;
+    consumed += m[0].length;
+    const v = Number(m[1]);
+    total += m[2] === "h" ? v * 3600 : m[2] === "m" ? v * 60 : m[2] === "s" ? v : v / 1000;
+  }
+  if (consumed !== s.length || s.length === 0) {
+    throw new CicadaError(
+      `${flag}: expected a duration such as 30s, 5m or 1h30m, got "${text}"`,
+      ExitCode.Usage,
+    );
+  }
+  return total;
+}
+
+export function parseList(v: string | string[] | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const items = (Array.isArray(v) ? v : [v]).flatMap((x) => x.split(/[,\s]+/)).filter((x) => x.length > 0);
+  return items;
+}
+
+function intOption(flag: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new CicadaError(`${flag}: expected an integer ≥ ${min}, got "${v}"`, ExitCode.Usage);
+    }
+    return n;
+  };
+}
+
+function numberOption(flag: string, min: number, exclusive: boolean) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n < min || (exclusive && n === min)) {
+      throw new CicadaError(
+        `${flag}: expected a number ${exclusive ? ">" : "≥"} ${min}, got "${v}"`,
+        ExitCode.Usage,
+      );
+    }
+    return n;
+  };
+}
+
+export const parseUsers = intOption("-u/--users", 1);
+export const parseSpawnRate = numberOption("-r/--spawn-rate", 0, true);
+export const parseIterations = intOption("-i/--iterations", 1);
+export const parseExitCode = intOption("--exit-code-on-error", 0);
+export const parseStopTimeout = (v: string): number => parseDuration(v, "-s/--stop-timeout");
+
+function parseBool(name: string, v: string): boolean {
+  const s = v.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(s)) return true;
+  if (["0", "false", "no", "off", ""].includes(s)) return false;
+  throw new CicadaError(`${name}: expected true or false, got "${v}"`, ExitCode.Usage);
+}
+
+type Key = keyof CicadaConfig;
+const ENV_KEYS: Record<Key, (v: string, name: string) => unknown> = {
+  loadfile: (v) => v,
+  userClasses: (v) => parseList(v),
+  host: (v) => v,
+  users: (v) => parseUsers(v),
+  spawnRate: (v) => parseSpawnRate(v),
+  runTime: (v) => v,
+  tags: (v) => parseList(v),
+  excludeTags: (v) => parseList(v),
+  iterations: (v) => parseIterations(v),
+  stopTimeout: (v) => parseStopTimeout(v),
+  json: (v) => v,
+  onlySummary: (v, n) => parseBool(n, v),
+  exitCodeOnError: (v) => parseExitCode(v),
+  headless: (v, n) => parseBool(n, v),
+  verifyTls: (v, n) => parseBool(n, v),
+  preflight: (v, n) => parseBool(n, v),
+};
+
+export function envName(key: string): string {
+  return `CICADA_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
+
+/** Settings from CICADA_* environment variables. */
+export function fromEnv(env: NodeJS.ProcessEnv): CicadaConfig {
+  const out: Record<string, unknown> = {};
+  for (const [key, parse] of Object.entries(ENV_KEYS)) {
+    const name = envName(key);
+    const v = env[name];
+    if (v !== undefined) out[key] = parse(v, name);
+  }
+  return out as CicadaConfig;
+}
+
+const CONFIG_NAMES = ["cicada.config.ts", "cicada.config.mts", "cicada.config.js", "cicada.config.mjs"];
+
+/** Loads `--config FILE`, or cicada.config.* from the working directory if there is one. */
+export async function loadConfigFile(
+  explicit: string | undefined,
+): Promise<{ path?: string; config: CicadaConfig }> {
+  const path = explicit ?? CONFIG_NAMES.map((n) => resolve(n)).find((p) => existsSync(p));
+  if (!path) return { config: {} };
+  const bundle = await bundleLoadfile(path, "config file");
+  try {
+    const mod = await importBundle(bundle.path, path);
+    const config = (mod.default ?? mod.config ?? {}) as CicadaConfig;
+    if (typeof config !== "object" || config === null) {
+      throw new CicadaError(`${path}: the default export must be a config object`, ExitCode.Usage);
+    }
+    const unknown = Object.keys(config).filter((k) => !(k in ENV_KEYS));
+    if (unknown.length > 0) {
+      throw new CicadaError(`${path}: unknown setting(s): ${unknown.join(", ")}`, ExitCode.Usage);
+    }
+    return { path, config };
+  } finally {
+    bundle.dispose();
+  }
+}
+
+/** Later sources win; undefined never overrides. */
+export function mergeConfigs(...layers: CicadaConfig[]): CicadaConfig {
+  const out: Record<string, unknown> = {};
+  for (const layer of layers) {
+    for (const [k, v] of Object.entries(layer)) if (v !== undefined) out[k] = v;
+  }
+  return out as CicadaConfig;
+}

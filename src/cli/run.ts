@@ -1,0 +1,131 @@
+import { writeFileSync } from "node:fs";
+import type { CicadaConfig } from "../api/config.js";
+import { HttpUser } from "../api/user.js";
+import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
+import { compileUserClasses } from "../loadfile/inspect.js";
+import { formatSummary, LiveView } from "../outputs/console.js";
+import { buildResult, type RunResult } from "../outputs/result.js";
+import { Coordinator } from "../runner/coordinator.js";
+import type { RunPlan } from "../runner/plan.js";
+import { CicadaError, ExitCode } from "./errors.js";
+import { fromEnv, loadConfigFile, mergeConfigs, parseDuration } from "./options.js";
+import { checkReachable } from "./preflight.js";
+
+export interface RunIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  env: NodeJS.ProcessEnv;
+}
+
+export interface RunOutcome {
+  exitCode: number;
+  result: RunResult;
+}
+
+/**
+ * `cicada run`: settings are merged as defaults < loadfile `options` < config file < CICADA_*
+ * env < command line; then the loadfile is bundled once and the coordinator runs it.
+ */
+export async function executeRun(cli: CicadaConfig & { config?: string }, io: RunIo): Promise<RunOutcome> {
+  const { config: configPath, ...cliSettings } = cli;
+  const file = await loadConfigFile(configPath);
+  const env = fromEnv(io.env);
+  const early = mergeConfigs(file.config, env, cliSettings);
+  const loadfile = early.loadfile ?? "loadtest.ts";
+
+  const bundle = await bundleLoadfile(loadfile);
+  try {
+    const mod = await importBundle(bundle.path, loadfile);
+    const fromLoadfile = (mod.options ?? {}) as CicadaConfig;
+    const s = mergeConfigs(
+      { users: 1, spawnRate: 1, stopTimeout: 0, exitCodeOnError: 1 },
+      fromLoadfile,
+      file.config,
+      env,
+      cliSettings,
+    );
+    const plan: RunPlan = {
+      loadfile,
+      userClasses: s.userClasses ?? [],
+      host: s.host,
+      users: s.users!,
+      spawnRate: s.spawnRate!,
+      runTimeSec: s.runTime === undefined ? null : parseDuration(s.runTime),
+      iterations: s.iterations ?? null,
+      stopTimeoutSec:
+        typeof s.stopTimeout === "number" ? s.stopTimeout : parseDuration(s.stopTimeout!, "--stop-timeout"),
+      tags: s.tags ?? [],
+      excludeTags: s.excludeTags ?? [],
+      verifyTls: s.verifyTls ?? true,
+    };
+    if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
+      throw new CicadaError(
+        `-H/--host: expected an http:// or https:// URL, got "${plan.host}"`,
+        ExitCode.Usage,
+      );
+    }
+    // Same checks the workers will make, but here they fail before anything starts.
+    const classes = compileUserClasses(mod, {
+      loadfile,
+      userClasses: plan.userClasses,
+      include: plan.tags,
+      exclude: plan.excludeTags,
+    });
+    const hosts = new Set<string>();
+    for (const c of classes) {
+      const host = plan.host ?? c.host;
+      if (host) hosts.add(host);
+      else if (c.cls.prototype instanceof HttpUser) {
+        throw new CicadaError(
+          `no host for ${c.name}: pass -H/--host or set static host on the class`,
+          ExitCode.Usage,
+        );
+      }
+    }
+    if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
+
+    const view = s.onlySummary ? undefined : new LiveView(io.stderr.isTTY ? io.stderr : io.stdout);
+    const coordinator = new Coordinator(plan, bundle, {
+      onTick: (c) => view?.tick(c),
+      onNotice: (m) => (view ? view.notice(m) : io.stderr.write(`${m}\n`)),
+    });
+
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      signals++;
+      if (signals === 1) {
+        const msg = `${sig}: stopping (users get ${plan.stopTimeoutSec}s to finish; again to stop at once)`;
+        view ? view.notice(msg) : io.stderr.write(`${msg}\n`);
+        coordinator.stop("signal");
+      } else {
+        io.stderr.write(`${sig}: stopping now\n`);
+        coordinator.abort();
+      }
+    };
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    try {
+      await coordinator.run();
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      view?.clear();
+    }
+
+    const t = coordinator.stats.total;
+    let exitCode: number = ExitCode.Ok;
+    if (coordinator.fatalError) exitCode = ExitCode.Internal;
+    else if (t.failures > 0 || coordinator.stats.exceptions.size > 0) exitCode = s.exitCodeOnError!;
+    const result = buildResult(coordinator, exitCode);
+    const jsonToStdout = s.json === "-";
+    (jsonToStdout ? io.stderr : io.stdout).write(formatSummary(result));
+    if (s.json) {
+      const text = `${JSON.stringify(result, null, 2)}\n`;
+      if (jsonToStdout) io.stdout.write(text);
+      else writeFileSync(s.json, text);
+    }
+    return { exitCode, result };
+  } finally {
+    bundle.dispose();
+  }
+}

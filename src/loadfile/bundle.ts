@@ -1,0 +1,139 @@
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as esbuild from "esbuild";
+import * as api from "../api/index.js";
+import { CicadaError, ExitCode } from "../cli/errors.js";
+
+/** Where the loaded loadfile finds the Cicada API: the runtime's own instance of it. */
+export const API_GLOBAL = Symbol.for("cicada.api");
+
+export interface Bundle {
+  /** The loadfile as the user named it (for messages). */
+  readonly loadfile: string;
+  /** Absolute path of the bundled ESM file. */
+  readonly path: string;
+  /** Removes the bundle's temporary directory. */
+  dispose(): void;
+}
+
+/**
+ * The loadfile's `import ... from "cicada"` must reach the very classes the runtime checks
+ * with `instanceof`, even if the user's node_modules holds another copy, and even when the
+ * bundle is shipped to another thread or machine. So "cicada" becomes a virtual module that
+ * reads the API from a global the runtime sets before importing the bundle.
+ */
+const apiPlugin: esbuild.Plugin = {
+  name: "cicada-api",
+  setup(build) {
+    build.onResolve({ filter: /^cicada$/ }, () => ({ path: "cicada", namespace: "cicada-api" }));
+    build.onLoad({ filter: /.*/, namespace: "cicada-api" }, () => {
+      const names = Object.keys(api).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
+      const lines = [
+        `const api = globalThis[Symbol.for("cicada.api")];`,
+        `if (!api) throw new Error("this bundle must be loaded by cicada");`,
+        ...names.map((n) => `export const ${n} = api.${n};`),
+      ];
+      return { contents: lines.join("\n"), loader: "js" };
+    });
+  },
+};
+
+function tempDir(): string {
+  const dir = join(tmpdir(), `cicada-${process.pid}-${randomBytes(4).toString("hex")}`);
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+function formatLocation(loadfile: string, m: esbuild.Message): string {
+  const loc = m.location;
+  if (!loc) return `${loadfile}: error: ${m.text}`;
+  const file = loc.file ? relative(process.cwd(), resolve(loc.file)) || loc.file : loadfile;
+  return `${file}:${loc.line}:${loc.column + 1}: error: ${m.text}`;
+}
+
+/**
+ * Bundles a loadfile (TypeScript or JavaScript, with its local imports and npm packages)
+ * into one ESM file. Done once per run; workers import the result.
+ */
+export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promise<Bundle> {
+  const abs = resolve(loadfile);
+  if (!existsSync(abs) || !statSync(abs).isFile()) {
+    throw new CicadaError(`${kind} not found: ${loadfile}`, ExitCode.Usage);
+  }
+  const dir = tempDir();
+  const out = join(dir, "loadfile.mjs");
+  try {
+    await esbuild.build({
+      entryPoints: [abs],
+      outfile: out,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      keepNames: true,
+      sourcemap: "inline",
+      sourcesContent: false,
+      logLevel: "silent",
+      plugins: [apiPlugin],
+      // CommonJS packages inside an ESM bundle still call require(); give them one that
+      // resolves from the loadfile's folder, and keep import.meta.url pointing at the loadfile.
+      banner: {
+        js: `import { createRequire as __cicadaCreateRequire } from "node:module";\nconst require = __cicadaCreateRequire(${JSON.stringify(abs)});`,
+      },
+      define: { "import.meta.url": JSON.stringify(pathToFileURL(abs).href) },
+    });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    const failure = err as esbuild.BuildFailure;
+    if (Array.isArray(failure.errors) && failure.errors.length > 0) {
+      const first = failure.errors[0]!;
+      const more = failure.errors.length > 1 ? ` (and ${failure.errors.length - 1} more errors)` : "";
+      throw new CicadaError(formatLocation(loadfile, first) + more, ExitCode.Usage);
+    }
+    throw new CicadaError(`${loadfile}: cannot bundle: ${(err as Error).message}`, ExitCode.Usage);
+  }
+  return {
+    loadfile,
+    path: out,
+    dispose: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+/** Makes the API reachable for bundles; call before importing one. */
+export function installApiGlobal(): void {
+  (globalThis as Record<symbol, unknown>)[API_GLOBAL] = api;
+}
+
+/**
+ * Imports a bundle. A throw at the loadfile's top level becomes a CicadaError that points at
+ * the loadfile line, found through the inline source map.
+ */
+export async function importBundle(bundlePath: string, loadfile: string): Promise<Record<string, unknown>> {
+  installApiGlobal();
+  process.setSourceMapsEnabled(true);
+  try {
+    return (await import(pathToFileURL(bundlePath).href)) as Record<string, unknown>;
+  } catch (err) {
+    const e = err as Error;
+    const where = locateInStack(e.stack ?? "", loadfile);
+    throw new CicadaError(
+      `${where ?? loadfile}: error: loading failed: ${e.name}: ${e.message}`,
+      ExitCode.Usage,
+    );
+  }
+}
+
+function locateInStack(stack: string, loadfile: string): string | undefined {
+  const abs = resolve(loadfile);
+  const base = dirname(abs);
+  for (const m of stack.matchAll(/\(?((?:file:\/\/)?\/[^\s():]+):(\d+):(\d+)\)?/g)) {
+    const file = m[1]!.replace(/^file:\/\//, "");
+    if (file.startsWith(base) && !file.includes("node_modules")) {
+      return `${relative(process.cwd(), file) || file}:${m[2]}:${m[3]}`;
+    }
+  }
+  return undefined;
+}

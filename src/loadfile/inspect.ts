@@ -1,0 +1,103 @@
+import { collectTasks, filterTasks, type TagFilter, type TaskDef } from "../api/tasks.js";
+import { isUserClass, User, type UserClass } from "../api/user.js";
+import type { WaitTime } from "../api/wait.js";
+import { CicadaError, ExitCode } from "../cli/errors.js";
+
+/** A user class ready to run: its tasks already filtered by tags. */
+export interface CompiledClass {
+  readonly name: string;
+  readonly cls: UserClass;
+  readonly weight: number;
+  readonly fixedCount: number;
+  readonly host: string | undefined;
+  readonly waitTime: WaitTime | undefined;
+  readonly tasks: readonly TaskDef[];
+}
+
+/** The exported, non-abstract user classes of a loaded loadfile module, in export order. */
+export function findUserClasses(mod: Record<string, unknown>): UserClass[] {
+  const seen = new Set<unknown>();
+  const out: UserClass[] = [];
+  for (const value of Object.values(mod)) {
+    if (!isUserClass(value) || seen.has(value)) continue;
+    seen.add(value);
+    if (Object.hasOwn(value, "abstract") && value.abstract) continue;
+    out.push(value);
+  }
+  return out;
+}
+
+export interface CompileOptions extends TagFilter {
+  /** Class names picked on the command line; empty means all. */
+  readonly userClasses?: readonly string[];
+  /** Shown in errors. */
+  readonly loadfile: string;
+}
+
+/**
+ * Picks and checks the classes to run. Errors here are the user's to fix, so they are
+ * CicadaErrors with exit code 2 and a message naming the loadfile.
+ */
+export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOptions): CompiledClass[] {
+  const all = findUserClasses(mod);
+  if (all.length === 0) {
+    throw new CicadaError(
+      `${opts.loadfile}:1:1: error: no user class exported (export a class that extends User or HttpUser)`,
+      ExitCode.Usage,
+    );
+  }
+  let picked = all;
+  if (opts.userClasses && opts.userClasses.length > 0) {
+    const byName = new Map(all.map((c) => [c.name, c]));
+    const unknown = opts.userClasses.filter((n) => !byName.has(n));
+    if (unknown.length > 0) {
+      throw new CicadaError(
+        `unknown user class ${unknown.map((n) => JSON.stringify(n)).join(", ")} in ${opts.loadfile}; it exports: ${all.map((c) => c.name).join(", ")}`,
+        ExitCode.Usage,
+      );
+    }
+    picked = opts.userClasses.map((n) => byName.get(n)!);
+  }
+  const compiled: CompiledClass[] = [];
+  for (const cls of picked) {
+    for (const [key, ok] of [
+      ["weight", Number.isInteger(cls.weight) && cls.weight >= 0],
+      ["fixedCount", Number.isInteger(cls.fixedCount) && cls.fixedCount >= 0],
+    ] as const) {
+      if (!ok) {
+        throw new CicadaError(
+          `${opts.loadfile}: ${cls.name}.${key} must be a non-negative integer`,
+          ExitCode.Usage,
+        );
+      }
+    }
+    if (cls.waitTime !== undefined && typeof cls.waitTime !== "function") {
+      throw new CicadaError(
+        `${opts.loadfile}: ${cls.name}.waitTime must be a wait-time function such as between(1, 3)`,
+        ExitCode.Usage,
+      );
+    }
+    const tasks = filterTasks(collectTasks(cls, User.prototype), opts);
+    // Like Locust, a class left without tasks by the tag filter simply does not run.
+    if (tasks.length === 0) continue;
+    compiled.push({
+      name: cls.name,
+      cls,
+      weight: cls.weight,
+      fixedCount: cls.fixedCount,
+      host: cls.host,
+      waitTime: cls.waitTime,
+      tasks,
+    });
+  }
+  if (compiled.length === 0) {
+    const filtered = (opts.include?.length ?? 0) > 0 || (opts.exclude?.length ?? 0) > 0;
+    throw new CicadaError(
+      filtered
+        ? `no task of ${picked.map((c) => c.name).join(", ")} matches --tags/--exclude-tags`
+        : `${opts.loadfile}: ${picked.map((c) => c.name).join(", ")} ${picked.length === 1 ? "has" : "have"} no tasks (decorate methods with @task or set static tasks)`,
+      ExitCode.Usage,
+    );
+  }
+  return compiled;
+}

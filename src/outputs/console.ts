@@ -1,0 +1,141 @@
+import type { Coordinator } from "../runner/coordinator.js";
+import type { RunResult } from "./result.js";
+
+export function formatDuration(sec: number): string {
+  const s = Math.max(0, Math.round(sec));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const r = s % 60;
+  const mm = String(m).padStart(h > 0 ? 2 : 1, "0");
+  return h > 0 ? `${h}:${mm}:${String(r).padStart(2, "0")}` : `${mm}:${String(r).padStart(2, "0")}`;
+}
+
+function fmtMs(ms: number): string {
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)}s`;
+  if (ms >= 100) return `${ms.toFixed(0)}ms`;
+  return `${ms.toFixed(1)}ms`;
+}
+
+/** One line describing the run's current state; used for the TTY view and plain logs alike. */
+export function statusLine(c: Coordinator, tty: boolean): string {
+  const cur = c.stats.current();
+  const t = c.stats.total;
+  const elapsed = c.elapsedSec;
+  const total = c.plan.runTimeSec;
+  let progress: string;
+  if (total !== null && total > 0) {
+    const frac = Math.min(1, elapsed / total);
+    const width = 20;
+    const filled = Math.round(frac * width);
+    const bar = tty ? `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ` : "";
+    progress = `${bar}${formatDuration(elapsed)}/${formatDuration(total)} (${formatDuration(total - elapsed)} left)`;
+  } else {
+    progress = `${formatDuration(elapsed)} elapsed`;
+  }
+  const failPct = t.count > 0 ? (100 * t.failures) / t.count : 0;
+  return [
+    progress,
+    `users ${c.stats.users}/${c.plan.users}`,
+    `rps ${cur.rps.toFixed(1)}`,
+    `fail ${t.failures} (${failPct.toFixed(1)}%)`,
+    `p50 ${fmtMs(cur.p50)}`,
+    `p95 ${fmtMs(cur.p95)}`,
+    `reqs ${t.count}`,
+  ].join("  ");
+}
+
+/**
+ * The live terminal view: one redrawn line on a TTY, a plain line every few seconds otherwise
+ * (CI logs), nothing with --only-summary.
+ */
+export class LiveView {
+  private ticks = 0;
+  private drawn = false;
+  constructor(
+    private readonly out: NodeJS.WriteStream,
+    private readonly plainEverySec = 5,
+  ) {}
+
+  get isTty(): boolean {
+    return this.out.isTTY === true;
+  }
+
+  tick(c: Coordinator): void {
+    this.ticks++;
+    if (this.isTty) {
+      const cols = this.out.columns || 120;
+      this.out.write(`\r\x1b[2K${statusLine(c, true).slice(0, cols - 1)}`);
+      this.drawn = true;
+    } else if (this.ticks % this.plainEverySec === 0) {
+      this.out.write(`${new Date().toISOString()} ${statusLine(c, false)}\n`);
+    }
+  }
+
+  notice(message: string): void {
+    this.clear();
+    this.out.write(`${message}\n`);
+  }
+
+  clear(): void {
+    if (this.drawn) this.out.write("\r\x1b[2K");
+    this.drawn = false;
+  }
+}
+
+function table(header: string[], rows: string[][], alignLeft: number): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) =>
+    r.map((cell, i) => (i < alignLeft ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
+  const sep = widths.map((w) => "-".repeat(w)).join("  ");
+  return [line(header), sep, ...rows.slice(0, -1).map(line), sep, line(rows[rows.length - 1]!)].join("\n");
+}
+
+const n2 = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+
+/** The end-of-run summary, like Locust's: per endpoint plus an aggregated row, then failures. */
+export function formatSummary(r: RunResult): string {
+  const header = ["Type", "Name", "Reqs", "Fails", "Med", "p90", "p95", "p99", "Max", "Avg", "RPS"];
+  const row = (
+    type: string,
+    name: string,
+    e: Pick<RunResult["totals"], "requests" | "failures" | "rps" | "latencyMs">,
+  ) => [
+    type,
+    name,
+    String(e.requests),
+    `${e.failures}(${e.requests > 0 ? ((100 * e.failures) / e.requests).toFixed(1) : "0.0"}%)`,
+    n2(e.latencyMs.p50),
+    n2(e.latencyMs.p90),
+    n2(e.latencyMs.p95),
+    n2(e.latencyMs.p99),
+    n2(e.latencyMs.max),
+    n2(e.latencyMs.mean),
+    e.rps.toFixed(1),
+  ];
+  const rows = r.endpoints.map((e) => row(e.type, `${e.method} ${e.name}`.trim(), e));
+  rows.push(row("", "Aggregated", r.totals));
+  const out: string[] = [];
+  out.push(
+    `\nCicada ${r.version}: ${r.durationSec.toFixed(1)}s, peak ${r.users.peak} users, ${r.totals.iterations} iterations, stopped by ${r.stopReason}`,
+  );
+  out.push("Response times in ms\n");
+  out.push(table(header, rows, 2));
+  if (r.totals.cancelled > 0) {
+    out.push(
+      `\n${r.totals.cancelled} request(s) were still in flight at the stop timeout and were cancelled (not timed).`,
+    );
+  }
+  if (r.failures.length > 0) {
+    out.push("\nFailures");
+    const fh = ["Occurrences", "Method", "Name", "Error"];
+    const frows = r.failures.map((f) => [String(f.occurrences), f.method, f.name, f.error]);
+    const widths = fh.map((h, i) => Math.max(h.length, ...frows.map((x) => x[i]!.length)));
+    out.push(fh.map((h, i) => h.padEnd(widths[i]!)).join("  "));
+    for (const f of frows) out.push(f.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+  }
+  if (r.exceptions.length > 0) {
+    out.push("\nExceptions in user code");
+    for (const x of r.exceptions) out.push(`${String(x.count).padStart(6)}  ${x.where}: ${x.message}`);
+  }
+  return `${out.join("\n")}\n`;
+}

@@ -1,0 +1,105 @@
+import { cpus, hostname } from "node:os";
+import type { Coordinator } from "../runner/coordinator.js";
+import type { EndpointTotals, SeriesRow } from "../stats/aggregate.js";
+import type { LatencySummary } from "../stats/histogram.js";
+import { encodeHistogram } from "../stats/histogram.js";
+import { VERSION } from "../version.js";
+
+/**
+ * The JSON result. Its shape is documented by schema/result.schema.json; fields may be added,
+ * never renamed or removed.
+ */
+export interface RunResult {
+  tool: "cicada";
+  version: string;
+  startedAt: string;
+  endedAt: string;
+  durationSec: number;
+  config: Record<string, unknown>;
+  totals: {
+    requests: number;
+    failures: number;
+    cancelled: number;
+    rps: number;
+    bytesReceived: number;
+    iterations: number;
+    latencyMs: LatencySummary;
+    ttfbMs: LatencySummary;
+  };
+  endpoints: EndpointResult[];
+  failures: Array<{ method: string; name: string; error: string; occurrences: number }>;
+  exceptions: Array<{ message: string; where: string; traceback: string; count: number }>;
+  users: { peak: number };
+  series: SeriesRow[];
+  stopReason: string;
+  machine: { hostname: string; cpus: number; node: string };
+  exitCode: number;
+}
+
+export interface EndpointResult {
+  type: string;
+  method: string;
+  name: string;
+  requests: number;
+  failures: number;
+  cancelled: number;
+  rps: number;
+  bytesReceived: number;
+  latencyMs: LatencySummary;
+  ttfbMs: LatencySummary;
+  /** Compressed base64 HdrHistogram of latency in microseconds, for later reports and merges. */
+  histogram: string;
+}
+
+function round(n: number, digits = 3): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}
+
+function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
+  return {
+    type: e.type,
+    method: e.method,
+    name: e.name,
+    requests: e.count,
+    failures: e.failures,
+    cancelled: e.cancelled,
+    rps: round(durationSec > 0 ? e.count / durationSec : 0),
+    bytesReceived: e.bytes,
+    latencyMs: e.latencySummary(),
+    ttfbMs: e.ttfbSummary(),
+    histogram: e.count > 0 ? encodeHistogram(e.latency) : "",
+  };
+}
+
+export function buildResult(c: Coordinator, exitCode: number): RunResult {
+  const s = c.stats;
+  const durationSec = round(c.elapsedSec);
+  const t = s.total;
+  return {
+    tool: "cicada",
+    version: VERSION,
+    startedAt: new Date(c.startedAt).toISOString(),
+    endedAt: new Date(c.endedAt || Date.now()).toISOString(),
+    durationSec,
+    config: { ...c.plan, model: "closed", userClassesRun: c.classes.map((k) => k.name) },
+    totals: {
+      requests: t.count,
+      failures: t.failures,
+      cancelled: t.cancelled,
+      rps: round(durationSec > 0 ? t.count / durationSec : 0),
+      bytesReceived: t.bytes,
+      iterations: s.iterations,
+      latencyMs: t.latencySummary(),
+      ttfbMs: t.ttfbSummary(),
+    },
+    endpoints: s.sortedEndpoints().map((e) => endpoint(e, durationSec)),
+    failures: [...s.errors.values()].sort((a, b) => b.occurrences - a.occurrences).map((x) => ({ ...x })),
+    exceptions: [...s.exceptions.values()].sort((a, b) => b.count - a.count).map((x) => ({ ...x })),
+    users: { peak: c.peakUsers },
+    series: s.series,
+    stopReason: c.stopReason ?? "unknown",
+    machine: { hostname: hostname(), cpus: cpus().length, node: process.version },
+    exitCode,
+  };
+}

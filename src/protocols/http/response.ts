@@ -1,0 +1,62 @@
+import type { IncomingHttpHeaders } from "node:http";
+
+/**
+ * A finished HTTP exchange. Network errors do not throw: they give `status` 0 and `error`,
+ * as Locust's clients do, so one failed call does not abort the whole task.
+ */
+export class HttpResponse {
+  /** Set by `success()`/`failure()` inside `catchResponse`. */
+  verdict: { ok: true } | { ok: false; reason: string } | null = null;
+  #text: string | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    readonly status: number,
+    readonly headers: IncomingHttpHeaders,
+    readonly body: Buffer,
+    /** Network-level error, or null when a response arrived. */
+    readonly error: string | null,
+    /** From the start of the request (first hop) to the last byte of the body. */
+    readonly elapsedMs: number,
+    /** From the start of the request to the response head of the last hop; -1 without one. */
+    readonly ttfbMs: number,
+  ) {}
+
+  /** True for 1xx–3xx responses that arrived; what counts as success unless told otherwise. */
+  get ok(): boolean {
+    return this.error === null && this.status > 0 && this.status < 400;
+  }
+
+  /** A header's value; repeated headers are joined with ", ". */
+  header(name: string): string | undefined {
+    const v = this.headers[name.toLowerCase()];
+    return Array.isArray(v) ? v.join(", ") : v;
+  }
+
+  text(): string {
+    this.#text ??= this.body.toString("utf8");
+    return this.#text;
+  }
+
+  json<T = any>(): T {
+    try {
+      return JSON.parse(this.text()) as T;
+    } catch {
+      const head = this.text().slice(0, 80);
+      throw new SyntaxError(
+        `response of ${this.method} ${this.url} (status ${this.status}) is not JSON: ${JSON.stringify(head)}`,
+      );
+    }
+  }
+
+  /** In `catchResponse`: count this response as a success whatever its status. */
+  success(): void {
+    this.verdict = { ok: true };
+  }
+
+  /** In `catchResponse`: count this response as a failure, grouped under `reason`. */
+  failure(reason: string | Error): void {
+    this.verdict = { ok: false, reason: typeof reason === "string" ? reason : reason.message };
+  }
+}

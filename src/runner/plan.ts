@@ -1,0 +1,16 @@
+/** The resolved run plan: everything the coordinator needs, after CLI/env/config merging. */
+export interface RunPlan {
+  loadfile: string;
+  /** Class names picked on the command line; empty means all. */
+  userClasses: string[];
+  host: string | undefined;
+  users: number;
+  spawnRate: number;
+  /** Seconds; null runs until stopped (or until iterations are used up). */
+  runTimeSec: number | null;
+  iterations: number | null;
+  stopTimeoutSec: number;
+  tags: string[];
+  excludeTags: string[];
+  verifyTls: boolean;
+}

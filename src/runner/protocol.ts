@@ -1,0 +1,93 @@
+import type { StatsSnapshot } from "../stats/snapshot.js";
+
+/**
+ * The coordinator↔worker protocol. Plain JSON messages, so the same protocol runs over a
+ * MessagePort to a worker thread or over a socket to a remote machine.
+ */
+export const PROTOCOL_VERSION = 1;
+
+/** What a worker needs to run its share of the test. */
+export interface WorkerPlan {
+  /** Path of the bundled loadfile (ESM, self-contained apart from Node built-ins). */
+  bundlePath: string;
+  /** Overrides every class's static host. */
+  host: string | undefined;
+  /** Class names to run; all runnable classes when empty. */
+  userClasses: string[];
+  tags: string[];
+  excludeTags: string[];
+  /** This worker's share of the global iteration limit; null for none. */
+  iterations: number | null;
+  /** Milliseconds between stats snapshots. */
+  snapshotIntervalMs: number;
+  verifyTls: boolean;
+}
+
+export interface ClassInfo {
+  name: string;
+  weight: number;
+  fixedCount: number;
+  host: string | undefined;
+  tasks: number;
+}
+
+export type CoordinatorMessage =
+  | { type: "plan"; workerId: string; plan: WorkerPlan }
+  /** Absolute user counts per class this worker should have alive. */
+  | { type: "spawn"; targets: Record<string, number> }
+  /** Stop gracefully: running tasks get `timeoutMs` to finish, then are cut off. */
+  | { type: "stop"; timeoutMs: number }
+  /** Stop now: in-flight requests are cancelled and counted as such. */
+  | { type: "abort" }
+  | { type: "heartbeat"; at: number };
+
+export type WorkerMessage =
+  | { type: "hello"; workerId: string; version: number; pid: number }
+  | { type: "ready"; classes: ClassInfo[] }
+  | { type: "stats"; snapshot: StatsSnapshot }
+  | { type: "heartbeat"; at: number }
+  | { type: "error"; message: string; fatal: boolean }
+  /** The worker's iteration share is used up and its users have finished. */
+  | { type: "exhausted" }
+  | { type: "done"; snapshot: StatsSnapshot };
+
+/** One end of a message channel. */
+export interface Transport<Out, In> {
+  send(msg: Out): void;
+  onMessage(handler: (msg: In) => void): void;
+  close(): void;
+}
+
+/** Both ends of an in-process channel. Delivery is async, as it would be across threads. */
+export function inProcessPair(): {
+  coordinator: Transport<CoordinatorMessage, WorkerMessage>;
+  worker: Transport<WorkerMessage, CoordinatorMessage>;
+} {
+  let toWorker: ((m: CoordinatorMessage) => void) | undefined;
+  let toCoordinator: ((m: WorkerMessage) => void) | undefined;
+  let closed = false;
+  return {
+    coordinator: {
+      send: (m) => {
+        if (!closed) queueMicrotask(() => toWorker?.(m));
+      },
+      onMessage: (h) => {
+        toCoordinator = h;
+      },
+      close: () => {
+        closed = true;
+      },
+    },
+    worker: {
+      send: (m) => {
+        if (!closed) queueMicrotask(() => toCoordinator?.(m));
+      },
+      onMessage: (h) => {
+        toWorker = h;
+      },
+      close: () => {
+        closed = true;
+      },
+    },
+  };
+}

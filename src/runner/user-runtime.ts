@@ -1,0 +1,224 @@
+import { kAttach, kClose, type UserContext } from "../api/context.js";
+import { InterruptTaskSet, RunStopped, StopUser } from "../api/errors.js";
+import type { TaskDef } from "../api/tasks.js";
+import { TaskSet, type User } from "../api/user.js";
+import type { WaitContext, WaitTime } from "../api/wait.js";
+import type { CompiledClass } from "../loadfile/inspect.js";
+import type { StatsRecorder } from "../stats/recorder.js";
+
+/** What all users of a worker share. */
+export interface UserRuntimeShared {
+  readonly recorder: StatsRecorder;
+  /** `-H`, which wins over a class's static host. */
+  readonly host: string | undefined;
+  readonly verifyTls: boolean;
+  /** Aborted at the hard stop. */
+  readonly hardStop: AbortSignal;
+  /** Takes one iteration from the budget; false once it is used up. */
+  takeIteration(): boolean;
+}
+
+const NO_WAIT: WaitTime = () => 0;
+
+/** Picks tasks by weight with one random number and a binary search. */
+class Picker {
+  private readonly cumulative: number[];
+  private readonly total: number;
+  private next = 0;
+  constructor(
+    private readonly tasks: readonly TaskDef[],
+    private readonly sequential: boolean,
+  ) {
+    let sum = 0;
+    this.cumulative = tasks.map((t) => (sum += t.weight));
+    this.total = sum;
+  }
+  pick(): TaskDef {
+    if (this.sequential) {
+      const t = this.tasks[this.next]!;
+      this.next = (this.next + 1) % this.tasks.length;
+      return t;
+    }
+    const r = Math.random() * this.total;
+    let lo = 0;
+    let hi = this.cumulative.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.cumulative[mid]! > r) hi = mid;
+      else lo = mid + 1;
+    }
+    return this.tasks[lo]!;
+  }
+}
+
+/** Runs one user: onStart, the task loop with waits, onStop. */
+export class UserRuntime implements UserContext {
+  readonly className: string;
+  readonly host: string | undefined;
+  readonly recorder: StatsRecorder;
+  readonly signal: AbortSignal;
+  readonly verifyTls: boolean;
+  /** Settles when the user has fully stopped. */
+  readonly done: Promise<void>;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private zeroWaits = 0;
+
+  constructor(
+    readonly userId: number,
+    private readonly compiled: CompiledClass,
+    private readonly shared: UserRuntimeShared,
+    private readonly onExit: (u: UserRuntime) => void,
+  ) {
+    this.className = compiled.name;
+    this.host = shared.host ?? compiled.host;
+    this.recorder = shared.recorder;
+    this.signal = shared.hardStop;
+    this.verifyTls = shared.verifyTls;
+    this.done = this.run().finally(() => this.onExit(this));
+  }
+
+  isStopping(): boolean {
+    return this.stopping || this.signal.aborted;
+  }
+
+  /** Asks the user to stop after its current task; a sleeping user stops at once. */
+  stop(): void {
+    this.stopping = true;
+    this.cancelSleep();
+  }
+
+  private cancelSleep(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
+  }
+
+  sleep(seconds: number): Promise<void> {
+    if (this.isStopping()) return Promise.resolve();
+    if (!(seconds > 0)) {
+      // A task that never yields to the event loop, with no wait, would starve timers and I/O.
+      if (++this.zeroWaits % 64 === 0) return new Promise((r) => setImmediate(r));
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.wake = resolve;
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.wake = undefined;
+        resolve();
+      }, seconds * 1000);
+    });
+  }
+
+  private async run(): Promise<void> {
+    // Let the spawner finish its batch before the first request.
+    await Promise.resolve();
+    const Cls = this.compiled.cls as unknown as new () => User;
+    let user: User;
+    try {
+      user = new Cls();
+      user[kAttach](this);
+    } catch (err) {
+      this.recorder.exception(err, `${this.className}.constructor`);
+      return;
+    }
+    try {
+      try {
+        await user.onStart();
+      } catch (err) {
+        if (err instanceof StopUser || err instanceof RunStopped) return;
+        this.recorder.exception(err, `${this.className}.onStart`);
+      }
+      await this.runTasks(
+        user,
+        this.compiled.tasks,
+        this.compiled.waitTime ?? NO_WAIT,
+        false,
+        this.className,
+      );
+    } catch (err) {
+      if (!(err instanceof StopUser || err instanceof RunStopped || err instanceof InterruptTaskSet)) {
+        this.recorder.exception(err, this.className);
+      }
+    } finally {
+      if (!this.signal.aborted) {
+        try {
+          await user.onStop();
+        } catch (err) {
+          if (!(err instanceof RunStopped)) this.recorder.exception(err, `${this.className}.onStop`);
+        }
+      }
+      await user[kClose](this.signal.aborted);
+    }
+  }
+
+  /**
+   * The task loop of a user or task set. Returns when the user stops; a task set's loop ends
+   * by InterruptTaskSet, which propagates to `runTaskSet`.
+   */
+  private async runTasks(
+    owner: object,
+    tasks: readonly TaskDef[],
+    waitTime: WaitTime,
+    sequential: boolean,
+    where: string,
+  ): Promise<void> {
+    const picker = new Picker(tasks, sequential);
+    const timing: { taskStartedAt: number; taskEndedAt: number } = { taskStartedAt: 0, taskEndedAt: 0 };
+    while (!this.isStopping()) {
+      if (!this.shared.takeIteration()) {
+        this.stopping = true;
+        return;
+      }
+      this.recorder.iteration();
+      const t = picker.pick();
+      timing.taskStartedAt = performance.now();
+      let skipWait = false;
+      try {
+        if (t.taskSet) skipWait = await this.runTaskSet(owner, t, waitTime);
+        else await t.fn!.call(owner, owner);
+      } catch (err) {
+        if (err instanceof InterruptTaskSet) {
+          if (owner instanceof TaskSet) throw err;
+        } else if (err instanceof StopUser) {
+          throw err;
+        } else if (err instanceof RunStopped || this.signal.aborted) {
+          return;
+        } else {
+          this.recorder.exception(err, `${where}.${t.name}`);
+        }
+      }
+      timing.taskEndedAt = performance.now();
+      if (this.isStopping()) return;
+      if (!skipWait) await this.sleep(waitTime(timing as WaitContext));
+    }
+  }
+
+  /** Returns true when the set was left with `interrupt(reschedule=true)`: no wait before the next task. */
+  private async runTaskSet(parent: object, def: TaskDef, parentWait: WaitTime): Promise<boolean> {
+    const SetClass = def.taskSet!;
+    const set = new SetClass(parent as TaskSet) as TaskSet;
+    const where = `${this.className}.${def.name}`;
+    let reschedule = false;
+    try {
+      await set.onStart();
+      await this.runTasks(
+        set,
+        def.children ?? [],
+        SetClass.waitTime ?? parentWait,
+        SetClass.sequential === true,
+        where,
+      );
+    } catch (err) {
+      if (err instanceof InterruptTaskSet) reschedule = err.reschedule;
+      else throw err;
+    } finally {
+      if (!this.signal.aborted) await set.onStop();
+    }
+    return reschedule;
+  }
+}

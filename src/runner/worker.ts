@@ -1,0 +1,168 @@
+import { CicadaError } from "../cli/errors.js";
+import { importBundle } from "../loadfile/bundle.js";
+import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
+import { Recorder } from "../stats/recorder.js";
+import type { CoordinatorMessage, Transport, WorkerMessage, WorkerPlan } from "./protocol.js";
+import { PROTOCOL_VERSION } from "./protocol.js";
+import { UserRuntime } from "./user-runtime.js";
+
+/**
+ * Runs users for the coordinator. It only talks through the transport, so it can live in the
+ * coordinator's thread, a worker thread, or another machine.
+ */
+export class Worker {
+  private recorder!: Recorder;
+  private classes = new Map<string, CompiledClass>();
+  private live = new Map<string, Set<UserRuntime>>();
+  private readonly hardStop = new AbortController();
+  private plan: WorkerPlan | undefined;
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private iterationsLeft = Number.POSITIVE_INFINITY;
+  private exhaustedSent = false;
+  private stopping = false;
+  private nextUserId = 0;
+  private workerId = "w0";
+
+  constructor(
+    private readonly transport: Transport<WorkerMessage, CoordinatorMessage>,
+    private readonly loadfile: string,
+  ) {
+    transport.onMessage((m) => {
+      this.handle(m).catch((err) => this.fail(err));
+    });
+  }
+
+  private fail(err: unknown): void {
+    const message =
+      err instanceof CicadaError ? err.message : `worker error: ${(err as Error)?.stack ?? err}`;
+    this.transport.send({ type: "error", message, fatal: true });
+  }
+
+  private async handle(m: CoordinatorMessage): Promise<void> {
+    switch (m.type) {
+      case "plan":
+        return this.start(m.workerId, m.plan);
+      case "spawn":
+        return this.adjust(m.targets);
+      case "stop":
+        return this.stop(m.timeoutMs);
+      case "abort":
+        return this.stop(0);
+      case "heartbeat":
+        return;
+    }
+  }
+
+  private async start(workerId: string, plan: WorkerPlan): Promise<void> {
+    this.workerId = workerId;
+    this.plan = plan;
+    this.recorder = new Recorder(workerId);
+    this.iterationsLeft = plan.iterations ?? Number.POSITIVE_INFINITY;
+    this.transport.send({ type: "hello", workerId, version: PROTOCOL_VERSION, pid: process.pid });
+    const mod = await importBundle(plan.bundlePath, this.loadfile);
+    const compiled = compileUserClasses(mod, {
+      loadfile: this.loadfile,
+      userClasses: plan.userClasses,
+      include: plan.tags,
+      exclude: plan.excludeTags,
+    });
+    for (const c of compiled) {
+      this.classes.set(c.name, c);
+      this.live.set(c.name, new Set());
+    }
+    this.snapshotTimer = setInterval(() => this.sendSnapshot(), plan.snapshotIntervalMs);
+    this.heartbeatTimer = setInterval(() => this.transport.send({ type: "heartbeat", at: Date.now() }), 1000);
+    this.snapshotTimer.unref();
+    this.heartbeatTimer.unref();
+    this.transport.send({
+      type: "ready",
+      classes: compiled.map((c) => ({
+        name: c.name,
+        weight: c.weight,
+        fixedCount: c.fixedCount,
+        host: c.host,
+        tasks: c.tasks.length,
+      })),
+    });
+  }
+
+  private liveUsers(): number {
+    let n = 0;
+    for (const s of this.live.values()) n += s.size;
+    return n;
+  }
+
+  private sendSnapshot(): void {
+    this.transport.send({ type: "stats", snapshot: this.recorder.snapshot(this.liveUsers()) });
+  }
+
+  private takeIteration = (): boolean => {
+    if (this.iterationsLeft <= 0) return false;
+    this.iterationsLeft--;
+    return true;
+  };
+
+  private adjust(targets: Record<string, number>): void {
+    if (this.stopping || this.iterationsLeft <= 0) return;
+    const shared = {
+      recorder: this.recorder,
+      host: this.plan!.host,
+      verifyTls: this.plan!.verifyTls,
+      hardStop: this.hardStop.signal,
+      takeIteration: this.takeIteration,
+    };
+    for (const [name, target] of Object.entries(targets)) {
+      const cls = this.classes.get(name);
+      const set = this.live.get(name);
+      if (!cls || !set) continue;
+      while (set.size < target) {
+        const u = new UserRuntime(this.nextUserId++, cls, shared, (x) => this.onUserExit(name, x));
+        set.add(u);
+      }
+      if (set.size > target) {
+        // Stop the newest first, so the longest-lived users keep their sessions.
+        const extra = [...set].slice(target);
+        for (const u of extra) u.stop();
+      }
+    }
+  }
+
+  private onUserExit(name: string, u: UserRuntime): void {
+    this.live.get(name)?.delete(u);
+    if (!this.stopping && this.iterationsLeft <= 0 && this.liveUsers() === 0 && !this.exhaustedSent) {
+      this.exhaustedSent = true;
+      this.transport.send({ type: "exhausted" });
+    }
+  }
+
+  private async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    const users = [...this.live.values()].flatMap((set) => [...set]);
+    for (const u of users) u.stop();
+    const allDone = Promise.allSettled(users.map((u) => u.done));
+    if (timeoutMs > 0 && !this.hardStop.signal.aborted) {
+      let timer: NodeJS.Timeout | undefined;
+      const aborted = new Promise<void>((r) => this.hardStop.signal.addEventListener("abort", () => r()));
+      await Promise.race([allDone, aborted, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+      clearTimeout(timer);
+    }
+    // Past the stop timeout: in-flight requests are cut off and counted as cancelled.
+    this.hardStop.abort();
+    // Users blocked on something other than our clients are abandoned after a short grace.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([allDone, new Promise<void>((r) => (grace = setTimeout(r, 1000)))]);
+    clearTimeout(grace);
+    this.finish();
+  }
+
+  private finished = false;
+
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearInterval(this.snapshotTimer);
+    clearInterval(this.heartbeatTimer);
+    this.transport.send({ type: "done", snapshot: this.recorder.snapshot(this.liveUsers(), true) });
+  }
+}

@@ -1,0 +1,229 @@
+import {
+  createHistogram,
+  type Histogram,
+  type LatencySummary,
+  mergeEncoded,
+  percentileMs,
+  summarize,
+} from "./histogram.js";
+import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
+
+/** Cumulative figures of one (type, method, name) — or of all of them, for the aggregated row. */
+export class EndpointTotals {
+  count = 0;
+  failures = 0;
+  cancelled = 0;
+  bytes = 0;
+  sumUs = 0;
+  minUs = Number.POSITIVE_INFINITY;
+  maxUs = 0;
+  readonly latency: Histogram = createHistogram();
+  readonly ttfb: Histogram = createHistogram();
+  constructor(
+    readonly type: string,
+    readonly method: string,
+    readonly name: string,
+  ) {}
+
+  add(d: EndpointDelta, latency: Histogram | null, ttfb: Histogram | null): void {
+    this.count += d.count;
+    this.failures += d.failures;
+    this.cancelled += d.cancelled;
+    this.bytes += d.bytes;
+    this.sumUs += d.sumUs;
+    if (d.count > 0) {
+      if (d.minUs < this.minUs) this.minUs = d.minUs;
+      if (d.maxUs > this.maxUs) this.maxUs = d.maxUs;
+    }
+    if (latency) this.latency.add(latency);
+    if (ttfb) this.ttfb.add(ttfb);
+  }
+
+  latencySummary(): LatencySummary {
+    return summarize(this.latency, this.minUs, this.maxUs, this.sumUs, this.count);
+  }
+
+  ttfbSummary(): LatencySummary {
+    const h = this.ttfb;
+    if (h.totalCount === 0) return summarize(h, 0, 0, 0, 0);
+    return summarize(
+      h,
+      h.minNonZeroValue,
+      Math.min(h.maxValue, this.maxUs),
+      h.mean * h.totalCount,
+      h.totalCount,
+    );
+  }
+
+  /** Percentile in ms, for arbitrary percentiles (CSV columns and the like). */
+  percentile(p: number): number {
+    return percentileMs(this.latency, p, this.minUs, this.maxUs);
+  }
+}
+
+/** One interval (by snapshot sequence number) across all workers. */
+interface Bucket {
+  seq: number;
+  at: number;
+  requests: number;
+  failures: number;
+  iterations: number;
+  latency: Histogram;
+}
+
+/** A closed per-second row of the run's time series. */
+export interface SeriesRow {
+  /** Seconds since the run started, at the end of the interval. */
+  t: number;
+  users: number;
+  requests: number;
+  failures: number;
+  rps: number;
+  failuresPerSec: number;
+  iterations: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
+export interface CurrentView {
+  rps: number;
+  failuresPerSec: number;
+  p50: number;
+  p95: number;
+  windowSec: number;
+}
+
+const SEP = "\u0000";
+
+/**
+ * The coordinator's books. Snapshots from any number of workers are added exactly; nothing
+ * here reads a clock except through snapshot timestamps, so merging is deterministic.
+ */
+export class StatsAggregate {
+  readonly total = new EndpointTotals("", "", "Aggregated");
+  readonly endpoints = new Map<string, EndpointTotals>();
+  readonly errors = new Map<string, ErrorDelta>();
+  readonly exceptions = new Map<string, ExceptionDelta>();
+  iterations = 0;
+  readonly series: SeriesRow[] = [];
+  private readonly usersByWorker = new Map<string, number>();
+  private readonly buckets = new Map<number, Bucket>();
+  private maxSeq = -1;
+
+  constructor(
+    private readonly startedAt: number,
+    private readonly windowSec = 10,
+  ) {}
+
+  get users(): number {
+    let n = 0;
+    for (const u of this.usersByWorker.values()) n += u;
+    return n;
+  }
+
+  add(s: StatsSnapshot): void {
+    this.usersByWorker.set(s.workerId, s.users);
+    this.iterations += s.iterations;
+    const bucket = this.bucket(s.seq, s.at);
+    bucket.iterations += s.iterations;
+    for (const d of s.endpoints) {
+      const latency = d.latency ? decode(d.latency) : null;
+      const ttfb = d.ttfb ? decode(d.ttfb) : null;
+      const key = d.type + SEP + d.method + SEP + d.name;
+      let e = this.endpoints.get(key);
+      if (!e) {
+        e = new EndpointTotals(d.type, d.method, d.name);
+        this.endpoints.set(key, e);
+      }
+      e.add(d, latency, ttfb);
+      this.total.add(d, latency, ttfb);
+      bucket.requests += d.count;
+      bucket.failures += d.failures;
+      if (latency) bucket.latency.add(latency);
+    }
+    for (const x of s.errors) {
+      const key = x.method + SEP + x.name + SEP + x.error;
+      const e = this.errors.get(key);
+      if (e) e.occurrences += x.occurrences;
+      else this.errors.set(key, { ...x });
+    }
+    for (const x of s.exceptions) {
+      const key = x.where + SEP + x.message;
+      const e = this.exceptions.get(key);
+      if (e) e.count += x.count;
+      else this.exceptions.set(key, { ...x });
+    }
+    if (s.seq > this.maxSeq) this.maxSeq = s.seq;
+    // Workers report roughly in step; an interval two behind the newest is complete.
+    this.closeBuckets(this.maxSeq - 2);
+  }
+
+  private bucket(seq: number, at: number): Bucket {
+    let b = this.buckets.get(seq);
+    if (!b) {
+      b = { seq, at, requests: 0, failures: 0, iterations: 0, latency: createHistogram() };
+      this.buckets.set(seq, b);
+    } else if (at > b.at) b.at = at;
+    return b;
+  }
+
+  private closeBuckets(upTo: number): void {
+    const closable = [...this.buckets.values()].filter((b) => b.seq <= upTo).sort((a, b) => a.seq - b.seq);
+    for (const b of closable) {
+      const secs = 1;
+      const h = b.latency;
+      const pct = (p: number) => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(p)) / 1000);
+      this.series.push({
+        t: Math.max(0, Math.round((b.at - this.startedAt) / 100) / 10),
+        users: this.users,
+        requests: b.requests,
+        failures: b.failures,
+        rps: b.requests / secs,
+        failuresPerSec: b.failures / secs,
+        iterations: b.iterations,
+        p50: pct(50),
+        p95: pct(95),
+        p99: pct(99),
+      });
+    }
+    // Keep only what the sliding window still needs.
+    for (const b of closable) if (b.seq <= this.maxSeq - this.windowSec) this.buckets.delete(b.seq);
+    for (const b of closable) (b as Bucket & { closed?: boolean }).closed = true;
+  }
+
+  /** Flushes every interval into the series; call once the last snapshots are in. */
+  finish(): void {
+    const open = [...this.buckets.values()].filter((b) => !(b as Bucket & { closed?: boolean }).closed);
+    if (open.length > 0) this.closeBuckets(Number.POSITIVE_INFINITY);
+  }
+
+  /** Rates and percentiles over the last `windowSec` intervals: Locust's "current" figures. */
+  current(): CurrentView {
+    const recent = [...this.buckets.values()].filter((b) => b.seq > this.maxSeq - this.windowSec);
+    const n = Math.max(1, recent.length);
+    const h = createHistogram();
+    let req = 0;
+    let fail = 0;
+    for (const b of recent) {
+      req += b.requests;
+      fail += b.failures;
+      h.add(b.latency);
+    }
+    const pct = (p: number) => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(p)) / 1000);
+    return { rps: req / n, failuresPerSec: fail / n, p50: pct(50), p95: pct(95), windowSec: n };
+  }
+
+  sortedEndpoints(): EndpointTotals[] {
+    return [...this.endpoints.values()].sort(
+      (a, b) =>
+        a.name.localeCompare(b.name) || a.method.localeCompare(b.method) || a.type.localeCompare(b.type),
+    );
+  }
+}
+
+function decode(encoded: string): Histogram {
+  const h = createHistogram();
+  mergeEncoded(h, encoded);
+  return h;
+}

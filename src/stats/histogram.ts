@@ -1,0 +1,79 @@
+import hdr from "hdr-histogram-js";
+
+export type Histogram = hdr.Histogram;
+
+/** Microsecond values, 3 significant digits: ±0.1 % at any magnitude, 1 µs to hours. */
+export function createHistogram(): Histogram {
+  return hdr.build({
+    bitBucketSize: 32,
+    autoResize: true,
+    lowestDiscernibleValue: 1,
+    highestTrackableValue: 60_000_000,
+    numberOfSignificantValueDigits: 3,
+  });
+}
+
+export function encodeHistogram(h: Histogram): string {
+  return hdr.encodeIntoCompressedBase64(h);
+}
+
+/** Adds an encoded histogram into `into`; "" is the empty histogram. */
+export function mergeEncoded(into: Histogram, encoded: string): void {
+  if (encoded === "") return;
+  into.add(hdr.decodeFromCompressedBase64(encoded, 32, false));
+}
+
+export const PERCENTILES = [50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100] as const;
+
+/** Latency summary in milliseconds, the shape used throughout the JSON result. */
+export interface LatencySummary {
+  min: number;
+  mean: number;
+  p50: number;
+  p90: number;
+  p95: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+const msRound = (us: number): number => Math.round(us) / 1000;
+
+/**
+ * Percentiles come from the histogram (±0.1 %), clamped to the exact min and max, which we
+ * track beside it so that no percentile can exceed the maximum, as Locust's can.
+ */
+export function percentileMs(h: Histogram, p: number, exactMinUs: number, exactMaxUs: number): number {
+  if (h.totalCount === 0) return 0;
+  const v = h.getValueAtPercentile(p);
+  return msRound(Math.min(exactMaxUs, Math.max(exactMinUs, v)));
+}
+
+export function summarize(
+  h: Histogram,
+  minUs: number,
+  maxUs: number,
+  sumUs: number,
+  count: number,
+): LatencySummary {
+  if (count === 0 || h.totalCount === 0)
+    return { min: 0, mean: 0, p50: 0, p90: 0, p95: 0, p99: 0, p999: 0, max: 0 };
+  return {
+    min: msRound(minUs),
+    mean: Math.round((sumUs / count) * 1000) / 1e6,
+    p50: percentileMs(h, 50, minUs, maxUs),
+    p90: percentileMs(h, 90, minUs, maxUs),
+    p95: percentileMs(h, 95, minUs, maxUs),
+    p99: percentileMs(h, 99, minUs, maxUs),
+    p999: percentileMs(h, 99.9, minUs, maxUs),
+    max: msRound(maxUs),
+  };
+}
+
+/** For histograms without exact side counters (TTFB): bounds come from the histogram itself. */
+export function summarizeHistogram(h: Histogram): LatencySummary {
+  if (h.totalCount === 0) return { min: 0, mean: 0, p50: 0, p90: 0, p95: 0, p99: 0, p999: 0, max: 0 };
+  const min = h.minNonZeroValue;
+  const max = h.maxValue;
+  return summarize(h, min, max, h.mean * h.totalCount, h.totalCount);
+}

@@ -1,0 +1,160 @@
+import { createHistogram, encodeHistogram, type Histogram } from "./histogram.js";
+import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
+
+/**
+ * What protocol clients record into. One recorder per worker; it knows nothing of
+ * outputs, it only turns samples into mergeable per-interval snapshots.
+ */
+export interface StatsRecorder {
+  /**
+   * Records one finished request. Latencies are in microseconds; `ttfbUs < 0` means
+   * "no first byte" (e.g. connection refused). `error` null means success.
+   */
+  request(
+    type: string,
+    method: string,
+    name: string,
+    latencyUs: number,
+    ttfbUs: number,
+    bytes: number,
+    error: string | null,
+  ): void;
+  /** A request that was cut off by the run's hard stop: counted, but not timed. */
+  cancelled(type: string, method: string, name: string): void;
+  /** An exception thrown by user code (task, onStart, onStop). */
+  exception(err: unknown, where: string): void;
+  /** One more task iteration started. */
+  iteration(): void;
+}
+
+class EndpointAcc {
+  count = 0;
+  failures = 0;
+  cancelled = 0;
+  bytes = 0;
+  sumUs = 0;
+  minUs = Number.POSITIVE_INFINITY;
+  maxUs = 0;
+  readonly latency: Histogram = createHistogram();
+  readonly ttfb: Histogram = createHistogram();
+  constructor(
+    readonly type: string,
+    readonly method: string,
+    readonly name: string,
+  ) {}
+  reset(): void {
+    this.count = this.failures = this.cancelled = this.bytes = this.sumUs = this.maxUs = 0;
+    this.minUs = Number.POSITIVE_INFINITY;
+    this.latency.reset();
+    this.ttfb.reset();
+  }
+}
+
+const SEP = "\u0000";
+
+/** Collects samples for one interval; `snapshot()` hands them over and starts the next. */
+export class Recorder implements StatsRecorder {
+  private endpoints = new Map<string, EndpointAcc>();
+  private errors = new Map<string, ErrorDelta>();
+  private exceptions = new Map<string, ExceptionDelta>();
+  private iterations = 0;
+  private seq = 0;
+
+  constructor(readonly workerId: string) {}
+
+  private acc(type: string, method: string, name: string): EndpointAcc {
+    const key = type + SEP + method + SEP + name;
+    let a = this.endpoints.get(key);
+    if (!a) {
+      a = new EndpointAcc(type, method, name);
+      this.endpoints.set(key, a);
+    }
+    return a;
+  }
+
+  request(
+    type: string,
+    method: string,
+    name: string,
+    latencyUs: number,
+    ttfbUs: number,
+    bytes: number,
+    error: string | null,
+  ): void {
+    const a = this.acc(type, method, name);
+    const us = Math.max(1, Math.round(latencyUs));
+    a.count++;
+    a.bytes += bytes;
+    a.sumUs += us;
+    if (us < a.minUs) a.minUs = us;
+    if (us > a.maxUs) a.maxUs = us;
+    a.latency.recordValue(us);
+    if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
+    if (error !== null) {
+      a.failures++;
+      this.error(method, name, error);
+    }
+  }
+
+  cancelled(type: string, method: string, name: string): void {
+    this.acc(type, method, name).cancelled++;
+  }
+
+  private error(method: string, name: string, error: string): void {
+    const key = method + SEP + name + SEP + error;
+    const e = this.errors.get(key);
+    if (e) e.occurrences++;
+    else this.errors.set(key, { method, name, error, occurrences: 1 });
+  }
+
+  exception(err: unknown, where: string): void {
+    const e = err instanceof Error ? err : new Error(String(err));
+    const message = `${e.name}: ${e.message}`;
+    const key = where + SEP + message;
+    const x = this.exceptions.get(key);
+    if (x) x.count++;
+    else this.exceptions.set(key, { message, traceback: e.stack ?? message, where, count: 1 });
+  }
+
+  iteration(): void {
+    this.iterations++;
+  }
+
+  /** Takes everything recorded since the last snapshot. Encoding makes it safe to ship anywhere. */
+  snapshot(users: number, final = false): StatsSnapshot {
+    const endpoints: EndpointDelta[] = [];
+    for (const a of this.endpoints.values()) {
+      if (a.count === 0 && a.cancelled === 0) continue;
+      endpoints.push({
+        type: a.type,
+        method: a.method,
+        name: a.name,
+        count: a.count,
+        failures: a.failures,
+        cancelled: a.cancelled,
+        bytes: a.bytes,
+        sumUs: a.sumUs,
+        minUs: a.count > 0 ? a.minUs : 0,
+        maxUs: a.maxUs,
+        latency: a.count > 0 ? encodeHistogram(a.latency) : "",
+        ttfb: a.ttfb.totalCount > 0 ? encodeHistogram(a.ttfb) : "",
+      });
+      a.reset();
+    }
+    const snap: StatsSnapshot = {
+      workerId: this.workerId,
+      seq: this.seq++,
+      at: Date.now(),
+      final,
+      users,
+      iterations: this.iterations,
+      endpoints,
+      errors: [...this.errors.values()],
+      exceptions: [...this.exceptions.values()],
+    };
+    this.iterations = 0;
+    this.errors = new Map();
+    this.exceptions = new Map();
+    return snap;
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * The unit of exchange between workers and the coordinator: everything one worker
+ * recorded during one interval. All fields add up exactly, so snapshots from any number of
+ * workers and machines merge without loss. Plain JSON, so it can cross threads and sockets.
+ */
+export interface StatsSnapshot {
+  workerId: string;
+  /** Increments per snapshot of a worker; lets the coordinator notice gaps. */
+  seq: number;
+  /** Wall-clock ms when the interval closed. */
+  at: number;
+  /** The worker's last snapshot of the run. */
+  final: boolean;
+  /** Users alive in the worker when the interval closed (a level, not a delta). */
+  users: number;
+  iterations: number;
+  endpoints: EndpointDelta[];
+  errors: ErrorDelta[];
+  exceptions: ExceptionDelta[];
+}
+
+export interface EndpointDelta {
+  type: string;
+  method: string;
+  name: string;
+  count: number;
+  failures: number;
+  cancelled: number;
+  bytes: number;
+  sumUs: number;
+  minUs: number;
+  maxUs: number;
+  /** Compressed base64 HdrHistogram of latency in µs; "" when empty. */
+  latency: string;
+  /** Same for time to first byte. */
+  ttfb: string;
+}
+
+export interface ErrorDelta {
+  method: string;
+  name: string;
+  error: string;
+  occurrences: number;
+}
+
+export interface ExceptionDelta {
+  message: string;
+  traceback: string;
+  where: string;
+  count: number;
+}
