@@ -1,0 +1,131 @@
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The compiled CLI entry point (tests run from dist/test/). */
+export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunningCli {
+  child: ReturnType<typeof spawn>;
+  result: Promise<CliResult>;
+  /** Resolves once stderr or stdout contains `text`. */
+  waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
+}
+
+/** Starts `cicada ARGS` as a real child process. */
+export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): RunningCli {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  const waiters: Array<{ re: string | RegExp; resolve: () => void }> = [];
+  const check = () => {
+    for (const w of [...waiters]) {
+      const hit = typeof w.re === "string" ? (stdout + stderr).includes(w.re) : w.re.test(stdout + stderr);
+      if (hit) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
+  };
+  child.stdout!.on("data", (d) => {
+    stdout += d;
+    check();
+  });
+  child.stderr!.on("data", (d) => {
+    stderr += d;
+    check();
+  });
+  const result = new Promise<CliResult>((resolve) => {
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return {
+    child,
+    result,
+    waitFor: (re, timeoutMs = 15000) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`timed out waiting for ${re}; stdout=${stdout} stderr=${stderr}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          re,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+        check();
+      }),
+  };
+}
+
+/** Runs `cicada ARGS` to completion. A hard cap keeps a hung run from hanging the suite. */
+export async function runCli(
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const run = startCli(args, opts);
+  const timer = setTimeout(() => run.child.kill("SIGKILL"), opts.timeoutMs ?? 60000);
+  const r = await run.result;
+  clearTimeout(timer);
+  return r;
+}
+
+/** A temp directory with the given files; removed by the returned cleanup. */
+export function tempProject(files: Record<string, string>): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), "cicada-test-"));
+  for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface TestServer {
+  url: string;
+  server: Server;
+  /** Requests received, by "METHOD path" (path without query). */
+  counts: Map<string, number>;
+  total(): number;
+  close(): Promise<void>;
+}
+
+/** A real HTTP server on 127.0.0.1 with a free port, counting every request it receives. */
+export async function startServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
+  const counts = new Map<string, number>();
+  const server = createServer((req, res) => {
+    const key = `${req.method} ${(req.url ?? "").split("?")[0]}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+    handler(req, res);
+  });
+  server.keepAliveTimeout = 60000;
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    server,
+    counts,
+    total: () => [...counts.values()].reduce((a, b) => a + b, 0),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+export function readJson<T = any>(path: string): T {
+  return JSON.parse(readFileSync(path, "utf8")) as T;
+}
