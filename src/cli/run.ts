@@ -122,7 +122,13 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     if (s.json) {
       const text = `${JSON.stringify(result, null, 2)}\n`;
       if (jsonToStdout) io.stdout.write(text);
-      else writeFileSync(s.json, text);
+      else {
+        try {
+          writeFileSync(s.json, text);
+        } catch (err) {
+          throw new CicadaError(`cannot write --json ${s.json}: ${(err as Error).message}`, ExitCode.Usage);
+        }
+      }
     }
     return { exitCode, result };
   } finally {

@@ -71,6 +71,10 @@ export class Worker {
       this.classes.set(c.name, c);
       this.live.set(c.name, new Set());
     }
+    // User code may start promises it never awaits; their errors are the user's to see, in the
+    // exceptions table, not a reason to kill the run and lose what was measured.
+    process.on("unhandledRejection", this.onStray);
+    process.on("uncaughtException", this.onStray);
     this.snapshotTimer = setInterval(() => this.sendSnapshot(), plan.snapshotIntervalMs);
     this.heartbeatTimer = setInterval(() => this.transport.send({ type: "heartbeat", at: Date.now() }), 1000);
     this.snapshotTimer.unref();
@@ -158,9 +162,15 @@ export class Worker {
 
   private finished = false;
 
+  private readonly onStray = (err: unknown): void => {
+    this.recorder.exception(err, "unhandled error in user code");
+  };
+
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    process.off("unhandledRejection", this.onStray);
+    process.off("uncaughtException", this.onStray);
     clearInterval(this.snapshotTimer);
     clearInterval(this.heartbeatTimer);
     this.transport.send({ type: "done", snapshot: this.recorder.snapshot(this.liveUsers(), true) });
