@@ -1,0 +1,11 @@
+import { constant, HttpUser, task } from "cicada";
+
+/** The benchmark user: one GET, no wait. */
+export class Getter extends HttpUser {
+  static override waitTime = constant(0);
+
+  @task
+  async get() {
+    await this.client.get("/");
+  }
+}
