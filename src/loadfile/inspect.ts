@@ -1,5 +1,5 @@
 import { collectTasks, filterTasks, type TagFilter, type TaskDef } from "../api/tasks.js";
-import { isUserClass, User, type UserClass } from "../api/user.js";
+import { HttpUser, isUserClass, User, type UserClass } from "../api/user.js";
 import type { WaitTime } from "../api/wait.js";
 import { CicadaError, ExitCode } from "../cli/errors.js";
 
@@ -19,7 +19,7 @@ export function findUserClasses(mod: Record<string, unknown>): UserClass[] {
   const seen = new Set<unknown>();
   const out: UserClass[] = [];
   for (const value of Object.values(mod)) {
-    if (!isUserClass(value) || seen.has(value)) continue;
+    if (!isUserClass(value) || seen.has(value) || value === (HttpUser as unknown)) continue;
     seen.add(value);
     if (Object.hasOwn(value, "abstract") && value.abstract) continue;
     out.push(value);
@@ -58,6 +58,7 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
     }
     picked = opts.userClasses.map((n) => byName.get(n)!);
   }
+  const filtered = (opts.include?.length ?? 0) > 0 || (opts.exclude?.length ?? 0) > 0;
   const compiled: CompiledClass[] = [];
   for (const cls of picked) {
     for (const [key, ok] of [
@@ -78,8 +79,15 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
       );
     }
     const tasks = filterTasks(collectTasks(cls, User.prototype), opts);
-    // Like Locust, a class left without tasks by the tag filter simply does not run.
-    if (tasks.length === 0) continue;
+    if (tasks.length === 0) {
+      // Like Locust: a class left without tasks by the tag filter simply does not run, but a
+      // class that has no tasks at all is a mistake worth stopping for.
+      if (filtered) continue;
+      throw new CicadaError(
+        `${opts.loadfile}: ${cls.name} has no tasks (decorate methods with @task or set static tasks)`,
+        ExitCode.Usage,
+      );
+    }
     compiled.push({
       name: cls.name,
       cls,
@@ -91,7 +99,6 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
     });
   }
   if (compiled.length === 0) {
-    const filtered = (opts.include?.length ?? 0) > 0 || (opts.exclude?.length ?? 0) > 0;
     throw new CicadaError(
       filtered
         ? `no task of ${picked.map((c) => c.name).join(", ")} matches --tags/--exclude-tags`

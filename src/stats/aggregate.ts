@@ -68,7 +68,11 @@ interface Bucket {
   requests: number;
   failures: number;
   iterations: number;
+  minUs: number;
+  maxUs: number;
   latency: Histogram;
+  /** Already written to the series. */
+  closed: boolean;
 }
 
 /** A closed per-second row of the run's time series. */
@@ -140,6 +144,10 @@ export class StatsAggregate {
       this.total.add(d, latency, ttfb);
       bucket.requests += d.count;
       bucket.failures += d.failures;
+      if (d.count > 0) {
+        if (d.minUs < bucket.minUs) bucket.minUs = d.minUs;
+        if (d.maxUs > bucket.maxUs) bucket.maxUs = d.maxUs;
+      }
       if (latency) bucket.latency.add(latency);
     }
     for (const x of s.errors) {
@@ -162,40 +170,51 @@ export class StatsAggregate {
   private bucket(seq: number, at: number): Bucket {
     let b = this.buckets.get(seq);
     if (!b) {
-      b = { seq, at, requests: 0, failures: 0, iterations: 0, latency: createHistogram() };
+      b = {
+        seq,
+        at,
+        requests: 0,
+        failures: 0,
+        iterations: 0,
+        minUs: Number.POSITIVE_INFINITY,
+        maxUs: 0,
+        latency: createHistogram(),
+        closed: false,
+      };
       this.buckets.set(seq, b);
     } else if (at > b.at) b.at = at;
     return b;
   }
 
   private closeBuckets(upTo: number): void {
-    const closable = [...this.buckets.values()].filter((b) => b.seq <= upTo).sort((a, b) => a.seq - b.seq);
+    const closable = [...this.buckets.values()]
+      .filter((b) => b.seq <= upTo && !b.closed)
+      .sort((a, b) => a.seq - b.seq);
     for (const b of closable) {
-      const secs = 1;
-      const h = b.latency;
-      const pct = (p: number) => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(p)) / 1000);
+      const pct = (p: number) => percentileMs(b.latency, p, b.minUs, b.maxUs);
       this.series.push({
         t: Math.max(0, Math.round((b.at - this.startedAt) / 100) / 10),
         users: this.users,
         requests: b.requests,
         failures: b.failures,
-        rps: b.requests / secs,
-        failuresPerSec: b.failures / secs,
+        rps: b.requests,
+        failuresPerSec: b.failures,
         iterations: b.iterations,
         p50: pct(50),
         p95: pct(95),
         p99: pct(99),
       });
+      b.closed = true;
     }
     // Keep only what the sliding window still needs.
-    for (const b of closable) if (b.seq <= this.maxSeq - this.windowSec) this.buckets.delete(b.seq);
-    for (const b of closable) (b as Bucket & { closed?: boolean }).closed = true;
+    for (const b of [...this.buckets.values()]) {
+      if (b.closed && b.seq <= this.maxSeq - this.windowSec) this.buckets.delete(b.seq);
+    }
   }
 
   /** Flushes every interval into the series; call once the last snapshots are in. */
   finish(): void {
-    const open = [...this.buckets.values()].filter((b) => !(b as Bucket & { closed?: boolean }).closed);
-    if (open.length > 0) this.closeBuckets(Number.POSITIVE_INFINITY);
+    this.closeBuckets(Number.POSITIVE_INFINITY);
   }
 
   /** Rates and percentiles over the last `windowSec` intervals: Locust's "current" figures. */
@@ -205,13 +224,22 @@ export class StatsAggregate {
     const h = createHistogram();
     let req = 0;
     let fail = 0;
+    let minUs = Number.POSITIVE_INFINITY;
+    let maxUs = 0;
     for (const b of recent) {
       req += b.requests;
       fail += b.failures;
+      if (b.minUs < minUs) minUs = b.minUs;
+      if (b.maxUs > maxUs) maxUs = b.maxUs;
       h.add(b.latency);
     }
-    const pct = (p: number) => (h.totalCount === 0 ? 0 : Math.round(h.getValueAtPercentile(p)) / 1000);
-    return { rps: req / n, failuresPerSec: fail / n, p50: pct(50), p95: pct(95), windowSec: n };
+    return {
+      rps: req / n,
+      failuresPerSec: fail / n,
+      p50: percentileMs(h, 50, minUs, maxUs),
+      p95: percentileMs(h, 95, minUs, maxUs),
+      windowSec: n,
+    };
   }
 
   sortedEndpoints(): EndpointTotals[] {
