@@ -40,7 +40,11 @@ interface LoadRun extends CliResult {
  * Writes `loadfile` (plus `extra` files) into a temp dir and runs
  * `cicada run loadtest.ts ARGS --json out.json --only-summary` there.
  */
-async function runLoad(loadfile: string, args: string[], extra: Record<string, string> = {}): Promise<LoadRun> {
+async function runLoad(
+  loadfile: string,
+  args: string[],
+  extra: Record<string, string> = {},
+): Promise<LoadRun> {
   const project = tempProject({ "loadtest.ts": loadfile, ...extra });
   try {
     const out = join(project.dir, "out.json");
@@ -269,7 +273,8 @@ export class Random extends HttpUser {
       const all: number[] = [];
       for (const [user, times] of server.arrivals) {
         const g = gaps(times);
-        for (const x of g) assert.ok(x >= 195 && x <= 500, `user ${user}: gap ${x.toFixed(1)} ms outside 200–400`);
+        for (const x of g)
+          assert.ok(x >= 195 && x <= 500, `user ${user}: gap ${x.toFixed(1)} ms outside 200–400`);
         all.push(...g);
       }
       assert.ok(all.length >= 8, `only ${all.length} gaps`);
@@ -477,7 +482,11 @@ export class Legacy extends HttpUser {
         { "tsconfig.json": JSON.stringify({ compilerOptions: { experimentalDecorators: true } }) },
       );
       assert.equal(r.code, 0, describeRun(r));
-      assert.equal(count(server, "GET /flavour/legacy"), 1, `decorator flavour: ${[...server.counts.keys()]}`);
+      assert.equal(
+        count(server, "GET /flavour/legacy"),
+        1,
+        `decorator flavour: ${[...server.counts.keys()]}`,
+      );
       const a = count(server, "GET /a");
       const b = count(server, "GET /b");
       assert.equal(a + b, 400);

@@ -103,7 +103,9 @@ export interface TestServer {
 }
 
 /** A real HTTP server on 127.0.0.1 with a free port, counting every request it receives. */
-export async function startServer(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<TestServer> {
+export async function startServer(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<TestServer> {
   const counts = new Map<string, number>();
   const server = createServer((req, res) => {
     const key = `${req.method} ${(req.url ?? "").split("?")[0]}`;

@@ -84,7 +84,9 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     }
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
 
-    const view = s.onlySummary ? undefined : new LiveView(io.stderr.isTTY ? io.stderr : io.stdout);
+    const view = s.onlySummary
+      ? undefined
+      : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
     const coordinator = new Coordinator(plan, bundle, {
       onTick: (c) => view?.tick(c),
       onNotice: (m) => (view ? view.notice(m) : io.stderr.write(`${m}\n`)),
@@ -115,6 +117,7 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     const t = coordinator.stats.total;
     let exitCode: number = ExitCode.Ok;
     if (coordinator.fatalError) exitCode = ExitCode.Internal;
+    else if (signals >= 2) exitCode = ExitCode.Interrupted;
     else if (t.failures > 0 || coordinator.stats.exceptions.size > 0) exitCode = s.exitCodeOnError!;
     const result = buildResult(coordinator, exitCode);
     const jsonToStdout = s.json === "-";

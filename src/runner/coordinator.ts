@@ -136,8 +136,7 @@ export class Coordinator {
 
   private merge(s: StatsSnapshot): void {
     this.stats.add(s);
-    const users = this.stats.users;
-    if (users > this.peakUsers) this.peakUsers = users;
+    this.peakUsers = this.stats.peakUsers;
   }
 
   /** Graceful stop: users finish their task within the stop timeout. */

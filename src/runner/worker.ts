@@ -91,6 +91,15 @@ export class Worker {
     });
   }
 
+  private intervalPeak = 0;
+
+  /** The interval's peak, which a run shorter than one interval would otherwise never show. */
+  private takePeak(now: number): number {
+    const p = this.intervalPeak;
+    this.intervalPeak = now;
+    return p;
+  }
+
   private liveUsers(): number {
     let n = 0;
     for (const s of this.live.values()) n += s.size;
@@ -98,7 +107,11 @@ export class Worker {
   }
 
   private sendSnapshot(): void {
-    this.transport.send({ type: "stats", snapshot: this.recorder.snapshot(this.liveUsers()) });
+    const users = this.liveUsers();
+    this.transport.send({
+      type: "stats",
+      snapshot: this.recorder.snapshot(users, false, this.takePeak(users)),
+    });
   }
 
   private takeIteration = (): boolean => {
@@ -124,6 +137,8 @@ export class Worker {
         const u = new UserRuntime(this.nextUserId++, cls, shared, (x) => this.onUserExit(name, x));
         set.add(u);
       }
+      const live = this.liveUsers();
+      if (live > this.intervalPeak) this.intervalPeak = live;
       if (set.size > target) {
         // Stop the newest first, so the longest-lived users keep their sessions.
         const extra = [...set].slice(target);
@@ -173,6 +188,10 @@ export class Worker {
     process.off("uncaughtException", this.onStray);
     clearInterval(this.snapshotTimer);
     clearInterval(this.heartbeatTimer);
-    this.transport.send({ type: "done", snapshot: this.recorder.snapshot(this.liveUsers(), true) });
+    const users = this.liveUsers();
+    this.transport.send({
+      type: "done",
+      snapshot: this.recorder.snapshot(users, true, this.takePeak(users)),
+    });
   }
 }

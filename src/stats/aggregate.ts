@@ -112,6 +112,9 @@ export class StatsAggregate {
   iterations = 0;
   readonly series: SeriesRow[] = [];
   private readonly usersByWorker = new Map<string, number>();
+  private readonly peakByWorker = new Map<string, number>();
+  /** Most users alive at once, over all workers. */
+  peakUsers = 0;
   private readonly buckets = new Map<number, Bucket>();
   private maxSeq = -1;
 
@@ -128,6 +131,10 @@ export class StatsAggregate {
 
   add(s: StatsSnapshot): void {
     this.usersByWorker.set(s.workerId, s.users);
+    this.peakByWorker.set(s.workerId, s.peakUsers ?? s.users);
+    let peak = 0;
+    for (const p of this.peakByWorker.values()) peak += p;
+    if (peak > this.peakUsers) this.peakUsers = peak;
     this.iterations += s.iterations;
     const bucket = this.bucket(s.seq, s.at);
     bucket.iterations += s.iterations;

@@ -121,7 +121,7 @@ export class Recorder implements StatsRecorder {
   }
 
   /** Takes everything recorded since the last snapshot. Encoding makes it safe to ship anywhere. */
-  snapshot(users: number, final = false): StatsSnapshot {
+  snapshot(users: number, final = false, peakUsers = users): StatsSnapshot {
     const endpoints: EndpointDelta[] = [];
     for (const a of this.endpoints.values()) {
       if (a.count === 0 && a.cancelled === 0) continue;
@@ -147,6 +147,7 @@ export class Recorder implements StatsRecorder {
       at: Date.now(),
       final,
       users,
+      peakUsers: Math.max(users, peakUsers),
       iterations: this.iterations,
       endpoints,
       errors: [...this.errors.values()],

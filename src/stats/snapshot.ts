@@ -13,6 +13,8 @@ export interface StatsSnapshot {
   final: boolean;
   /** Users alive in the worker when the interval closed (a level, not a delta). */
   users: number;
+  /** Most users alive at once in the worker during the interval. */
+  peakUsers: number;
   iterations: number;
   endpoints: EndpointDelta[];
   errors: ErrorDelta[];
