@@ -18,8 +18,12 @@ const root = fileURLToPath(new URL("../../", import.meta.url));
 
 async function startTarget(): Promise<{ url: string; stop: () => void }> {
   if (process.env.BENCH_URL) return { url: process.env.BENCH_URL, stop: () => {} };
-  const child = spawn(process.execPath, [join(root, "dist/bench/target.js")], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise<string>((resolve) => child.stdout.once("data", (d) => resolve(String(d).trim())));
+  const child = spawn(process.execPath, [join(root, "dist/bench/target.js")], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const port = await new Promise<string>((resolve) =>
+    child.stdout.once("data", (d) => resolve(String(d).trim())),
+  );
   return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill("SIGTERM") };
 }
 

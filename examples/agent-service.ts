@@ -6,9 +6,14 @@
  *   npx cicada run examples/agent-service.ts -H http://127.0.0.1:8000 -u 50 -r 10 -t 1m
  *   npx cicada run examples/agent-service.ts AgentInvocationUser -H ... -u 20
  */
-import { between, constant, HttpUser, type HttpResponse, tag, task } from "cicada";
+import { between, constant, type HttpResponse, HttpUser, tag, task } from "cicada";
 
-const MESSAGES = ["Summarise today's tickets", "What is the refund policy?", "Draft a reply to Alice", "Plan my week"];
+const MESSAGES = [
+  "Summarise today's tickets",
+  "What is the refund policy?",
+  "Draft a reply to Alice",
+  "Plan my week",
+];
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 
 /** Synchronous agent calls: 60 % plain, 40 % with conversation context. */
@@ -120,7 +125,11 @@ export class ProtocolUser extends HttpUser {
   @tag("a2a")
   async a2aMessage() {
     await this.client.post("/api/v1/a2a", {
-      json: rpc("message/send", { message: { role: "user", parts: [{ kind: "text", text: "hello" }] } }, ++this.seq),
+      json: rpc(
+        "message/send",
+        { message: { role: "user", parts: [{ kind: "text", text: "hello" }] } },
+        ++this.seq,
+      ),
       name: "A2A message/send",
     });
   }
@@ -141,7 +150,10 @@ export class MixedWorkloadUser extends HttpUser {
 
   @task(2)
   async stream() {
-    await this.client.get("/api/v1/agents/stream", { query: { message: "hi" }, name: "/api/v1/agents/stream" });
+    await this.client.get("/api/v1/agents/stream", {
+      query: { message: "hi" },
+      name: "/api/v1/agents/stream",
+    });
   }
 
   @task(1)
