@@ -4,77 +4,17 @@
  * and decorator flavours. Every JSON result is also checked against schema/result.schema.json.
  */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import Ajv from "ajv";
-import type { RunResult } from "../src/outputs/result.js";
-import { type CliResult, readJson, runCli, startServer, type TestServer, tempProject } from "./helpers.js";
-
-// ---------------------------------------------------------------------------------------------
-// Shared helpers (kept local: only test files are ours to add).
-
-const schema = JSON.parse(
-  readFileSync(fileURLToPath(new URL("../../schema/result.schema.json", import.meta.url)), "utf8"),
-) as object;
-// ajv-formats is not installed, so "format" (date-time) is checked by hand below.
-const validateResult = new Ajv.default({ allErrors: true, strict: false, validateFormats: false }).compile(
-  schema,
-);
-
-function assertValidResult(result: unknown): asserts result is RunResult {
-  const ok = validateResult(result);
-  assert.ok(ok, `JSON result does not match the schema: ${JSON.stringify(validateResult.errors, null, 2)}`);
-  const r = result as RunResult;
-  assert.ok(Number.isFinite(Date.parse(r.startedAt)), `startedAt is not a date-time: ${r.startedAt}`);
-  assert.ok(Number.isFinite(Date.parse(r.endedAt)), `endedAt is not a date-time: ${r.endedAt}`);
-}
-
-interface LoadRun extends CliResult {
-  result: RunResult;
-}
-
-/**
- * Writes `loadfile` (plus `extra` files) into a temp dir and runs
- * `cicada run loadtest.ts ARGS --json out.json --only-summary` there.
- */
-async function runLoad(
-  loadfile: string,
-  args: string[],
-  extra: Record<string, string> = {},
-): Promise<LoadRun> {
-  const project = tempProject({ "loadtest.ts": loadfile, ...extra });
-  try {
-    const out = join(project.dir, "out.json");
-    const cli = await runCli(["run", "loadtest.ts", ...args, "--json", out, "--only-summary"], {
-      cwd: project.dir,
-      timeoutMs: 30_000,
-    });
-    assert.ok(
-      existsSync(out),
-      `no JSON result (exit ${cli.code}, signal ${cli.signal})\nstdout: ${cli.stdout}\nstderr: ${cli.stderr}`,
-    );
-    const result = readJson(out) as unknown;
-    assertValidResult(result);
-    return { ...cli, result };
-  } finally {
-    project.cleanup();
-  }
-}
-
-function describeRun(r: CliResult): string {
-  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
-}
-
-function count(server: TestServer, key: string): number {
-  return server.counts.get(key) ?? 0;
-}
-
-function endpoint(result: RunResult, name: string, method = "GET") {
-  return result.endpoints.find((e) => e.name === name && e.method === method);
-}
+import {
+  count,
+  describeRun,
+  endpoint,
+  type LoadRun,
+  runLoad,
+  startServer,
+  type TestServer,
+} from "./helpers.js";
 
 /** Server that answers 200 "ok" after `delayMs`, and logs the arrival times of each user's requests. */
 async function startTimingServer(delayMs = 0): Promise<TestServer & { arrivals: Map<string, number[]> }> {

@@ -1,10 +1,13 @@
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import Ajv from "ajv";
+import type { RunResult } from "../src/outputs/result.js";
 
 /** The compiled CLI entry point (tests run from dist/test/). */
 export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -130,4 +133,67 @@ export async function startServer(
 
 export function readJson<T = any>(path: string): T {
   return JSON.parse(readFileSync(path, "utf8")) as T;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running a loadfile end to end, with its JSON result checked against the schema.
+
+const schema = JSON.parse(
+  readFileSync(fileURLToPath(new URL("../../schema/result.schema.json", import.meta.url)), "utf8"),
+) as object;
+// ajv-formats is not installed, so "format" (date-time) is checked by hand below.
+const validateResult = new Ajv.default({ allErrors: true, strict: false, validateFormats: false }).compile(
+  schema,
+);
+
+export function assertValidResult(result: unknown): asserts result is RunResult {
+  const ok = validateResult(result);
+  assert.ok(ok, `JSON result does not match the schema: ${JSON.stringify(validateResult.errors, null, 2)}`);
+  const r = result as RunResult;
+  assert.ok(Number.isFinite(Date.parse(r.startedAt)), `startedAt is not a date-time: ${r.startedAt}`);
+  assert.ok(Number.isFinite(Date.parse(r.endedAt)), `endedAt is not a date-time: ${r.endedAt}`);
+}
+
+export interface LoadRun extends CliResult {
+  result: RunResult;
+}
+
+/**
+ * Writes `loadfile` (plus `extra` files) into a temp dir and runs
+ * `cicada run loadtest.ts ARGS --json out.json --only-summary` there.
+ */
+export async function runLoad(
+  loadfile: string,
+  args: string[],
+  extra: Record<string, string> = {},
+): Promise<LoadRun> {
+  const project = tempProject({ "loadtest.ts": loadfile, ...extra });
+  try {
+    const out = join(project.dir, "out.json");
+    const cli = await runCli(["run", "loadtest.ts", ...args, "--json", out, "--only-summary"], {
+      cwd: project.dir,
+      timeoutMs: 30_000,
+    });
+    assert.ok(
+      existsSync(out),
+      `no JSON result (exit ${cli.code}, signal ${cli.signal})\nstdout: ${cli.stdout}\nstderr: ${cli.stderr}`,
+    );
+    const result = readJson(out) as unknown;
+    assertValidResult(result);
+    return { ...cli, result };
+  } finally {
+    project.cleanup();
+  }
+}
+
+export function describeRun(r: CliResult): string {
+  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+export function count(server: TestServer, key: string): number {
+  return server.counts.get(key) ?? 0;
+}
+
+export function endpoint(result: RunResult, name: string, method = "GET") {
+  return result.endpoints.find((e) => e.name === name && e.method === method);
 }

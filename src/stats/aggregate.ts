@@ -1,3 +1,4 @@
+import { EndpointStats } from "./endpoint.js";
 import {
   createHistogram,
   type Histogram,
@@ -9,22 +10,7 @@ import {
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
 /** Cumulative figures of one (type, method, name) — or of all of them, for the aggregated row. */
-export class EndpointTotals {
-  count = 0;
-  failures = 0;
-  cancelled = 0;
-  bytes = 0;
-  sumUs = 0;
-  minUs = Number.POSITIVE_INFINITY;
-  maxUs = 0;
-  readonly latency: Histogram = createHistogram();
-  readonly ttfb: Histogram = createHistogram();
-  constructor(
-    readonly type: string,
-    readonly method: string,
-    readonly name: string,
-  ) {}
-
+export class EndpointTotals extends EndpointStats {
   add(d: EndpointDelta, latency: Histogram | null, ttfb: Histogram | null): void {
     this.count += d.count;
     this.failures += d.failures;

@@ -1,4 +1,5 @@
-import { createHistogram, encodeHistogram, type Histogram } from "./histogram.js";
+import { EndpointStats } from "./endpoint.js";
+import { encodeHistogram } from "./histogram.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
 /**
@@ -27,34 +28,11 @@ export interface StatsRecorder {
   iteration(): void;
 }
 
-class EndpointAcc {
-  count = 0;
-  failures = 0;
-  cancelled = 0;
-  bytes = 0;
-  sumUs = 0;
-  minUs = Number.POSITIVE_INFINITY;
-  maxUs = 0;
-  readonly latency: Histogram = createHistogram();
-  readonly ttfb: Histogram = createHistogram();
-  constructor(
-    readonly type: string,
-    readonly method: string,
-    readonly name: string,
-  ) {}
-  reset(): void {
-    this.count = this.failures = this.cancelled = this.bytes = this.sumUs = this.maxUs = 0;
-    this.minUs = Number.POSITIVE_INFINITY;
-    this.latency.reset();
-    this.ttfb.reset();
-  }
-}
-
 const SEP = "\u0000";
 
 /** Collects samples for one interval; `snapshot()` hands them over and starts the next. */
 export class Recorder implements StatsRecorder {
-  private endpoints = new Map<string, EndpointAcc>();
+  private endpoints = new Map<string, EndpointStats>();
   private errors = new Map<string, ErrorDelta>();
   private exceptions = new Map<string, ExceptionDelta>();
   private iterations = 0;
@@ -62,11 +40,11 @@ export class Recorder implements StatsRecorder {
 
   constructor(readonly workerId: string) {}
 
-  private acc(type: string, method: string, name: string): EndpointAcc {
+  private acc(type: string, method: string, name: string): EndpointStats {
     const key = type + SEP + method + SEP + name;
     let a = this.endpoints.get(key);
     if (!a) {
-      a = new EndpointAcc(type, method, name);
+      a = new EndpointStats(type, method, name);
       this.endpoints.set(key, a);
     }
     return a;
