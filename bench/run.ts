@@ -1,99 +1,136 @@
 /**
- * `npm run bench`: measures Cicada's request rate against references on loopback and prints
- * ratios. Never fails on speed; it reports.
+ * `npm run bench`: Cicada's request rate beside wrk and autocannon, in one run, against the same
+ * loopback target. Prints each rate and its ratio to wrk. It reports; it never fails on speed.
  *
- *   BENCH_SECONDS=5 BENCH_CONNECTIONS=50 npm run bench
- *   BENCH_URL=http://127.0.0.1:8080/ npm run bench     # e.g. an nginx you started
+ *   npm run bench
+ *   BENCH_SECONDS=10 BENCH_CONNECTIONS=50 npm run bench
+ *   BENCH_URL=http://127.0.0.1:8080/ npm run bench     # a target you started yourself
+ *
+ * With nginx installed, the target is nginx (one worker); otherwise a small Node server in its
+ * own process. With taskset available and 2+ cores, the target is pinned to the last core and
+ * each generator to core 0, so "per core" means what it says.
  */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { Pool } from "undici";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const root = fileURLToPath(new URL("../../", import.meta.url));
+const cores = availableParallelism();
+const has = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
+const pin = has("taskset") && cores >= 2;
+const genPrefix = pin ? ["taskset", "-c", "0"] : [];
 
-async function startTarget(): Promise<{ url: string; stop: () => void }> {
-  if (process.env.BENCH_URL) return { url: process.env.BENCH_URL, stop: () => {} };
-  const child = spawn(process.execPath, [join(root, "dist/bench/target.js")], {
-    stdio: ["ignore", "pipe", "inherit"],
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
   });
-  const port = await new Promise<string>((resolve) =>
-    child.stdout.once("data", (d) => resolve(String(d).trim())),
-  );
-  return { url: `http://127.0.0.1:${port}/`, stop: () => child.kill("SIGTERM") };
 }
 
-async function undiciPool(url: string): Promise<number> {
-  const u = new URL(url);
-  const pool = new Pool(u.origin, { connections: CONNECTIONS, pipelining: 1 });
-  let n = 0;
-  const end = performance.now() + SECONDS * 1000;
-  await Promise.all(
-    Array.from({ length: CONNECTIONS }, async () => {
-      while (performance.now() < end) {
-        const r = await pool.request({ path: u.pathname, method: "GET" });
-        await r.body.dump();
-        n++;
-      }
-    }),
-  );
-  await pool.close();
-  return n / SECONDS;
-}
-
-function cicada(url: string): number {
-  const dir = mkdtempSync(join(tmpdir(), "cicada-bench-"));
-  try {
-    const out = join(dir, "r.json");
-    execFileSync(
-      process.execPath,
-      [
-        join(root, "dist/src/cli/main.js"),
-        "run",
-        join(root, "bench/loadfiles/get.ts"),
-        "-H",
-        new URL(url).origin,
-        "-u",
-        String(CONNECTIONS),
-        "-r",
-        String(CONNECTIONS * 100),
-        "-t",
-        `${SECONDS}s`,
-        "--only-summary",
-        "--json",
-        out,
-      ],
-      { stdio: ["ignore", "ignore", "inherit"] },
+async function startTarget(work: string): Promise<{ url: string; kind: string; stop: () => void }> {
+  if (process.env.BENCH_URL) return { url: process.env.BENCH_URL, kind: "BENCH_URL", stop: () => {} };
+  const port = await freePort();
+  const nginx = ["/usr/sbin/nginx", "nginx"].find((p) => has(p));
+  if (nginx) {
+    const conf = join(work, "nginx.conf");
+    writeFileSync(
+      conf,
+      `worker_processes 1;\ndaemon off;\npid ${work}/nginx.pid;\nerror_log ${work}/error.log;\n` +
+        `events { worker_connections 4096; }\nhttp { access_log off; keepalive_requests 10000000; ` +
+        `server { listen 127.0.0.1:${port}; location / { default_type application/json; ` +
+        `return 200 '{"status":"ok","bench":"nginx"}'; } } }\n`,
     );
-    return JSON.parse(readFileSync(out, "utf8")).totals.rps;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+    const args = pin ? ["-c", String(cores - 1), nginx, "-c", conf, "-p", work] : ["-c", conf, "-p", work];
+    const child = spawn(pin ? "taskset" : nginx, args, { stdio: "ignore" });
+    await new Promise((r) => setTimeout(r, 500));
+    return { url: `http://127.0.0.1:${port}/`, kind: "nginx", stop: () => child.kill("SIGTERM") };
   }
+  const script = join(root, "dist/bench/target.js");
+  const child = pin
+    ? spawn("taskset", ["-c", String(cores - 1), process.execPath, script, String(port)], { stdio: "ignore" })
+    : spawn(process.execPath, [script, String(port)], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, 500));
+  return { url: `http://127.0.0.1:${port}/`, kind: "node", stop: () => child.kill("SIGTERM") };
+}
+
+function run(cmd: string[], opts: { encoding: "utf8" }): string {
+  const [file, ...args] = [...genPrefix, ...cmd];
+  return execFileSync(file!, args, { ...opts, stdio: ["ignore", "pipe", "pipe"], maxBuffer: 1 << 26 });
 }
 
 function wrk(url: string): number | undefined {
-  if (spawnSync("which", ["wrk"]).status !== 0) return undefined;
-  const out = execFileSync("wrk", ["-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, url], { encoding: "utf8" });
+  if (!has("wrk")) return undefined;
+  const out = run(["wrk", "-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, url], { encoding: "utf8" });
   const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
   return m ? Number(m[1]) : undefined;
 }
 
-const target = await startTarget();
+function autocannon(url: string): number | undefined {
+  const local = join(root, "node_modules/.bin/autocannon");
+  const bin = has(local) ? local : has("autocannon") ? "autocannon" : undefined;
+  if (!bin) return undefined;
+  const out = run([bin, "-j", "-c", String(CONNECTIONS), "-d", String(SECONDS), url], { encoding: "utf8" });
+  return JSON.parse(out).requests.average as number;
+}
+
+function cicada(url: string, work: string, extra: string[] = []): number {
+  const out = join(work, "r.json");
+  const res = spawnSync(
+    genPrefix[0] ?? process.execPath,
+    [
+      ...genPrefix.slice(1),
+      ...(genPrefix.length > 0 ? [process.execPath] : []),
+      join(root, "dist/src/cli/main.js"),
+      "run",
+      join(root, "bench/loadfiles/get.ts"),
+      "-H",
+      new URL(url).origin,
+      "-u",
+      String(CONNECTIONS),
+      "-r",
+      String(CONNECTIONS * 100),
+      "-t",
+      `${SECONDS}s`,
+      "--only-summary",
+      "--json",
+      out,
+      ...extra,
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
+  if (res.status !== 0 && res.status !== 1) throw new Error(`cicada exited with ${res.status}`);
+  const r = JSON.parse(readFileSync(out, "utf8"));
+  return r.totals.rps as number;
+}
+
+const work = mkdtempSync(join(tmpdir(), "cicada-bench-"));
+const target = await startTarget(work);
 try {
   const rows: Array<[string, number | undefined]> = [];
-  rows.push(["wrk (1 thread)", wrk(target.url)]);
-  rows.push(["undici Pool loop", await undiciPool(target.url)]);
-  rows.push(["cicada run (scripted users)", cicada(target.url)]);
-  const ref = rows.find(([, v]) => v !== undefined)?.[1] ?? 1;
-  console.log(`target ${target.url}, ${CONNECTIONS} connections, ${SECONDS}s each\n`);
+  rows.push(["wrk -t1", wrk(target.url)]);
+  rows.push(["autocannon", autocannon(target.url)]);
+  rows.push(["cicada run (scripted HttpUser)", cicada(target.url, work)]);
+  const ref = rows[0]![1];
+  console.log(
+    `target: ${target.kind} at ${target.url}; ${CONNECTIONS} connections; ${SECONDS}s each; ` +
+      `${pin ? "generator pinned to core 0, target to the last core" : "not pinned"}\n`,
+  );
   for (const [name, v] of rows) {
-    if (v === undefined) console.log(`${name.padEnd(30)} (not installed)`);
-    else console.log(`${name.padEnd(30)} ${v.toFixed(0).padStart(8)} req/s   ${(v / ref).toFixed(2)}×`);
+    if (v === undefined) {
+      console.log(`${name.padEnd(32)} (not installed)`);
+      continue;
+    }
+    const ratio = ref ? `${(v / ref).toFixed(2)}× wrk` : "";
+    console.log(`${name.padEnd(32)} ${v.toFixed(0).padStart(9)} req/s   ${ratio}`);
   }
 } finally {
   target.stop();
+  setTimeout(() => rmSync(work, { recursive: true, force: true }), 300);
 }

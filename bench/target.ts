@@ -8,7 +8,7 @@ const server = createServer((_req, res) => {
   res.end(body);
 });
 server.keepAliveTimeout = 60_000;
-server.listen(0, "127.0.0.1", () => {
+server.listen(Number(process.argv[2] ?? 0), "127.0.0.1", () => {
   const addr = server.address();
   if (addr && typeof addr === "object") process.stdout.write(`${addr.port}\n`);
 });
