@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from "node:http";
+import { parseHeaders } from "./fast/parser.js";
 
 /**
  * A finished HTTP exchange. Network errors do not throw: they give `status` 0 and `error`,
@@ -8,12 +9,14 @@ export class HttpResponse {
   /** Set by `success()`/`failure()` inside `catchResponse`. */
   verdict: { ok: true } | { ok: false; reason: string } | null = null;
   #text: string | undefined;
+  #headers: IncomingHttpHeaders | string;
 
   constructor(
     readonly method: string,
     readonly url: string,
     readonly status: number,
-    readonly headers: IncomingHttpHeaders,
+    /** Parsed headers, or the raw header block from the fast path, parsed on first use. */
+    headers: IncomingHttpHeaders | string,
     readonly body: Buffer,
     /** Network-level error, or null when a response arrived. */
     readonly error: string | null,
@@ -21,7 +24,15 @@ export class HttpResponse {
     readonly elapsedMs: number,
     /** From the start of the request to the response head of the last hop; -1 without one. */
     readonly ttfbMs: number,
-  ) {}
+  ) {
+    this.#headers = headers;
+  }
+
+  /** Response headers with lower-case names; `set-cookie` is always an array. */
+  get headers(): IncomingHttpHeaders {
+    if (typeof this.#headers === "string") this.#headers = parseHeaders(this.#headers) as IncomingHttpHeaders;
+    return this.#headers;
+  }
 
   /** True for 1xx–3xx responses that arrived; what counts as success unless told otherwise. */
   get ok(): boolean {

@@ -1,9 +1,12 @@
+import { setMaxListeners } from "node:events";
 import type { IncomingHttpHeaders } from "node:http";
 import { CookieJar } from "tough-cookie";
 import { Agent, type Dispatcher, fetch as undiciFetch } from "undici";
 import { RunStopped } from "../../api/errors.js";
 import type { StatsRecorder } from "../../stats/recorder.js";
 import { VERSION } from "../../version.js";
+import { FastPool, type OriginInfo, originInfo } from "./fast/connection.js";
+import { parseHeaders } from "./fast/parser.js";
 import { HttpResponse } from "./response.js";
 
 export type QueryValue =
@@ -51,9 +54,91 @@ export interface HttpSessionOptions {
   signal: AbortSignal;
   /** Verify TLS certificates (default true). */
   verifyTls?: boolean;
+  /**
+   * "fast" (default): Cicada's own HTTP/1.1 keep-alive client. "undici": undici's Agent, for
+   * what the fast path does not cover. `fetch()` always uses undici.
+   */
+  engine?: HttpEngine;
+  /** Pools shared by many users; without it each user has its own connection per origin. */
+  sharedPools?: SharedPools;
+  /** Source addresses for new connections, used in turn (past one address's ephemeral ports). */
+  sourceAddresses?: readonly string[];
+}
+
+export type HttpEngine = "fast" | "undici";
+
+/**
+ * Connection pools shared by the users of one worker: `maxConnections` per origin, requests
+ * queue when all are busy. Lets 100,000 users run on a few thousand sockets.
+ */
+export class SharedPools {
+  private readonly pools = new Map<string, FastPool>();
+  constructor(
+    readonly maxConnections: number,
+    private readonly verifyTls: boolean,
+    signal: AbortSignal,
+    private readonly sourceAddresses?: readonly string[],
+  ) {
+    signal.addEventListener("abort", () => {
+      for (const p of this.pools.values()) p.destroy(new RunStopped());
+    });
+  }
+  get(key: string, origin: OriginInfo): FastPool {
+    let p = this.pools.get(key);
+    if (!p) {
+      p = new FastPool(origin, {
+        verifyTls: this.verifyTls,
+        connectTimeoutMs: 10_000,
+        maxConnections: this.maxConnections,
+        sourceAddresses: this.sourceAddresses,
+      });
+      this.pools.set(key, p);
+    }
+    return p;
+  }
+  destroy(): void {
+    for (const p of this.pools.values()) p.destroy();
+    this.pools.clear();
+  }
+}
+
+/** Where a URL goes, resolved once and reused: most loadfiles request a handful of URLs. */
+interface Route {
+  readonly key: string;
+  readonly origin: OriginInfo;
+  readonly path: string;
+  readonly href: string;
+}
+
+const ROUTE_CACHE_MAX = 10_000;
+const routeCache = new Map<string, Route>();
+const originCache = new Map<string, OriginInfo>();
+
+function routeFor(u: URL): Route {
+  const key = u.origin;
+  let origin = originCache.get(key);
+  if (!origin) {
+    origin = originInfo(u);
+    originCache.set(key, origin);
+  }
+  return { key, origin, path: u.pathname + u.search, href: u.href };
+}
+
+const HEAD_CACHE_MAX = 10_000;
+const headCache = new Map<string, Buffer>();
+const SET_COOKIE = /(?:^|\n)set-cookie:/i;
+const FORBIDDEN_IN_HEADER = /[\r\n\0]/;
+
+function checkHeader(name: string, value: string): void {
+  if (FORBIDDEN_IN_HEADER.test(name) || FORBIDDEN_IN_HEADER.test(value) || name.includes(":")) {
+    throw new TypeError(
+      `invalid header ${JSON.stringify(name)}: names and values must not contain CR, LF or NUL`,
+    );
+  }
 }
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+const EMPTY_BODY = Buffer.alloc(0);
 const USER_AGENT = `cicada/${VERSION}`;
 
 /**
@@ -63,12 +148,30 @@ const USER_AGENT = `cicada/${VERSION}`;
 export class HttpSession {
   #agent: Agent | undefined;
   #jar: CookieJar | undefined;
+  #jarSize = 0;
+  #pools: Map<string, FastPool> | undefined;
+  #ownPoolKey: string | undefined;
+  #ownPool: FastPool | undefined;
+  readonly #engine: HttpEngine;
   readonly #o: HttpSessionOptions;
   /** Extra headers sent with every request of this user (e.g. an auth token set in onStart). */
   readonly headers: Record<string, string> = {};
 
   constructor(options: HttpSessionOptions) {
     this.#o = options;
+    this.#engine = options.engine ?? "fast";
+    if (!options.sharedPools) {
+      // One listener per user; a run may have 100,000 of them on the same signal.
+      setMaxListeners(0, options.signal);
+      options.signal.addEventListener("abort", () => this.#destroyPools(new RunStopped()), { once: true });
+    }
+  }
+
+  #destroyPools(reason?: Error): void {
+    if (this.#pools) for (const p of this.#pools.values()) p.destroy(reason);
+    this.#pools = undefined;
+    this.#ownPool = undefined;
+    this.#ownPoolKey = undefined;
   }
 
   /** The per-user dispatcher: one keep-alive connection per origin. */
@@ -83,7 +186,11 @@ export class HttpSession {
 
   /** Cookies this user holds, e.g. to read a session id. */
   get cookies(): CookieJar {
-    this.#jar ??= new CookieJar();
+    if (!this.#jar) {
+      this.#jar = new CookieJar();
+      // Handed out: the user may add cookies we cannot count, so always consult it.
+      this.#jarSize = 1;
+    }
     return this.#jar;
   }
 
@@ -127,8 +234,186 @@ export class HttpSession {
     return u;
   }
 
-  async request(method: string, url: string, opts: RequestOptions = {}): Promise<HttpResponse> {
+  request(method: string, url: string, opts: RequestOptions = {}): Promise<HttpResponse> {
     method = method.toUpperCase();
+    if (this.#engine === "undici") return this.#undiciRequest(method, url, opts);
+    return this.#fastRequest(method, url, opts);
+  }
+
+  #route(url: string, query: RequestOptions["query"]): Route {
+    if (query) return routeFor(this.resolve(url, query));
+    const cacheKey = (this.#o.baseUrl ?? "") + "\u0000" + url;
+    let r = routeCache.get(cacheKey);
+    if (!r) {
+      r = routeFor(this.resolve(url));
+      if (routeCache.size >= ROUTE_CACHE_MAX) routeCache.clear();
+      routeCache.set(cacheKey, r);
+    }
+    return r;
+  }
+
+  #pool(route: Route): FastPool {
+    if (this.#o.sharedPools) return this.#o.sharedPools.get(route.key, route.origin);
+    if (this.#ownPoolKey === route.key) return this.#ownPool!;
+    this.#pools ??= new Map();
+    let p = this.#pools.get(route.key);
+    if (!p) {
+      p = new FastPool(route.origin, {
+        verifyTls: this.#o.verifyTls ?? true,
+        connectTimeoutMs: 10_000,
+        maxConnections: 1,
+        sourceAddresses: this.#o.sourceAddresses,
+      });
+      this.#pools.set(route.key, p);
+    }
+    // Most users talk to one origin: keep it at hand without a map lookup.
+    this.#ownPoolKey = route.key;
+    this.#ownPool = p;
+    return p;
+  }
+
+  /**
+   * Serializes the request head. A request with no per-call headers, cookies or body is the
+   * common case in a load test: its bytes are built once and reused by every user.
+   */
+  #head(
+    method: string,
+    route: Route,
+    opts: RequestOptions,
+    body: string | Uint8Array | undefined,
+    contentType: string | undefined,
+  ): Buffer | string {
+    const plain =
+      opts.headers === undefined && body === undefined && this.#jarEmpty() && this.#noSessionHeaders();
+    if (plain) {
+      const key = `${method} ${route.href}`;
+      let cached = headCache.get(key);
+      if (!cached) {
+        cached = Buffer.from(
+          `${method} ${route.path} HTTP/1.1\r\nhost: ${route.origin.hostHeader}\r\nuser-agent: ${USER_AGENT}\r\n\r\n`,
+          "latin1",
+        );
+        if (headCache.size >= HEAD_CACHE_MAX) headCache.clear();
+        headCache.set(key, cached);
+      }
+      return cached;
+    }
+    const headers: Record<string, string> = { "user-agent": USER_AGENT };
+    for (const k in this.headers) headers[k.toLowerCase()] = this.headers[k]!;
+    if (opts.headers) for (const k in opts.headers) headers[k.toLowerCase()] = opts.headers[k]!;
+    if (contentType !== undefined && headers["content-type"] === undefined)
+      headers["content-type"] = contentType;
+    if (this.#jar) {
+      const cookie = this.#jar.getCookieStringSync(route.href);
+      if (cookie) headers.cookie = cookie;
+    }
+    let text = `${method} ${route.path} HTTP/1.1\r\nhost: ${route.origin.hostHeader}\r\n`;
+    for (const k in headers) {
+      if (k === "host" || k === "content-length" || k === "transfer-encoding") continue;
+      const v = headers[k]!;
+      checkHeader(k, v);
+      text += `${k}: ${v}\r\n`;
+    }
+    if (body !== undefined)
+      text += `content-length: ${typeof body === "string" ? Buffer.byteLength(body) : body.length}\r\n`;
+    else if (method === "POST" || method === "PUT" || method === "PATCH") text += "content-length: 0\r\n";
+    return `${text}\r\n`;
+  }
+
+  #jarEmpty(): boolean {
+    return this.#jar === undefined || this.#jarSize === 0;
+  }
+
+  #noSessionHeaders(): boolean {
+    for (const _ in this.headers) return false;
+    return true;
+  }
+
+  async #fastRequest(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
+    const name = opts.name ?? url;
+    let route = this.#route(url, opts.query);
+    let body: string | Uint8Array | undefined = opts.body;
+    let contentType: string | undefined;
+    if (opts.json !== undefined) {
+      body = JSON.stringify(opts.json);
+      contentType = "application/json";
+    } else if (opts.form) {
+      body = new URLSearchParams(
+        Object.entries(opts.form).map(([k, v]): [string, string] => [k, String(v)]),
+      ).toString();
+      contentType = "application/x-www-form-urlencoded";
+    }
+    const timeoutMs = (opts.timeout ?? 60) * 1000;
+    const maxHops = opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10);
+    const signal = this.#o.signal;
+    let currentMethod = method;
+    const t0 = performance.now();
+    let ttfb = -1;
+    let res: HttpResponse;
+    try {
+      for (let hop = 0; ; hop++) {
+        if (signal.aborted) throw new RunStopped();
+        const head = this.#head(currentMethod, route, opts, body, contentType);
+        const payload =
+          typeof body === "string" || body === undefined
+            ? body
+            : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+        const raw = await this.#pool(route).request(currentMethod, head, payload, timeoutMs);
+        ttfb = raw.headAt - t0;
+        const rawHeaders = raw.head.rawHeaders;
+        const status = raw.head.status;
+        let parsed: IncomingHttpHeaders | undefined;
+        if (rawHeaders.length > 0 && SET_COOKIE.test(rawHeaders)) {
+          parsed = parseRawHeaders(rawHeaders);
+          this.#storeCookies(parsed, route.href);
+        }
+        if (hop < maxHops && status >= 301 && status <= 308 && REDIRECTS.has(status)) {
+          parsed ??= parseRawHeaders(rawHeaders);
+          const location = parsed.location;
+          if (typeof location === "string") {
+            route = routeFor(new URL(location, route.href));
+            if (status === 303 || ((status === 301 || status === 302) && currentMethod === "POST")) {
+              if (currentMethod !== "HEAD") currentMethod = "GET";
+              body = undefined;
+              contentType = undefined;
+            }
+            continue;
+          }
+        }
+        res = new HttpResponse(
+          method,
+          route.href,
+          status,
+          parsed ?? rawHeaders,
+          raw.body,
+          null,
+          performance.now() - t0,
+          ttfb,
+        );
+        break;
+      }
+    } catch (err) {
+      if (signal.aborted) {
+        this.#o.recorder.cancelled("HTTP", method, name);
+        throw new RunStopped();
+      }
+      if (err instanceof TypeError) throw err;
+      res = new HttpResponse(
+        method,
+        route.href,
+        0,
+        {},
+        EMPTY_BODY,
+        describeError(err, timeoutMs),
+        performance.now() - t0,
+        ttfb,
+      );
+    }
+    await this.#finish(res, name, opts.catchResponse);
+    return res;
+  }
+
+  async #undiciRequest(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
     const name = opts.name ?? url;
     let target = this.resolve(url, opts.query);
     const headers: Record<string, string> = { "user-agent": USER_AGENT, ...this.headers };
@@ -246,6 +531,7 @@ export class HttpSession {
     if (!set) return;
     const jar = this.cookies;
     for (const c of Array.isArray(set) ? set : [set]) jar.setCookieSync(c, url, { ignoreError: true });
+    this.#jarSize++;
   }
 
   /**
@@ -305,12 +591,17 @@ export class HttpSession {
 
   /** Closes this user's connections: gracefully, or at once when the run is cut short. */
   async close(force = false): Promise<void> {
+    this.#destroyPools();
     const a = this.#agent;
     this.#agent = undefined;
     if (!a) return;
     if (force) await a.destroy().catch(() => {});
     else await a.close().catch(() => {});
   }
+}
+
+function parseRawHeaders(raw: string): IncomingHttpHeaders {
+  return parseHeaders(raw) as IncomingHttpHeaders;
 }
 
 /** One stable line per kind of error, so failures group well. */

@@ -1,0 +1,322 @@
+import { connect as netConnect, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
+import { ParseError, type ParserHandler, type ResponseHead, ResponseParser } from "./parser.js";
+
+/** A finished exchange as the fast path sees it: bytes and times, nothing parsed beyond framing. */
+export interface RawResponse {
+  head: ResponseHead;
+  body: Buffer;
+  /** performance.now() when the head arrived. */
+  headAt: number;
+}
+
+export interface OriginInfo {
+  readonly secure: boolean;
+  readonly host: string;
+  readonly port: number;
+  /** Value of the Host header. */
+  readonly hostHeader: string;
+}
+
+export interface ConnectOptions {
+  readonly verifyTls: boolean;
+  readonly connectTimeoutMs: number;
+  /** Source address to bind, to go past one address's ephemeral ports. */
+  readonly localAddress?: string | undefined;
+}
+
+/** Errors carry a code, like Node's, so that failures group by kind. */
+export class FastHttpError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+    /** Nothing reached the server: safe to retry on a fresh connection. */
+    readonly retryable = false,
+  ) {
+    super(message);
+    this.name = "FastHttpError";
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * One HTTP/1.1 keep-alive connection, one request at a time. It writes pre-serialized bytes and
+ * frames responses with a purpose-built parser: this is the hot path undici's generality costs
+ * too much on.
+ */
+export class FastConnection implements ParserHandler {
+  private socket: Socket | undefined;
+  private readonly parser: ResponseParser;
+  private connected = false;
+  private connecting: Promise<void> | undefined;
+  /** Requests served on the current socket: a failure on the first is not a stale keep-alive. */
+  private served = 0;
+  private head: ResponseHead | undefined;
+  private headAt = 0;
+  private chunks: Buffer[] = [];
+  private resolve: ((r: RawResponse) => void) | undefined;
+  private reject: ((e: Error) => void) | undefined;
+  private timeoutMs = 0;
+  private closeAfter = false;
+  dead = false;
+
+  constructor(
+    readonly origin: OriginInfo,
+    private readonly options: ConnectOptions,
+  ) {
+    this.parser = new ResponseParser(this);
+  }
+
+  get busy(): boolean {
+    return this.resolve !== undefined;
+  }
+
+  private open(): Promise<void> {
+    this.connecting ??= new Promise<void>((resolve, reject) => {
+      const { host, port, secure } = this.origin;
+      const local = this.options.localAddress ? { localAddress: this.options.localAddress } : {};
+      const sock: Socket = secure
+        ? tlsConnect({
+            host,
+            port,
+            // SNI takes host names only.
+            ...(/^[\d.:]+$/.test(host) ? {} : { servername: host }),
+            rejectUnauthorized: this.options.verifyTls,
+            ALPNProtocols: ["http/1.1"],
+            ...local,
+          })
+        : netConnect({ host, port, ...local });
+      this.socket = sock;
+      this.served = 0;
+      sock.setNoDelay(true);
+      const timer = setTimeout(() => {
+        sock.destroy(new FastHttpError("connect timeout", "UND_ERR_CONNECT_TIMEOUT", true));
+      }, this.options.connectTimeoutMs);
+      const onConnect = () => {
+        clearTimeout(timer);
+        sock.off("error", onError);
+        this.connected = true;
+        resolve();
+      };
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        this.teardown();
+        reject(err);
+      };
+      sock.once(secure ? "secureConnect" : "connect", onConnect);
+      sock.once("error", onError);
+      sock.on("data", (d: Buffer) => this.onData(d));
+      sock.on("end", () => this.onEnd());
+      sock.on("close", () => this.onClose());
+      sock.on("error", (err) => this.fail(err));
+      sock.on("timeout", () => {
+        if (this.busy) {
+          const e = new FastHttpError(
+            `timeout: no response within ${this.timeoutMs / 1000}s`,
+            "UND_ERR_HEADERS_TIMEOUT",
+          );
+          this.fail(e);
+        } else this.teardown();
+      });
+    });
+    return this.connecting;
+  }
+
+  /**
+   * Sends one request (head and body already serialized) and resolves with the response.
+   * `method` tells the parser whether a body follows (HEAD).
+   */
+  async request(
+    method: string,
+    head: Buffer | string,
+    body: Buffer | string | undefined,
+    timeoutMs: number,
+  ): Promise<RawResponse> {
+    if (this.busy) throw new Error("FastConnection is busy");
+    if (!this.connected) await this.open();
+    const sock = this.socket!;
+    if (timeoutMs !== this.timeoutMs) {
+      this.timeoutMs = timeoutMs;
+      sock.setTimeout(timeoutMs);
+    }
+    this.parser.expect(method);
+    const p = new Promise<RawResponse>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+    if (body !== undefined && body.length > 0) {
+      sock.cork();
+      sock.write(head);
+      sock.write(body);
+      sock.uncork();
+    } else sock.write(head);
+    return p;
+  }
+
+  onHead(head: ResponseHead): void {
+    this.head = head;
+    this.headAt = performance.now();
+    this.closeAfter = head.close;
+  }
+
+  onBody(chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+
+  onComplete(): void {
+    const resolve = this.resolve!;
+    const chunks = this.chunks;
+    const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const res: RawResponse = { head: this.head!, body, headAt: this.headAt };
+    this.chunks = [];
+    this.head = undefined;
+    this.resolve = undefined;
+    this.reject = undefined;
+    this.served++;
+    if (this.closeAfter) this.teardown();
+    resolve(res);
+  }
+
+  private onData(d: Buffer): void {
+    try {
+      this.parser.execute(d);
+    } catch (err) {
+      const msg = err instanceof ParseError ? err.message : `invalid response: ${(err as Error).message}`;
+      this.fail(new FastHttpError(msg, "HPE_INVALID"));
+    }
+  }
+
+  private onEnd(): void {
+    try {
+      this.parser.finish();
+    } catch (err) {
+      this.fail(new FastHttpError((err as Error).message, "UND_ERR_SOCKET", this.served > 0 && !this.head));
+    }
+  }
+
+  private onClose(): void {
+    if (this.busy) {
+      // A keep-alive connection the server closed just as we reused it: nothing was answered,
+      // so the caller may retry on a fresh connection.
+      const stale = this.served > 0 && this.head === undefined;
+      this.fail(new FastHttpError("connection closed by server", "UND_ERR_SOCKET", stale));
+    }
+    this.teardown();
+  }
+
+  private fail(err: Error): void {
+    const reject = this.reject;
+    this.resolve = undefined;
+    this.reject = undefined;
+    this.chunks = [];
+    this.head = undefined;
+    this.teardown();
+    reject?.(err);
+  }
+
+  private teardown(): void {
+    this.connected = false;
+    this.connecting = undefined;
+    this.parser.reset();
+    const s = this.socket;
+    this.socket = undefined;
+    if (s && !s.destroyed) s.destroy();
+  }
+
+  /** Closes the connection; a pending request fails with `reason`. */
+  destroy(reason?: Error): void {
+    this.dead = true;
+    if (this.busy) this.fail(reason ?? new FastHttpError("connection destroyed", "UND_ERR_DESTROYED"));
+    else this.teardown();
+  }
+}
+
+/**
+ * Connections to one origin. A user's own pool has one connection, like a browser tab with
+ * keep-alive; a shared pool lets many users share a few connections, queueing when all are busy.
+ */
+export class FastPool {
+  private readonly idle: FastConnection[] = [];
+  private readonly all = new Set<FastConnection>();
+  private readonly waiting: Array<(c: FastConnection) => void> = [];
+  private nextSource = 0;
+
+  constructor(
+    readonly origin: OriginInfo,
+    private readonly options: ConnectOptions & {
+      readonly maxConnections: number;
+      readonly sourceAddresses?: readonly string[];
+    },
+  ) {}
+
+  private acquire(): FastConnection | Promise<FastConnection> {
+    const c = this.idle.pop();
+    if (c) return c;
+    if (this.all.size < this.options.maxConnections) {
+      const src = this.options.sourceAddresses;
+      const localAddress =
+        src && src.length > 0 ? src[this.nextSource++ % src.length] : this.options.localAddress;
+      const conn = new FastConnection(this.origin, { ...this.options, localAddress });
+      this.all.add(conn);
+      return conn;
+    }
+    return new Promise((r) => this.waiting.push(r));
+  }
+
+  private release(c: FastConnection): void {
+    if (c.dead) {
+      this.all.delete(c);
+      // A waiter gets a fresh connection instead.
+      const w = this.waiting.shift();
+      if (w) {
+        const conn = new FastConnection(this.origin, this.options);
+        this.all.add(conn);
+        w(conn);
+      }
+      return;
+    }
+    const w = this.waiting.shift();
+    if (w) w(c);
+    else this.idle.push(c);
+  }
+
+  async request(
+    method: string,
+    head: Buffer | string,
+    body: Buffer | string | undefined,
+    timeoutMs: number,
+  ): Promise<RawResponse> {
+    const got = this.acquire();
+    const conn = got instanceof FastConnection ? got : await got;
+    try {
+      return await conn.request(method, head, body, timeoutMs);
+    } catch (err) {
+      // Retry once when a reused keep-alive connection turned out to be closed, as browsers do.
+      if (err instanceof FastHttpError && err.retryable && !conn.dead) {
+        return await conn.request(method, head, body, timeoutMs);
+      }
+      throw err;
+    } finally {
+      this.release(conn);
+    }
+  }
+
+  get size(): number {
+    return this.all.size;
+  }
+
+  /** Closes every connection; pending requests fail with `reason`. */
+  destroy(reason?: Error): void {
+    for (const c of this.all) c.destroy(reason);
+    this.all.clear();
+    this.idle.length = 0;
+  }
+}
+
+export function originInfo(u: URL): OriginInfo {
+  const secure = u.protocol === "https:";
+  const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
+  const port = u.port ? Number(u.port) : secure ? 443 : 80;
+  return { secure, host, port, hostHeader: u.host };
+}
