@@ -23,6 +23,11 @@ export interface CicadaConfig {
   verifyTls?: boolean;
   /** Check that each host accepts TCP connections before starting (default true). */
   preflight?: boolean;
+  /**
+   * Worker threads that run the users, each with its own event loop and connections: N ≥ 1,
+   * or -1 for one per core (the default). 1 runs users in the main thread.
+   */
+  processes?: number;
 }
 
 /** Identity function that gives a config file editor types. */

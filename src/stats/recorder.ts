@@ -40,12 +40,25 @@ export class Recorder implements StatsRecorder {
 
   constructor(readonly workerId: string) {}
 
+  /** type → method → name; nested maps, because building a key string per request costs an allocation. */
+  private readonly index = new Map<string, Map<string, Map<string, EndpointStats>>>();
+
   private acc(type: string, method: string, name: string): EndpointStats {
-    const key = type + SEP + method + SEP + name;
-    let a = this.endpoints.get(key);
+    let byMethod = this.index.get(type);
+    if (!byMethod) {
+      byMethod = new Map();
+      this.index.set(type, byMethod);
+    }
+    let byName = byMethod.get(method);
+    if (!byName) {
+      byName = new Map();
+      byMethod.set(method, byName);
+    }
+    let a = byName.get(name);
     if (!a) {
       a = new EndpointStats(type, method, name);
-      this.endpoints.set(key, a);
+      byName.set(name, a);
+      this.endpoints.set(type + SEP + method + SEP + name, a);
     }
     return a;
   }

@@ -83,6 +83,27 @@ export class SharedPools {
       for (const p of this.pools.values()) p.destroy(new RunStopped());
     });
   }
+  /** One set of shared pools per worker (per hard-stop signal) and size. */
+  static forWorker(
+    maxConnections: number,
+    verifyTls: boolean,
+    signal: AbortSignal,
+    sourceAddresses?: readonly string[],
+  ): SharedPools {
+    let bySize = sharedBySignal.get(signal);
+    if (!bySize) {
+      bySize = new Map();
+      sharedBySignal.set(signal, bySize);
+    }
+    const key = `${maxConnections}/${verifyTls}`;
+    let pools = bySize.get(key);
+    if (!pools) {
+      pools = new SharedPools(maxConnections, verifyTls, signal, sourceAddresses);
+      bySize.set(key, pools);
+    }
+    return pools;
+  }
+
   get(key: string, origin: OriginInfo): FastPool {
     let p = this.pools.get(key);
     if (!p) {
@@ -102,6 +123,8 @@ export class SharedPools {
   }
 }
 
+const sharedBySignal = new WeakMap<AbortSignal, Map<string, SharedPools>>();
+
 /** Where a URL goes, resolved once and reused: most loadfiles request a handful of URLs. */
 interface Route {
   readonly key: string;
@@ -111,7 +134,8 @@ interface Route {
 }
 
 const ROUTE_CACHE_MAX = 10_000;
-const routeCache = new Map<string, Route>();
+/** Per base URL: URL as written in the loadfile → route. Shared by all users of a worker. */
+const routeCaches = new Map<string, Map<string, Route>>();
 const originCache = new Map<string, OriginInfo>();
 
 function routeFor(u: URL): Route {
@@ -150,6 +174,7 @@ export class HttpSession {
   #jar: CookieJar | undefined;
   #jarSize = 0;
   #pools: Map<string, FastPool> | undefined;
+  #routes: Map<string, Route> | undefined;
   #ownPoolKey: string | undefined;
   #ownPool: FastPool | undefined;
   readonly #engine: HttpEngine;
@@ -242,12 +267,21 @@ export class HttpSession {
 
   #route(url: string, query: RequestOptions["query"]): Route {
     if (query) return routeFor(this.resolve(url, query));
-    const cacheKey = (this.#o.baseUrl ?? "") + "\u0000" + url;
-    let r = routeCache.get(cacheKey);
+    let cache = this.#routes;
+    if (!cache) {
+      const base = this.#o.baseUrl ?? "";
+      cache = routeCaches.get(base);
+      if (!cache) {
+        cache = new Map();
+        routeCaches.set(base, cache);
+      }
+      this.#routes = cache;
+    }
+    let r = cache.get(url);
     if (!r) {
       r = routeFor(this.resolve(url));
-      if (routeCache.size >= ROUTE_CACHE_MAX) routeCache.clear();
-      routeCache.set(cacheKey, r);
+      if (cache.size >= ROUTE_CACHE_MAX) cache.clear();
+      cache.set(url, r);
     }
     return r;
   }

@@ -70,8 +70,20 @@ const COMMA = 44;
 const DQUOTE = 34;
 const BACKSLASH = 92;
 const EQUALS = 61;
-const CRLFCRLF = Buffer.from("\r\n\r\n", "latin1");
-const HTTP_1_DOT = Buffer.from("HTTP/1.", "latin1");
+const HTTP_SLASH = Buffer.from("HTTP/", "latin1");
+
+/** Checks the first n (<= 8) bytes of a status line against "HTTP/1.0" / "HTTP/1.1". */
+function checkVersion(buf: Buffer, start: number, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const c = buf[start + i];
+    if (i < 5) {
+      if (c !== HTTP_SLASH[i])
+        throw protocolError("HPE_INVALID_CONSTANT", "Expected HTTP/ at the start of the status line");
+    } else if (i === 5 ? c !== 49 : i === 6 ? c !== 46 : c !== 48 && c !== 49) {
+      throw protocolError("HPE_INVALID_VERSION", "Invalid HTTP version (only HTTP/1.0 and HTTP/1.1)");
+    }
+  }
+}
 const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 /** Largest chunk size that can take one more hex digit and stay a safe integer. */
 const CHUNK_SIZE_LIMIT = Math.floor(Number.MAX_SAFE_INTEGER / 16);
@@ -163,12 +175,18 @@ export class ResponseParser {
   /** Holds a head or trailer section that arrives in pieces. */
   private scratch: Buffer = Buffer.allocUnsafe(0);
   private scratchLen = 0;
-  /** Where collect() found the end of the block held in scratch (start of its final CRLFCRLF). */
-  private blockEnd = 0;
+  /** Walking a section: where the next line to validate starts; whether the status line is still to come. */
+  private resume = 0;
+  private statusPending = false;
   /** Bytes left in the Content-Length body or the current chunk; the chunk size being read. */
   private remaining = 0;
   private extState = E_NAME_START;
-  // Per-head header facts, filled while the header block is validated.
+  // The status line and framing headers of the head being walked.
+  private sStatus = 0;
+  private sMinor = 1;
+  private sReasonStart = 0;
+  private sReasonEnd = 0;
+  private sHeadersStart = 0;
   private hContentLength = -1;
   private hTransferEncoding = false;
   private hChunked = false;
@@ -178,8 +196,9 @@ export class ResponseParser {
   constructor(handler: ParserHandler, options?: { maxHeaderBytes?: number }) {
     this.handler = handler;
     const max = options?.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
-    if (!Number.isInteger(max) || max < 16)
+    if (!Number.isInteger(max) || max < 16) {
       throw new RangeError(`maxHeaderBytes must be an integer >= 16, got ${max}`);
+    }
     this.maxHeaderBytes = max;
   }
 
@@ -190,10 +209,10 @@ export class ResponseParser {
 
   /** Call before each request is written: the response to a HEAD has no body. Several calls queue up (pipelining). */
   expect(method: string): void {
-    if (this.queueCount === this.queue.length) {
-      const bigger = new Uint8Array(this.queue.length * 2);
-      for (let i = 0; i < this.queueCount; i++)
-        bigger[i] = this.queue[(this.queueStart + i) % this.queue.length]!;
+    const cap = this.queue.length;
+    if (this.queueCount === cap) {
+      const bigger = new Uint8Array(cap * 2);
+      for (let i = 0; i < this.queueCount; i++) bigger[i] = this.queue[(this.queueStart + i) % cap]!;
       this.queue = bigger;
       this.queueStart = 0;
     }
@@ -204,9 +223,7 @@ export class ResponseParser {
 
   /** Feeds bytes. Throws ParseError on invalid input (then the connection must be discarded). */
   execute(data: Buffer): void {
-    if (this.state === S_DEAD) {
-      throw this.error ?? new ParseError("HPE_PARSER_DEAD", "parser used after an error; call reset()");
-    }
+    if (this.state === S_DEAD) throw this.deadError();
     try {
       this.run(data);
     } catch (err) {
@@ -246,6 +263,10 @@ export class ResponseParser {
     this.remaining = 0;
   }
 
+  private deadError(): ParseError {
+    return this.error ?? new ParseError("HPE_PARSER_DEAD", "parser used after an error; call reset()");
+  }
+
   private run(data: Buffer): void {
     const len = data.length;
     const generation = this.generation;
@@ -269,18 +290,20 @@ export class ResponseParser {
         case S_HEAD: {
           let next: number;
           if (this.scratchLen === 0) {
-            // Fast path: parse straight from the input; -1 when the head does not end in it.
-            next = this.parseHead(data, pos, Math.min(len, pos + this.maxHeaderBytes));
-            if (next === -1) {
-              this.stashHead(data, pos);
+            // Fast path: walk the head straight in the input, no copy.
+            this.resume = pos;
+            this.statusPending = true;
+            const end = this.headerLines(data, Math.min(len, pos + this.maxHeaderBytes), true);
+            if (end === -1) {
+              this.stash(data, pos, true);
               return;
             }
+            next = end + 2;
+            this.emitHead(data, end);
           } else {
-            next = this.collect(data, pos);
+            next = this.more(data, pos, true);
             if (next === -1) return;
-            if (this.parseHead(this.scratch, 0, this.blockEnd + 4) === -1) {
-              throw new ParseError("HPE_INTERNAL", "response head was collected but did not parse");
-            }
+            this.emitHead(this.scratch, this.resume);
           }
           if (this.generation !== generation) return;
           pos = next;
@@ -337,10 +360,7 @@ export class ResponseParser {
           pos++;
           if (this.remaining === 0) {
             this.state = S_TRAILERS;
-            this.ensureScratch(2);
-            this.scratch[0] = CR;
-            this.scratch[1] = LF;
-            this.scratchLen = 2;
+            this.scratchLen = 0;
           } else {
             this.state = S_CHUNK_DATA;
           }
@@ -379,23 +399,31 @@ export class ResponseParser {
           this.state = S_CHUNK_SIZE_START;
           break;
         case S_TRAILERS: {
-          // The common case: no trailers, the final CRLF is here whole.
-          if (this.scratchLen === 2 && pos + 1 < len && data[pos] === CR && data[pos + 1] === LF) {
-            pos += 2;
+          if (this.scratchLen === 0) {
+            // The common case: no trailers, the final CRLF is here whole.
+            if (data[pos] === CR && pos + 1 < len && data[pos + 1] === LF) {
+              pos += 2;
+            } else {
+              this.resume = pos;
+              this.statusPending = false;
+              const end = this.headerLines(data, Math.min(len, pos + this.maxHeaderBytes), false);
+              if (end === -1) {
+                this.stash(data, pos, false);
+                return;
+              }
+              pos = end + 2;
+            }
           } else {
-            const next = this.collect(data, pos);
+            const next = this.more(data, pos, false);
             if (next === -1) return;
             pos = next;
-            // scratch holds the CRLF that ended the last-chunk line, then the trailer lines.
-            this.headerLines(this.scratch, 2, this.blockEnd + 4, false);
           }
-          this.scratchLen = 0;
           this.complete();
           if (this.generation !== generation) return;
           break;
         }
         default:
-          throw this.error ?? new ParseError("HPE_PARSER_DEAD", "parser used after an error; call reset()");
+          throw this.deadError();
       }
     }
   }
@@ -412,102 +440,94 @@ export class ResponseParser {
     if (this.scratch.length >= size) return;
     let cap = Math.max(256, this.scratch.length * 2);
     while (cap < size) cap *= 2;
-    const bigger = Buffer.allocUnsafe(Math.min(cap, Math.max(size, this.maxHeaderBytes + 4)));
+    const bigger = Buffer.allocUnsafe(Math.min(cap, Math.max(size, this.maxHeaderBytes)));
     this.scratch.copy(bigger, 0, 0, this.scratchLen);
     this.scratch = bigger;
   }
 
-  /** Keeps the start of a head that did not end in this input (parseHead found no end within the limit). */
-  private stashHead(data: Buffer, pos: number): void {
-    const n = Math.min(data.length - pos, this.maxHeaderBytes);
+  private overflow(): ParseError {
+    const what = this.state === S_TRAILERS ? "trailer section" : "response head";
+    return protocolError(
+      "HPE_HEADER_OVERFLOW",
+      `Header overflow: the ${what} exceeds maxHeaderBytes (${this.maxHeaderBytes})`,
+    );
+  }
+
+  /** Keeps the start of a section (head or trailers) that did not end in this input; it is walked again from scratch. */
+  private stash(data: Buffer, pos: number, head: boolean): void {
+    const n = data.length - pos;
     if (n >= this.maxHeaderBytes) throw this.overflow();
     this.ensureScratch(n);
     data.copy(this.scratch, 0, pos, pos + n);
     this.scratchLen = n;
-    this.checkHeadStart();
-  }
-
-  /** Rejects a head that cannot become a status line as soon as its first bytes are in (as llhttp does). */
-  private checkHeadStart(): void {
-    const s = this.scratch;
-    const n = Math.min(this.scratchLen, 7);
-    for (let i = 0; i < n; i++) {
-      if (s[i] !== HTTP_1_DOT[i])
-        throw protocolError("HPE_INVALID_CONSTANT", "Expected HTTP/1.0 or HTTP/1.1 status line");
-    }
+    this.resume = 0;
+    this.statusPending = head;
   }
 
   /**
-   * Adds input to the held part of a block that ends with CRLFCRLF (a head, or trailers behind the CRLF
-   * of the last-chunk line), at most maxHeaderBytes long with its terminator. Returns the offset in data
-   * just past the terminator (the block is then scratch[0, blockEnd) where blockEnd is where the
-   * terminator starts), or -1 when all of data was kept and more is needed.
+   * Adds input to a held section and walks on from the last complete line. Returns the offset in data just
+   * past the section (which is then scratch[0, resume) + its empty line), or -1 when all of data was kept.
    */
-  private collect(data: Buffer, pos: number): number {
+  private more(data: Buffer, pos: number, head: boolean): number {
     const max = this.maxHeaderBytes;
     const held = this.scratchLen;
     const n = Math.min(data.length - pos, max - held);
     const total = held + n;
     this.ensureScratch(total);
     const s = this.scratch;
-    const from = held > 3 ? held - 3 : 0;
-    let idx = -1;
+    // Walk again only when a line can have ended (or the status line is too short to judge yet): the
+    // incomplete last line is walked from its start, so this keeps a head fed in small pieces linear.
+    let walk = this.statusPending && held < 8;
     if (n <= 16) {
-      // Small pieces (a head trickling in): a JS copy and scan beat two native calls.
-      for (let i = 0; i < n; i++) s[held + i] = data[pos + i]!;
-      for (let i = from; i + 3 < total; i++) {
-        if (s[i] === CR && s[i + 1] === LF && s[i + 2] === CR && s[i + 3] === LF) {
-          idx = i;
-          break;
-        }
+      // Small pieces (a head trickling in): a JS copy and scan beat native calls.
+      for (let i = 0; i < n; i++) {
+        const c = data[pos + i]!;
+        s[held + i] = c;
+        if (c === CR || c === LF) walk = true;
       }
     } else {
       data.copy(s, held, pos, pos + n);
-      idx = s.indexOf(CRLFCRLF, from);
-      // Stale bytes past `total` may match too: only a match that ends inside the held bytes counts.
-      if (idx + 4 > total) idx = -1;
+      if (!walk) {
+        const cr = data.indexOf(CR, pos);
+        walk = cr !== -1 && cr < pos + n;
+        if (!walk) {
+          const lf = data.indexOf(LF, pos);
+          walk = lf !== -1 && lf < pos + n;
+        }
+      }
     }
-    if (idx !== -1) {
-      this.scratchLen = 0;
-      this.blockEnd = idx;
-      return pos + (idx + 4 - held);
+    if (walk) {
+      const end = this.headerLines(s, total, head);
+      if (end !== -1) {
+        this.scratchLen = 0;
+        this.resume = end;
+        return pos + (end + 2 - held);
+      }
     }
     if (total >= max) throw this.overflow();
     this.scratchLen = total;
-    if (held < 7 && this.state === S_HEAD) this.checkHeadStart();
     return -1;
   }
 
-  private overflow(): ParseError {
-    return protocolError(
-      "HPE_HEADER_OVERFLOW",
-      `Header overflow: the ${this.state === S_TRAILERS ? "trailer section" : "response head"} exceeds maxHeaderBytes (${this.maxHeaderBytes})`,
-    );
-  }
-
   /**
-   * Parses the head that starts at buf[start]: status line, header lines, empty line. Returns the offset
-   * just past it, or -1 when it does not end before `limit` (nothing is emitted then). Emits onHead (and
-   * onComplete for a response without body) for a final head; skips a 1xx.
+   * Parses the status line at buf[start]. Returns where the header lines start, or -1 when the line does not
+   * end before `limit` (after rejecting what already cannot become a status line).
    */
-  private parseHead(buf: Buffer, start: number, limit: number): number {
-    // Status line: "HTTP/1.x SSS" then " reason" or nothing.
+  private statusLine(buf: Buffer, start: number, limit: number): number {
     const lineEnd = buf.indexOf(CR, start);
-    if (lineEnd === -1 || lineEnd + 1 >= limit) return -1;
-    if (
-      lineEnd < start + 12 ||
-      buf[start] !== 72 || // H
-      buf[start + 1] !== 84 || // T
-      buf[start + 2] !== 84 || // T
-      buf[start + 3] !== 80 || // P
-      buf[start + 4] !== 47 || // /
-      buf[start + 5] !== 49 || // 1
-      buf[start + 6] !== 46 // .
-    ) {
-      throw protocolError("HPE_INVALID_CONSTANT", "Expected HTTP/1.0 or HTTP/1.1 status line");
+    if (lineEnd === -1 || lineEnd + 1 >= limit) {
+      checkVersion(buf, start, Math.min(limit - start, 8));
+      const lf = buf.indexOf(LF, start);
+      if (lf !== -1 && lf < limit)
+        throw protocolError("HPE_STRICT", "Missing expected CR after response line");
+      return -1;
     }
+    const lf = buf.indexOf(LF, start);
+    if (lf !== -1 && lf < lineEnd)
+      throw protocolError("HPE_STRICT", "Missing expected CR after response line");
+    checkVersion(buf, start, 8);
+    if (lineEnd < start + 12) throw protocolError("HPE_INVALID_STATUS", "Invalid status code");
     const minor = buf[start + 7]! - 48;
-    if (minor !== 0 && minor !== 1) throw protocolError("HPE_INVALID_VERSION", "Invalid HTTP version");
     if (buf[start + 8] !== SP) throw protocolError("HPE_INVALID_VERSION", "Expected space after version");
     const d0 = buf[start + 9]! - 48;
     const d1 = buf[start + 10]! - 48;
@@ -515,46 +535,96 @@ export class ResponseParser {
     if (d0 < 1 || d0 > 9 || d1 < 0 || d1 > 9 || d2 < 0 || d2 > 9) {
       throw protocolError("HPE_INVALID_STATUS", "Invalid status code");
     }
-    const status = d0 * 100 + d1 * 10 + d2;
     if (buf[lineEnd + 1] !== LF) throw protocolError("HPE_STRICT", "Expected LF after CR in status line");
-    let rs = -1;
+    let rs = lineEnd;
     if (lineEnd > start + 12) {
       if (buf[start + 12] !== SP) throw protocolError("HPE_INVALID_STATUS", "Invalid response status");
       rs = start + 13;
-      // A bare LF would end the line for a lenient reader: reject it (llhttp does too).
-      if (rs < lineEnd && buf.indexOf(LF, rs) < lineEnd)
-        throw protocolError("HPE_STRICT", "Bare LF in status line");
     }
+    const status = d0 * 100 + d1 * 10 + d2;
     if (status === 101)
       throw new ParseError("HPE_UPGRADE", "upgrade not supported (101 Switching Protocols)");
-
+    this.sStatus = status;
+    this.sMinor = minor;
+    this.sReasonStart = rs;
+    this.sReasonEnd = lineEnd;
+    this.sHeadersStart = lineEnd + 2;
     this.hContentLength = -1;
     this.hTransferEncoding = false;
     this.hChunked = false;
     this.hClose = false;
     this.hKeepAlive = false;
-    const headersStart = lineEnd + 2;
-    // end = where the empty line that closes the head starts.
-    const end = this.headerLines(buf, headersStart, limit, true);
-    if (end === -1) return -1;
-    if (end + 2 - start > this.maxHeaderBytes) throw this.overflow();
+    return lineEnd + 2;
+  }
 
+  /**
+   * Validates a section's lines from this.resume (the status line first when statusPending) and, for heads,
+   * records the framing headers. Returns where the empty line that ends the section starts, or -1 when it does
+   * not end before `limit` (this.resume is then the start of the incomplete line).
+   */
+  private headerLines(buf: Buffer, limit: number, head: boolean): number {
+    let p = this.resume;
+    if (this.statusPending) {
+      p = this.statusLine(buf, p, limit);
+      if (p === -1) return -1;
+      this.statusPending = false;
+      this.resume = p;
+    }
+    for (;;) {
+      const lineStart = p;
+      let c = buf[p]!;
+      if (c === CR) {
+        if (p + 1 >= limit) break;
+        if (buf[p + 1] !== LF) throw protocolError("HPE_STRICT", "Missing expected LF after header line");
+        return p;
+      }
+      while (TOKEN[c] === 1) c = buf[++p]!;
+      if (c !== COLON || p === lineStart) {
+        if (p >= limit) break;
+        throw protocolError(
+          "HPE_INVALID_HEADER_TOKEN",
+          c === SP || c === HTAB ? "Unexpected whitespace in header line" : "Invalid header token",
+        );
+      }
+      const nameLen = p - lineStart;
+      while ((c = buf[++p]!) === SP || c === HTAB);
+      const valueStart = p;
+      while (FIELD_VALUE[c] === 1) c = buf[++p]!;
+      if (c !== CR) {
+        if (p >= limit) break;
+        throw protocolError("HPE_INVALID_HEADER_TOKEN", "Invalid header value char");
+      }
+      if (p + 1 >= limit) break;
+      if (buf[p + 1] !== LF) throw protocolError("HPE_STRICT", "Missing expected LF after header value");
+      if (head && (nameLen === 14 || nameLen === 17 || nameLen === 10)) {
+        let valueEnd = p;
+        while (valueEnd > valueStart && ((c = buf[valueEnd - 1]!) === SP || c === HTAB)) valueEnd--;
+        this.framingHeader(buf, lineStart, nameLen, valueStart, valueEnd);
+      }
+      p += 2;
+      this.resume = p;
+    }
+    return -1;
+  }
+
+  /** A whole head was walked (end = start of its empty line): skip a 1xx, or emit it and set up the body. */
+  private emitHead(buf: Buffer, end: number): void {
+    const status = this.sStatus;
     if (status < 200) {
       this.state = S_IDLE; // interim response: the final head follows
-      return end + 2;
+      return;
     }
-
     const noBody = this.queue[this.queueStart] === 1 || status === 204 || status === 304;
     let contentLength = this.hContentLength;
     let chunked = false;
-    let close = this.hClose || (minor === 0 && !this.hKeepAlive);
+    let close = this.hClose || (this.sMinor === 0 && !this.hKeepAlive);
     let next: number;
     if (noBody) {
       next = S_IDLE;
     } else if (this.hTransferEncoding) {
       // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, and a message with both (or an
       // HTTP/1.0 message with Transfer-Encoding) has suspect framing: don't reuse the connection.
-      if (contentLength !== -1 || minor === 0) close = true;
+      if (contentLength !== -1 || this.sMinor === 0) close = true;
       contentLength = -1;
       if (this.hChunked) {
         chunked = true;
@@ -571,62 +641,20 @@ export class ResponseParser {
     }
     this.state = next;
     this.remaining = next === S_BODY_CL ? contentLength : 0;
+    const rs = this.sReasonStart;
+    const re = this.sReasonEnd;
+    const hs = this.sHeadersStart;
     const generation = this.generation;
     this.handler.onHead({
       status,
       statusText:
-        rs === -1 || rs >= lineEnd
-          ? ""
-          : lineEnd - rs === 2 && buf[rs] === 79 && buf[rs + 1] === 75
-            ? "OK"
-            : latin1(buf, rs, lineEnd),
-      rawHeaders: headersStart < end ? latin1(buf, headersStart, end - 2) : "",
+        rs === re ? "" : re - rs === 2 && buf[rs] === 79 && buf[rs + 1] === 75 ? "OK" : latin1(buf, rs, re),
+      rawHeaders: hs < end ? latin1(buf, hs, end - 2) : "",
       contentLength,
       chunked,
       close,
     });
     if (next === S_IDLE && this.generation === generation) this.complete();
-    return end + 2;
-  }
-
-  /**
-   * Validates the header (or trailer) lines from buf[p] and, for heads, records the framing headers.
-   * Returns where the empty line that ends the section starts, or -1 when it does not end before `limit`.
-   */
-  private headerLines(buf: Buffer, p: number, limit: number, head: boolean): number {
-    for (;;) {
-      let c = buf[p]!;
-      if (c === CR) {
-        if (p + 1 >= limit) return -1;
-        if (buf[p + 1] !== LF) throw protocolError("HPE_STRICT", "Missing expected LF after header line");
-        return p;
-      }
-      const lineStart = p;
-      while (TOKEN[c] === 1) c = buf[++p]!;
-      if (c !== COLON || p === lineStart) {
-        if (p >= limit) return -1;
-        throw protocolError(
-          "HPE_INVALID_HEADER_TOKEN",
-          c === SP || c === HTAB ? "Unexpected whitespace in header line" : "Invalid header token",
-        );
-      }
-      const nameLen = p - lineStart;
-      while ((c = buf[++p]!) === SP || c === HTAB);
-      const valueStart = p;
-      while (FIELD_VALUE[c] === 1) c = buf[++p]!;
-      if (c !== CR) {
-        if (p >= limit) return -1;
-        throw protocolError("HPE_INVALID_HEADER_TOKEN", "Invalid header value char");
-      }
-      if (p + 1 >= limit) return -1;
-      if (buf[p + 1] !== LF) throw protocolError("HPE_STRICT", "Missing expected LF after header value");
-      if (head && (nameLen === 14 || nameLen === 17 || nameLen === 10)) {
-        let valueEnd = p;
-        while (valueEnd > valueStart && ((c = buf[valueEnd - 1]!) === SP || c === HTAB)) valueEnd--;
-        this.framingHeader(buf, lineStart, nameLen, valueStart, valueEnd);
-      }
-      p += 2;
-    }
   }
 
   private framingHeader(buf: Buffer, name: number, nameLen: number, vs: number, ve: number): void {
