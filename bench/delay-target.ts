@@ -1,0 +1,22 @@
+import { createServer } from "node:http";
+
+// Answers after a fixed delay and keeps its own record of how long each request took, from
+// the request's arrival to the end of the response: the truth the generator is compared with.
+const delayMs = Number(process.argv[2] ?? 10);
+const durations: number[] = [];
+const server = createServer((_req, res) => {
+  const t0 = performance.now();
+  setTimeout(() => {
+    res.end("ok");
+    durations.push(performance.now() - t0);
+  }, delayMs);
+});
+server.keepAliveTimeout = 60_000;
+server.listen(0, "127.0.0.1", () => {
+  const addr = server.address();
+  if (addr && typeof addr === "object") process.stdout.write(`${addr.port}\n`);
+});
+process.on("SIGTERM", () => {
+  process.stdout.write(`${JSON.stringify(durations)}\n`);
+  process.exit(0);
+});
