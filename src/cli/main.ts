@@ -9,10 +9,12 @@ import {
   parseExitCode,
   parseIterations,
   parseList,
+  parseProcesses,
   parseSpawnRate,
   parseStopTimeout,
   parseUsers,
 } from "./options.js";
+import { registerQuick } from "./quick.js";
 import { executeRun, type RunIo } from "./run.js";
 
 const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
@@ -34,6 +36,7 @@ interface RunFlags {
   config?: string;
   insecure?: boolean;
   preflight?: boolean;
+  processes?: number;
 }
 
 function addRunOptions(cmd: Command): Command {
@@ -61,7 +64,12 @@ function addRunOptions(cmd: Command): Command {
     .option("--headless", "run without the web UI (the default for now)")
     .option("--config <file>", "config file (default ./cicada.config.ts if present)")
     .option("--insecure", "do not verify TLS certificates")
-    .addOption(new Option("--no-preflight", "skip the check that each host accepts connections"));
+    .addOption(new Option("--no-preflight", "skip the check that each host accepts connections"))
+    .option(
+      "--processes <n>",
+      "worker threads running the users, each with its own event loop; -1 = one per core (default)",
+      parseProcesses,
+    );
 }
 
 function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { config?: string } {
@@ -85,6 +93,7 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     headless: flags.headless,
     verifyTls: flags.insecure ? false : undefined,
     preflight: flags.preflight === false ? false : undefined,
+    processes: flags.processes,
     config: flags.config,
   };
   return cfg;
@@ -119,6 +128,7 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
     .option("-t, --run-time <duration>", "run time", "30s")
     .option("--json <file>", "write the JSON result to FILE")
     .option("--only-summary", "no live view")
+    .option("--processes <n>", "worker threads; -1 = one per core (default)", parseProcesses)
     .action(
       async (flags: {
         users: number;
@@ -126,6 +136,7 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
         runTime: string;
         json?: string;
         onlySummary?: boolean;
+        processes?: number;
       }) => {
         const { startDemoServer } = await import("../demo/server.js");
         const server = await startDemoServer();
@@ -141,6 +152,7 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
               runTime: flags.runTime,
               json: flags.json,
               onlySummary: flags.onlySummary,
+              processes: flags.processes,
               stopTimeout: 5,
             },
             io,
@@ -152,6 +164,10 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
         }
       },
     );
+
+  registerQuick(program, io, (code) => {
+    exitCode = code;
+  });
 
   try {
     await program.parseAsync(argv, { from: "user" });

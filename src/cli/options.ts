@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import type { CicadaConfig } from "../api/config.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
@@ -68,6 +69,24 @@ export const parseIterations = intOption("-i/--iterations", 1);
 export const parseExitCode = intOption("--exit-code-on-error", 0);
 export const parseStopTimeout = (v: string): number => parseDuration(v, "-s/--stop-timeout");
 
+/** `--processes N`: N ≥ 1 worker threads, or -1 for one per core (as in Locust). */
+export function parseProcesses(v: string): number {
+  const n = Number(v);
+  if (!/^-?\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || (n < 1 && n !== -1)) {
+    throw new CicadaError(
+      `--processes: expected a number of workers ≥ 1, or -1 for one per core, got "${v}"`,
+      ExitCode.Usage,
+    );
+  }
+  return n;
+}
+
+/** The worker count a `processes` setting means: default and -1 are one per core. */
+export function resolveProcesses(v: number | undefined): number {
+  if (v === undefined || v === -1) return availableParallelism();
+  return parseProcesses(String(v));
+}
+
 function parseBool(name: string, v: string): boolean {
   const s = v.trim().toLowerCase();
   if (["1", "true", "yes", "on"].includes(s)) return true;
@@ -93,6 +112,7 @@ const ENV_KEYS: Record<Key, (v: string, name: string) => unknown> = {
   headless: (v, n) => parseBool(n, v),
   verifyTls: (v, n) => parseBool(n, v),
   preflight: (v, n) => parseBool(n, v),
+  processes: (v) => parseProcesses(v),
 };
 
 export function envName(key: string): string {

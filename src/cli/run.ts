@@ -8,7 +8,7 @@ import { buildResult, type RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
 import { CicadaError, ExitCode } from "./errors.js";
-import { fromEnv, loadConfigFile, mergeConfigs, parseDuration } from "./options.js";
+import { fromEnv, loadConfigFile, mergeConfigs, parseDuration, resolveProcesses } from "./options.js";
 import { checkReachable } from "./preflight.js";
 
 export interface RunIo {
@@ -57,6 +57,7 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       tags: s.tags ?? [],
       excludeTags: s.excludeTags ?? [],
       verifyTls: s.verifyTls ?? true,
+      processes: resolveProcesses(s.processes),
     };
     if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
       throw new CicadaError(
@@ -71,6 +72,12 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       include: plan.tags,
       exclude: plan.excludeTags,
     });
+    // With only fixedCount classes there are never more users than their sum, whatever -u says;
+    // a worker beyond that would sit idle on an iteration share nobody uses.
+    if (!classes.some((c) => c.fixedCount <= 0 && c.weight > 0)) {
+      const fixed = classes.reduce((n, c) => n + c.fixedCount, 0);
+      plan.processes = Math.max(1, Math.min(plan.processes, fixed));
+    }
     const hosts = new Set<string>();
     for (const c of classes) {
       const host = plan.host ?? c.host;
@@ -118,7 +125,11 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     let exitCode: number = ExitCode.Ok;
     if (coordinator.fatalError) exitCode = ExitCode.Internal;
     else if (signals >= 2) exitCode = ExitCode.Interrupted;
-    else if (t.failures > 0 || coordinator.stats.exceptions.size > 0) exitCode = s.exitCodeOnError!;
+    else if (t.failures > 0 || coordinator.stats.exceptions.size > 0 || coordinator.lostWorkers > 0) {
+      // A worker thread that died took its users and its last interval with it: the run is
+      // incomplete, like one where user code threw.
+      exitCode = s.exitCodeOnError!;
+    }
     const result = buildResult(coordinator, exitCode);
     const jsonToStdout = s.json === "-";
     (jsonToStdout ? io.stderr : io.stdout).write(formatSummary(result));

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import * as esbuild from "esbuild";
+import type * as esbuild from "esbuild";
 import * as api from "../api/index.js";
 import { CicadaError, ExitCode } from "../cli/errors.js";
 
@@ -66,7 +66,9 @@ export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promi
   const dir = tempDir();
   const out = join(dir, "loadfile.mjs");
   try {
-    await esbuild.build({
+    // Loaded here, not at module load: worker threads import this module but never bundle.
+    const { build } = await import("esbuild");
+    await build({
       entryPoints: [abs],
       outfile: out,
       bundle: true,

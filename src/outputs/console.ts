@@ -137,5 +137,10 @@ export function formatSummary(r: RunResult): string {
     out.push("\nExceptions in user code");
     for (const x of r.exceptions) out.push(`${String(x.count).padStart(6)}  ${x.where}: ${x.message}`);
   }
+  // Last, where it is seen: the numbers above may not mean what they seem.
+  if (r.warnings?.length > 0) {
+    out.push("\nWarnings");
+    for (const w of r.warnings) out.push(`  ${w.message.replace(/^warning: /, "")}`);
+  }
   return `${out.join("\n")}\n`;
 }

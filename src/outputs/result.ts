@@ -32,6 +32,8 @@ export interface RunResult {
   users: { peak: number };
   series: SeriesRow[];
   stopReason: string;
+  /** Things that make the numbers suspect: a saturated generator, a lost worker. */
+  warnings: Array<{ at: string; kind: "cpu" | "worker"; message: string }>;
   machine: { hostname: string; cpus: number; node: string };
   exitCode: number;
 }
@@ -82,7 +84,12 @@ export function buildResult(c: Coordinator, exitCode: number): RunResult {
     startedAt: new Date(c.startedAt).toISOString(),
     endedAt: new Date(c.endedAt || Date.now()).toISOString(),
     durationSec,
-    config: { ...c.plan, model: "closed", userClassesRun: c.classes.map((k) => k.name) },
+    config: {
+      ...c.plan,
+      processes: c.workerCount,
+      model: "closed",
+      userClassesRun: c.classes.map((k) => k.name),
+    },
     totals: {
       requests: t.count,
       failures: t.failures,
@@ -99,6 +106,7 @@ export function buildResult(c: Coordinator, exitCode: number): RunResult {
     users: { peak: c.peakUsers },
     series: s.series,
     stopReason: c.stopReason ?? "unknown",
+    warnings: c.warnings.map((w) => ({ at: new Date(w.at).toISOString(), kind: w.kind, message: w.message })),
     machine: { hostname: hostname(), cpus: cpus().length, node: process.version },
     exitCode,
   };

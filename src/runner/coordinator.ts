@@ -3,6 +3,7 @@ import type { Bundle } from "../loadfile/bundle.js";
 import { StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 import { type DispatchClass, dispatchUsers, splitEvenly } from "./dispatch.js";
+import { SaturationWatch } from "./load.js";
 import type { RunPlan } from "./plan.js";
 import {
   type ClassInfo,
@@ -11,10 +12,20 @@ import {
   type Transport,
   type WorkerMessage,
 } from "./protocol.js";
+import { startThreadWorker } from "./thread.js";
 import { Worker } from "./worker.js";
 
 export type StopReason = "run-time" | "iterations" | "signal" | "error" | "api";
 export type Phase = "starting" | "spawning" | "running" | "stopping" | "done";
+
+/** Something that makes the run's numbers suspect; kept for the summary and the JSON result. */
+export interface RunWarning {
+  /** Wall-clock ms. */
+  at: number;
+  /** `cpu`: a saturated generator; `worker`: a worker that was lost during the run. */
+  kind: "cpu" | "worker";
+  message: string;
+}
 
 export interface CoordinatorHooks {
   /** Once a second, after the snapshots of that second were merged. */
@@ -29,9 +40,23 @@ interface WorkerHandle {
   ready: Promise<ClassInfo[]>;
   done: Promise<void>;
   finished: boolean;
+  /** Ended without a `done`: crashed, or exited. */
+  lost: boolean;
+  /** Users per class this worker was last told to have alive. */
+  targets: Record<string, number>;
+  /** Sequence number and time of its latest snapshot. */
+  lastSeq: number;
+  lastAt: number;
+  /** When the coordinator last heard from it (its clock). */
+  lastHeard: number;
 }
 
 const SPAWN_TICK_MS = 100;
+
+/** How many workers a plan gets: never more than there are users or iterations to share. */
+export function workerCountFor(plan: Pick<RunPlan, "processes" | "users" | "iterations">): number {
+  return Math.max(1, Math.min(plan.processes, plan.users, plan.iterations ?? Number.POSITIVE_INFINITY));
+}
 
 /**
  * Owns the run: hands each worker its share of users, merges their snapshots exactly,
@@ -46,13 +71,21 @@ export class Coordinator {
   peakUsers = 0;
   targetUsers = 0;
   classes: ClassInfo[] = [];
+  readonly warnings: RunWarning[] = [];
+  /** Workers this run uses: 1 runs them in this thread, more start worker threads. */
+  readonly workerCount: number;
   private workers: WorkerHandle[] = [];
   private stopRequested: (() => void) | undefined;
   private readonly stopPromise: Promise<void>;
-  private lastTargets = "";
   private aborted = false;
   private fatal: string | undefined;
   private readonly exhausted = new Set<string>();
+  /** Users of each class handed out so far, and the worker that gets the next one. */
+  private readonly assigned = new Map<string, number>();
+  private nextWorker = 0;
+  /** Snapshots that arrive before the clock starts (a worker ready before the others). */
+  private early: StatsSnapshot[] = [];
+  private readonly saturation = new SaturationWatch();
 
   constructor(
     readonly plan: RunPlan,
@@ -60,6 +93,7 @@ export class Coordinator {
     private readonly hooks: CoordinatorHooks = {},
   ) {
     this.stopPromise = new Promise((r) => (this.stopRequested = r));
+    this.workerCount = workerCountFor(plan);
   }
 
   get elapsedSec(): number {
@@ -67,40 +101,61 @@ export class Coordinator {
     return ((this.endedAt || Date.now()) - this.startedAt) / 1000;
   }
 
-  private startWorker(id: string): WorkerHandle {
-    const pair = inProcessPair();
-    new Worker(pair.worker, this.plan.loadfile);
+  /** Workers that ended without reporting back (crashed threads). */
+  get lostWorkers(): number {
+    return this.workers.filter((w) => w.lost).length;
+  }
+
+  private openTransport(id: string): Transport<CoordinatorMessage, WorkerMessage> {
+    if (this.workerCount === 1) {
+      const pair = inProcessPair();
+      new Worker(pair.worker, this.plan.loadfile);
+      return pair.coordinator;
+    }
+    return startThreadWorker(id);
+  }
+
+  private startWorker(index: number): WorkerHandle {
+    const id = `w${index}`;
+    const transport = this.openTransport(id);
     let resolveReady!: (c: ClassInfo[]) => void;
     let rejectReady!: (e: Error) => void;
     let resolveDone!: () => void;
     const handle: WorkerHandle = {
       id,
-      transport: pair.coordinator,
+      transport,
       ready: new Promise((res, rej) => {
         resolveReady = res;
         rejectReady = rej;
       }),
       done: new Promise((res) => (resolveDone = res)),
       finished: false,
+      lost: false,
+      targets: {},
+      lastSeq: 0,
+      lastAt: 0,
+      lastHeard: Date.now(),
     };
     let isReady = false;
-    pair.coordinator.onMessage((m) => {
+    transport.onMessage((m) => {
+      if (handle.finished) return;
+      handle.lastHeard = Date.now();
       switch (m.type) {
         case "ready":
           isReady = true;
           resolveReady(m.classes);
           break;
         case "stats":
-          this.merge(m.snapshot);
+          this.merge(handle, m.snapshot);
           break;
         case "done":
-          this.merge(m.snapshot);
+          this.merge(handle, m.snapshot);
           handle.finished = true;
           resolveDone();
           break;
         case "exhausted":
           this.exhausted.add(id);
-          if (this.workers.every((wk) => this.exhausted.has(wk.id))) this.stop("iterations");
+          this.checkExhausted();
           break;
         case "error":
           if (!isReady) rejectReady(new CicadaError(m.message, ExitCode.Usage));
@@ -112,21 +167,66 @@ export class Coordinator {
             }
           }
           break;
-        case "hello":
         case "heartbeat":
+          if (m.elu !== undefined && this.startedAt > 0 && this.phase !== "done") {
+            // The receiving clock, not the worker's: a remote machine's clock may differ.
+            const warning = this.saturation.observe(
+              id,
+              m.elu,
+              m.windowMs ?? 1000,
+              Date.now(),
+              this.startedAt,
+            );
+            if (warning) this.warn("cpu", warning);
+          }
+          break;
+        case "hello":
           break;
       }
     });
-    pair.coordinator.send({
+    transport.onLost?.((reason) => {
+      if (handle.finished) return;
+      handle.finished = true;
+      handle.lost = true;
+      resolveDone();
+      if (!isReady) {
+        rejectReady(new CicadaError(`worker ${id} ${reason} before it was ready`, ExitCode.Usage));
+        return;
+      }
+      const users = Object.values(handle.targets).reduce((a, b) => a + b, 0);
+      this.warn(
+        "worker",
+        `warning: worker ${id} ${reason}; its ${users} user(s) are gone and what it measured since its last snapshot is lost`,
+      );
+      // Take its users out of the live count with an empty last snapshot.
+      this.merge(handle, {
+        workerId: id,
+        seq: handle.lastSeq,
+        at: handle.lastAt || Date.now(),
+        final: true,
+        users: 0,
+        peakUsers: 0,
+        iterations: 0,
+        endpoints: [],
+        errors: [],
+        exceptions: [],
+      });
+      if (this.workers.every((w) => w.lost)) this.stop("error");
+      else this.checkExhausted();
+    });
+    transport.send({
       type: "plan",
       workerId: id,
       plan: {
         bundlePath: this.bundle.path,
+        loadfile: this.plan.loadfile,
+        workerIndex: index,
+        workerCount: this.workerCount,
         host: this.plan.host,
         userClasses: this.plan.userClasses,
         tags: this.plan.tags,
         excludeTags: this.plan.excludeTags,
-        iterations: this.plan.iterations,
+        iterations: this.iterationShare(index),
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
       },
@@ -134,7 +234,50 @@ export class Coordinator {
     return handle;
   }
 
-  private merge(s: StatsSnapshot): void {
+  /**
+   * Worker `index`'s share of the global iteration budget. Workers never outnumber iterations or
+   * users, and users go to workers in turn, so every share is used and they add up to the budget.
+   */
+  private iterationShare(index: number): number | null {
+    const { iterations } = this.plan;
+    if (iterations === null) return null;
+    return splitEvenly(iterations, this.workerCount)[index]!;
+  }
+
+  /**
+   * A worker whose event loop is blocked cannot even send its heartbeat. Silence is saturation
+   * too: it counts as 100 % busy for as long as it lasts.
+   */
+  private checkSilent(): void {
+    const now = Date.now();
+    for (const w of this.workers) {
+      const silentMs = now - w.lastHeard;
+      if (w.finished || silentMs < 2500) continue;
+      const warning = this.saturation.observe(w.id, 1, silentMs, now, this.startedAt);
+      if (warning) this.warn("cpu", warning);
+    }
+  }
+
+  private warn(kind: RunWarning["kind"], message: string): void {
+    this.warnings.push({ at: Date.now(), kind, message });
+    this.hooks.onNotice?.(message);
+  }
+
+  /** `exhausted` ends the run only once every worker that is still there has used up its share. */
+  private checkExhausted(): void {
+    if (this.exhausted.size === 0) return;
+    if (this.workers.every((w) => w.lost || this.exhausted.has(w.id))) this.stop("iterations");
+  }
+
+  private merge(w: WorkerHandle, s: StatsSnapshot): void {
+    if (s.seq >= w.lastSeq) {
+      w.lastSeq = s.seq;
+      w.lastAt = s.at;
+    }
+    if (!this.stats) {
+      this.early.push(s);
+      return;
+    }
     this.stats.add(s);
     this.peakUsers = this.stats.peakUsers;
   }
@@ -150,35 +293,65 @@ export class Coordinator {
   abort(): void {
     this.aborted = true;
     this.stop("signal");
-    for (const w of this.workers) w.transport.send({ type: "abort" });
+    for (const w of this.workers) if (!w.finished) w.transport.send({ type: "abort" });
   }
 
+  /**
+   * Brings the users alive to `total`: split over classes by `dispatchUsers`, then each new user
+   * goes to the next worker in turn, so the workers' loads differ by one user at most, whatever
+   * the mix of classes, and no worker's share ever shrinks while the total grows. Only workers
+   * whose share changed get a (absolute, idempotent) `spawn`.
+   */
   private dispatch(total: number): void {
-    const perClass = dispatchUsers(this.classes as DispatchClass[], total);
-    const shares = this.workers.map(() => ({}) as Record<string, number>);
-    for (const [name, n] of perClass) {
-      for (const [i, k] of splitEvenly(n, this.workers.length).entries()) shares[i]![name] = k;
+    if (total === this.targetUsers) return;
+    const live = this.workers.filter((w) => !w.lost);
+    if (live.length === 0) return;
+    const changed = new Set<WorkerHandle>();
+    for (const [name, n] of dispatchUsers(this.classes as DispatchClass[], total)) {
+      let have = this.assigned.get(name) ?? 0;
+      for (; have < n; have++) {
+        let w = this.workers[this.nextWorker % this.workers.length]!;
+        while (w.lost) w = this.workers[++this.nextWorker % this.workers.length]!;
+        this.nextWorker = (this.nextWorker + 1) % this.workers.length;
+        w.targets[name] = (w.targets[name] ?? 0) + 1;
+        changed.add(w);
+      }
+      for (; have > n; have--) {
+        // Ramping down: take from the worker with the most users of the class.
+        const w = live.reduce((a, b) => ((b.targets[name] ?? 0) > (a.targets[name] ?? 0) ? b : a));
+        w.targets[name] = (w.targets[name] ?? 0) - 1;
+        changed.add(w);
+      }
+      this.assigned.set(name, have);
     }
-    const key = JSON.stringify(shares);
-    if (key === this.lastTargets) return;
-    this.lastTargets = key;
     this.targetUsers = total;
-    for (const [i, w] of this.workers.entries()) w.transport.send({ type: "spawn", targets: shares[i]! });
+    for (const w of changed) w.transport.send({ type: "spawn", targets: { ...w.targets } });
   }
 
   async run(): Promise<void> {
-    const w = this.startWorker("w0");
-    this.workers.push(w);
-    this.classes = await w.ready;
+    for (let i = 0; i < this.workerCount; i++) this.workers.push(this.startWorker(i));
+    try {
+      const ready = await Promise.all(this.workers.map((w) => w.ready));
+      this.classes = ready[0]!;
+    } catch (err) {
+      for (const w of this.workers) w.transport.close();
+      throw err;
+    }
     this.startedAt = Date.now();
     this.stats = new StatsAggregate(this.startedAt);
+    for (const s of this.early) this.stats.add(s);
+    this.early = [];
+    this.peakUsers = this.stats.peakUsers;
+    for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;
     this.phase = "spawning";
 
     const { users, spawnRate } = this.plan;
     const spawn = () => {
       if (this.stopReason) return;
       const elapsed = (Date.now() - this.startedAt) / 1000;
-      const total = Math.min(users, Math.floor(spawnRate * elapsed) + 1);
+      // A spawn rate at or above the user count means "all at once", not "one now, the rest
+      // at the next tick".
+      const total = spawnRate >= users ? users : Math.min(users, Math.floor(spawnRate * elapsed) + 1);
       this.dispatch(total);
       if (total >= users) {
         this.phase = "running";
@@ -187,7 +360,10 @@ export class Coordinator {
     };
     const spawnTimer = setInterval(spawn, SPAWN_TICK_MS);
     spawn();
-    const tickTimer = setInterval(() => this.hooks.onTick?.(this), 1000);
+    const tickTimer = setInterval(() => {
+      this.checkSilent();
+      this.hooks.onTick?.(this);
+    }, 1000);
     const runTimer =
       this.plan.runTimeSec !== null
         ? setTimeout(() => this.stop("run-time"), this.plan.runTimeSec * 1000)
@@ -198,7 +374,9 @@ export class Coordinator {
     clearTimeout(runTimer);
     this.phase = "stopping";
     const timeoutMs = Math.round(this.plan.stopTimeoutSec * 1000);
-    if (!this.aborted) for (const wk of this.workers) wk.transport.send({ type: "stop", timeoutMs });
+    if (!this.aborted) {
+      for (const wk of this.workers) if (!wk.finished) wk.transport.send({ type: "stop", timeoutMs });
+    }
 
     // A worker that does not report back in time is told to abort, then given up on:
     // the run must end, with whatever was merged so far.
@@ -209,8 +387,18 @@ export class Coordinator {
         new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
       ]);
     if (!(await wait(timeoutMs + 5000))) {
-      for (const wk of this.workers) wk.transport.send({ type: "abort" });
-      if (!(await wait(3000))) this.hooks.onNotice?.("a worker did not finish; its last interval is lost");
+      for (const wk of this.workers) if (!wk.finished) wk.transport.send({ type: "abort" });
+      if (!(await wait(3000))) {
+        for (const wk of this.workers) {
+          if (wk.finished) continue;
+          wk.finished = true;
+          wk.lost = true;
+          this.warn(
+            "worker",
+            `warning: worker ${wk.id} did not finish; what it measured since its last snapshot is lost`,
+          );
+        }
+      }
     }
     clearInterval(tickTimer);
     for (const wk of this.workers) wk.transport.close();

@@ -13,4 +13,10 @@ export interface RunPlan {
   tags: string[];
   excludeTags: string[];
   verifyTls: boolean;
+  /**
+   * Worker threads to run users in (≥ 1; `-1` on the command line is already resolved to the
+   * number of cores). 1 runs them in the coordinator's own thread. The coordinator never starts
+   * more workers than there are users or iterations to share.
+   */
+  processes: number;
 }

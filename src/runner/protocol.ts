@@ -10,6 +10,12 @@ export const PROTOCOL_VERSION = 1;
 export interface WorkerPlan {
   /** Path of the bundled loadfile (ESM, self-contained apart from Node built-ins). */
   bundlePath: string;
+  /** The loadfile as the user named it, for messages. */
+  loadfile: string;
+  /** This worker's position among all workers of the run (0-based), and their number. User ids
+   * are allocated as `workerIndex + k × workerCount`, so they are unique across the run. */
+  workerIndex: number;
+  workerCount: number;
   /** Overrides every class's static host. */
   host: string | undefined;
   /** Class names to run; all runnable classes when empty. */
@@ -45,7 +51,12 @@ export type WorkerMessage =
   | { type: "hello"; workerId: string; version: number; pid: number }
   | { type: "ready"; classes: ClassInfo[] }
   | { type: "stats"; snapshot: StatsSnapshot }
-  | { type: "heartbeat"; at: number }
+  /**
+   * Liveness, once a second, with the worker's own event-loop utilization (0–1) over the
+   * `windowMs` before `at`: how busy its thread was. Near 1 the generator itself is the
+   * bottleneck and its latencies include its own queueing.
+   */
+  | { type: "heartbeat"; at: number; elu?: number; windowMs?: number }
   | { type: "error"; message: string; fatal: boolean }
   /** The worker's iteration share is used up and its users have finished. */
   | { type: "exhausted" }
@@ -55,7 +66,26 @@ export type WorkerMessage =
 export interface Transport<Out, In> {
   send(msg: Out): void;
   onMessage(handler: (msg: In) => void): void;
+  /**
+   * Called once if the other end goes away without a `close()` from this side: a worker thread
+   * that crashed or exited, a dropped connection. Transports that cannot lose their peer (the
+   * in-process pair) never call it.
+   */
+  onLost?(handler: (reason: string) => void): void;
   close(): void;
+}
+
+/**
+ * The wire form of a message. Every transport that leaves the thread sends this text, so a
+ * message that survives a MessagePort also survives a socket (no Maps, Dates, undefined-vs-absent
+ * surprises, class instances or shared buffers).
+ */
+export function encodeMessage(m: CoordinatorMessage | WorkerMessage): string {
+  return JSON.stringify(m);
+}
+
+export function decodeMessage<T extends CoordinatorMessage | WorkerMessage>(text: string): T {
+  return JSON.parse(text) as T;
 }
 
 /** Both ends of an in-process channel. Delivery is async, as it would be across threads. */

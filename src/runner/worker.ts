@@ -2,6 +2,7 @@ import { CicadaError } from "../cli/errors.js";
 import { importBundle } from "../loadfile/bundle.js";
 import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
 import { Recorder } from "../stats/recorder.js";
+import { LoopMonitor } from "./load.js";
 import type { CoordinatorMessage, Transport, WorkerMessage, WorkerPlan } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import { UserRuntime } from "./user-runtime.js";
@@ -22,12 +23,19 @@ export class Worker {
   private exhaustedSent = false;
   private stopping = false;
   private nextUserId = 0;
+  private userIdStep = 1;
   private workerId = "w0";
+  private loadfile = "";
 
+  /**
+   * `loadfile` is only a fallback for messages; the plan names it. The worker does nothing
+   * until the coordinator's `plan` arrives.
+   */
   constructor(
     private readonly transport: Transport<WorkerMessage, CoordinatorMessage>,
-    private readonly loadfile: string,
+    loadfile?: string,
   ) {
+    this.loadfile = loadfile ?? "";
     transport.onMessage((m) => {
       this.handle(m).catch((err) => this.fail(err));
     });
@@ -57,6 +65,10 @@ export class Worker {
   private async start(workerId: string, plan: WorkerPlan): Promise<void> {
     this.workerId = workerId;
     this.plan = plan;
+    if (plan.loadfile) this.loadfile = plan.loadfile;
+    // Unique across the run: worker i of n hands out i, i + n, i + 2n, ...
+    this.nextUserId = plan.workerIndex ?? 0;
+    this.userIdStep = Math.max(1, plan.workerCount ?? 1);
     this.recorder = new Recorder(workerId);
     this.iterationsLeft = plan.iterations ?? Number.POSITIVE_INFINITY;
     this.transport.send({ type: "hello", workerId, version: PROTOCOL_VERSION, pid: process.pid });
@@ -76,7 +88,10 @@ export class Worker {
     process.on("unhandledRejection", this.onStray);
     process.on("uncaughtException", this.onStray);
     this.snapshotTimer = setInterval(() => this.sendSnapshot(), plan.snapshotIntervalMs);
-    this.heartbeatTimer = setInterval(() => this.transport.send({ type: "heartbeat", at: Date.now() }), 1000);
+    this.heartbeatTimer = setInterval(() => {
+      const { elu, windowMs } = this.loop.sample();
+      this.transport.send({ type: "heartbeat", at: Date.now(), elu, windowMs });
+    }, 1000);
     this.snapshotTimer.unref();
     this.heartbeatTimer.unref();
     this.transport.send({
@@ -92,6 +107,9 @@ export class Worker {
   }
 
   private intervalPeak = 0;
+  /** Event-loop utilization for the heartbeats; restarted when the first users start. */
+  private loop = new LoopMonitor();
+  private spawned = false;
 
   /** The interval's peak, which a run shorter than one interval would otherwise never show. */
   private takePeak(now: number): number {
@@ -122,6 +140,11 @@ export class Worker {
 
   private adjust(targets: Record<string, number>): void {
     if (this.stopping || this.iterationsLeft <= 0) return;
+    if (!this.spawned) {
+      // Measure the load from here on, not the idle wait for the other workers to load.
+      this.spawned = true;
+      this.loop = new LoopMonitor();
+    }
     const shared = {
       recorder: this.recorder,
       host: this.plan!.host,
@@ -134,7 +157,9 @@ export class Worker {
       const set = this.live.get(name);
       if (!cls || !set) continue;
       while (set.size < target) {
-        const u = new UserRuntime(this.nextUserId++, cls, shared, (x) => this.onUserExit(name, x));
+        const id = this.nextUserId;
+        this.nextUserId += this.userIdStep;
+        const u = new UserRuntime(id, cls, shared, (x) => this.onUserExit(name, x));
         set.add(u);
       }
       const live = this.liveUsers();

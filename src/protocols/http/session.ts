@@ -1,7 +1,8 @@
 import { setMaxListeners } from "node:events";
 import type { IncomingHttpHeaders } from "node:http";
-import { CookieJar } from "tough-cookie";
-import { Agent, type Dispatcher, fetch as undiciFetch } from "undici";
+import { createRequire } from "node:module";
+import type { CookieJar } from "tough-cookie";
+import type { Agent, Dispatcher, fetch as undiciFetch } from "undici";
 import { RunStopped } from "../../api/errors.js";
 import type { StatsRecorder } from "../../stats/recorder.js";
 import { VERSION } from "../../version.js";
@@ -161,6 +162,15 @@ function checkHeader(name: string, value: string): void {
   }
 }
 
+// undici and tough-cookie are loaded on first use: most runs need neither, and every worker
+// thread would otherwise pay their load time (~100 ms) at start.
+const require = createRequire(import.meta.url);
+let undiciModule: typeof import("undici") | undefined;
+const undici = (): typeof import("undici") => (undiciModule ??= require("undici") as typeof import("undici"));
+let cookieModule: typeof import("tough-cookie") | undefined;
+const toughCookie = (): typeof import("tough-cookie") =>
+  (cookieModule ??= require("tough-cookie") as typeof import("tough-cookie"));
+
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const EMPTY_BODY = Buffer.alloc(0);
 const USER_AGENT = `cicada/${VERSION}`;
@@ -201,7 +211,7 @@ export class HttpSession {
 
   /** The per-user dispatcher: one keep-alive connection per origin. */
   get dispatcher(): Dispatcher {
-    this.#agent ??= new Agent({
+    this.#agent ??= new (undici().Agent)({
       connections: 1,
       keepAliveTimeout: 60_000,
       connect: { timeout: 10_000, rejectUnauthorized: this.#o.verifyTls ?? true },
@@ -212,7 +222,7 @@ export class HttpSession {
   /** Cookies this user holds, e.g. to read a session id. */
   get cookies(): CookieJar {
     if (!this.#jar) {
-      this.#jar = new CookieJar();
+      this.#jar = new (toughCookie().CookieJar)();
       // Handed out: the user may add cookies we cannot count, so always consult it.
       this.#jarSize = 1;
     }
@@ -581,7 +591,7 @@ export class HttpSession {
     const t0 = performance.now();
     let ttfb = -1;
     try {
-      const r = await undiciFetch(target, {
+      const r = await undici().fetch(target, {
         ...rest,
         dispatcher: this.dispatcher,
         signal: rest.signal ?? this.#o.signal,

@@ -109,7 +109,13 @@ export class FastConnection implements ParserHandler {
       sock.on("data", (d: Buffer) => this.onData(d));
       sock.on("end", () => this.onEnd());
       sock.on("close", () => this.onClose());
-      sock.on("error", (err) => this.fail(err));
+      sock.on("error", (err: NodeJS.ErrnoException) => {
+        // A reset on a reused connection before any answer: the server dropped an idle
+        // keep-alive socket as we wrote to it. Nothing was processed; a retry is safe.
+        const stale =
+          this.served > 0 && this.head === undefined && (err.code === "ECONNRESET" || err.code === "EPIPE");
+        this.fail(stale ? new FastHttpError(err.message, err.code ?? "ECONNRESET", true) : err);
+      });
       sock.on("timeout", () => {
         if (this.busy) {
           const e = new FastHttpError(
@@ -191,7 +197,8 @@ export class FastConnection implements ParserHandler {
     try {
       this.parser.finish();
     } catch (err) {
-      this.fail(new FastHttpError((err as Error).message, "UND_ERR_SOCKET", this.served > 0 && !this.head));
+      const stale = err instanceof ParseError && err.code === "HPE_CLOSED_BEFORE_RESPONSE" && this.served > 0;
+      this.fail(new FastHttpError("connection closed by server", "UND_ERR_SOCKET", stale));
     }
   }
 
