@@ -116,7 +116,7 @@ try {
   const rows: Array<[string, number | undefined]> = [];
   rows.push(["wrk -t1", wrk(target.url)]);
   rows.push(["autocannon", autocannon(target.url)]);
-  rows.push(["cicada run (scripted HttpUser)", cicada(target.url, work)]);
+  rows.push(["cicada run, 1 thread", cicada(target.url, work, ["--processes", "1"])]);
   const ref = rows[0]![1];
   console.log(
     `target: ${target.kind} at ${target.url}; ${CONNECTIONS} connections; ${SECONDS}s each; ` +

@@ -58,7 +58,14 @@ export class FastConnection implements ParserHandler {
   private resolve: ((r: RawResponse) => void) | undefined;
   private reject: ((e: Error) => void) | undefined;
   private timeoutMs = 0;
+  private socketTimeout = 0;
   private closeAfter = false;
+  private method = "GET";
+  private reqHead: Buffer | string | undefined;
+  private reqBody: Buffer | string | undefined;
+  private retried = false;
+  /** Called when the connection is free again (or dead), before the caller sees the result. */
+  onIdle: ((c: FastConnection) => void) | undefined;
   dead = false;
 
   constructor(
@@ -89,6 +96,7 @@ export class FastConnection implements ParserHandler {
         : netConnect({ host, port, ...local });
       this.socket = sock;
       this.served = 0;
+      this.socketTimeout = 0;
       sock.setNoDelay(true);
       const timer = setTimeout(() => {
         sock.destroy(new FastHttpError("connect timeout", "UND_ERR_CONNECT_TIMEOUT", true));
@@ -106,10 +114,18 @@ export class FastConnection implements ParserHandler {
       };
       sock.once(secure ? "secureConnect" : "connect", onConnect);
       sock.once("error", onError);
-      sock.on("data", (d: Buffer) => this.onData(d));
-      sock.on("end", () => this.onEnd());
-      sock.on("close", () => this.onClose());
+      // Events of a socket we already replaced (after a retry) must not touch the new one.
+      sock.on("data", (d: Buffer) => {
+        if (sock === this.socket) this.onData(d);
+      });
+      sock.on("end", () => {
+        if (sock === this.socket) this.onEnd();
+      });
+      sock.on("close", () => {
+        if (sock === this.socket) this.onClose();
+      });
       sock.on("error", (err: NodeJS.ErrnoException) => {
+        if (sock !== this.socket) return;
         // A reset on a reused connection before any answer: the server dropped an idle
         // keep-alive socket as we wrote to it. Nothing was processed; a retry is safe.
         const stale =
@@ -117,6 +133,7 @@ export class FastConnection implements ParserHandler {
         this.fail(stale ? new FastHttpError(err.message, err.code ?? "ECONNRESET", true) : err);
       });
       sock.on("timeout", () => {
+        if (sock !== this.socket) return;
         if (this.busy) {
           const e = new FastHttpError(
             `timeout: no response within ${this.timeoutMs / 1000}s`,
@@ -131,33 +148,50 @@ export class FastConnection implements ParserHandler {
 
   /**
    * Sends one request (head and body already serialized) and resolves with the response.
-   * `method` tells the parser whether a body follows (HEAD).
+   * `method` tells the parser whether a body follows (HEAD). Not an async function: on the hot
+   * path every promise and microtask hop counts.
    */
-  async request(
+  request(
     method: string,
     head: Buffer | string,
     body: Buffer | string | undefined,
     timeoutMs: number,
   ): Promise<RawResponse> {
-    if (this.busy) throw new Error("FastConnection is busy");
-    if (!this.connected) await this.open();
-    const sock = this.socket!;
-    if (timeoutMs !== this.timeoutMs) {
-      this.timeoutMs = timeoutMs;
-      sock.setTimeout(timeoutMs);
-    }
-    this.parser.expect(method);
+    if (this.busy) return Promise.reject(new Error("FastConnection is busy"));
+    this.method = method;
+    this.reqHead = head;
+    this.reqBody = body;
+    this.retried = false;
+    if (timeoutMs !== this.timeoutMs) this.timeoutMs = timeoutMs;
     const p = new Promise<RawResponse>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;
     });
+    this.send();
+    return p;
+  }
+
+  private send(): void {
+    if (!this.connected) {
+      this.open().then(
+        () => this.send(),
+        (err: Error) => this.fail(err),
+      );
+      return;
+    }
+    const sock = this.socket!;
+    if (this.socketTimeout !== this.timeoutMs) {
+      this.socketTimeout = this.timeoutMs;
+      sock.setTimeout(this.timeoutMs);
+    }
+    this.parser.expect(this.method);
+    const body = this.reqBody;
     if (body !== undefined && body.length > 0) {
       sock.cork();
-      sock.write(head);
+      sock.write(this.reqHead!);
       sock.write(body);
       sock.uncork();
-    } else sock.write(head);
-    return p;
+    } else sock.write(this.reqHead!);
   }
 
   onHead(head: ResponseHead): void {
@@ -180,7 +214,9 @@ export class FastConnection implements ParserHandler {
     this.resolve = undefined;
     this.reject = undefined;
     this.served++;
+    this.reqHead = this.reqBody = undefined;
     if (this.closeAfter) this.teardown();
+    this.onIdle?.(this);
     resolve(res);
   }
 
@@ -213,13 +249,26 @@ export class FastConnection implements ParserHandler {
   }
 
   private fail(err: Error): void {
+    // Retry once when a reused keep-alive connection turned out to be closed, as browsers do.
+    if (this.busy && err instanceof FastHttpError && err.retryable && !this.retried && !this.dead) {
+      this.retried = true;
+      this.chunks = [];
+      this.head = undefined;
+      this.teardown();
+      this.send();
+      return;
+    }
     const reject = this.reject;
     this.resolve = undefined;
     this.reject = undefined;
     this.chunks = [];
     this.head = undefined;
+    this.reqHead = this.reqBody = undefined;
     this.teardown();
-    reject?.(err);
+    if (reject) {
+      this.onIdle?.(this);
+      reject(err);
+    }
   }
 
   private teardown(): void {
@@ -243,11 +292,25 @@ export class FastConnection implements ParserHandler {
  * Connections to one origin. A user's own pool has one connection, like a browser tab with
  * keep-alive; a shared pool lets many users share a few connections, queueing when all are busy.
  */
+interface Waiter {
+  method: string;
+  head: Buffer | string;
+  body: Buffer | string | undefined;
+  timeoutMs: number;
+  resolve: (r: RawResponse) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * Connections to one origin. A user's own pool has one connection, like a browser tab with
+ * keep-alive; a shared pool lets many users share a few connections, queueing when all are busy.
+ */
 export class FastPool {
   private readonly idle: FastConnection[] = [];
   private readonly all = new Set<FastConnection>();
-  private readonly waiting: Array<(c: FastConnection) => void> = [];
+  private readonly waiting: Waiter[] = [];
   private nextSource = 0;
+  private readonly onIdle = (c: FastConnection): void => this.release(c);
 
   constructor(
     readonly origin: OriginInfo,
@@ -257,65 +320,53 @@ export class FastPool {
     },
   ) {}
 
-  private acquire(): FastConnection | Promise<FastConnection> {
-    const c = this.idle.pop();
-    if (c) return c;
-    if (this.all.size < this.options.maxConnections) {
-      const src = this.options.sourceAddresses;
-      const localAddress =
-        src && src.length > 0 ? src[this.nextSource++ % src.length] : this.options.localAddress;
-      const conn = new FastConnection(this.origin, { ...this.options, localAddress });
-      this.all.add(conn);
-      return conn;
-    }
-    return new Promise((r) => this.waiting.push(r));
+  private create(): FastConnection {
+    const src = this.options.sourceAddresses;
+    const localAddress =
+      src && src.length > 0 ? src[this.nextSource++ % src.length] : this.options.localAddress;
+    const conn = new FastConnection(this.origin, { ...this.options, localAddress });
+    conn.onIdle = this.onIdle;
+    this.all.add(conn);
+    return conn;
   }
 
   private release(c: FastConnection): void {
+    let conn: FastConnection | undefined = c;
     if (c.dead) {
       this.all.delete(c);
-      // A waiter gets a fresh connection instead.
-      const w = this.waiting.shift();
-      if (w) {
-        const conn = new FastConnection(this.origin, this.options);
-        this.all.add(conn);
-        w(conn);
-      }
-      return;
+      conn = this.waiting.length > 0 ? this.create() : undefined;
     }
+    if (!conn) return;
     const w = this.waiting.shift();
-    if (w) w(c);
-    else this.idle.push(c);
+    if (w) conn.request(w.method, w.head, w.body, w.timeoutMs).then(w.resolve, w.reject);
+    else this.idle.push(conn);
   }
 
-  async request(
+  request(
     method: string,
     head: Buffer | string,
     body: Buffer | string | undefined,
     timeoutMs: number,
   ): Promise<RawResponse> {
-    const got = this.acquire();
-    const conn = got instanceof FastConnection ? got : await got;
-    try {
-      return await conn.request(method, head, body, timeoutMs);
-    } catch (err) {
-      // Retry once when a reused keep-alive connection turned out to be closed, as browsers do.
-      if (err instanceof FastHttpError && err.retryable && !conn.dead) {
-        return await conn.request(method, head, body, timeoutMs);
-      }
-      throw err;
-    } finally {
-      this.release(conn);
-    }
+    const conn = this.idle.pop() ?? (this.all.size < this.options.maxConnections ? this.create() : undefined);
+    if (conn) return conn.request(method, head, body, timeoutMs);
+    return new Promise((resolve, reject) =>
+      this.waiting.push({ method, head, body, timeoutMs, resolve, reject }),
+    );
   }
 
   get size(): number {
     return this.all.size;
   }
 
-  /** Closes every connection; pending requests fail with `reason`. */
+  /** Closes every connection; pending and queued requests fail with `reason`. */
   destroy(reason?: Error): void {
-    for (const c of this.all) c.destroy(reason);
+    const err = reason ?? new FastHttpError("connection pool closed", "UND_ERR_DESTROYED");
+    for (const w of this.waiting.splice(0)) w.reject(err);
+    for (const c of this.all) {
+      c.onIdle = undefined;
+      c.destroy(err);
+    }
     this.all.clear();
     this.idle.length = 0;
   }
