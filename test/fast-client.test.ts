@@ -26,6 +26,8 @@ import type { StatsSnapshot } from "../src/stats/snapshot.js";
 
 const PROTOCOL = "Response does not match the HTTP/1.1 protocol";
 const TEST = { timeout: 15_000 };
+/** Bound for one small request on loopback: generous, yet a hang costs little. */
+const REQ_MS = 2000;
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -96,6 +98,8 @@ interface HttpTestServer {
   connections(): number;
   /** Requests received so far. */
   requests(): number;
+  /** Connections closed so far (by either side). */
+  closed(): number;
   close(): Promise<void>;
 }
 
@@ -107,6 +111,7 @@ async function httpServer(
 ): Promise<HttpTestServer> {
   let connections = 0;
   let requests = 0;
+  let closed = 0;
   const server = createServer((req, res) => {
     requests++;
     const chunks: Buffer[] = [];
@@ -114,7 +119,10 @@ async function httpServer(
     req.on("end", () => handler(req, res, Buffer.concat(chunks)));
   });
   server.keepAliveTimeout = opts.keepAliveTimeout ?? 60_000;
-  server.on("connection", () => connections++);
+  server.on("connection", (sock: Socket) => {
+    connections++;
+    sock.on("close", () => closed++);
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const { port } = server.address() as AddressInfo;
   const close = () =>
@@ -128,6 +136,7 @@ async function httpServer(
     port,
     connections: () => connections,
     requests: () => requests,
+    closed: () => closed,
     close,
   };
 }
@@ -157,12 +166,16 @@ async function rawServer(
 ): Promise<RawServer> {
   let connections = 0;
   let requests = 0;
+  let closed = 0;
   let ignored = 0;
   const sockets = new Set<Socket>();
   const server = createNetServer((sock) => {
     connections++;
     sockets.add(sock);
-    sock.on("close", () => sockets.delete(sock));
+    sock.on("close", () => {
+      closed++;
+      sockets.delete(sock);
+    });
     sock.on("error", () => {});
     let buf = Buffer.alloc(0);
     let index = 0;
@@ -204,6 +217,7 @@ async function rawServer(
     port,
     connections: () => connections,
     requests: () => requests,
+    closed: () => closed,
     ignored: () => ignored,
     close,
   };
@@ -228,7 +242,7 @@ describe("keep-alive and connection reuse", () => {
     const server = await httpServer(t, (req, res) => res.end(`hi ${req.url}`));
     const { session, recorder } = client(t, server.url);
     for (let i = 0; i < 500; i++) {
-      const res = await bounded(session.get(`/n?i=${i % 7}`, { name: "/n" }), 3000, `GET #${i}`);
+      const res = await bounded(session.get(`/n?i=${i % 7}`, { name: "/n" }), REQ_MS, `GET #${i}`);
       assert.equal(res.status, 200);
       assert.equal(res.text(), `hi /n?i=${i % 7}`);
     }
@@ -249,8 +263,8 @@ describe("keep-alive and connection reuse", () => {
       const s1 = client(t, a.url).session;
       const s2 = client(t, a.url).session;
       for (let i = 0; i < 10; i++) {
-        assert.equal((await bounded(s1.get("/"), 3000, "s1 GET")).text(), "a");
-        assert.equal((await bounded(s2.get("/"), 3000, "s2 GET")).text(), "a");
+        assert.equal((await bounded(s1.get("/"), REQ_MS, "s1 GET")).text(), "a");
+        assert.equal((await bounded(s2.get("/"), REQ_MS, "s2 GET")).text(), "a");
       }
       assert.equal(a.requests(), 20);
       assert.equal(a.connections(), 2);
@@ -258,14 +272,26 @@ describe("keep-alive and connection reuse", () => {
       // One session, alternating between two origins (absolute URLs), then concurrently.
       const { session, recorder } = client(t, a.url);
       for (let i = 0; i < 10; i++) {
-        assert.equal((await bounded(session.get("/x"), 3000, "GET a")).text(), "a");
-        assert.equal((await bounded(session.get(`${b.url}/y`), 3000, "GET b")).text(), "b");
+        assert.equal((await bounded(session.get("/x"), REQ_MS, "GET a")).text(), "a");
+        assert.equal((await bounded(session.get(`${b.url}/y`), REQ_MS, "GET b")).text(), "b");
       }
       assert.equal(a.connections(), 3);
       assert.equal(b.connections(), 1);
       assert.equal(b.requests(), 10);
+      // Concurrent requests of one user queue on its one connection per origin.
+      const both = await bounded(
+        Promise.all([0, 1, 2, 3, 4].flatMap(() => [session.get("/x"), session.get(`${b.url}/y`)])),
+        REQ_MS * 2,
+        "concurrent GETs",
+      );
+      assert.deepEqual(
+        both.map((r) => r.text()),
+        [0, 1, 2, 3, 4].flatMap(() => ["a", "b"]),
+      );
+      assert.equal(a.connections(), 3);
+      assert.equal(b.connections(), 1);
       const tot = totals(recorder);
-      assert.equal(tot.count, 20);
+      assert.equal(tot.count, 30);
       assert.equal(tot.failures, 0);
     },
   );
@@ -276,10 +302,14 @@ describe("keep-alive and connection reuse", () => {
     async (t) => {
       const server = await httpServer(t, (_req, res) => res.end("ok"), { keepAliveTimeout: 150 });
       const { session, recorder } = client(t, server.url);
-      const r1 = await bounded(session.get("/"), 3000, "first GET");
+      const r1 = await bounded(session.get("/"), REQ_MS, "first GET");
       assert.equal(r1.status, 200);
-      await sleep(400);
-      const r2 = await bounded(session.get("/"), 3000, "GET after the server closed the idle socket");
+      // Node 20.20 closes an idle socket about 1 s after keepAliveTimeout (an added buffer), so
+      // wait for the close itself (bounded), then give the client's side time to see the FIN.
+      for (let i = 0; i < 300 && server.closed() < 1; i++) await sleep(10);
+      assert.equal(server.closed(), 1, "the server did not close the idle connection");
+      await sleep(100);
+      const r2 = await bounded(session.get("/"), REQ_MS, "GET after the server closed the idle socket");
       assert.equal(r2.status, 200, `error: ${r2.error}`);
       assert.equal(r2.text(), "ok");
       assert.equal(server.connections(), 2);
@@ -300,13 +330,13 @@ describe("keep-alive and connection reuse", () => {
       });
       const { session, recorder } = client(t, server.url);
       for (let i = 0; i < 50; i++) {
-        const res = await bounded(session.get(`/${i}`), 3000, `GET #${i}`);
+        const res = await bounded(session.get(`/${i}`), REQ_MS, `GET #${i}`);
         assert.equal(res.status, 200, `request ${i}: ${res.error}`);
         assert.equal(res.text(), `r/${i}`);
       }
       // Every request was answered exactly once (a request written to a socket the server had
       // already ended is not answered, and was retried on a fresh connection).
-      assert.equal(server.requests(), 50);
+      assert.equal(server.requests(), 50, `${server.ignored()} requests hit an ended socket`);
       assert.equal(server.connections(), 50);
       const tot = totals(recorder);
       assert.equal(tot.count, 50);
@@ -328,7 +358,7 @@ describe("keep-alive and connection reuse", () => {
         });
         const { session, recorder } = client(t, server.url);
         for (let i = 0; i < 20; i++) {
-          const res = await bounded(session.post(`/${i}`, { json: { i } }), 3000, `POST #${i}`);
+          const res = await bounded(session.post(`/${i}`, { json: { i } }), REQ_MS, `POST #${i}`);
           assert.equal(res.status, 200, `request ${i}: ${res.error}`);
           assert.equal(res.text(), `r/${i}`);
         }
@@ -352,8 +382,8 @@ describe("keep-alive and connection reuse", () => {
         else sock.end();
       });
       const { session, recorder } = client(t, server.url);
-      assert.equal((await bounded(session.get("/"), 3000, "first GET")).text(), "first");
-      const res = await bounded(session.get("/"), 3000, "second GET");
+      assert.equal((await bounded(session.get("/"), REQ_MS, "first GET")).text(), "first");
+      const res = await bounded(session.get("/"), REQ_MS, "second GET");
       assert.equal(res.status, 0);
       assert.match(res.error ?? "", /closed/);
       // The second request: once on the reused connection, once (the retry) on a fresh one.
@@ -368,7 +398,7 @@ describe("keep-alive and connection reuse", () => {
   it("a first request on a fresh connection that the server drops is not retried", TEST, async (t) => {
     const server = await rawServer(t, (sock) => sock.end());
     const { session, recorder } = client(t, server.url);
-    const res = await bounded(session.get("/"), 3000, "GET");
+    const res = await bounded(session.get("/"), REQ_MS, "GET");
     assert.equal(res.status, 0);
     assert.match(res.error ?? "", /closed/);
     assert.equal(server.requests(), 1);
@@ -385,8 +415,8 @@ describe("keep-alive and connection reuse", () => {
       }
     });
     const { session } = client(t, server.url);
-    assert.equal((await bounded(session.post("/", { body: "x" }), 3000, "first POST")).text(), "first");
-    const res = await bounded(session.post("/", { body: "y" }), 3000, "second POST");
+    assert.equal((await bounded(session.post("/", { body: "x" }), REQ_MS, "first POST")).text(), "first");
+    const res = await bounded(session.post("/", { body: "y" }), REQ_MS, "second POST");
     assert.equal(res.status, 0);
     assert.match(res.error ?? "", /closed/);
     // Something was answered: a retry could repeat a non-idempotent request.
@@ -401,7 +431,7 @@ describe("keep-alive and connection reuse", () => {
     });
     const { session, recorder } = client(t, server.url);
     for (let i = 0; i < 20; i++) {
-      const res = await bounded(session.get("/"), 3000, `GET #${i}`);
+      const res = await bounded(session.get("/"), REQ_MS, `GET #${i}`);
       assert.equal(res.status, 200, `request ${i}: ${res.error}`);
       assert.equal(res.text(), "bye");
     }
@@ -427,14 +457,14 @@ describe("response framing", () => {
       });
       const { session, recorder } = client(t, server.url);
       const t0 = performance.now();
-      const res = await bounded(session.head("/", { timeout: 2 }), 3000, "HEAD");
+      const res = await bounded(session.head("/", { timeout: 2 }), REQ_MS, "HEAD");
       const ms = performance.now() - t0;
       assert.equal(res.status, 200, `error: ${res.error}`);
       assert.equal(res.body.length, 0);
       assert.equal(res.header("content-length"), "1000");
       assert.equal(res.header("x-kind"), "head");
       assert.ok(ms < 1000, `HEAD took ${ms} ms: it waited for a body`);
-      const next = await bounded(session.get("/"), 3000, "GET after HEAD");
+      const next = await bounded(session.get("/"), REQ_MS, "GET after HEAD");
       assert.equal(next.text(), "after-head");
       assert.equal(server.connections(), 1);
       assert.equal(totals(recorder).failures, 0);
@@ -450,15 +480,15 @@ describe("response framing", () => {
     });
     const { session, recorder } = client(t, server.url);
     for (let i = 0; i < 3; i++) {
-      const r204 = await bounded(session.get("/204", { timeout: 2 }), 3000, "GET /204");
+      const r204 = await bounded(session.get("/204", { timeout: 2 }), REQ_MS, "GET /204");
       assert.equal(r204.status, 204, `error: ${r204.error}`);
       assert.equal(r204.body.length, 0);
       assert.equal(r204.header("x-a"), "1");
-      const r304 = await bounded(session.get("/304", { timeout: 2 }), 3000, "GET /304");
+      const r304 = await bounded(session.get("/304", { timeout: 2 }), REQ_MS, "GET /304");
       assert.equal(r304.status, 304, `error: ${r304.error}`);
       assert.equal(r304.body.length, 0);
       assert.equal(r304.header("etag"), '"e"');
-      assert.equal((await bounded(session.get("/p"), 3000, "GET /p")).text(), "plain");
+      assert.equal((await bounded(session.get("/p"), REQ_MS, "GET /p")).text(), "plain");
     }
     assert.equal(server.connections(), 1);
     const tot = totals(recorder);
@@ -479,7 +509,7 @@ describe("response framing", () => {
       }
     });
     const { session } = client(t, server.url);
-    const small = await bounded(session.get("/small"), 3000, "GET /small");
+    const small = await bounded(session.get("/small"), REQ_MS, "GET /small");
     assert.equal(small.header("transfer-encoding"), "chunked");
     assert.equal(small.text(), "alpha-betaé");
     const res = await bounded(session.get("/big"), 5000, "GET /big");
@@ -525,7 +555,7 @@ describe("response framing", () => {
       });
       const { session, recorder } = client(t, server.url);
       for (let i = 0; i < 3; i++) {
-        const res = await bounded(session.get("/"), 3000, `GET #${i}`);
+        const res = await bounded(session.get("/"), REQ_MS, `GET #${i}`);
         assert.equal(res.status, 200, `request ${i}: ${res.error}`);
         assert.equal(res.text(), parts.join(""));
       }
@@ -553,7 +583,7 @@ describe("errors: clear strings, no throw", () => {
     assert.equal(tot.errors[0]?.error, res.error);
     // The session still works once something listens... on another port: a new origin is fine.
     const server = await httpServer(t, (_req, res2) => res2.end("up"));
-    assert.equal((await bounded(session.get(`${server.url}/`), 3000, "GET elsewhere")).text(), "up");
+    assert.equal((await bounded(session.get(`${server.url}/`), REQ_MS, "GET elsewhere")).text(), "up");
   });
 
   it("the server resets the connection mid-response", TEST, async (t) => {
@@ -563,7 +593,7 @@ describe("errors: clear strings, no throw", () => {
       });
     });
     const { session, recorder } = client(t, server.url);
-    const res = await bounded(session.get("/"), 3000, "GET");
+    const res = await bounded(session.get("/"), REQ_MS, "GET");
     assert.equal(res.status, 0);
     assert.match(res.error ?? "", /ECONNRESET|closed/);
     assert.equal(server.requests(), 1, "a response had begun: no retry");
@@ -576,7 +606,7 @@ describe("errors: clear strings, no throw", () => {
       sock.end();
     });
     const { session } = client(t, server.url);
-    const res = await bounded(session.get("/"), 3000, "GET");
+    const res = await bounded(session.get("/"), REQ_MS, "GET");
     assert.equal(res.status, 0);
     assert.match(res.error ?? "", /closed/);
     assert.equal(server.requests(), 1);
@@ -591,10 +621,10 @@ describe("errors: clear strings, no throw", () => {
         else sock.write(okResponse("fine"));
       });
       const { session, recorder } = client(t, server.url);
-      const res = await bounded(session.get("/garbage"), 3000, "GET /garbage");
+      const res = await bounded(session.get("/garbage"), REQ_MS, "GET /garbage");
       assert.equal(res.status, 0);
-      assert.ok(res.error?.startsWith(PROTOCOL), `error: ${res.error}`);
-      const ok = await bounded(session.get("/ok"), 3000, "GET /ok after garbage");
+      assert.ok(res.error?.includes(PROTOCOL), `error: ${res.error}`);
+      const ok = await bounded(session.get("/ok"), REQ_MS, "GET /ok after garbage");
       assert.equal(ok.status, 200, `error: ${ok.error}`);
       assert.equal(ok.text(), "fine");
       assert.equal(server.connections(), 2);
@@ -653,6 +683,28 @@ describe("hard stop", () => {
     },
   );
 
+  it(
+    "aborting while the connection is still being made rejects with RunStopped, leaving no timer",
+    TEST,
+    async (t) => {
+      const server = await rawServer(t, (sock) => sock.write(okResponse("ok")));
+      const { session, recorder, ac } = client(t, server.url);
+      const timers = () => process.getActiveResourcesInfo().filter((r) => r === "Timeout").length;
+      const before = timers();
+      // The connect has started (session.get runs synchronously up to it) and not finished.
+      const p = session.get("/");
+      p.catch(() => {});
+      ac.abort();
+      await assert.rejects(bounded(p, REQ_MS, "GET aborted while connecting"), RunStopped);
+      const tot = totals(recorder);
+      assert.equal(tot.cancelled, 1);
+      assert.equal(tot.failures, 0);
+      await sleep(50);
+      // A connect timer left running would keep a stopped process alive (10 s connect timeout).
+      assert.equal(timers(), before, `timers before ${before}, after ${timers()}`);
+    },
+  );
+
   it("with SharedPools, requests queued for a connection are stopped too", TEST, async (t) => {
     const server = await rawServer(t, () => {});
     const recorder = new Recorder("test");
@@ -662,14 +714,15 @@ describe("hard stop", () => {
     const sessions = [0, 1, 2].map(
       () => new HttpSession({ recorder, baseUrl: server.url, signal: ac.signal, sharedPools }),
     );
-    const pending = sessions.map((s) => s.get("/hang", { timeout: 3 }));
+    // A short request timeout bounds the test when queued requests are not stopped.
+    const pending = sessions.map((s) => s.get("/hang", { timeout: 1 }));
     for (const p of pending) p.catch(() => {});
     for (let i = 0; i < 100 && server.requests() < 1; i++) await sleep(10);
     await sleep(50);
     assert.equal(server.requests(), 1, "one connection: one request on the wire, two queued");
     const t0 = performance.now();
     ac.abort();
-    for (const p of pending) await assert.rejects(bounded(p, 5000, "aborted GET"), RunStopped);
+    for (const p of pending) await assert.rejects(bounded(p, REQ_MS, "aborted GET"), RunStopped);
     const ms = performance.now() - t0;
     assert.ok(ms < 500, `took ${ms} ms to reject the queued requests`);
     assert.equal(server.connections(), 1, "no new connection after the stop");
@@ -756,7 +809,7 @@ describe("request headers and bodies", () => {
     await assert.rejects(session.get("/"), TypeError);
     delete session.headers["x-session"];
     assert.equal(server.requests(), 0);
-    const res = await bounded(session.get("/", { headers: { "x-a": "clean" } }), 3000, "clean GET");
+    const res = await bounded(session.get("/", { headers: { "x-a": "clean" } }), REQ_MS, "clean GET");
     assert.equal(res.status, 200);
     assert.equal(server.requests(), 1);
     assert.equal(seen[0]?.["x-a"], "clean");
@@ -771,10 +824,10 @@ describe("request headers and bodies", () => {
       const server = await httpServer(t, (_req, res) => res.end("ok"));
       const { session } = client(t, server.url);
       await assert.rejects(
-        bounded(session.request("GET /smuggled HTTP/1.1\r\nx-a:", "/"), 3000, "bad method"),
+        bounded(session.request("GET /smuggled HTTP/1.1\r\nx-a:", "/"), REQ_MS, "bad method"),
         TypeError,
       );
-      await assert.rejects(bounded(session.request("GET X", "/"), 3000, "method with a space"), TypeError);
+      await assert.rejects(bounded(session.request("GET X", "/"), REQ_MS, "method with a space"), TypeError);
       assert.equal(server.requests(), 0);
     },
   );
@@ -980,9 +1033,10 @@ describe("differential: fast engine vs undici engine", () => {
     for (const [method, url, opts] of steps) {
       const r = await bounded(session.request(method, url, opts), 5000, `${engine} ${method} ${url}`);
       const headers: Record<string, unknown> = {};
-      for (const h of HEADERS) headers[h] = r.headers[h];
+      // header() joins repeated headers; set-cookie is compared as the array.
+      for (const h of HEADERS) headers[h] = h === "set-cookie" ? r.headers[h] : r.header(h);
       let body: unknown = r.text();
-      if (r.header("content-type") === "application/json" && r.status === 200) body = r.json();
+      if (r.header("content-type") === "application/json" && r.body.length > 0) body = r.json();
       out.push({ step: `${method} ${url}`, status: r.status, url: r.url, error: r.error, body, headers });
     }
     // The session's cookies at the end.
@@ -1018,10 +1072,10 @@ describe("differential: fast engine vs undici engine", () => {
     // Spot checks, so that "both wrong the same way" cannot pass.
     const byStep = (s: string) => fast.out.find((o) => o.step === s)!;
     const body = (s: string) => byStep(s).body as Record<string, unknown>;
-    assert.deepEqual(byStep("GET /cookies").headers, {
-      ...byStep("GET /cookies").headers,
-      "set-cookie": ["a=1; Path=/", "b=2; Path=/; HttpOnly"],
-    });
+    assert.deepEqual((byStep("GET /cookies").headers as Record<string, unknown>)["set-cookie"], [
+      "a=1; Path=/",
+      "b=2; Path=/; HttpOnly",
+    ]);
     assert.equal(body("GET /echo").cookie, "a=1; b=2");
     assert.equal(body("GET /echo").xu, "u1");
     assert.equal(body("POST /r301").method, "GET");
@@ -1081,9 +1135,9 @@ describe("differential: fast engine vs undici engine", () => {
     const [refused, timeout, garbageErr] = results.fast!;
     assert.equal(refused, `connect ECONNREFUSED 127.0.0.1:${port}`);
     assert.equal(timeout, "timeout: no response within 0.3s");
-    assert.ok(garbageErr?.startsWith(PROTOCOL), garbageErr);
+    assert.ok(garbageErr?.includes(PROTOCOL), garbageErr);
     // Refused and timeout strings match; protocol errors share the prefix and differ in detail.
     assert.deepEqual(results.fast!.slice(0, 2), results.undici!.slice(0, 2));
-    assert.ok(results.undici![2]?.startsWith(PROTOCOL), results.undici![2]);
+    assert.ok(results.undici![2]?.includes(PROTOCOL), results.undici![2]);
   });
 });

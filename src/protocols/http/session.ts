@@ -152,6 +152,9 @@ function routeFor(u: URL): Route {
 const HEAD_CACHE_MAX = 10_000;
 const headCache = new Map<string, Buffer>();
 const SET_COOKIE = /(?:^|\n)set-cookie:/i;
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const validMethods = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
+const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
 const FORBIDDEN_IN_HEADER = /[\r\n\0]/;
 
 function checkHeader(name: string, value: string): void {
@@ -271,6 +274,11 @@ export class HttpSession {
 
   request(method: string, url: string, opts: RequestOptions = {}): Promise<HttpResponse> {
     method = method.toUpperCase();
+    if (!validMethods.has(method)) {
+      if (!TOKEN.test(method))
+        return Promise.reject(new TypeError(`invalid HTTP method ${JSON.stringify(method)}`));
+      validMethods.add(method);
+    }
     if (this.#engine === "undici") return this.#undiciRequest(method, url, opts);
     return this.#fastRequest(method, url, opts);
   }
@@ -326,6 +334,8 @@ export class HttpSession {
     opts: RequestOptions,
     body: string | Uint8Array | undefined,
     contentType: string | undefined,
+    /** The request became a body-less GET after a redirect: body headers must go too. */
+    dropBodyHeaders = false,
   ): Buffer | string {
     const plain =
       opts.headers === undefined && body === undefined && this.#jarEmpty() && this.#noSessionHeaders();
@@ -334,7 +344,8 @@ export class HttpSession {
       let cached = headCache.get(key);
       if (!cached) {
         cached = Buffer.from(
-          `${method} ${route.path} HTTP/1.1\r\nhost: ${route.origin.hostHeader}\r\nuser-agent: ${USER_AGENT}\r\n\r\n`,
+          `${method} ${route.path} HTTP/1.1\r\nhost: ${route.origin.hostHeader}\r\nuser-agent: ${USER_AGENT}\r\n` +
+            (BODY_METHODS.has(method) ? "content-length: 0\r\n\r\n" : "\r\n"),
           "latin1",
         );
         if (headCache.size >= HEAD_CACHE_MAX) headCache.clear();
@@ -354,13 +365,14 @@ export class HttpSession {
     let text = `${method} ${route.path} HTTP/1.1\r\nhost: ${route.origin.hostHeader}\r\n`;
     for (const k in headers) {
       if (k === "host" || k === "content-length" || k === "transfer-encoding") continue;
+      if (dropBodyHeaders && k.startsWith("content-")) continue;
       const v = headers[k]!;
       checkHeader(k, v);
       text += `${k}: ${v}\r\n`;
     }
     if (body !== undefined)
       text += `content-length: ${typeof body === "string" ? Buffer.byteLength(body) : body.length}\r\n`;
-    else if (method === "POST" || method === "PUT" || method === "PATCH") text += "content-length: 0\r\n";
+    else if (BODY_METHODS.has(method)) text += "content-length: 0\r\n";
     return `${text}\r\n`;
   }
 
@@ -391,13 +403,14 @@ export class HttpSession {
     const maxHops = opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10);
     const signal = this.#o.signal;
     let currentMethod = method;
+    let rewritten = false;
     const t0 = performance.now();
     let ttfb = -1;
     let res: HttpResponse;
     try {
       for (let hop = 0; ; hop++) {
         if (signal.aborted) throw new RunStopped();
-        const head = this.#head(currentMethod, route, opts, body, contentType);
+        const head = this.#head(currentMethod, route, opts, body, contentType, rewritten);
         const payload =
           typeof body === "string" || body === undefined
             ? body
@@ -420,6 +433,7 @@ export class HttpSession {
               if (currentMethod !== "HEAD") currentMethod = "GET";
               body = undefined;
               contentType = undefined;
+              rewritten = true;
             }
             continue;
           }
@@ -659,6 +673,6 @@ export function describeError(err: unknown, timeoutMs: number): string {
   if (code === "UND_ERR_SOCKET") return "connection closed by server";
   let message = e?.message || e?.errors?.[0]?.message || String(err);
   if (message === "fetch failed" && e.cause) return describeError(e.cause, timeoutMs);
-  if (code && !message.includes(code)) message = `${code}: ${message}`;
+  if (code && !code.startsWith("HPE_") && !message.includes(code)) message = `${code}: ${message}`;
   return message;
 }

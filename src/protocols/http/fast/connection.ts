@@ -112,6 +112,8 @@ export class FastConnection implements ParserHandler {
         this.teardown();
         reject(err);
       };
+      // A socket destroyed while connecting (hard stop) must not leave the timer running.
+      sock.once("close", () => clearTimeout(timer));
       sock.once(secure ? "secureConnect" : "connect", onConnect);
       sock.once("error", onError);
       // Events of a socket we already replaced (after a retry) must not touch the new one.
