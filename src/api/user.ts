@@ -135,6 +135,11 @@ export class HttpUser extends User {
    * all are busy — for 100,000 mostly idle users on a few thousand sockets.
    */
   static sharedConnections = 0;
+  /**
+   * Local addresses new connections bind to, in turn, e.g. ["127.0.0.1", "127.0.0.2"]: each
+   * source address has its own ~28,000 ephemeral ports towards one target address and port.
+   */
+  static sourceAddresses: string[] = [];
   #client: HttpSession | undefined;
 
   override [kAttach](ctx: UserContext): void {
@@ -148,7 +153,10 @@ export class HttpUser extends User {
       signal: ctx.signal,
       verifyTls,
       engine: cls.engine,
-      ...(shared ? { sharedPools: SharedPools.forWorker(cls.sharedConnections, verifyTls, ctx.signal) } : {}),
+      sourceAddresses: cls.sourceAddresses,
+      ...(shared
+        ? { sharedPools: SharedPools.forWorker(cls.sharedConnections, verifyTls, ctx.signal, cls.sourceAddresses) }
+        : {}),
     });
   }
 
