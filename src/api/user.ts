@@ -155,7 +155,14 @@ export class HttpUser extends User {
       engine: cls.engine,
       sourceAddresses: cls.sourceAddresses,
       ...(shared
-        ? { sharedPools: SharedPools.forWorker(cls.sharedConnections, verifyTls, ctx.signal, cls.sourceAddresses) }
+        ? {
+            sharedPools: SharedPools.forWorker(
+              cls.sharedConnections,
+              verifyTls,
+              ctx.signal,
+              cls.sourceAddresses,
+            ),
+          }
         : {}),
     });
   }

@@ -18,7 +18,7 @@ export interface UserRuntimeShared {
   takeIteration(): boolean;
 }
 
-const NO_WAIT: WaitTime = () => 0;
+const NO_WAIT: WaitTime = Object.assign(() => 0, { usesTiming: false });
 
 /** Picks tasks by weight with one random number and a binary search. */
 class Picker {
@@ -101,8 +101,7 @@ export class UserRuntime implements UserContext {
     if (this.isStopping()) return Promise.resolve();
     if (!(seconds > 0)) {
       // A task that never yields to the event loop, with no wait, would starve timers and I/O.
-      if (++this.zeroWaits % 64 === 0) return new Promise((r) => setImmediate(r));
-      return Promise.resolve();
+      return new Promise((r) => setImmediate(r));
     }
     return new Promise((resolve) => {
       this.wake = resolve;
@@ -169,6 +168,7 @@ export class UserRuntime implements UserContext {
   ): Promise<void> {
     const picker = new Picker(tasks, sequential);
     const timing: { taskStartedAt: number; taskEndedAt: number } = { taskStartedAt: 0, taskEndedAt: 0 };
+    const timed = waitTime.usesTiming !== false;
     while (!this.isStopping()) {
       if (!this.shared.takeIteration()) {
         this.stopping = true;
@@ -176,7 +176,7 @@ export class UserRuntime implements UserContext {
       }
       this.recorder.iteration();
       const t = picker.pick();
-      timing.taskStartedAt = performance.now();
+      if (timed) timing.taskStartedAt = performance.now();
       let skipWait = false;
       try {
         if (t.taskSet) skipWait = await this.runTaskSet(owner, t, waitTime);
@@ -192,9 +192,13 @@ export class UserRuntime implements UserContext {
           this.recorder.exception(err, `${where}.${t.name}`);
         }
       }
-      timing.taskEndedAt = performance.now();
+      if (timed) timing.taskEndedAt = performance.now();
       if (this.isStopping()) return;
-      if (!skipWait) await this.sleep(waitTime(timing as WaitContext));
+      if (!skipWait) {
+        const seconds = waitTime(timing as WaitContext);
+        // No wait: skip the await (one microtask hop per task) but still yield now and then.
+        if (seconds > 0 || ++this.zeroWaits % 64 === 0) await this.sleep(Math.max(seconds, 0));
+      }
     }
   }
 
