@@ -51,6 +51,18 @@ class Picker {
   }
 }
 
+/** Weighted pickers are stateless: one per task list serves every user. */
+const pickers = new WeakMap<readonly TaskDef[], Picker>();
+
+function sharedPicker(tasks: readonly TaskDef[]): Picker {
+  let p = pickers.get(tasks);
+  if (!p) {
+    p = new Picker(tasks, false);
+    pickers.set(tasks, p);
+  }
+  return p;
+}
+
 /** Runs one user: onStart, the task loop with waits, onStop. */
 export class UserRuntime implements UserContext {
   readonly className: string;
@@ -166,7 +178,7 @@ export class UserRuntime implements UserContext {
     sequential: boolean,
     where: string,
   ): Promise<void> {
-    const picker = new Picker(tasks, sequential);
+    const picker = sequential ? new Picker(tasks, true) : sharedPicker(tasks);
     const timing: { taskStartedAt: number; taskEndedAt: number } = { taskStartedAt: 0, taskEndedAt: 0 };
     const timed = waitTime.usesTiming !== false;
     while (!this.isStopping()) {

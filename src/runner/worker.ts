@@ -159,7 +159,7 @@ export class Worker {
       while (set.size < target) {
         const id = this.nextUserId;
         this.nextUserId += this.userIdStep;
-        const u = new UserRuntime(id, cls, shared, (x) => this.onUserExit(name, x));
+        const u = new UserRuntime(id, cls, shared, this.userExited);
         set.add(u);
       }
       const live = this.liveUsers();
@@ -171,6 +171,9 @@ export class Worker {
       }
     }
   }
+
+  /** One callback for every user, rather than a closure each. */
+  private readonly userExited = (u: UserRuntime): void => this.onUserExit(u.className, u);
 
   private onUserExit(name: string, u: UserRuntime): void {
     this.live.get(name)?.delete(u);
