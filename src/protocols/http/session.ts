@@ -151,7 +151,6 @@ function routeFor(u: URL): Route {
   return { key, origin, path: u.pathname + u.search, href: u.href, heads: new Map() };
 }
 
-const SET_COOKIE = /(?:^|\n)set-cookie:/i;
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const validMethods = new Set(["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]);
 const BODY_METHODS = new Set(["POST", "PUT", "PATCH"]);
@@ -418,7 +417,7 @@ export class HttpSession {
         const rawHeaders = raw.head.rawHeaders;
         const status = raw.head.status;
         let parsed: IncomingHttpHeaders | undefined;
-        if (rawHeaders.length > 0 && SET_COOKIE.test(rawHeaders)) {
+        if (raw.head.setCookie) {
           parsed = parseRawHeaders(rawHeaders);
           this.#storeCookies(parsed, route.href);
         }

@@ -38,6 +38,8 @@ export interface ResponseHead {
   chunked: boolean;
   /** Server said Connection: close, or HTTP/1.0 without keep-alive: the socket must not be reused after this response. Also true when the body is read until close, and for suspect framing (Transfer-Encoding with Content-Length, or with HTTP/1.0). */
   close: boolean;
+  /** A Set-Cookie header is present (so the client knows whether to parse headers at all). */
+  setCookie: boolean;
 }
 
 export interface ParserHandler {
@@ -119,6 +121,7 @@ function checkVersion(buf: Buffer, start: number, n: number): void {
 const NAME_CONTENT_LENGTH = Buffer.from("content-length", "latin1");
 const NAME_TRANSFER_ENCODING = Buffer.from("transfer-encoding", "latin1");
 const NAME_CONNECTION = Buffer.from("connection", "latin1");
+const NAME_SET_COOKIE = Buffer.from("set-cookie", "latin1");
 const TOKEN_CHUNKED = Buffer.from("chunked", "latin1");
 const TOKEN_CLOSE = Buffer.from("close", "latin1");
 const TOKEN_KEEP_ALIVE = Buffer.from("keep-alive", "latin1");
@@ -198,6 +201,7 @@ export class ResponseParser {
   private hChunked = false;
   private hClose = false;
   private hKeepAlive = false;
+  private hSetCookie = false;
 
   constructor(handler: ParserHandler, options?: { maxHeaderBytes?: number }) {
     this.handler = handler;
@@ -560,6 +564,7 @@ export class ResponseParser {
     this.hChunked = false;
     this.hClose = false;
     this.hKeepAlive = false;
+    this.hSetCookie = false;
     return lineEnd + 2;
   }
 
@@ -666,6 +671,7 @@ export class ResponseParser {
       contentLength,
       chunked,
       close,
+      setCookie: this.hSetCookie,
     });
     if (next === S_IDLE && this.generation === generation) this.complete();
   }
@@ -695,6 +701,8 @@ export class ResponseParser {
       while (ts > vs && buf[ts - 1] !== COMMA) ts--;
       while (ts < ve && (buf[ts] === SP || buf[ts] === HTAB)) ts++;
       this.hChunked = ve - ts === 7 && equalsLower(buf, ts, TOKEN_CHUNKED);
+    } else if (equalsLower(buf, name, NAME_SET_COOKIE)) {
+      this.hSetCookie = true;
     } else if (equalsLower(buf, name, NAME_CONNECTION)) {
       let ts = vs;
       while (ts < ve) {
