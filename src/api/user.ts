@@ -125,10 +125,11 @@ export class HttpUser extends User {
   /** Verify TLS certificates. Turn off for self-signed test targets. */
   static verifyTls = true;
   /**
-   * "fast" (default): Cicada's HTTP/1.1 keep-alive client, built for throughput. "undici":
-   * undici's client, for what the fast path does not cover.
+   * "auto" (default): Cicada's HTTP/1.1 keep-alive client, built for throughput, switching to
+   * undici when HTTP(S)_PROXY is set or a TLS server speaks only HTTP/2. "fast" or "undici"
+   * forces one.
    */
-  static engine: HttpEngine = "fast";
+  static engine: HttpEngine = "auto";
   /**
    * 0 (default): each user has its own keep-alive connection per origin, like a real client.
    * N > 0: the users of this class share N connections per origin and worker, queueing when

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import type { IncomingHttpHeaders } from "node:http";
 import { createRequire } from "node:module";
 import type { CookieJar } from "tough-cookie";
-import type { Agent, Dispatcher, fetch as undiciFetch } from "undici";
+import type { Dispatcher, fetch as undiciFetch } from "undici";
 import { RunStopped } from "../../api/errors.js";
 import type { StatsRecorder } from "../../stats/recorder.js";
 import { VERSION } from "../../version.js";
@@ -56,8 +56,9 @@ export interface HttpSessionOptions {
   /** Verify TLS certificates (default true). */
   verifyTls?: boolean;
   /**
-   * "fast" (default): Cicada's own HTTP/1.1 keep-alive client. "undici": undici's Agent, for
-   * what the fast path does not cover. `fetch()` always uses undici.
+   * "auto" (default): Cicada's own HTTP/1.1 keep-alive client, or undici when a proxy is set
+   * in the environment or a TLS server speaks only HTTP/2. "fast" / "undici": always that one.
+   * `fetch()` always uses undici.
    */
   engine?: HttpEngine;
   /** Pools shared by many users; without it each user has its own connection per origin. */
@@ -66,7 +67,23 @@ export interface HttpSessionOptions {
   sourceAddresses?: readonly string[];
 }
 
-export type HttpEngine = "fast" | "undici";
+export type HttpEngine = "auto" | "fast" | "undici";
+
+/** A proxy configured the usual way: the fast path does not speak to proxies, undici does. */
+const PROXY_ENV = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"].some((k) =>
+  Boolean(process.env[k]),
+);
+
+/** Origins the fast path could not talk to (HTTP/2-only TLS servers): undici serves them. */
+const undiciOrigins = new Set<string>();
+
+function isH2Only(err: unknown): boolean {
+  const e = err as { code?: string; message?: string };
+  return (
+    e?.code === "ERR_SSL_TLSV1_ALERT_NO_APPLICATION_PROTOCOL" ||
+    /no application protocol/i.test(e?.message ?? "")
+  );
+}
 
 /**
  * Connection pools shared by the users of one worker: `maxConnections` per origin, requests
@@ -182,7 +199,7 @@ const USER_AGENT = `cicada/${VERSION}`;
  * connection per origin, redirects, TLS. Every call is recorded under (HTTP, method, name).
  */
 export class HttpSession {
-  #agent: Agent | undefined;
+  #agent: Dispatcher | undefined;
   #jar: CookieJar | undefined;
   #jarSize = 0;
   #pools: Map<string, FastPool> | undefined;
@@ -190,13 +207,16 @@ export class HttpSession {
   #ownPoolKey: string | undefined;
   #ownPool: FastPool | undefined;
   readonly #engine: HttpEngine;
+  readonly #auto: boolean;
   readonly #o: HttpSessionOptions;
   /** Extra headers sent with every request of this user (e.g. an auth token set in onStart). */
   readonly headers: Record<string, string> = {};
 
   constructor(options: HttpSessionOptions) {
     this.#o = options;
-    this.#engine = options.engine ?? "fast";
+    const engine = options.engine ?? "auto";
+    this.#auto = engine === "auto";
+    this.#engine = engine === "auto" ? (PROXY_ENV ? "undici" : "fast") : engine;
     if (!options.sharedPools) {
       // One listener per user; a run may have 100,000 of them on the same signal.
       setMaxListeners(0, options.signal);
@@ -213,7 +233,9 @@ export class HttpSession {
 
   /** The per-user dispatcher: one keep-alive connection per origin. */
   get dispatcher(): Dispatcher {
-    this.#agent ??= new (undici().Agent)({
+    // With a proxy in the environment, EnvHttpProxyAgent honours HTTP(S)_PROXY and NO_PROXY.
+    this.#agent ??= new (PROXY_ENV ? undici().EnvHttpProxyAgent : undici().Agent)({
+      allowH2: true,
       connections: 1,
       keepAliveTimeout: 60_000,
       connect: { timeout: 10_000, rejectUnauthorized: this.#o.verifyTls ?? true },
@@ -385,6 +407,7 @@ export class HttpSession {
   async #fastRequest(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
     const name = opts.name ?? url;
     let route = this.#route(url, opts.query);
+    if (undiciOrigins.size > 0 && undiciOrigins.has(route.key)) return this.#undiciRequest(method, url, opts);
     let body: string | Uint8Array | undefined = opts.body;
     let contentType: string | undefined;
     if (opts.json !== undefined) {
@@ -453,6 +476,10 @@ export class HttpSession {
         throw new RunStopped();
       }
       if (err instanceof TypeError) throw err;
+      if (this.#auto && isH2Only(err) && !undiciOrigins.has(route.key)) {
+        undiciOrigins.add(route.key);
+        return this.#undiciRequest(method, url, opts);
+      }
       res = new HttpResponse(
         method,
         route.href,
