@@ -58,6 +58,7 @@ const out = join(work, "r.json");
 const gen = spawn(
   process.execPath,
   [
+    ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : []),
     join(root, "dist/src/cli/main.js"),
     "run",
     join(root, "bench/loadfiles/idle.ts"),

@@ -63,6 +63,11 @@ function sharedPicker(tasks: readonly TaskDef[]): Picker {
   return p;
 }
 
+/** A module-level timer callback with the user as argument: no closure per sleep. */
+function wakeUp(u: UserRuntime): void {
+  u.timerFired();
+}
+
 /** Runs one user: onStart, the task loop with waits, onStop. */
 export class UserRuntime implements UserContext {
   readonly className: string;
@@ -88,7 +93,14 @@ export class UserRuntime implements UserContext {
     this.recorder = shared.recorder;
     this.signal = shared.hardStop;
     this.verifyTls = shared.verifyTls;
-    this.done = this.run().finally(() => this.onExit(this));
+    this.done = this.run();
+  }
+
+  timerFired(): void {
+    this.timer = undefined;
+    const w = this.wake;
+    this.wake = undefined;
+    w?.();
   }
 
   isStopping(): boolean {
@@ -117,15 +129,20 @@ export class UserRuntime implements UserContext {
     }
     return new Promise((resolve) => {
       this.wake = resolve;
-      this.timer = setTimeout(() => {
-        this.timer = undefined;
-        this.wake = undefined;
-        resolve();
-      }, seconds * 1000);
+      this.timer = setTimeout(wakeUp, seconds * 1000, this);
     });
   }
 
+  /** Runs the user, then reports its exit; no `.finally()` closure kept per user. */
   private async run(): Promise<void> {
+    try {
+      await this.live();
+    } finally {
+      this.onExit(this);
+    }
+  }
+
+  private async live(): Promise<void> {
     // Let the spawner finish its batch before the first request.
     await Promise.resolve();
     const Cls = this.compiled.cls as unknown as new () => User;
