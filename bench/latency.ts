@@ -4,7 +4,9 @@
  * 1,000 requests/s (10 connections, one request every 10 ms each):
  *   - a bare raw-socket client: the floor any Node client on this machine sees;
  *   - Cicada with a scripted HttpUser.
- * Goal: Cicada's p50 within 0.3 ms and p99 within 2 ms of the bare client's.
+ * Goal: Cicada adds at most 0.3 ms at p50 and 2 ms at p99 to the bare client's figures. The two
+ * runs hit separate target processes whose own timers differ by a few tenths of a millisecond,
+ * so Cicada can come out below the bare client: that counts as adding nothing.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -127,7 +129,7 @@ for (const [name, p, goal] of [
   const c = r.totals.latencyMs[name] as number;
   const b = pct(bare, p);
   const d = c - b;
-  const verdict = goal === undefined ? "" : `≤ ${goal} ms: ${Math.abs(d) <= goal ? "met" : "NOT met"}`;
+  const verdict = goal === undefined ? "" : `≤ ${goal} ms: ${d <= goal ? "met" : "NOT met"}`;
   console.log(
     `${name}  ${pct(truth, p).toFixed(3).padStart(8)} ms ${b.toFixed(3).padStart(8)} ms ${c.toFixed(3).padStart(8)} ms ` +
       `${(d >= 0 ? "+" : "") + d.toFixed(3)} ms`.padStart(14) +

@@ -216,7 +216,7 @@ describe("stats: merging snapshots of two workers", () => {
     const s2 = ship(r2.snapshot(1));
     assert.equal(s2.endpoints.length, 1);
     assert.equal(s2.endpoints[0]!.count, 0);
-    assert.equal(s2.endpoints[0]!.latency, "");
+    assert.deepEqual(s2.endpoints[0]!.latency, []);
     const agg = new StatsAggregate(0);
     agg.add(ship(r1.snapshot(1)));
     agg.add(s2);

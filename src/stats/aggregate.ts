@@ -1,9 +1,9 @@
 import { EndpointStats } from "./endpoint.js";
 import {
+  addSparse,
   createHistogram,
   type Histogram,
   type LatencySummary,
-  mergeEncoded,
   percentileMs,
   summarize,
 } from "./histogram.js";
@@ -11,7 +11,7 @@ import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from ".
 
 /** Cumulative figures of one (type, method, name) — or of all of them, for the aggregated row. */
 export class EndpointTotals extends EndpointStats {
-  add(d: EndpointDelta, latency: Histogram | null, ttfb: Histogram | null): void {
+  add(d: EndpointDelta): void {
     this.count += d.count;
     this.failures += d.failures;
     this.cancelled += d.cancelled;
@@ -21,8 +21,8 @@ export class EndpointTotals extends EndpointStats {
       if (d.minUs < this.minUs) this.minUs = d.minUs;
       if (d.maxUs > this.maxUs) this.maxUs = d.maxUs;
     }
-    if (latency) this.latency.add(latency);
-    if (ttfb) this.ttfb.add(ttfb);
+    addSparse(this.latency, d.latency);
+    addSparse(this.ttfb, d.ttfb);
   }
 
   latencySummary(): LatencySummary {
@@ -125,23 +125,21 @@ export class StatsAggregate {
     const bucket = this.bucket(s.seq, s.at);
     bucket.iterations += s.iterations;
     for (const d of s.endpoints) {
-      const latency = d.latency ? decode(d.latency) : null;
-      const ttfb = d.ttfb ? decode(d.ttfb) : null;
       const key = d.type + SEP + d.method + SEP + d.name;
       let e = this.endpoints.get(key);
       if (!e) {
         e = new EndpointTotals(d.type, d.method, d.name);
         this.endpoints.set(key, e);
       }
-      e.add(d, latency, ttfb);
-      this.total.add(d, latency, ttfb);
+      e.add(d);
+      this.total.add(d);
       bucket.requests += d.count;
       bucket.failures += d.failures;
       if (d.count > 0) {
         if (d.minUs < bucket.minUs) bucket.minUs = d.minUs;
         if (d.maxUs > bucket.maxUs) bucket.maxUs = d.maxUs;
       }
-      if (latency) bucket.latency.add(latency);
+      addSparse(bucket.latency, d.latency);
     }
     for (const x of s.errors) {
       const key = x.method + SEP + x.name + SEP + x.error;
@@ -241,10 +239,4 @@ export class StatsAggregate {
         a.name.localeCompare(b.name) || a.method.localeCompare(b.method) || a.type.localeCompare(b.type),
     );
   }
-}
-
-function decode(encoded: string): Histogram {
-  const h = createHistogram();
-  mergeEncoded(h, encoded);
-  return h;
 }

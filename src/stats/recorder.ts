@@ -1,5 +1,5 @@
 import { EndpointStats } from "./endpoint.js";
-import { encodeHistogram } from "./histogram.js";
+import { toSparse } from "./histogram.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
 /**
@@ -127,8 +127,8 @@ export class Recorder implements StatsRecorder {
         sumUs: a.sumUs,
         minUs: a.count > 0 ? a.minUs : 0,
         maxUs: a.maxUs,
-        latency: a.count > 0 ? encodeHistogram(a.latency) : "",
-        ttfb: a.ttfb.totalCount > 0 ? encodeHistogram(a.ttfb) : "",
+        latency: toSparse(a.latency),
+        ttfb: toSparse(a.ttfb),
       });
       a.reset();
     }

@@ -32,10 +32,10 @@ export interface EndpointDelta {
   sumUs: number;
   minUs: number;
   maxUs: number;
-  /** Compressed base64 HdrHistogram of latency in µs; "" when empty. */
-  latency: string;
+  /** Latency in µs as a sparse histogram (see histogram.ts toSparse); [] when empty. */
+  latency: number[];
   /** Same for time to first byte. */
-  ttfb: string;
+  ttfb: number[];
 }
 
 export interface ErrorDelta {
