@@ -191,6 +191,8 @@ const toughCookie = (): typeof import("tough-cookie") =>
   (cookieModule ??= require("tough-cookie") as typeof import("tough-cookie"));
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+/** Shared by calls without options, so the hot path allocates none. */
+const NO_OPTIONS: RequestOptions = Object.freeze({});
 const EMPTY_BODY = Buffer.alloc(0);
 const USER_AGENT = `cicada/${VERSION}`;
 
@@ -254,22 +256,22 @@ export class HttpSession {
   }
 
   get(url: string, opts?: RequestOptions): Promise<HttpResponse> {
-    return this.request("GET", url, opts);
+    return this.#send("GET", url, opts ?? NO_OPTIONS);
   }
   post(url: string, opts?: RequestOptions): Promise<HttpResponse> {
-    return this.request("POST", url, opts);
+    return this.#send("POST", url, opts ?? NO_OPTIONS);
   }
   put(url: string, opts?: RequestOptions): Promise<HttpResponse> {
-    return this.request("PUT", url, opts);
+    return this.#send("PUT", url, opts ?? NO_OPTIONS);
   }
   patch(url: string, opts?: RequestOptions): Promise<HttpResponse> {
-    return this.request("PATCH", url, opts);
+    return this.#send("PATCH", url, opts ?? NO_OPTIONS);
   }
   delete(url: string, opts?: RequestOptions): Promise<HttpResponse> {
-    return this.request("DELETE", url, opts);
+    return this.#send("DELETE", url, opts ?? NO_OPTIONS);
   }
   head(url: string, opts?: RequestOptions): Promise<HttpResponse> {
-    return this.request("HEAD", url, opts);
+    return this.#send("HEAD", url, opts ?? NO_OPTIONS);
   }
 
   resolve(url: string, query?: Record<string, QueryValue>): URL {
@@ -300,6 +302,11 @@ export class HttpSession {
         return Promise.reject(new TypeError(`invalid HTTP method ${JSON.stringify(method)}`));
       validMethods.add(method);
     }
+    return this.#send(method, url, opts);
+  }
+
+  /** The shared path; `method` is known to be a valid upper-case token. */
+  #send(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
     if (this.#engine === "undici") return this.#undiciRequest(method, url, opts);
     return this.#fastRequest(method, url, opts);
   }

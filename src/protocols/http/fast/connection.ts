@@ -96,6 +96,11 @@ export class FastConnection implements ParserHandler {
   /** Called when the connection is free again (or dead), before the caller sees the result. */
   onIdle: ((c: FastConnection) => void) | undefined;
   dead = false;
+  /** One executor per connection instead of a closure per request. */
+  private readonly capture = (resolve: (r: RawResponse) => void, reject: (e: Error) => void): void => {
+    this.resolve = resolve;
+    this.reject = reject;
+  };
 
   constructor(
     readonly origin: OriginInfo,
@@ -184,10 +189,7 @@ export class FastConnection implements ParserHandler {
     this.reqBody = body;
     this.retried = false;
     if (timeoutMs !== this.timeoutMs) this.timeoutMs = timeoutMs;
-    const p = new Promise<RawResponse>((resolve, reject) => {
-      this.resolve = resolve;
-      this.reject = reject;
-    });
+    const p = new Promise<RawResponse>(this.capture);
     this.send();
     return p;
   }
