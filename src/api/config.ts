@@ -28,6 +28,12 @@ export interface CicadaConfig {
    * or -1 for one per core (the default). 1 runs users in the main thread.
    */
   processes?: number;
+  /**
+   * Load shape for the closed model: ramp linearly between user targets, e.g.
+   * [{duration: "30s", target: 100}, {duration: "2m", target: 100}, {duration: "10s", target: 0}]
+   * or "30s:100,2m:100,10s:0". The run ends with the last stage unless runTime is shorter.
+   */
+  stages?: string | Array<{ duration: string | number; target: number }>;
 }
 
 /** Identity function that gives a config file editor types. */

@@ -21,6 +21,7 @@ import { executeRun, type RunIo } from "./run.js";
 const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 
 interface RunFlags {
+  stages?: string;
   loadfile?: string;
   host?: string;
   users?: number;
@@ -70,7 +71,8 @@ function addRunOptions(cmd: Command): Command {
       "--processes <n>",
       "worker threads running the users, each with its own event loop; -1 = one per core (default)",
       parseProcesses,
-    );
+    )
+    .option("--stages <list>", "load shape: ramp users linearly, e.g. 30s:100,2m:100,10s:0 (replaces -u/-r)");
 }
 
 function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { config?: string } {
@@ -95,6 +97,7 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     verifyTls: flags.insecure ? false : undefined,
     preflight: flags.preflight === false ? false : undefined,
     processes: flags.processes,
+    stages: flags.stages,
     config: flags.config,
   };
   return cfg;

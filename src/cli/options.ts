@@ -113,6 +113,7 @@ const ENV_KEYS: Record<Key, (v: string, name: string) => unknown> = {
   verifyTls: (v, n) => parseBool(n, v),
   preflight: (v, n) => parseBool(n, v),
   processes: (v) => parseProcesses(v),
+  stages: (v) => v,
 };
 
 export function envName(key: string): string {

@@ -7,6 +7,7 @@ import { formatSummary, LiveView } from "../outputs/console.js";
 import { buildResult, type RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
+import { parseStages, stagesPeak } from "../runner/stages.js";
 import { CicadaError, ExitCode } from "./errors.js";
 import { fromEnv, loadConfigFile, mergeConfigs, parseDuration, resolveProcesses } from "./options.js";
 import { checkReachable } from "./preflight.js";
@@ -58,7 +59,12 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       excludeTags: s.excludeTags ?? [],
       verifyTls: s.verifyTls ?? true,
       processes: resolveProcesses(s.processes),
+      stages: s.stages === undefined ? null : parseStages(s.stages),
     };
+    if (plan.stages) {
+      // The shape sets the user count over time; -u is its peak, for the views.
+      plan.users = Math.max(1, stagesPeak(plan.stages));
+    }
     if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
       throw new CicadaError(
         `-H/--host: expected an http:// or https:// URL, got "${plan.host}"`,

@@ -1,4 +1,16 @@
 import type { Coordinator } from "../runner/coordinator.js";
+import { type Stage, stagesDuration } from "../runner/stages.js";
+
+/** 1-based number of the stage running at `elapsed`. */
+function stageIndex(stages: readonly Stage[], elapsed: number): number {
+  let end = 0;
+  for (const [i, s] of stages.entries()) {
+    end += s.durationSec;
+    if (elapsed < end) return i + 1;
+  }
+  return stages.length;
+}
+
 import type { RunResult } from "./result.js";
 
 export function formatDuration(sec: number): string {
@@ -21,7 +33,8 @@ export function statusLine(c: Coordinator, tty: boolean): string {
   const cur = c.stats.current();
   const t = c.stats.total;
   const elapsed = c.elapsedSec;
-  const total = c.plan.runTimeSec;
+  const stages = c.plan.stages;
+  const total = c.plan.runTimeSec ?? (stages ? stagesDuration(stages) : null);
   let progress: string;
   if (total !== null && total > 0) {
     const frac = Math.min(1, elapsed / total);
@@ -35,7 +48,9 @@ export function statusLine(c: Coordinator, tty: boolean): string {
   const failPct = t.count > 0 ? (100 * t.failures) / t.count : 0;
   return [
     progress,
-    `users ${c.stats.users}/${c.plan.users}`,
+    stages
+      ? `stage ${stageIndex(stages, elapsed)}/${stages.length} users ${c.stats.users}`
+      : `users ${c.stats.users}/${c.plan.users}`,
     `rps ${cur.rps.toFixed(1)}`,
     `fail ${t.failures} (${failPct.toFixed(1)}%)`,
     `p50 ${fmtMs(cur.p50)}`,

@@ -12,10 +12,11 @@ import {
   type Transport,
   type WorkerMessage,
 } from "./protocol.js";
+import { stageLevel } from "./stages.js";
 import { startThreadWorker } from "./thread.js";
 import { Worker } from "./worker.js";
 
-export type StopReason = "run-time" | "iterations" | "signal" | "error" | "api";
+export type StopReason = "run-time" | "iterations" | "stages" | "signal" | "error" | "api";
 export type Phase = "starting" | "spawning" | "running" | "stopping" | "done";
 
 /** Something that makes the run's numbers suspect; kept for the summary and the JSON result. */
@@ -345,10 +346,21 @@ export class Coordinator {
     for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;
     this.phase = "spawning";
 
-    const { users, spawnRate } = this.plan;
+    const { users, spawnRate, stages } = this.plan;
     const spawn = () => {
       if (this.stopReason) return;
       const elapsed = (Date.now() - this.startedAt) / 1000;
+      if (stages) {
+        // A shape drives the user count up and down; the run ends with its last stage.
+        const level = stageLevel(stages, elapsed);
+        if (level === null) {
+          this.stop("stages");
+          return;
+        }
+        this.phase = "running";
+        this.dispatch(Math.round(level));
+        return;
+      }
       // A spawn rate at or above the user count means "all at once", not "one now, the rest
       // at the next tick".
       const total = spawnRate >= users ? users : Math.min(users, Math.floor(spawnRate * elapsed) + 1);

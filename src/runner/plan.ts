@@ -1,3 +1,5 @@
+import type { Stage } from "./stages.js";
+
 /** The resolved run plan: everything the coordinator needs, after CLI/env/config merging. */
 export interface RunPlan {
   loadfile: string;
@@ -19,4 +21,6 @@ export interface RunPlan {
    * more workers than there are users or iterations to share.
    */
   processes: number;
+  /** Closed-model load shape: user targets over time; replaces users/spawn rate when set. */
+  stages: Stage[] | null;
 }

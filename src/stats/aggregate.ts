@@ -54,6 +54,8 @@ interface Bucket {
   requests: number;
   failures: number;
   iterations: number;
+  /** Users alive at the end of the interval, over all workers. */
+  users: number;
   minUs: number;
   maxUs: number;
   latency: Histogram;
@@ -124,6 +126,8 @@ export class StatsAggregate {
     this.iterations += s.iterations;
     const bucket = this.bucket(s.seq, s.at);
     bucket.iterations += s.iterations;
+    // Each worker sends one snapshot per interval: the interval's users are their sum.
+    bucket.users += s.users;
     for (const d of s.endpoints) {
       const key = d.type + SEP + d.method + SEP + d.name;
       let e = this.endpoints.get(key);
@@ -167,6 +171,7 @@ export class StatsAggregate {
         requests: 0,
         failures: 0,
         iterations: 0,
+        users: 0,
         minUs: Number.POSITIVE_INFINITY,
         maxUs: 0,
         latency: createHistogram(),
@@ -185,7 +190,7 @@ export class StatsAggregate {
       const pct = (p: number) => percentileMs(b.latency, p, b.minUs, b.maxUs);
       this.series.push({
         t: Math.max(0, Math.round((b.at - this.startedAt) / 100) / 10),
-        users: this.users,
+        users: b.users,
         requests: b.requests,
         failures: b.failures,
         rps: b.requests,
