@@ -28,6 +28,12 @@ export interface CicadaConfig {
    * or -1 for one per core (the default). 1 runs users in the main thread.
    */
   processes?: number;
+  /** Open model: iterations started per second, whatever the response times. */
+  rate?: number;
+  /** Open model: most users the pool may grow to (default: one second of arrivals, at least users). */
+  maxUsers?: number;
+  /** Open model: an arrival that cannot start within this long is dropped (default 10s). */
+  maxDelay?: string | number;
   /**
    * Load shape for the closed model: ramp linearly between user targets, e.g.
    * [{duration: "30s", target: 100}, {duration: "2m", target: 100}, {duration: "10s", target: 0}]

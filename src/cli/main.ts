@@ -11,6 +11,7 @@ import {
   parseIterations,
   parseList,
   parseProcesses,
+  parseRate,
   parseSpawnRate,
   parseStopTimeout,
   parseUsers,
@@ -22,6 +23,9 @@ const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 
 interface RunFlags {
   stages?: string;
+  rate?: number;
+  maxUsers?: number;
+  maxDelay?: string;
   loadfile?: string;
   host?: string;
   users?: number;
@@ -72,6 +76,12 @@ function addRunOptions(cmd: Command): Command {
       "worker threads running the users, each with its own event loop; -1 = one per core (default)",
       parseProcesses,
     )
+    .option("--rate <n>", "open model: start N iterations per second, whatever the response times", parseRate)
+    .option("--max-users <n>", "open model: most users the pool may grow to", parseUsers)
+    .option(
+      "--max-delay <duration>",
+      "open model: drop an arrival that cannot start within this (default 10s)",
+    )
     .option("--stages <list>", "load shape: ramp users linearly, e.g. 30s:100,2m:100,10s:0 (replaces -u/-r)");
 }
 
@@ -98,6 +108,9 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     preflight: flags.preflight === false ? false : undefined,
     processes: flags.processes,
     stages: flags.stages,
+    rate: flags.rate,
+    maxUsers: flags.maxUsers,
+    maxDelay: flags.maxDelay,
     config: flags.config,
   };
   return cfg;

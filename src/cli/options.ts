@@ -63,6 +63,7 @@ function numberOption(flag: string, min: number, exclusive: boolean) {
   };
 }
 
+export const parseRate = numberOption("--rate", 0, true);
 export const parseUsers = intOption("-u/--users", 1);
 export const parseSpawnRate = numberOption("-r/--spawn-rate", 0, true);
 export const parseIterations = intOption("-i/--iterations", 1);
@@ -114,6 +115,9 @@ const ENV_KEYS: Record<Key, (v: string, name: string) => unknown> = {
   preflight: (v, n) => parseBool(n, v),
   processes: (v) => parseProcesses(v),
   stages: (v) => v,
+  rate: (v) => parseRate(v),
+  maxUsers: (v) => parseUsers(v),
+  maxDelay: (v) => v,
 };
 
 export function envName(key: string): string {

@@ -60,11 +60,19 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       verifyTls: s.verifyTls ?? true,
       processes: resolveProcesses(s.processes),
       stages: s.stages === undefined ? null : parseStages(s.stages),
+      rate: s.rate ?? null,
+      maxUsers: 0,
+      maxDelaySec: s.maxDelay === undefined ? 10 : parseDuration(s.maxDelay, "--max-delay"),
     };
-    if (plan.stages) {
+    // Open model: the pool may grow to --max-users, by default enough for one second of
+    // arrivals at the peak rate, and at least -u.
+    const peakRate = plan.stages && plan.rate !== null ? stagesPeak(plan.stages) : (plan.rate ?? 0);
+    plan.maxUsers = s.maxUsers ?? Math.max(s.users ?? 1, Math.ceil(peakRate), 1);
+    if (plan.stages && plan.rate === null) {
       // The shape sets the user count over time; -u is its peak, for the views.
       plan.users = Math.max(1, stagesPeak(plan.stages));
     }
+    if (plan.rate !== null) plan.users = plan.maxUsers;
     if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
       throw new CicadaError(
         `-H/--host: expected an http:// or https:// URL, got "${plan.host}"`,

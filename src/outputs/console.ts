@@ -135,6 +135,16 @@ export function formatSummary(r: RunResult): string {
   );
   out.push("Response times in ms\n");
   out.push(table(header, rows, 2));
+  const corrected = r.totals.correctedLatencyMs;
+  if (corrected) {
+    // The open model's honest figure: time from each iteration's scheduled start.
+    out.push(
+      `\nOpen model: ${r.totals.droppedIterations ?? 0} dropped iterations. Latency from the scheduled start ` +
+        `(corrected for coordinated omission): med ${n2(corrected.p50)}  p90 ${n2(corrected.p90)}  ` +
+        `p95 ${n2(corrected.p95)}  p99 ${n2(corrected.p99)}  max ${n2(corrected.max)} ms; the table above is ` +
+        "measured from the actual send.",
+    );
+  }
   if (r.totals.cancelled > 0) {
     out.push(
       `\n${r.totals.cancelled} request(s) were still in flight at the stop timeout and were cancelled (not timed).`,

@@ -25,6 +25,10 @@ export interface RunResult {
     iterations: number;
     latencyMs: LatencySummary;
     ttfbMs: LatencySummary;
+    /** Open model: arrivals dropped because no user could start them in time. */
+    droppedIterations?: number;
+    /** Open model: latency from each iteration's scheduled start (coordinated omission corrected). */
+    correctedLatencyMs?: LatencySummary;
   };
   endpoints: EndpointResult[];
   failures: Array<{ method: string; name: string; error: string; occurrences: number }>;
@@ -49,6 +53,8 @@ export interface EndpointResult {
   bytesReceived: number;
   latencyMs: LatencySummary;
   ttfbMs: LatencySummary;
+  /** Open model: latency from the iteration's scheduled start. */
+  correctedLatencyMs?: LatencySummary;
   /** Compressed base64 HdrHistogram of latency in microseconds, for later reports and merges. */
   histogram: string;
 }
@@ -56,6 +62,11 @@ export interface EndpointResult {
 function round(n: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+function correctedOf(e: EndpointTotals): { correctedLatencyMs?: LatencySummary } {
+  const c = e.correctedSummary();
+  return c ? { correctedLatencyMs: c } : {};
 }
 
 function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
@@ -70,6 +81,7 @@ function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
     bytesReceived: e.bytes,
     latencyMs: e.latencySummary(),
     ttfbMs: e.ttfbSummary(),
+    ...correctedOf(e),
     histogram: e.count > 0 ? encodeHistogram(e.latency) : "",
   };
 }
@@ -87,7 +99,7 @@ export function buildResult(c: Coordinator, exitCode: number): RunResult {
     config: {
       ...c.plan,
       processes: c.workerCount,
-      model: "closed",
+      model: c.plan.rate !== null ? "open" : "closed",
       userClassesRun: c.classes.map((k) => k.name),
     },
     totals: {
@@ -99,6 +111,8 @@ export function buildResult(c: Coordinator, exitCode: number): RunResult {
       iterations: s.iterations,
       latencyMs: t.latencySummary(),
       ttfbMs: t.ttfbSummary(),
+      ...(c.plan.rate !== null ? { droppedIterations: s.dropped } : {}),
+      ...correctedOf(t),
     },
     endpoints: s.sortedEndpoints().map((e) => endpoint(e, durationSec)),
     failures: [...s.errors.values()].sort((a, b) => b.occurrences - a.occurrences).map((x) => ({ ...x })),

@@ -55,8 +55,11 @@ interface WorkerHandle {
 const SPAWN_TICK_MS = 100;
 
 /** How many workers a plan gets: never more than there are users or iterations to share. */
-export function workerCountFor(plan: Pick<RunPlan, "processes" | "users" | "iterations">): number {
-  return Math.max(1, Math.min(plan.processes, plan.users, plan.iterations ?? Number.POSITIVE_INFINITY));
+export function workerCountFor(
+  plan: Pick<RunPlan, "processes" | "users" | "iterations" | "rate" | "maxUsers">,
+): number {
+  const users = plan.rate !== null ? plan.maxUsers : plan.users;
+  return Math.max(1, Math.min(plan.processes, users, plan.iterations ?? Number.POSITIVE_INFINITY));
 }
 
 /**
@@ -70,6 +73,8 @@ export class Coordinator {
   phase: Phase = "starting";
   stopReason: StopReason | undefined;
   peakUsers = 0;
+  /** Open model: the arrival rate now in force. */
+  currentRate = 0;
   targetUsers = 0;
   classes: ClassInfo[] = [];
   readonly warnings: RunWarning[] = [];
@@ -346,10 +351,35 @@ export class Coordinator {
     for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;
     this.phase = "spawning";
 
-    const { users, spawnRate, stages } = this.plan;
+    const { users, spawnRate, stages, rate } = this.plan;
+    let lastRate = -1;
     const spawn = () => {
       if (this.stopReason) return;
       const elapsed = (Date.now() - this.startedAt) / 1000;
+      if (rate !== null) {
+        // Open model: the level is an arrival rate, shaped by stages or constant.
+        const level = stages ? stageLevel(stages, elapsed) : rate;
+        if (level === null) {
+          this.stop("stages");
+          return;
+        }
+        this.phase = "running";
+        if (level !== lastRate) {
+          lastRate = level;
+          this.currentRate = level;
+          const n = this.workers.length;
+          const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
+          for (const [i, w] of this.workers.entries()) {
+            w.transport.send({
+              type: "rate",
+              rate: level / n,
+              maxUsers: maxUsers[i]!,
+              maxDelayMs: this.plan.maxDelaySec * 1000,
+            });
+          }
+        }
+        return;
+      }
       if (stages) {
         // A shape drives the user count up and down; the run ends with its last stage.
         const level = stageLevel(stages, elapsed);

@@ -21,6 +21,12 @@ export interface RunPlan {
    * more workers than there are users or iterations to share.
    */
   processes: number;
-  /** Closed-model load shape: user targets over time; replaces users/spawn rate when set. */
+  /** Open model: iterations started per second; null for the closed model (users). */
+  rate: number | null;
+  /** Open model: most users the pool may grow to. */
+  maxUsers: number;
+  /** Open model: an arrival that would start later than this is dropped. */
+  maxDelaySec: number;
+  /** Load shape: user targets (closed model) or rates (open model) over time. */
   stages: Stage[] | null;
 }

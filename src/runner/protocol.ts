@@ -41,6 +41,11 @@ export type CoordinatorMessage =
   | { type: "plan"; workerId: string; plan: WorkerPlan }
   /** Absolute user counts per class this worker should have alive. */
   | { type: "spawn"; targets: Record<string, number> }
+  /**
+   * Open model: start `rate` iterations per second (this worker's share), with at most
+   * `maxUsers` users; an arrival more than `maxDelayMs` late is dropped.
+   */
+  | { type: "rate"; rate: number; maxUsers: number; maxDelayMs: number }
   /** Stop gracefully: running tasks get `timeoutMs` to finish, then are cut off. */
   | { type: "stop"; timeoutMs: number }
   /** Stop now: in-flight requests are cancelled and counted as such. */

@@ -5,6 +5,7 @@ import { TaskSet, type User } from "../api/user.js";
 import type { WaitContext, WaitTime } from "../api/wait.js";
 import type { CompiledClass } from "../loadfile/inspect.js";
 import type { StatsRecorder } from "../stats/recorder.js";
+import type { OpenPool } from "./open-model.js";
 
 /** What all users of a worker share. */
 export interface UserRuntimeShared {
@@ -82,18 +83,35 @@ export class UserRuntime implements UserContext {
   private timer: NodeJS.Timeout | undefined;
   private zeroWaits = 0;
 
+  /** Open model: how late the current iteration started, in µs. */
+  private lagUs = 0;
+
   constructor(
     readonly userId: number,
     private readonly compiled: CompiledClass,
     private readonly shared: UserRuntimeShared,
     private readonly onExit: (u: UserRuntime) => void,
+    /** Set in the open model: the user serves arrivals from this pool instead of looping. */
+    private readonly pool?: OpenPool,
   ) {
     this.className = compiled.name;
     this.host = shared.host ?? compiled.host;
-    this.recorder = shared.recorder;
+    // In the open model every sample carries this user's current lag, so the recorder can time
+    // requests from the iteration's scheduled start as well as from the actual send.
+    this.recorder = pool ? this.lagRecorder(shared.recorder) : shared.recorder;
     this.signal = shared.hardStop;
     this.verifyTls = shared.verifyTls;
     this.done = this.run();
+  }
+
+  private lagRecorder(r: StatsRecorder): StatsRecorder {
+    return {
+      request: (type, method, name, latencyUs, ttfbUs, bytes, error) =>
+        r.request(type, method, name, latencyUs, ttfbUs, bytes, error, this.lagUs),
+      cancelled: (type, method, name) => r.cancelled(type, method, name),
+      exception: (err, where) => r.exception(err, where),
+      iteration: () => r.iteration(),
+    };
   }
 
   timerFired(): void {
@@ -161,13 +179,15 @@ export class UserRuntime implements UserContext {
         if (err instanceof StopUser || err instanceof RunStopped) return;
         this.recorder.exception(err, `${this.className}.onStart`);
       }
-      await this.runTasks(
-        user,
-        this.compiled.tasks,
-        this.compiled.waitTime ?? NO_WAIT,
-        false,
-        this.className,
-      );
+      if (this.pool) await this.serveArrivals(user, this.pool);
+      else
+        await this.runTasks(
+          user,
+          this.compiled.tasks,
+          this.compiled.waitTime ?? NO_WAIT,
+          false,
+          this.className,
+        );
     } catch (err) {
       if (!(err instanceof StopUser || err instanceof RunStopped || err instanceof InterruptTaskSet)) {
         this.recorder.exception(err, this.className);
@@ -227,6 +247,29 @@ export class UserRuntime implements UserContext {
         const seconds = waitTime(timing as WaitContext);
         // No wait: skip the await (one microtask hop per task) but still yield now and then.
         if (seconds > 0 || ++this.zeroWaits % 64 === 0) await this.sleep(Math.max(seconds, 0));
+      }
+    }
+  }
+
+  /**
+   * Open model: one task per arrival, no wait time (the arrival rate sets the pace), until the
+   * pool says the run stops.
+   */
+  private async serveArrivals(user: User, pool: OpenPool): Promise<void> {
+    const picker = sharedPicker(this.compiled.tasks);
+    for (;;) {
+      const scheduledAt = await pool.next(this.className);
+      if (scheduledAt < 0 || this.isStopping()) return;
+      this.lagUs = Math.max(0, (performance.now() - scheduledAt) * 1000);
+      this.recorder.iteration();
+      const t = picker.pick();
+      try {
+        if (t.taskSet) await this.runTaskSet(user, t, NO_WAIT);
+        else await t.fn!.call(user, user);
+      } catch (err) {
+        if (err instanceof StopUser) throw err;
+        if (err instanceof RunStopped || this.signal.aborted) return;
+        if (!(err instanceof InterruptTaskSet)) this.recorder.exception(err, `${this.className}.${t.name}`);
       }
     }
   }

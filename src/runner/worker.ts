@@ -3,6 +3,7 @@ import { importBundle } from "../loadfile/bundle.js";
 import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
 import { Recorder } from "../stats/recorder.js";
 import { LoopMonitor } from "./load.js";
+import { ArrivalScheduler, OpenPool } from "./open-model.js";
 import type { CoordinatorMessage, Transport, WorkerMessage, WorkerPlan } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import { UserRuntime } from "./user-runtime.js";
@@ -53,6 +54,8 @@ export class Worker {
         return this.start(m.workerId, m.plan);
       case "spawn":
         return this.adjust(m.targets);
+      case "rate":
+        return this.setRate(m.rate, m.maxUsers, m.maxDelayMs);
       case "stop":
         return this.stop(m.timeoutMs);
       case "abort":
@@ -138,6 +141,70 @@ export class Worker {
     return true;
   };
 
+  private pool: OpenPool | undefined;
+  private scheduler: ArrivalScheduler | undefined;
+
+  private runtimeShared() {
+    return {
+      recorder: this.recorder,
+      host: this.plan!.host,
+      verifyTls: this.plan!.verifyTls,
+      hardStop: this.hardStop.signal,
+      takeIteration: this.takeIteration,
+    };
+  }
+
+  /** Open model: arrivals at `rate` per second, served by a pool that grows on demand. */
+  private setRate(rate: number, maxUsers: number, maxDelayMs: number): void {
+    if (this.stopping) return;
+    if (!this.spawned) {
+      this.spawned = true;
+      this.loop = new LoopMonitor();
+    }
+    if (!this.pool) {
+      const shared = this.runtimeShared();
+      const weighted = [...this.classes.values()].filter((c) => c.weight > 0);
+      const all = weighted.length > 0 ? weighted : [...this.classes.values()];
+      const total = all.reduce((n, c) => n + Math.max(1, c.weight), 0);
+      const pickClass = (): string => {
+        let r = Math.random() * total;
+        for (const c of all) {
+          r -= Math.max(1, c.weight);
+          if (r < 0) return c.name;
+        }
+        return all[all.length - 1]!.name;
+      };
+      this.pool = new OpenPool(
+        (name) => {
+          const cls = this.classes.get(name)!;
+          const id = this.nextUserId;
+          this.nextUserId += this.userIdStep;
+          this.live.get(name)!.add(new UserRuntime(id, cls, shared, this.userExited, this.pool));
+          const live = this.liveUsers();
+          if (live > this.intervalPeak) this.intervalPeak = live;
+        },
+        this.recorder,
+        maxUsers,
+        maxDelayMs,
+      );
+      this.scheduler = new ArrivalScheduler((scheduledAt) => {
+        // The iteration budget is spent by arrivals here, not by the users.
+        if (!this.takeIteration()) {
+          if (!this.exhaustedSent) {
+            this.exhaustedSent = true;
+            this.transport.send({ type: "exhausted" });
+          }
+          return false;
+        }
+        this.pool!.arrive(pickClass(), scheduledAt);
+        return true;
+      });
+    }
+    this.pool.maxUsers = maxUsers;
+    this.pool.maxDelayMs = maxDelayMs;
+    this.scheduler!.setRate(rate);
+  }
+
   private adjust(targets: Record<string, number>): void {
     if (this.stopping || this.iterationsLeft <= 0) return;
     if (!this.spawned) {
@@ -177,6 +244,7 @@ export class Worker {
 
   private onUserExit(name: string, u: UserRuntime): void {
     this.live.get(name)?.delete(u);
+    this.pool?.userExited();
     if (!this.stopping && this.iterationsLeft <= 0 && this.liveUsers() === 0 && !this.exhaustedSent) {
       this.exhaustedSent = true;
       this.transport.send({ type: "exhausted" });
@@ -185,6 +253,8 @@ export class Worker {
 
   private async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;
+    this.scheduler?.stop();
+    this.pool?.stop();
     const users = [...this.live.values()].flatMap((set) => [...set]);
     for (const u of users) u.stop();
     const allDone = Promise.allSettled(users.map((u) => u.done));

@@ -23,10 +23,24 @@ export class EndpointTotals extends EndpointStats {
     }
     addSparse(this.latency, d.latency);
     addSparse(this.ttfb, d.ttfb);
+    if (d.corrected && d.corrected.length > 0) addSparse(this.corrected, d.corrected);
   }
 
   latencySummary(): LatencySummary {
     return summarize(this.latency, this.minUs, this.maxUs, this.sumUs, this.count);
+  }
+
+  /** Open model: latency from scheduled start; null when nothing was recorded that way. */
+  correctedSummary(): LatencySummary | null {
+    const h = this.corrected;
+    if (h.totalCount === 0) return null;
+    return summarize(
+      h,
+      Math.max(h.minNonZeroValue, this.minUs),
+      h.maxValue,
+      h.mean * h.totalCount,
+      h.totalCount,
+    );
   }
 
   ttfbSummary(): LatencySummary {
@@ -54,6 +68,7 @@ interface Bucket {
   requests: number;
   failures: number;
   iterations: number;
+  dropped: number;
   /** Users alive at the end of the interval, over all workers. */
   users: number;
   minUs: number;
@@ -73,6 +88,8 @@ export interface SeriesRow {
   rps: number;
   failuresPerSec: number;
   iterations: number;
+  /** Open model: arrivals dropped in this second. */
+  dropped: number;
   p50: number;
   p95: number;
   p99: number;
@@ -98,6 +115,8 @@ export class StatsAggregate {
   readonly errors = new Map<string, ErrorDelta>();
   readonly exceptions = new Map<string, ExceptionDelta>();
   iterations = 0;
+  /** Open model: arrivals dropped because no user was free in time. */
+  dropped = 0;
   readonly series: SeriesRow[] = [];
   private readonly usersByWorker = new Map<string, number>();
   private readonly peakByWorker = new Map<string, number>();
@@ -126,6 +145,8 @@ export class StatsAggregate {
     this.iterations += s.iterations;
     const bucket = this.bucket(s.seq, s.at);
     bucket.iterations += s.iterations;
+    bucket.dropped += s.dropped ?? 0;
+    this.dropped += s.dropped ?? 0;
     // Each worker sends one snapshot per interval: the interval's users are their sum.
     bucket.users += s.users;
     for (const d of s.endpoints) {
@@ -171,6 +192,7 @@ export class StatsAggregate {
         requests: 0,
         failures: 0,
         iterations: 0,
+        dropped: 0,
         users: 0,
         minUs: Number.POSITIVE_INFINITY,
         maxUs: 0,
@@ -196,6 +218,7 @@ export class StatsAggregate {
         rps: b.requests,
         failuresPerSec: b.failures,
         iterations: b.iterations,
+        dropped: b.dropped,
         p50: pct(50),
         p95: pct(95),
         p99: pct(99),

@@ -14,6 +14,11 @@ export class EndpointStats {
   maxUs = 0;
   readonly latency: Histogram = createHistogram();
   readonly ttfb: Histogram = createHistogram();
+  /**
+   * Open model only: latency measured from the iteration's scheduled start instead of the
+   * actual send, so time spent waiting for a free user counts (coordinated omission).
+   */
+  readonly corrected: Histogram = createHistogram();
 
   constructor(
     readonly type: string,
@@ -26,5 +31,6 @@ export class EndpointStats {
     this.minUs = Number.POSITIVE_INFINITY;
     this.latency.reset();
     this.ttfb.reset();
+    if (this.corrected.totalCount > 0) this.corrected.reset();
   }
 }

@@ -19,6 +19,8 @@ export interface StatsRecorder {
     ttfbUs: number,
     bytes: number,
     error: string | null,
+    /** Open model: how late the iteration started (µs); -1 in the closed model. */
+    lagUs?: number,
   ): void;
   /** A request that was cut off by the run's hard stop: counted, but not timed. */
   cancelled(type: string, method: string, name: string): void;
@@ -36,6 +38,7 @@ export class Recorder implements StatsRecorder {
   private errors = new Map<string, ErrorDelta>();
   private exceptions = new Map<string, ExceptionDelta>();
   private iterations = 0;
+  private droppedIterations = 0;
   private seq = 0;
 
   constructor(readonly workerId: string) {}
@@ -71,6 +74,7 @@ export class Recorder implements StatsRecorder {
     ttfbUs: number,
     bytes: number,
     error: string | null,
+    lagUs = -1,
   ): void {
     const a = this.acc(type, method, name);
     const us = Math.max(1, Math.round(latencyUs));
@@ -81,6 +85,7 @@ export class Recorder implements StatsRecorder {
     if (us > a.maxUs) a.maxUs = us;
     a.latency.recordValue(us);
     if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
+    if (lagUs >= 0) a.corrected.recordValue(us + Math.round(lagUs));
     if (error !== null) {
       a.failures++;
       this.error(method, name, error);
@@ -111,6 +116,11 @@ export class Recorder implements StatsRecorder {
     this.iterations++;
   }
 
+  /** Open model: an arrival that found no user in time and never ran. */
+  dropped(n = 1): void {
+    this.droppedIterations += n;
+  }
+
   /** Takes everything recorded since the last snapshot. Encoding makes it safe to ship anywhere. */
   snapshot(users: number, final = false, peakUsers = users): StatsSnapshot {
     const endpoints: EndpointDelta[] = [];
@@ -129,6 +139,7 @@ export class Recorder implements StatsRecorder {
         maxUs: a.maxUs,
         latency: toSparse(a.latency),
         ttfb: toSparse(a.ttfb),
+        corrected: toSparse(a.corrected),
       });
       a.reset();
     }
@@ -140,11 +151,13 @@ export class Recorder implements StatsRecorder {
       users,
       peakUsers: Math.max(users, peakUsers),
       iterations: this.iterations,
+      dropped: this.droppedIterations,
       endpoints,
       errors: [...this.errors.values()],
       exceptions: [...this.exceptions.values()],
     };
     this.iterations = 0;
+    this.droppedIterations = 0;
     this.errors = new Map();
     this.exceptions = new Map();
     return snap;

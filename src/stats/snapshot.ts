@@ -16,6 +16,8 @@ export interface StatsSnapshot {
   /** Most users alive at once in the worker during the interval. */
   peakUsers: number;
   iterations: number;
+  /** Open model: arrivals dropped in the interval (absent from older workers). */
+  dropped?: number;
   endpoints: EndpointDelta[];
   errors: ErrorDelta[];
   exceptions: ExceptionDelta[];
@@ -36,6 +38,8 @@ export interface EndpointDelta {
   latency: number[];
   /** Same for time to first byte. */
   ttfb: number[];
+  /** Open model: latency from the iteration's scheduled start; [] in the closed model. */
+  corrected?: number[];
 }
 
 export interface ErrorDelta {

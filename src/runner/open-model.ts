@@ -1,0 +1,142 @@
+import type { StatsRecorder } from "../stats/recorder.js";
+
+/**
+ * The open model's user pool: arrivals come on schedule whatever the response times; each is
+ * served by a free user of its class, or a new one while the pool is below `maxUsers`. When no
+ * user is free, the arrival waits in line and starts late — its requests are then timed from
+ * the scheduled start, so a stalled server shows in the latency (no coordinated omission). An
+ * arrival that would start more than `maxDelayMs` late is dropped and counted.
+ */
+export class OpenPool {
+  /** Users of each class waiting for work: resolvers taking the arrival's scheduled time. */
+  private readonly free = new Map<string, Array<(scheduledAt: number) => void>>();
+  /** Scheduled times of arrivals of each class still waiting for a user. */
+  private readonly backlog = new Map<string, number[]>();
+  private total = 0;
+  private stopped = false;
+
+  constructor(
+    private readonly createUser: (className: string) => void,
+    private readonly recorder: StatsRecorder & { dropped(n?: number): void },
+    public maxUsers: number,
+    public maxDelayMs: number,
+  ) {}
+
+  get size(): number {
+    return this.total;
+  }
+
+  private queue(className: string): number[] {
+    let q = this.backlog.get(className);
+    if (!q) {
+      q = [];
+      this.backlog.set(className, q);
+    }
+    return q;
+  }
+
+  /** Drops waiting arrivals that can no longer start in time. */
+  private prune(q: number[], now: number): void {
+    let n = 0;
+    while (n < q.length && now - q[n]! > this.maxDelayMs) n++;
+    if (n > 0) {
+      q.splice(0, n);
+      this.recorder.dropped(n);
+    }
+  }
+
+  arrive(className: string, scheduledAt: number): void {
+    if (this.stopped) return;
+    const waiting = this.free.get(className);
+    const user = waiting?.pop();
+    if (user) {
+      user(scheduledAt);
+      return;
+    }
+    const q = this.queue(className);
+    this.prune(q, performance.now());
+    q.push(scheduledAt);
+    if (this.total < this.maxUsers) {
+      this.total++;
+      // The new user takes the oldest waiting arrival of its class once it has started.
+      this.createUser(className);
+    }
+  }
+
+  /** A user ready for work: the next arrival's scheduled time, or -1 when the run stops. */
+  next(className: string): Promise<number> {
+    if (this.stopped) return Promise.resolve(-1);
+    const q = this.backlog.get(className);
+    if (q && q.length > 0) {
+      this.prune(q, performance.now());
+      if (q.length > 0) return Promise.resolve(q.shift()!);
+    }
+    return new Promise((resolve) => {
+      let list = this.free.get(className);
+      if (!list) {
+        list = [];
+        this.free.set(className, list);
+      }
+      list.push(resolve);
+    });
+  }
+
+  userExited(): void {
+    this.total--;
+  }
+
+  /** Arrivals still waiting when the run stops never ran: they count as dropped. */
+  stop(): void {
+    this.stopped = true;
+    for (const list of this.free.values()) for (const r of list.splice(0)) r(-1);
+    for (const q of this.backlog.values()) {
+      if (q.length > 0) this.recorder.dropped(q.length);
+      q.length = 0;
+    }
+  }
+}
+
+/**
+ * Starts arrivals on schedule: at `rate` per second, one every 1000/rate ms, each with its exact
+ * scheduled time. Timers fire late under load; the scheduler then starts every arrival that is
+ * due, with the times they were due, so lateness is measured, not hidden.
+ */
+export class ArrivalScheduler {
+  private rate = 0;
+  private nextAt = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly onArrival: (scheduledAt: number) => boolean) {}
+
+  setRate(rate: number): void {
+    if (this.stopped) return;
+    if (rate > 0 && this.rate <= 0) this.nextAt = performance.now();
+    this.rate = rate;
+    if (!this.timer) this.tick();
+  }
+
+  private tick = (): void => {
+    this.timer = undefined;
+    if (this.stopped) return;
+    const now = performance.now();
+    if (this.rate > 0) {
+      const step = 1000 / this.rate;
+      while (this.nextAt <= now) {
+        if (!this.onArrival(this.nextAt)) {
+          this.stop();
+          return;
+        }
+        this.nextAt += step;
+      }
+    }
+    const wait = this.rate > 0 ? Math.min(50, Math.max(1, this.nextAt - now)) : 50;
+    this.timer = setTimeout(this.tick, wait);
+  };
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+}
