@@ -103,35 +103,59 @@ export class OpenPool {
  */
 export class ArrivalScheduler {
   private rate = 0;
-  private nextAt = 0;
+  /** Arrivals accumulated towards the next one (0..1); starts full so the first is at once. */
+  private credit = 1;
+  private lastAt = performance.now();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(private readonly onArrival: (scheduledAt: number) => boolean) {}
 
+  /** Changes the rate from now on; arrivals due under the old rate are started first. */
   setRate(rate: number): void {
     if (this.stopped) return;
-    if (rate > 0 && this.rate <= 0) this.nextAt = performance.now();
+    this.advance(performance.now());
     this.rate = rate;
-    if (!this.timer) this.tick();
+    if (!this.timer) this.schedule();
+  }
+
+  /**
+   * Starts every arrival due up to `now`, each with the exact time it was due: the rate is the
+   * derivative of a running count, so a rate that changes (stages) is followed smoothly.
+   */
+  private advance(now: number): void {
+    const rate = this.rate;
+    let t = this.lastAt;
+    let c = this.credit;
+    if (rate > 0) {
+      for (;;) {
+        const need = ((1 - c) * 1000) / rate;
+        if (t + need > now) {
+          c += ((now - t) * rate) / 1000;
+          break;
+        }
+        t += need;
+        c = 0;
+        if (!this.onArrival(t)) {
+          this.stop();
+          return;
+        }
+      }
+    }
+    this.credit = c;
+    this.lastAt = now;
+  }
+
+  private schedule(): void {
+    const wait = this.rate > 0 ? Math.min(50, Math.max(1, ((1 - this.credit) * 1000) / this.rate)) : 50;
+    this.timer = setTimeout(this.tick, wait);
   }
 
   private tick = (): void => {
     this.timer = undefined;
     if (this.stopped) return;
-    const now = performance.now();
-    if (this.rate > 0) {
-      const step = 1000 / this.rate;
-      while (this.nextAt <= now) {
-        if (!this.onArrival(this.nextAt)) {
-          this.stop();
-          return;
-        }
-        this.nextAt += step;
-      }
-    }
-    const wait = this.rate > 0 ? Math.min(50, Math.max(1, this.nextAt - now)) : 50;
-    this.timer = setTimeout(this.tick, wait);
+    this.advance(performance.now());
+    if (!this.stopped) this.schedule();
   };
 
   stop(): void {
