@@ -51,6 +51,7 @@ export function statusLine(c: Coordinator, tty: boolean): string {
     stages
       ? `stage ${stageIndex(stages, elapsed)}/${stages.length} users ${c.stats.users}`
       : `users ${c.stats.users}/${c.plan.users}`,
+    ...(c.plan.rate !== null ? [`rate ${c.currentRate.toFixed(0)}/s`, `dropped ${c.stats.dropped}`] : []),
     `rps ${cur.rps.toFixed(1)}`,
     `fail ${t.failures} (${failPct.toFixed(1)}%)`,
     `p50 ${fmtMs(cur.p50)}`,
@@ -135,6 +136,10 @@ export function formatSummary(r: RunResult): string {
   );
   out.push("Response times in ms\n");
   out.push(table(header, rows, 2));
+  const codes = Object.entries(r.totals.statusCodes ?? {});
+  if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
+    out.push(`\nStatus codes: ${codes.map(([code, n]) => `${code} ×${n}`).join(", ")}`);
+  }
   const corrected = r.totals.correctedLatencyMs;
   if (corrected) {
     // The open model's honest figure: time from each iteration's scheduled start.

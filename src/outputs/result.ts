@@ -27,6 +27,8 @@ export interface RunResult {
     ttfbMs: LatencySummary;
     /** Open model: arrivals dropped because no user could start them in time. */
     droppedIterations?: number;
+    /** Responses per status code over all endpoints. */
+    statusCodes: Record<string, number>;
     /** Open model: latency from each iteration's scheduled start (coordinated omission corrected). */
     correctedLatencyMs?: LatencySummary;
   };
@@ -55,6 +57,8 @@ export interface EndpointResult {
   ttfbMs: LatencySummary;
   /** Open model: latency from the iteration's scheduled start. */
   correctedLatencyMs?: LatencySummary;
+  /** Responses per status code, e.g. {"200": 950, "429": 50}. */
+  statusCodes: Record<string, number>;
   /** Compressed base64 HdrHistogram of latency in microseconds, for later reports and merges. */
   histogram: string;
 }
@@ -62,6 +66,10 @@ export interface EndpointResult {
 function round(n: number, digits = 3): number {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
+}
+
+function statusCodesOf(e: EndpointTotals): Record<string, number> {
+  return Object.fromEntries([...(e.statuses ?? new Map<number, number>())].sort((a, b) => a[0] - b[0]));
 }
 
 function correctedOf(e: EndpointTotals): { correctedLatencyMs?: LatencySummary } {
@@ -82,6 +90,7 @@ function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
     latencyMs: e.latencySummary(),
     ttfbMs: e.ttfbSummary(),
     ...correctedOf(e),
+    statusCodes: statusCodesOf(e),
     histogram: e.count > 0 ? encodeHistogram(e.latency) : "",
   };
 }
@@ -112,6 +121,7 @@ export function buildResult(c: Coordinator, exitCode: number): RunResult {
       latencyMs: t.latencySummary(),
       ttfbMs: t.ttfbSummary(),
       ...(c.plan.rate !== null ? { droppedIterations: s.dropped } : {}),
+      statusCodes: statusCodesOf(t),
       ...correctedOf(t),
     },
     endpoints: s.sortedEndpoints().map((e) => endpoint(e, durationSec)),

@@ -106,8 +106,8 @@ export class UserRuntime implements UserContext {
 
   private lagRecorder(r: StatsRecorder): StatsRecorder {
     return {
-      request: (type, method, name, latencyUs, ttfbUs, bytes, error) =>
-        r.request(type, method, name, latencyUs, ttfbUs, bytes, error, this.lagUs),
+      request: (type, method, name, latencyUs, ttfbUs, bytes, error, status) =>
+        r.request(type, method, name, latencyUs, ttfbUs, bytes, error, status, this.lagUs),
       cancelled: (type, method, name) => r.cancelled(type, method, name),
       exception: (err, where) => r.exception(err, where),
       iteration: () => r.iteration(),

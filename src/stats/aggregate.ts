@@ -24,6 +24,11 @@ export class EndpointTotals extends EndpointStats {
     addSparse(this.latency, d.latency);
     addSparse(this.ttfb, d.ttfb);
     if (d.corrected && d.corrected.length > 0) addSparse(this.corrected, d.corrected);
+    if (d.statuses) {
+      const st = (this.statuses ??= new Map());
+      for (const [code, n] of Object.entries(d.statuses))
+        st.set(Number(code), (st.get(Number(code)) ?? 0) + n);
+    }
   }
 
   latencySummary(): LatencySummary {

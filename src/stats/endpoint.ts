@@ -19,6 +19,8 @@ export class EndpointStats {
    * actual send, so time spent waiting for a free user counts (coordinated omission).
    */
   readonly corrected: Histogram = createHistogram();
+  /** Responses per status code (HTTP and other protocols that have one). */
+  statuses: Map<number, number> | undefined;
 
   constructor(
     readonly type: string,
@@ -32,5 +34,6 @@ export class EndpointStats {
     this.latency.reset();
     this.ttfb.reset();
     if (this.corrected.totalCount > 0) this.corrected.reset();
+    this.statuses?.clear();
   }
 }

@@ -19,6 +19,8 @@ export interface StatsRecorder {
     ttfbUs: number,
     bytes: number,
     error: string | null,
+    /** Response status code, counted per endpoint; 0 when there is none. */
+    status?: number,
     /** Open model: how late the iteration started (µs); -1 in the closed model. */
     lagUs?: number,
   ): void;
@@ -74,6 +76,7 @@ export class Recorder implements StatsRecorder {
     ttfbUs: number,
     bytes: number,
     error: string | null,
+    status = 0,
     lagUs = -1,
   ): void {
     const a = this.acc(type, method, name);
@@ -86,6 +89,10 @@ export class Recorder implements StatsRecorder {
     a.latency.recordValue(us);
     if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
     if (lagUs >= 0) a.corrected.recordValue(us + Math.round(lagUs));
+    if (status > 0) {
+      const st = (a.statuses ??= new Map());
+      st.set(status, (st.get(status) ?? 0) + 1);
+    }
     if (error !== null) {
       a.failures++;
       this.error(method, name, error);
@@ -140,6 +147,7 @@ export class Recorder implements StatsRecorder {
         latency: toSparse(a.latency),
         ttfb: toSparse(a.ttfb),
         corrected: toSparse(a.corrected),
+        ...(a.statuses && a.statuses.size > 0 ? { statuses: Object.fromEntries(a.statuses) } : {}),
       });
       a.reset();
     }

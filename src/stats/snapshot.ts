@@ -40,6 +40,8 @@ export interface EndpointDelta {
   ttfb: number[];
   /** Open model: latency from the iteration's scheduled start; [] in the closed model. */
   corrected?: number[];
+  /** Responses per status code in the interval. */
+  statuses?: Record<string, number>;
 }
 
 export interface ErrorDelta {

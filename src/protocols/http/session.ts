@@ -627,6 +627,7 @@ export class HttpSession {
       res.ttfbMs >= 0 ? res.ttfbMs * 1000 : -1,
       res.body.length,
       error,
+      res.status,
     );
   }
 
