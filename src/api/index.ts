@@ -7,6 +7,8 @@ export type { FetchInit, HttpSession, QueryValue, RequestOptions } from "../prot
 export type { CicadaConfig } from "./config.js";
 export { defineConfig } from "./config.js";
 export { InterruptTaskSet, RunStopped, StopUser } from "./errors.js";
+export type { ShapeTick } from "./shape.js";
+export { LoadShape, ramp, soak, spike, step } from "./shape.js";
 export type { TaskFunction, TaskSpec } from "./tasks.js";
 export { tag, task } from "./tasks.js";
 export type { RequestRecord, UserClass } from "./user.js";

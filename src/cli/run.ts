@@ -1,5 +1,6 @@
 import { writeFileSync } from "node:fs";
 import type { CicadaConfig } from "../api/config.js";
+import { LoadShape } from "../api/shape.js";
 import { HttpUser } from "../api/user.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
@@ -63,6 +64,7 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       rate: s.rate ?? null,
       maxUsers: 0,
       maxDelaySec: s.maxDelay === undefined ? 10 : parseDuration(s.maxDelay, "--max-delay"),
+      shape: null,
     };
     // Open model: the pool may grow to --max-users, by default enough for one second of
     // arrivals at the peak rate, and at least -u.
@@ -73,6 +75,19 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       plan.users = Math.max(1, stagesPeak(plan.stages));
     }
     if (plan.rate !== null) plan.users = plan.maxUsers;
+    // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape).
+    const shapes = Object.values(mod).filter(
+      (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
+    );
+    if (shapes.length > 1) {
+      throw new CicadaError(`${loadfile}: more than one LoadShape exported; export one`, ExitCode.Usage);
+    }
+    const shape = shapes[0] ? new shapes[0]() : undefined;
+    if (shape) {
+      plan.shape = shapes[0]!.name;
+      // The shape decides how many users; every worker may get some.
+      plan.users = Math.max(plan.users, plan.processes, plan.maxUsers);
+    }
     if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
       throw new CicadaError(
         `-H/--host: expected an http:// or https:// URL, got "${plan.host}"`,
@@ -108,10 +123,15 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     const view = s.onlySummary
       ? undefined
       : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
-    const coordinator = new Coordinator(plan, bundle, {
-      onTick: (c) => view?.tick(c),
-      onNotice: (m) => (view ? view.notice(m) : io.stderr.write(`${m}\n`)),
-    });
+    const coordinator = new Coordinator(
+      plan,
+      bundle,
+      {
+        onTick: (c) => view?.tick(c),
+        onNotice: (m) => (view ? view.notice(m) : io.stderr.write(`${m}\n`)),
+      },
+      shape,
+    );
 
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {

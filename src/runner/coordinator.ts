@@ -1,3 +1,4 @@
+import type { LoadShape, ShapeTick } from "../api/shape.js";
 import { CicadaError, ExitCode } from "../cli/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { StatsAggregate } from "../stats/aggregate.js";
@@ -16,7 +17,7 @@ import { stageLevel } from "./stages.js";
 import { startThreadWorker } from "./thread.js";
 import { Worker } from "./worker.js";
 
-export type StopReason = "run-time" | "iterations" | "stages" | "signal" | "error" | "api";
+export type StopReason = "run-time" | "iterations" | "stages" | "shape" | "signal" | "error" | "api";
 export type Phase = "starting" | "spawning" | "running" | "stopping" | "done";
 
 /** Something that makes the run's numbers suspect; kept for the summary and the JSON result. */
@@ -75,6 +76,10 @@ export class Coordinator {
   peakUsers = 0;
   /** Open model: the arrival rate now in force. */
   currentRate = 0;
+  private classesKey = "";
+  /** Closed-model users a shape has ramped to so far (fractional while spawning). */
+  private shapeUsers = 0;
+  private lastShapeAt = 0;
   targetUsers = 0;
   classes: ClassInfo[] = [];
   readonly warnings: RunWarning[] = [];
@@ -97,6 +102,8 @@ export class Coordinator {
     readonly plan: RunPlan,
     private readonly bundle: Bundle,
     private readonly hooks: CoordinatorHooks = {},
+    /** A LoadShape from the loadfile: it drives users or rates instead of -u/-r/stages. */
+    private readonly shape?: LoadShape,
   ) {
     this.stopPromise = new Promise((r) => (this.stopRequested = r));
     this.workerCount = workerCountFor(plan);
@@ -308,12 +315,25 @@ export class Coordinator {
    * the mix of classes, and no worker's share ever shrinks while the total grows. Only workers
    * whose share changed get a (absolute, idempotent) `spawn`.
    */
-  private dispatch(total: number): void {
-    if (total === this.targetUsers) return;
+  private endShapeUsers(): void {
+    if (this.shapeUsers > 0) {
+      this.shapeUsers = 0;
+      this.dispatch(0);
+    }
+  }
+
+  private dispatch(total: number, only?: readonly string[]): void {
+    const key = only ? only.join("\u0000") : "";
+    if (total === this.targetUsers && key === this.classesKey) return;
+    this.classesKey = key;
     const live = this.workers.filter((w) => !w.lost);
     if (live.length === 0) return;
     const changed = new Set<WorkerHandle>();
-    for (const [name, n] of dispatchUsers(this.classes as DispatchClass[], total)) {
+    const picked = only ? this.classes.filter((c) => only.includes(c.name)) : this.classes;
+    const counts = dispatchUsers(picked as DispatchClass[], total);
+    for (const c of this.classes) {
+      const name = c.name;
+      const n = counts.get(name) ?? 0;
       let have = this.assigned.get(name) ?? 0;
       for (; have < n; have++) {
         let w = this.workers[this.nextWorker % this.workers.length]!;
@@ -353,9 +373,72 @@ export class Coordinator {
 
     const { users, spawnRate, stages, rate } = this.plan;
     let lastRate = -1;
+    const sendRate = (level: number) => {
+      if (level === lastRate) return;
+      lastRate = level;
+      this.currentRate = level;
+      const n = this.workers.length;
+      const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
+      for (const [i, w] of this.workers.entries()) {
+        w.transport.send({
+          type: "rate",
+          rate: level / n,
+          maxUsers: maxUsers[i]!,
+          maxDelayMs: this.plan.maxDelaySec * 1000,
+        });
+      }
+    };
     const spawn = () => {
       if (this.stopReason) return;
       const elapsed = (Date.now() - this.startedAt) / 1000;
+      if (this.shape) {
+        this.phase = "running";
+        let r: ShapeTick | null;
+        try {
+          r = this.shape.tick(elapsed);
+        } catch (err) {
+          this.hooks.onNotice?.(`the load shape's tick() threw: ${(err as Error)?.message ?? err}`);
+          this.fatal = `load shape failed: ${(err as Error)?.message ?? err}`;
+          this.stop("error");
+          return;
+        }
+        if (r === null) {
+          this.stop("shape");
+          return;
+        }
+        const dt = this.lastShapeAt === 0 ? 0 : elapsed - this.lastShapeAt;
+        this.lastShapeAt = elapsed;
+        // A tick describes the whole load: users and arrivals do not run side by side.
+        if ("users" in r) {
+          if (lastRate > 0) sendRate(0);
+          const target = Math.max(0, Math.round(r.users));
+          const step = r.spawnRate === undefined ? Number.POSITIVE_INFINITY : r.spawnRate * Math.max(dt, 0.1);
+          const cur = this.shapeUsers;
+          this.shapeUsers = cur < target ? Math.min(target, cur + step) : Math.max(target, cur - step);
+          this.dispatch(Math.floor(this.shapeUsers), r.userClasses);
+        } else if ("rate" in r) {
+          if (this.plan.rate === null) this.plan.rate = 0;
+          this.endShapeUsers();
+          sendRate(Math.max(0, r.rate));
+        } else if ("burst" in r && r.burst > 0) {
+          if (this.plan.rate === null) this.plan.rate = 0;
+          this.endShapeUsers();
+          const n = this.workers.length;
+          const counts = splitEvenly(Math.floor(r.burst), n);
+          const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
+          for (const [i, w] of this.workers.entries()) {
+            if (counts[i]! > 0) {
+              w.transport.send({
+                type: "burst",
+                count: counts[i]!,
+                maxUsers: maxUsers[i]!,
+                maxDelayMs: this.plan.maxDelaySec * 1000,
+              });
+            }
+          }
+        }
+        return;
+      }
       if (rate !== null) {
         // Open model: the level is an arrival rate, shaped by stages or constant.
         const level = stages ? stageLevel(stages, elapsed) : rate;
@@ -364,20 +447,7 @@ export class Coordinator {
           return;
         }
         this.phase = "running";
-        if (level !== lastRate) {
-          lastRate = level;
-          this.currentRate = level;
-          const n = this.workers.length;
-          const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
-          for (const [i, w] of this.workers.entries()) {
-            w.transport.send({
-              type: "rate",
-              rate: level / n,
-              maxUsers: maxUsers[i]!,
-              maxDelayMs: this.plan.maxDelaySec * 1000,
-            });
-          }
-        }
+        sendRate(level);
         return;
       }
       if (stages) {

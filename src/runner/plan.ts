@@ -27,6 +27,8 @@ export interface RunPlan {
   maxUsers: number;
   /** Open model: an arrival that would start later than this is dropped. */
   maxDelaySec: number;
+  /** Name of the LoadShape class driving the run, if the loadfile exports one. */
+  shape: string | null;
   /** Load shape: user targets (closed model) or rates (open model) over time. */
   stages: Stage[] | null;
 }

@@ -46,6 +46,8 @@ export type CoordinatorMessage =
    * `maxUsers` users; an arrival more than `maxDelayMs` late is dropped.
    */
   | { type: "rate"; rate: number; maxUsers: number; maxDelayMs: number }
+  /** Open model: `count` arrivals at once, now (a burst). */
+  | { type: "burst"; count: number; maxUsers: number; maxDelayMs: number }
   /** Stop gracefully: running tasks get `timeoutMs` to finish, then are cut off. */
   | { type: "stop"; timeoutMs: number }
   /** Stop now: in-flight requests are cancelled and counted as such. */

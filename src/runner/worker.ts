@@ -56,6 +56,8 @@ export class Worker {
         return this.adjust(m.targets);
       case "rate":
         return this.setRate(m.rate, m.maxUsers, m.maxDelayMs);
+      case "burst":
+        return this.burst(m.count, m.maxUsers, m.maxDelayMs);
       case "stop":
         return this.stop(m.timeoutMs);
       case "abort":
@@ -142,6 +144,7 @@ export class Worker {
   };
 
   private pool: OpenPool | undefined;
+  private pickClass: (() => string) | undefined;
   private scheduler: ArrivalScheduler | undefined;
 
   private runtimeShared() {
@@ -166,14 +169,14 @@ export class Worker {
       const weighted = [...this.classes.values()].filter((c) => c.weight > 0);
       const all = weighted.length > 0 ? weighted : [...this.classes.values()];
       const total = all.reduce((n, c) => n + Math.max(1, c.weight), 0);
-      const pickClass = (): string => {
+      const pickClass = (this.pickClass = (): string => {
         let r = Math.random() * total;
         for (const c of all) {
           r -= Math.max(1, c.weight);
           if (r < 0) return c.name;
         }
         return all[all.length - 1]!.name;
-      };
+      });
       this.pool = new OpenPool(
         (name) => {
           const cls = this.classes.get(name)!;
@@ -203,6 +206,17 @@ export class Worker {
     this.pool.maxUsers = maxUsers;
     this.pool.maxDelayMs = maxDelayMs;
     this.scheduler!.setRate(rate);
+  }
+
+  /** A burst: `count` arrivals scheduled for this instant, served like any other. */
+  private burst(count: number, maxUsers: number, maxDelayMs: number): void {
+    if (this.stopping) return;
+    if (!this.pool) this.setRate(0, maxUsers, maxDelayMs);
+    const now = performance.now();
+    for (let i = 0; i < count; i++) {
+      if (!this.takeIteration()) break;
+      this.pool!.arrive(this.pickClass!(), now);
+    }
   }
 
   private adjust(targets: Record<string, number>): void {

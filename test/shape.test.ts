@@ -1,0 +1,115 @@
+/** LoadShape classes (Locust's LoadTestShape) and the stage helpers, against real servers. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { ramp, soak, spike, step } from "../src/api/shape.js";
+import { parseStages, stageLevel } from "../src/runner/stages.js";
+import { assertValidResult, readJson, runCli, startServer, tempProject } from "./helpers.js";
+
+async function run(loadfile: string, url: string, args: string[] = []) {
+  const p = tempProject({ "loadtest.ts": loadfile });
+  try {
+    const out = join(p.dir, "r.json");
+    const r = await runCli(
+      ["run", "loadtest.ts", "-H", url, "-s", "2", "--json", out, "--only-summary", ...args],
+      {
+        cwd: p.dir,
+      },
+    );
+    const res = readJson(out);
+    assertValidResult(res);
+    return { ...r, res };
+  } finally {
+    p.cleanup();
+  }
+}
+
+describe("LoadShape", () => {
+  it("a burst of N arrivals issues exactly N requests", async () => {
+    const server = await startServer((_req, res) => setTimeout(() => res.end("ok"), 20));
+    try {
+      const { code, stderr, res } = await run(
+        `
+import { HttpUser, LoadShape, type ShapeTick, task } from "cicada";
+export class Web extends HttpUser {
+  @task async hit() { await this.client.get("/burst"); }
+}
+export class Burst extends LoadShape {
+  private fired = false;
+  tick(t: number): ShapeTick | null {
+    if (t >= 1.5) return null;
+    if (this.fired) return { rate: 0 };
+    this.fired = true;
+    return { burst: 40 };
+  }
+}
+`,
+        server.url,
+        ["--max-users", "100"],
+      );
+      assert.equal(code, 0, stderr);
+      assert.equal(server.counts.get("GET /burst"), 40);
+      assert.equal(res.totals.requests, 40);
+      assert.equal(res.stopReason, "shape");
+      assert.equal(res.config.shape, "Burst");
+      assert.equal(res.config.model, "open");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("drives users: ramps at the spawn rate, picks user classes, ends when tick() returns null", async () => {
+    const server = await startServer((_req, res) => res.end("ok"));
+    try {
+      const { code, stderr, res } = await run(
+        `
+import { HttpUser, LoadShape, type ShapeTick, task, constant } from "cicada";
+export class A extends HttpUser {
+  static waitTime = constant(0.2);
+  override async onStart() { await this.client.get("/start/A"); }
+  @task async hit() { await this.client.get("/a"); }
+}
+export class B extends HttpUser {
+  static waitTime = constant(0.2);
+  override async onStart() { await this.client.get("/start/B"); }
+  @task async hit() { await this.client.get("/b"); }
+}
+export class Shape extends LoadShape {
+  tick(t: number): ShapeTick | null {
+    if (t < 2) return { users: 4, spawnRate: 10, userClasses: ["B"] };
+    return null;
+  }
+}
+`,
+        server.url,
+        ["--processes", "1"],
+      );
+      assert.equal(code, 0, stderr);
+      assert.equal(res.stopReason, "shape");
+      assert.equal(server.counts.get("GET /start/B"), 4);
+      assert.equal(server.counts.get("GET /start/A") ?? 0, 0, "class A was not picked");
+      assert.equal(res.users.peak, 4);
+      assert.ok(res.durationSec >= 1.9 && res.durationSec < 4, `duration ${res.durationSec}`);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("stage helpers", () => {
+  it("ramp, soak, step and spike build the stages they promise", () => {
+    const s = parseStages([...ramp(10, "10s"), ...soak(10, "1m")]);
+    assert.equal(stageLevel(s, 5), 5);
+    assert.equal(stageLevel(s, 40), 10);
+    const st = parseStages(step(0, 30, 3, "10s"));
+    assert.deepEqual(
+      [0, 5, 15, 25, 35].map((t) => stageLevel(st, t)),
+      [0, 0, 10, 20, 30],
+    );
+    const sp = parseStages([...soak(5, "10s"), ...spike(5, 50, "5s", "20s")]);
+    assert.equal(stageLevel(sp, 5), 5);
+    assert.equal(stageLevel(sp, 12), 50);
+    assert.equal(stageLevel(sp, 20), 5);
+    assert.equal(stageLevel(sp, 36), null);
+  });
+});
