@@ -13,6 +13,8 @@ export interface CicadaConfig {
   tags?: string[];
   excludeTags?: string[];
   iterations?: number;
+  /** Task iterations each user runs before it stops (closed model). */
+  iterationsPerUser?: number;
   /** Seconds users get to finish their task when the run stops. */
   stopTimeout?: number;
   json?: string;

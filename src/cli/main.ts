@@ -22,6 +22,7 @@ import { executeRun, type RunIo } from "./run.js";
 const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 
 interface RunFlags {
+  iterationsPerUser?: number;
   stages?: string;
   rate?: number;
   maxUsers?: number;
@@ -76,6 +77,7 @@ function addRunOptions(cmd: Command): Command {
       "worker threads running the users, each with its own event loop; -1 = one per core (default)",
       parseProcesses,
     )
+    .option("--iterations-per-user <n>", "each user stops after N task iterations", parseIterations)
     .option("--rate <n>", "open model: start N iterations per second, whatever the response times", parseRate)
     .option("--max-users <n>", "open model: most users the pool may grow to", parseUsers)
     .option(
@@ -109,6 +111,7 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     processes: flags.processes,
     stages: flags.stages,
     rate: flags.rate,
+    iterationsPerUser: flags.iterationsPerUser,
     maxUsers: flags.maxUsers,
     maxDelay: flags.maxDelay,
     config: flags.config,

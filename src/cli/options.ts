@@ -106,6 +106,7 @@ const ENV_KEYS: Record<Key, (v: string, name: string) => unknown> = {
   tags: (v) => parseList(v),
   excludeTags: (v) => parseList(v),
   iterations: (v) => parseIterations(v),
+  iterationsPerUser: (v) => parseIterations(v),
   stopTimeout: (v) => parseStopTimeout(v),
   json: (v) => v,
   onlySummary: (v, n) => parseBool(n, v),

@@ -54,6 +54,7 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       spawnRate: s.spawnRate!,
       runTimeSec: s.runTime === undefined ? null : parseDuration(s.runTime),
       iterations: s.iterations ?? null,
+      iterationsPerUser: s.iterationsPerUser ?? null,
       stopTimeoutSec:
         typeof s.stopTimeout === "number" ? s.stopTimeout : parseDuration(s.stopTimeout!, "--stop-timeout"),
       tags: s.tags ?? [],

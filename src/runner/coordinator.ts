@@ -240,6 +240,7 @@ export class Coordinator {
         tags: this.plan.tags,
         excludeTags: this.plan.excludeTags,
         iterations: this.iterationShare(index),
+        iterationsPerUser: this.plan.iterationsPerUser,
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
       },
@@ -279,6 +280,8 @@ export class Coordinator {
   /** `exhausted` ends the run only once every worker that is still there has used up its share. */
   private checkExhausted(): void {
     if (this.exhausted.size === 0) return;
+    // With a per-user limit, users that finished early during the ramp-up do not end the run.
+    if (this.plan.iterationsPerUser !== null && this.phase !== "running") return;
     if (this.workers.every((w) => w.lost || this.exhausted.has(w.id))) this.stop("iterations");
   }
 
@@ -351,7 +354,10 @@ export class Coordinator {
       this.assigned.set(name, have);
     }
     this.targetUsers = total;
-    for (const w of changed) w.transport.send({ type: "spawn", targets: { ...w.targets } });
+    for (const w of changed) {
+      this.exhausted.delete(w.id);
+      w.transport.send({ type: "spawn", targets: { ...w.targets } });
+    }
   }
 
   async run(): Promise<void> {
@@ -468,6 +474,7 @@ export class Coordinator {
       if (total >= users) {
         this.phase = "running";
         clearInterval(spawnTimer);
+        this.checkExhausted();
       }
     };
     const spawnTimer = setInterval(spawn, SPAWN_TICK_MS);

@@ -11,6 +11,8 @@ export interface RunPlan {
   /** Seconds; null runs until stopped (or until iterations are used up). */
   runTimeSec: number | null;
   iterations: number | null;
+  /** Task iterations each user runs before it stops (closed model); null for no limit. */
+  iterationsPerUser: number | null;
   stopTimeoutSec: number;
   tags: string[];
   excludeTags: string[];

@@ -24,6 +24,8 @@ export interface WorkerPlan {
   excludeTags: string[];
   /** This worker's share of the global iteration limit; null for none. */
   iterations: number | null;
+  /** Task iterations each user runs before it stops; null for no limit. */
+  iterationsPerUser?: number | null;
   /** Milliseconds between stats snapshots. */
   snapshotIntervalMs: number;
   verifyTls: boolean;

@@ -17,6 +17,8 @@ export interface UserRuntimeShared {
   readonly hardStop: AbortSignal;
   /** Takes one iteration from the budget; false once it is used up. */
   takeIteration(): boolean;
+  /** Task iterations each user runs before it stops; null for no limit. */
+  readonly iterationsPerUser: number | null;
 }
 
 const NO_WAIT: WaitTime = Object.assign(() => 0, { usesTiming: false });
@@ -83,6 +85,7 @@ export class UserRuntime implements UserContext {
   private timer: NodeJS.Timeout | undefined;
   private zeroWaits = 0;
 
+  private ownIterations = 0;
   /** Open model: how late the current iteration started, in µs. */
   private lagUs = 0;
 
@@ -219,10 +222,12 @@ export class UserRuntime implements UserContext {
     const timing: { taskStartedAt: number; taskEndedAt: number } = { taskStartedAt: 0, taskEndedAt: 0 };
     const timed = waitTime.usesTiming !== false;
     while (!this.isStopping()) {
-      if (!this.shared.takeIteration()) {
+      const perUser = this.shared.iterationsPerUser;
+      if ((perUser !== null && this.ownIterations >= perUser) || !this.shared.takeIteration()) {
         this.stopping = true;
         return;
       }
+      this.ownIterations++;
       this.recorder.iteration();
       const t = picker.pick();
       if (timed) timing.taskStartedAt = performance.now();

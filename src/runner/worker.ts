@@ -144,6 +144,8 @@ export class Worker {
   };
 
   private pool: OpenPool | undefined;
+  /** Users that ran their per-user iterations, by class. */
+  private readonly doneUsers = new Map<string, number>();
   private pickClass: (() => string) | undefined;
   private scheduler: ArrivalScheduler | undefined;
 
@@ -154,6 +156,7 @@ export class Worker {
       verifyTls: this.plan!.verifyTls,
       hardStop: this.hardStop.signal,
       takeIteration: this.takeIteration,
+      iterationsPerUser: this.plan!.iterationsPerUser ?? null,
     };
   }
 
@@ -232,12 +235,15 @@ export class Worker {
       verifyTls: this.plan!.verifyTls,
       hardStop: this.hardStop.signal,
       takeIteration: this.takeIteration,
+      iterationsPerUser: this.plan!.iterationsPerUser ?? null,
     };
     for (const [name, target] of Object.entries(targets)) {
       const cls = this.classes.get(name);
       const set = this.live.get(name);
       if (!cls || !set) continue;
-      while (set.size < target) {
+      // With a per-user iteration limit, users that are done still count towards the target:
+      // they are not replaced.
+      while (set.size + (this.doneUsers.get(name) ?? 0) < target) {
         const id = this.nextUserId;
         this.nextUserId += this.userIdStep;
         const u = new UserRuntime(id, cls, shared, this.userExited);
@@ -259,6 +265,15 @@ export class Worker {
   private onUserExit(name: string, u: UserRuntime): void {
     this.live.get(name)?.delete(u);
     this.pool?.userExited();
+    if (!this.stopping && this.plan?.iterationsPerUser != null) {
+      this.doneUsers.set(name, (this.doneUsers.get(name) ?? 0) + 1);
+    }
+    // Every user ran its own iterations: tell the coordinator, which ends the run once all
+    // users were spawned (it ignores this while still ramping up).
+    if (!this.stopping && this.plan?.iterationsPerUser != null && this.liveUsers() === 0) {
+      this.transport.send({ type: "exhausted" });
+      return;
+    }
     if (!this.stopping && this.iterationsLeft <= 0 && this.liveUsers() === 0 && !this.exhaustedSent) {
       this.exhaustedSent = true;
       this.transport.send({ type: "exhausted" });
