@@ -113,3 +113,55 @@ describe("stage helpers", () => {
     assert.equal(stageLevel(sp, 36), null);
   });
 });
+
+describe("burst against a rate-limited target", () => {
+  it("counts the 429s by status code and reports the time to recover", async () => {
+    // A token bucket of 20 requests per second, full at the start.
+    let tokens = 20;
+    let last = Date.now();
+    const server = await startServer((_req, res) => {
+      const now = Date.now();
+      tokens = Math.min(20, tokens + ((now - last) / 1000) * 20);
+      last = now;
+      if (tokens >= 1) {
+        tokens -= 1;
+        res.end("ok");
+      } else {
+        res.statusCode = 429;
+        res.end("slow down");
+      }
+    });
+    try {
+      const { code, res, stdout } = await run(
+        `
+import { HttpUser, LoadShape, type ShapeTick, task } from "cicada";
+export class Web extends HttpUser {
+  @task async hit() { await this.client.get("/limited"); }
+}
+export class BurstThenCalm extends LoadShape {
+  private fired = false;
+  tick(t: number): ShapeTick | null {
+    if (t < 2) return { rate: 5 };
+    if (!this.fired) { this.fired = true; return { burst: 100 }; }
+    if (t < 6) return { rate: 5 };
+    return null;
+  }
+}
+`,
+        server.url,
+        ["--max-users", "120"],
+      );
+      assert.equal(code, 1, "429s are failures by default");
+      const codes = res.totals.statusCodes as Record<string, number>;
+      assert.ok((codes["429"] ?? 0) >= 60, JSON.stringify(codes));
+      assert.equal((codes["200"] ?? 0) + (codes["429"] ?? 0), res.totals.requests);
+      assert.equal(res.bursts?.length, 1);
+      const b = res.bursts![0]!;
+      assert.equal(b.count, 100);
+      assert.ok(b.recoverySec !== null && b.recoverySec >= 1 && b.recoverySec <= 3, JSON.stringify(b));
+      assert.match(stdout, /Burst of 100 at [\d.]+s: recovered after [\d.]+s/);
+    } finally {
+      await server.close();
+    }
+  });
+});

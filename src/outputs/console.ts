@@ -140,6 +140,11 @@ export function formatSummary(r: RunResult): string {
   if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
     out.push(`\nStatus codes: ${codes.map(([code, n]) => `${code} ×${n}`).join(", ")}`);
   }
+  for (const b of r.bursts ?? []) {
+    out.push(
+      `\nBurst of ${b.count} at ${b.t}s: ${b.recoverySec === null ? "the target had not recovered by the end of the run" : `recovered after ${b.recoverySec}s`}`,
+    );
+  }
   const corrected = r.totals.correctedLatencyMs;
   if (corrected) {
     // The open model's honest figure: time from each iteration's scheduled start.

@@ -37,11 +37,40 @@ export interface RunResult {
   exceptions: Array<{ message: string; where: string; traceback: string; count: number }>;
   users: { peak: number };
   series: SeriesRow[];
+  /** Bursts fired by a LoadShape, with the time until the target recovered (null: never). */
+  bursts?: BurstResult[];
   stopReason: string;
   /** Things that make the numbers suspect: a saturated generator, a lost worker. */
   warnings: Array<{ at: string; kind: "cpu" | "worker"; message: string }>;
   machine: { hostname: string; cpus: number; node: string };
   exitCode: number;
+}
+
+export interface BurstResult {
+  /** Seconds since the start of the run. */
+  t: number;
+  count: number;
+  /**
+   * Seconds from the burst until the first second with no failures and a p95 back within 1.5×
+   * (+1 ms) of the p95 before the burst; null if that never happened before the run ended.
+   */
+  recoverySec: number | null;
+}
+
+/** How long after each burst the target took to serve as before it. */
+export function burstRecovery(
+  series: readonly SeriesRow[],
+  bursts: ReadonlyArray<{ t: number; count: number }>,
+): BurstResult[] {
+  return bursts.map((b) => {
+    const before = series.filter((r) => r.t <= b.t && r.requests > 0).slice(-10);
+    const p95s = before.map((r) => r.p95).sort((x, y) => x - y);
+    const baseline = p95s.length > 0 ? p95s[Math.floor(p95s.length / 2)]! : null;
+    // The burst's own second is the disturbance; recovery is looked for from the next one.
+    const after = series.filter((r) => r.t >= b.t + 1 && r.requests > 0);
+    const ok = after.find((r) => r.failures === 0 && (baseline === null || r.p95 <= baseline * 1.5 + 1));
+    return { t: b.t, count: b.count, recoverySec: ok ? Math.round((ok.t - b.t) * 10) / 10 : null };
+  });
 }
 
 export interface EndpointResult {
@@ -129,6 +158,7 @@ export function buildResult(c: Coordinator, exitCode: number): RunResult {
     exceptions: [...s.exceptions.values()].sort((a, b) => b.count - a.count).map((x) => ({ ...x })),
     users: { peak: c.peakUsers },
     series: s.series,
+    ...(c.bursts.length > 0 ? { bursts: burstRecovery(s.series, c.bursts) } : {}),
     stopReason: c.stopReason ?? "unknown",
     warnings: c.warnings.map((w) => ({ at: new Date(w.at).toISOString(), kind: w.kind, message: w.message })),
     machine: { hostname: hostname(), cpus: cpus().length, node: process.version },

@@ -77,6 +77,8 @@ export class Coordinator {
   /** Open model: the arrival rate now in force. */
   currentRate = 0;
   private classesKey = "";
+  /** Bursts a shape fired: when (s since start) and how many arrivals. */
+  readonly bursts: Array<{ t: number; count: number }> = [];
   /** Closed-model users a shape has ramped to so far (fractional while spawning). */
   private shapeUsers = 0;
   private lastShapeAt = 0;
@@ -429,6 +431,7 @@ export class Coordinator {
         } else if ("burst" in r && r.burst > 0) {
           if (this.plan.rate === null) this.plan.rate = 0;
           this.endShapeUsers();
+          this.bursts.push({ t: Math.round(elapsed * 10) / 10, count: Math.floor(r.burst) });
           const n = this.workers.length;
           const counts = splitEvenly(Math.floor(r.burst), n);
           const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
