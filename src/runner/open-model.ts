@@ -13,7 +13,10 @@ export class OpenPool {
   /** Scheduled times of arrivals of each class still waiting for a user. */
   private readonly backlog = new Map<string, number[]>();
   private total = 0;
+  private idle = 0;
   private stopped = false;
+  /** Called once every user is idle with nothing waiting (to end a run whose budget is spent). */
+  onAllIdle: (() => void) | undefined;
 
   constructor(
     private readonly createUser: (className: string) => void,
@@ -24,6 +27,11 @@ export class OpenPool {
 
   get size(): number {
     return this.total;
+  }
+
+  /** Users working on an arrival right now, or starting up. */
+  get busy(): number {
+    return this.total - this.idle;
   }
 
   private queue(className: string): number[] {
@@ -77,7 +85,12 @@ export class OpenPool {
         list = [];
         this.free.set(className, list);
       }
-      list.push(resolve);
+      this.idle++;
+      list.push((at) => {
+        this.idle--;
+        resolve(at);
+      });
+      if (this.idle === this.total && this.onAllIdle) this.onAllIdle();
     });
   }
 
@@ -89,6 +102,7 @@ export class OpenPool {
   stop(): void {
     this.stopped = true;
     for (const list of this.free.values()) for (const r of list.splice(0)) r(-1);
+    this.idle = 0;
     for (const q of this.backlog.values()) {
       if (q.length > 0) this.recorder.dropped(q.length);
       q.length = 0;

@@ -194,12 +194,18 @@ export class Worker {
         maxDelayMs,
       );
       this.scheduler = new ArrivalScheduler((scheduledAt) => {
-        // The iteration budget is spent by arrivals here, not by the users.
+        // The iteration budget is spent by arrivals here, not by the users. Once it is, the
+        // run may end when the iterations already started have finished.
         if (!this.takeIteration()) {
-          if (!this.exhaustedSent) {
-            this.exhaustedSent = true;
-            this.transport.send({ type: "exhausted" });
-          }
+          const pool = this.pool!;
+          const done = () => {
+            if (!this.exhaustedSent) {
+              this.exhaustedSent = true;
+              this.transport.send({ type: "exhausted" });
+            }
+          };
+          pool.onAllIdle = done;
+          if (pool.busy === 0) done();
           return false;
         }
         this.pool!.arrive(pickClass(), scheduledAt);
