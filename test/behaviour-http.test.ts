@@ -173,7 +173,8 @@ export class Timed extends HttpUser {
         p50 >= 20 && p50 <= upper,
         `p50 ${p50} ms, want 20–${upper.toFixed(2)} (bare node:http client: ${baseline.toFixed(2)} ms)`,
       );
-      assert.ok(min >= 19.5 && min <= p50 && p50 <= max, JSON.stringify(e.latencyMs));
+      // Node's timers run against the loop's cached clock, so one can fire up to ~1 ms early.
+      assert.ok(min >= 18.5 && min <= p50 && p50 <= max, JSON.stringify(e.latencyMs));
       assert.ok(e.ttfbMs.p50 <= p50 + 0.05, `ttfb p50 ${e.ttfbMs.p50} > latency p50 ${p50}`);
       // With no wait time, one user's requests take the whole run: rps ≈ 1000 / latency.
       assert.ok(e.rps >= 30 && e.rps <= 52, `rps ${e.rps}`);
