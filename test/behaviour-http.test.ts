@@ -41,7 +41,8 @@ export class Slow extends HttpUser {
       assert.equal(e.failures, 0);
       assert.equal(e.cancelled, 0);
       assert.equal(r.result.totals.cancelled, 0);
-      assert.ok(e.latencyMs.min >= SLOW_MS, `latency ${e.latencyMs.min} ms`);
+      // A timer may fire up to ~1 ms early against the loop's cached clock.
+      assert.ok(e.latencyMs.min >= SLOW_MS - 2, `latency ${e.latencyMs.min} ms`);
       // It waited for the answer (≈2 s), not for the whole stop timeout (1 + 3 = 4 s).
       assert.ok(
         r.result.durationSec >= 1.9 && r.result.durationSec <= 3.2,
@@ -327,7 +328,7 @@ export class Client extends HttpUser {
       const old = endpoint(r.result, "/old")!;
       assert.equal(old.requests, 5);
       assert.equal(old.failures, 0);
-      assert.ok(old.latencyMs.min >= 30, `redirect latency ${old.latencyMs.min} ms excludes the final hop`);
+      assert.ok(old.latencyMs.min >= 28, `redirect latency ${old.latencyMs.min} ms excludes the final hop`);
       assert.equal(endpoint(r.result, "/chain")!.requests, 5);
       assert.equal(endpoint(r.result, "/chain")!.failures, 0);
 
