@@ -50,7 +50,9 @@ export function statusLine(c: Coordinator, tty: boolean): string {
     progress,
     stages
       ? `stage ${stageIndex(stages, elapsed)}/${stages.length} users ${c.stats.users}`
-      : `users ${c.stats.users}/${c.plan.users}`,
+      : c.plan.shape
+        ? `${c.plan.shape} users ${c.stats.users}`
+        : `users ${c.stats.users}/${c.plan.users}`,
     ...(c.plan.rate !== null ? [`rate ${c.currentRate.toFixed(0)}/s`, `dropped ${c.stats.dropped}`] : []),
     `rps ${cur.rps.toFixed(1)}`,
     `fail ${t.failures} (${failPct.toFixed(1)}%)`,
