@@ -6,7 +6,7 @@ import { LoopMonitor } from "./load.js";
 import { ArrivalScheduler, OpenPool } from "./open-model.js";
 import type { CoordinatorMessage, Transport, WorkerMessage, WorkerPlan } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
-import { UserRuntime } from "./user-runtime.js";
+import { UserRuntime, type UserRuntimeShared } from "./user-runtime.js";
 
 /**
  * Runs users for the coordinator. It only talks through the transport, so it can live in the
@@ -75,6 +75,14 @@ export class Worker {
     this.nextUserId = plan.workerIndex ?? 0;
     this.userIdStep = Math.max(1, plan.workerCount ?? 1);
     this.recorder = new Recorder(workerId);
+    this.shared = {
+      recorder: this.recorder,
+      host: plan.host,
+      verifyTls: plan.verifyTls,
+      hardStop: this.hardStop.signal,
+      takeIteration: this.takeIteration,
+      iterationsPerUser: plan.iterationsPerUser ?? null,
+    };
     this.iterationsLeft = plan.iterations ?? Number.POSITIVE_INFINITY;
     this.transport.send({ type: "hello", workerId, version: PROTOCOL_VERSION, pid: process.pid });
     const mod = await importBundle(plan.bundlePath, this.loadfile);
@@ -149,26 +157,22 @@ export class Worker {
   private pickClass: (() => string) | undefined;
   private scheduler: ArrivalScheduler | undefined;
 
-  private runtimeShared() {
-    return {
-      recorder: this.recorder,
-      host: this.plan!.host,
-      verifyTls: this.plan!.verifyTls,
-      hardStop: this.hardStop.signal,
-      takeIteration: this.takeIteration,
-      iterationsPerUser: this.plan!.iterationsPerUser ?? null,
-    };
+  /** What every user of this worker shares; fixed once the plan is known. */
+  private shared!: UserRuntimeShared;
+
+  /** The first users start: measure the load from here on, not the wait for other workers. */
+  private markSpawned(): void {
+    if (this.spawned) return;
+    this.spawned = true;
+    this.loop = new LoopMonitor();
   }
 
   /** Open model: arrivals at `rate` per second, served by a pool that grows on demand. */
   private setRate(rate: number, maxUsers: number, maxDelayMs: number): void {
     if (this.stopping) return;
-    if (!this.spawned) {
-      this.spawned = true;
-      this.loop = new LoopMonitor();
-    }
+    this.markSpawned();
     if (!this.pool) {
-      const shared = this.runtimeShared();
+      const shared = this.shared;
       const weighted = [...this.classes.values()].filter((c) => c.weight > 0);
       const all = weighted.length > 0 ? weighted : [...this.classes.values()];
       const total = all.reduce((n, c) => n + Math.max(1, c.weight), 0);
@@ -230,19 +234,8 @@ export class Worker {
 
   private adjust(targets: Record<string, number>): void {
     if (this.stopping || this.iterationsLeft <= 0) return;
-    if (!this.spawned) {
-      // Measure the load from here on, not the idle wait for the other workers to load.
-      this.spawned = true;
-      this.loop = new LoopMonitor();
-    }
-    const shared = {
-      recorder: this.recorder,
-      host: this.plan!.host,
-      verifyTls: this.plan!.verifyTls,
-      hardStop: this.hardStop.signal,
-      takeIteration: this.takeIteration,
-      iterationsPerUser: this.plan!.iterationsPerUser ?? null,
-    };
+    this.markSpawned();
+    const shared = this.shared;
     for (const [name, target] of Object.entries(targets)) {
       const cls = this.classes.get(name);
       const set = this.live.get(name);

@@ -6,6 +6,7 @@ import {
   type LatencySummary,
   percentileMs,
   summarize,
+  summarizeHistogram,
 } from "./histogram.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
@@ -39,25 +40,12 @@ export class EndpointTotals extends EndpointStats {
   correctedSummary(): LatencySummary | null {
     const h = this.corrected;
     if (h.totalCount === 0) return null;
-    return summarize(
-      h,
-      Math.max(h.minNonZeroValue, this.minUs),
-      h.maxValue,
-      h.mean * h.totalCount,
-      h.totalCount,
-    );
+    return summarizeHistogram(h, Math.max(h.minNonZeroValue, this.minUs));
   }
 
   ttfbSummary(): LatencySummary {
     const h = this.ttfb;
-    if (h.totalCount === 0) return summarize(h, 0, 0, 0, 0);
-    return summarize(
-      h,
-      h.minNonZeroValue,
-      Math.min(h.maxValue, this.maxUs),
-      h.mean * h.totalCount,
-      h.totalCount,
-    );
+    return summarizeHistogram(h, h.minNonZeroValue, Math.min(h.maxValue, this.maxUs));
   }
 
   /** Percentile in ms, for arbitrary percentiles (CSV columns and the like). */

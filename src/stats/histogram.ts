@@ -17,12 +17,6 @@ export function encodeHistogram(h: Histogram): string {
   return hdr.encodeIntoCompressedBase64(h);
 }
 
-/** Adds an encoded histogram into `into`; "" is the empty histogram. */
-export function mergeEncoded(into: Histogram, encoded: string): void {
-  if (encoded === "") return;
-  into.add(hdr.decodeFromCompressedBase64(encoded, 32, false));
-}
-
 /**
  * A histogram as `[value, count, value, count, ...]` over its non-empty buckets, each value the
  * lowest of its bucket. Adding it to a histogram of the same precision fills exactly the same
@@ -95,10 +89,14 @@ export function summarize(
   };
 }
 
-/** For histograms without exact side counters (TTFB): bounds come from the histogram itself. */
-export function summarizeHistogram(h: Histogram): LatencySummary {
-  if (h.totalCount === 0) return { min: 0, mean: 0, p50: 0, p90: 0, p95: 0, p99: 0, p999: 0, max: 0 };
-  const min = h.minNonZeroValue;
-  const max = h.maxValue;
-  return summarize(h, min, max, h.mean * h.totalCount, h.totalCount);
+/**
+ * For histograms without exact side counters (TTFB, corrected latency): the mean comes from the
+ * histogram, and the bounds too unless the caller knows tighter ones.
+ */
+export function summarizeHistogram(
+  h: Histogram,
+  minUs: number = h.minNonZeroValue,
+  maxUs: number = h.maxValue,
+): LatencySummary {
+  return summarize(h, minUs, maxUs, h.mean * h.totalCount, h.totalCount);
 }

@@ -478,25 +478,13 @@ export class HttpSession {
         break;
       }
     } catch (err) {
-      if (signal.aborted) {
-        this.#o.recorder.cancelled("HTTP", method, name);
-        throw new RunStopped();
-      }
+      if (signal.aborted) this.#cancel(method, name);
       if (err instanceof TypeError) throw err;
       if (this.#auto && isH2Only(err) && !undiciOrigins.has(route.key)) {
         undiciOrigins.add(route.key);
         return this.#undiciRequest(method, url, opts);
       }
-      res = new HttpResponse(
-        method,
-        route.href,
-        0,
-        {},
-        EMPTY_BODY,
-        describeError(err, timeoutMs),
-        performance.now() - t0,
-        ttfb,
-      );
+      res = failedResponse(method, route.href, err, timeoutMs, t0, ttfb);
     }
     const pending = this.#finish(res, name, opts.catchResponse);
     if (pending) await pending;
@@ -575,25 +563,18 @@ export class HttpSession {
         break;
       }
     } catch (err) {
-      if (signal.aborted) {
-        this.#o.recorder.cancelled("HTTP", method, name);
-        throw new RunStopped();
-      }
-      const elapsed = performance.now() - t0;
-      res = new HttpResponse(
-        method,
-        target.href,
-        0,
-        {},
-        Buffer.alloc(0),
-        describeError(err, timeoutMs),
-        elapsed,
-        ttfb,
-      );
+      if (signal.aborted) this.#cancel(method, name);
+      res = failedResponse(method, target.href, err, timeoutMs, t0, ttfb);
     }
     const pending = this.#finish(res, name, opts.catchResponse);
     if (pending) await pending;
     return res;
+  }
+
+  /** The run's hard stop cut this request off: counted as cancelled, and the task unwinds. */
+  #cancel(method: string, name: string): never {
+    this.#o.recorder.cancelled("HTTP", method, name);
+    throw new RunStopped();
   }
 
   async #finishCaught(
@@ -676,10 +657,7 @@ export class HttpSession {
         headers: r.headers as unknown as Headers,
       });
     } catch (err) {
-      if (this.#o.signal.aborted) {
-        this.#o.recorder.cancelled("HTTP", method, name);
-        throw new RunStopped();
-      }
+      if (this.#o.signal.aborted) this.#cancel(method, name);
       const elapsed = performance.now() - t0;
       this.#o.recorder.request(
         "HTTP",
@@ -703,6 +681,27 @@ export class HttpSession {
     if (force) await a.destroy().catch(() => {});
     else await a.close().catch(() => {});
   }
+}
+
+/** A request that got no response: status 0 and the error, as Locust's clients give. */
+function failedResponse(
+  method: string,
+  href: string,
+  err: unknown,
+  timeoutMs: number,
+  t0: number,
+  ttfb: number,
+): HttpResponse {
+  return new HttpResponse(
+    method,
+    href,
+    0,
+    {},
+    EMPTY_BODY,
+    describeError(err, timeoutMs),
+    performance.now() - t0,
+    ttfb,
+  );
 }
 
 function parseRawHeaders(raw: string): IncomingHttpHeaders {
