@@ -1,8 +1,7 @@
 /** Iteration limits: per user and in total; whichever comes first ends the run gracefully. */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { it } from "node:test";
-import { assertValidResult, readJson, runCli, startServer, tempProject } from "./helpers.js";
+import { runLoad, startServer } from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task, constant } from "cicada";
@@ -12,26 +11,17 @@ export class Web extends HttpUser {
 }
 `;
 
-async function run(url: string, args: string[]) {
-  const p = tempProject({ "loadtest.ts": LOADFILE });
-  try {
-    const out = join(p.dir, "r.json");
-    const r = await runCli(["run", "loadtest.ts", "-H", url, ...args, "--json", out, "--only-summary"], {
-      cwd: p.dir,
-    });
-    const res = readJson(out);
-    assertValidResult(res);
-    return { ...r, res };
-  } finally {
-    p.cleanup();
-  }
-}
-
 it("--iterations-per-user: each user runs exactly N iterations, finished users are not replaced", async () => {
   const server = await startServer((_req, res) => res.end("ok"));
   try {
     // Spawning at 2/s, early users finish before the last ones start: still 4 × 5.
-    const { code, stderr, res } = await run(server.url, [
+    const {
+      code,
+      stderr,
+      result: res,
+    } = await runLoad(LOADFILE, [
+      "-H",
+      server.url,
       "-u",
       "4",
       "-r",
@@ -54,7 +44,13 @@ it("--iterations-per-user: each user runs exactly N iterations, finished users a
 it("the global limit wins when it comes first", async () => {
   const server = await startServer((_req, res) => res.end("ok"));
   try {
-    const { code, stderr, res } = await run(server.url, [
+    const {
+      code,
+      stderr,
+      result: res,
+    } = await runLoad(LOADFILE, [
+      "-H",
+      server.url,
       "-u",
       "3",
       "-r",

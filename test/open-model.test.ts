@@ -3,9 +3,8 @@
  * coordinated omission, dropped iterations.
  */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { describe, it } from "node:test";
-import { assertValidResult, readJson, runCli, startServer, tempProject } from "./helpers.js";
+import { runLoad, startServer } from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task } from "cicada";
@@ -14,27 +13,19 @@ export class Web extends HttpUser {
 }
 `;
 
-async function openRun(url: string, args: string[]) {
-  const p = tempProject({ "loadtest.ts": LOADFILE });
-  try {
-    const out = join(p.dir, "r.json");
-    const r = await runCli(["run", "loadtest.ts", "-H", url, ...args, "--json", out, "--only-summary"], {
-      cwd: p.dir,
-      timeoutMs: 60_000,
-    });
-    const res = readJson(out);
-    assertValidResult(res);
-    return { ...r, res };
-  } finally {
-    p.cleanup();
-  }
+function openRun(url: string, args: string[]) {
+  return runLoad(LOADFILE, ["-H", url, ...args]);
 }
 
 describe("open model", () => {
   it("starts R·T iterations at R/s for T s, within 1 %, whatever the response times", async () => {
     const server = await startServer((_req, res) => setTimeout(() => res.end("ok"), 5));
     try {
-      const { code, stderr, res } = await openRun(server.url, ["--rate", "200", "-t", "3s", "-s", "2"]);
+      const {
+        code,
+        stderr,
+        result: res,
+      } = await openRun(server.url, ["--rate", "200", "-t", "3s", "-s", "2"]);
       assert.equal(code, 0, stderr);
       assert.equal(res.config.model, "open");
       const expected = 200 * 3;
@@ -59,16 +50,11 @@ describe("open model", () => {
     });
     try {
       // Two users at 100/s: late arrivals wait for a user, so they are sent late but answered fast.
-      const { code, stderr, res } = await openRun(server.url, [
-        "--rate",
-        "100",
-        "--max-users",
-        "2",
-        "-t",
-        "6s",
-        "-s",
-        "2",
-      ]);
+      const {
+        code,
+        stderr,
+        result: res,
+      } = await openRun(server.url, ["--rate", "100", "--max-users", "2", "-t", "6s", "-s", "2"]);
       assert.equal(code, 0, stderr);
       const uncorrected = res.totals.latencyMs.p99;
       const corrected = res.totals.correctedLatencyMs!.p99;
@@ -85,7 +71,11 @@ describe("open model", () => {
     // too long and is dropped.
     const server = await startServer((_req, res) => setTimeout(() => res.end("ok"), 300));
     try {
-      const { code, stderr, res } = await openRun(server.url, [
+      const {
+        code,
+        stderr,
+        result: res,
+      } = await openRun(server.url, [
         "--rate",
         "20",
         "--max-users",
@@ -121,14 +111,11 @@ describe("open model", () => {
     const server = await startServer((_req, res) => res.end("ok"));
     try {
       // 0 → 100/s over 2 s (about 100 arrivals), then 100/s for 1 s (about 100).
-      const { code, stderr, res } = await openRun(server.url, [
-        "--rate",
-        "100",
-        "--stages",
-        "2s:100,1s:100",
-        "-s",
-        "1",
-      ]);
+      const {
+        code,
+        stderr,
+        result: res,
+      } = await openRun(server.url, ["--rate", "100", "--stages", "2s:100,1s:100", "-s", "1"]);
       assert.equal(code, 0, stderr);
       assert.equal(res.stopReason, "stages");
       assert.ok(

@@ -1,34 +1,24 @@
 /** LoadShape classes (Locust's LoadTestShape) and the stage helpers, against real servers. */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { ramp, soak, spike, step } from "../src/api/shape.js";
 import { parseStages, stageLevel } from "../src/runner/stages.js";
-import { assertValidResult, readJson, runCli, startServer, tempProject } from "./helpers.js";
+import { runLoad, startServer } from "./helpers.js";
 
-async function run(loadfile: string, url: string, args: string[] = []) {
-  const p = tempProject({ "loadtest.ts": loadfile });
-  try {
-    const out = join(p.dir, "r.json");
-    const r = await runCli(
-      ["run", "loadtest.ts", "-H", url, "-s", "2", "--json", out, "--only-summary", ...args],
-      {
-        cwd: p.dir,
-      },
-    );
-    const res = readJson(out);
-    assertValidResult(res);
-    return { ...r, res };
-  } finally {
-    p.cleanup();
-  }
+/** A run with a 2 s stop timeout, so in-flight work of a shape ends counted, not cancelled. */
+function run(loadfile: string, url: string, args: string[] = []) {
+  return runLoad(loadfile, ["-H", url, "-s", "2", ...args]);
 }
 
 describe("LoadShape", () => {
   it("a burst of N arrivals issues exactly N requests", async () => {
     const server = await startServer((_req, res) => setTimeout(() => res.end("ok"), 20));
     try {
-      const { code, stderr, res } = await run(
+      const {
+        code,
+        stderr,
+        result: res,
+      } = await run(
         `
 import { HttpUser, LoadShape, type ShapeTick, task } from "cicada";
 export class Web extends HttpUser {
@@ -61,7 +51,11 @@ export class Burst extends LoadShape {
   it("drives users: ramps at the spawn rate, picks user classes, ends when tick() returns null", async () => {
     const server = await startServer((_req, res) => res.end("ok"));
     try {
-      const { code, stderr, res } = await run(
+      const {
+        code,
+        stderr,
+        result: res,
+      } = await run(
         `
 import { HttpUser, LoadShape, type ShapeTick, task, constant } from "cicada";
 export class A extends HttpUser {
@@ -132,7 +126,11 @@ describe("burst against a rate-limited target", () => {
       }
     });
     try {
-      const { code, res, stdout } = await run(
+      const {
+        code,
+        result: res,
+        stdout,
+      } = await run(
         `
 import { HttpUser, LoadShape, type ShapeTick, task } from "cicada";
 export class Web extends HttpUser {

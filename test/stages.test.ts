@@ -1,10 +1,9 @@
 /** Load shapes from stages: parsing, the level at any time, and real runs that follow them. */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { describe, it } from "node:test";
 import { CicadaError } from "../src/cli/errors.js";
 import { parseStages, stageLevel, stagesDuration, stagesPeak } from "../src/runner/stages.js";
-import { readJson, runCli, startServer, tempProject } from "./helpers.js";
+import { runCli, runLoad, startServer, tempProject } from "./helpers.js";
 
 describe("stages: parsing and levels", () => {
   it("parses the CLI form and the object form alike", () => {
@@ -59,25 +58,9 @@ export class Web extends HttpUser {
 describe("stages: real runs", () => {
   it("follows --stages: reaches each target within a second, ramps down, ends with the last stage", async () => {
     const server = await startServer((_req, res) => res.end("ok"));
-    const p = tempProject({ "loadtest.ts": LOADFILE });
     try {
-      const out = join(p.dir, "r.json");
-      const r = await runCli(
-        [
-          "run",
-          "loadtest.ts",
-          "-H",
-          server.url,
-          "--stages",
-          "1s:4,2s:4,1s:0",
-          "--json",
-          out,
-          "--only-summary",
-        ],
-        { cwd: p.dir },
-      );
+      const { result: res, ...r } = await runLoad(LOADFILE, ["-H", server.url, "--stages", "1s:4,2s:4,1s:0"]);
       assert.equal(r.code, 0, r.stderr);
-      const res = readJson(out);
       assert.equal(res.stopReason, "stages");
       assert.ok(res.durationSec >= 3.9 && res.durationSec < 6, `duration ${res.durationSec}`);
       assert.equal(res.users.peak, 4);
@@ -89,33 +72,24 @@ describe("stages: real runs", () => {
       assert.equal(at(2)?.users, 4, JSON.stringify(rows));
       assert.equal(at(3)?.users, 4, JSON.stringify(rows));
       assert.equal(rows[rows.length - 1]!.users, 0, JSON.stringify(rows));
-      assert.equal(res.config.stages.length, 3);
+      assert.equal((res.config.stages as unknown[]).length, 3);
     } finally {
-      p.cleanup();
       await server.close();
     }
   });
 
   it("takes stages from the loadfile's options, and --run-time still cuts the run short", async () => {
     const server = await startServer((_req, res) => res.end("ok"));
-    const p = tempProject({
-      "loadtest.ts": `${LOADFILE}\nexport const options = { stages: [{ duration: "1s", target: 3 }, { duration: "20s", target: 3 }] };\n`,
-    });
     try {
-      const out = join(p.dir, "r.json");
-      const r = await runCli(
-        ["run", "loadtest.ts", "-H", server.url, "-t", "2s", "--json", out, "--only-summary"],
-        {
-          cwd: p.dir,
-        },
+      const { result: res, ...r } = await runLoad(
+        `${LOADFILE}\nexport const options = { stages: [{ duration: "1s", target: 3 }, { duration: "20s", target: 3 }] };\n`,
+        ["-H", server.url, "-t", "2s"],
       );
       assert.equal(r.code, 0, r.stderr);
-      const res = readJson(out);
       assert.equal(res.stopReason, "run-time");
       assert.equal(res.users.peak, 3);
       assert.ok(res.durationSec < 4, `duration ${res.durationSec}`);
     } finally {
-      p.cleanup();
       await server.close();
     }
   });

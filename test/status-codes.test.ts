@@ -1,8 +1,7 @@
 /** Responses are counted per status code, per endpoint and in total: the rate-limit tests' 429s. */
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { it } from "node:test";
-import { assertValidResult, readJson, runCli, startServer, tempProject } from "./helpers.js";
+import { runLoad, startServer } from "./helpers.js";
 
 it("counts responses by status code, and 429s are failures unless the loadfile says otherwise", async () => {
   let n = 0;
@@ -11,41 +10,22 @@ it("counts responses by status code, and 429s are failures unless the loadfile s
     res.statusCode = req.url?.startsWith("/limited") && n % 3 === 0 ? 429 : 200;
     res.end("x");
   });
-  const p = tempProject({
-    "loadtest.ts": `
+  try {
+    const { result: res, ...r } = await runLoad(
+      `
 import { HttpUser, task } from "cicada";
 export class Web extends HttpUser {
   @task async hit() { await this.client.get("/limited"); }
 }
 `,
-  });
-  try {
-    const out = join(p.dir, "r.json");
-    const r = await runCli(
-      [
-        "run",
-        "loadtest.ts",
-        "-H",
-        server.url,
-        "-i",
-        "30",
-        "--processes",
-        "1",
-        "--json",
-        out,
-        "--only-summary",
-      ],
-      { cwd: p.dir },
+      ["-H", server.url, "-i", "30", "--processes", "1"],
     );
     assert.equal(r.code, 1, r.stderr);
-    const res = readJson(out);
-    assertValidResult(res);
     assert.deepEqual(res.totals.statusCodes, { "200": 20, "429": 10 });
     assert.deepEqual(res.endpoints[0]!.statusCodes, { "200": 20, "429": 10 });
     assert.equal(res.totals.failures, 10);
     assert.match(r.stdout, /Status codes: 200 ×20, 429 ×10/);
   } finally {
-    p.cleanup();
     await server.close();
   }
 });
