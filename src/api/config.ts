@@ -42,6 +42,42 @@ export interface CicadaConfig {
    * or "30s:100,2m:100,10s:0". The run ends with the last stage unless runTime is shorter.
    */
   stages?: string | Array<{ duration: string | number; target: number }>;
+  /**
+   * Several workloads in one run, each with its own user classes, model, shape, start offset and
+   * duration, keyed by scenario name. When set, users, spawnRate, rate, stages and the iteration
+   * limits are set per scenario; runTime still caps the whole run.
+   */
+  scenarios?: Record<string, ScenarioConfig>;
+  /** Run only these scenarios (by name); default all. */
+  scenario?: string[];
+}
+
+/** One scenario of a run: a workload that starts at `startTime` and lasts `duration`. */
+export interface ScenarioConfig {
+  /** User classes this scenario runs (default: all the loadfile exports). */
+  userClasses?: string[];
+  /** Closed model: users, started at spawnRate per second (default 1 and 1). */
+  users?: number;
+  spawnRate?: number;
+  /** Open model: iterations started per second. */
+  rate?: number;
+  maxUsers?: number;
+  maxDelay?: string | number;
+  /** Users (closed) or rates (open, with `rate` set) over time, as for the run's `stages`. */
+  stages?: string | Array<{ duration: string | number; target: number }>;
+  /** Name of an exported LoadShape class that drives this scenario. */
+  shape?: string;
+  /** Offset from the start of the run, e.g. "2m" (default 0). */
+  startTime?: string | number;
+  /** How long the scenario runs once started (default: until its shape, stages or limits end it, or the run ends). */
+  duration?: string | number;
+  iterations?: number;
+  iterationsPerUser?: number;
+  tags?: string[];
+  excludeTags?: string[];
+  host?: string;
+  /** Worker threads for this scenario (default: the run's processes setting). */
+  processes?: number;
 }
 
 /** Identity function that gives a config file editor types. */

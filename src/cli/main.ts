@@ -24,6 +24,7 @@ const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 interface RunFlags {
   iterationsPerUser?: number;
   stages?: string;
+  scenario?: string[];
   rate?: number;
   maxUsers?: number;
   maxDelay?: string;
@@ -84,7 +85,8 @@ function addRunOptions(cmd: Command): Command {
       "--max-delay <duration>",
       "open model: drop an arrival that cannot start within this (default 10s)",
     )
-    .option("--stages <list>", "load shape: ramp users linearly, e.g. 30s:100,2m:100,10s:0 (replaces -u/-r)");
+    .option("--stages <list>", "load shape: ramp users linearly, e.g. 30s:100,2m:100,10s:0 (replaces -u/-r)")
+    .option("--scenario <names...>", "run only these of the loadfile's scenarios (comma or space separated)");
 }
 
 function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { config?: string } {
@@ -114,6 +116,7 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     iterationsPerUser: flags.iterationsPerUser,
     maxUsers: flags.maxUsers,
     maxDelay: flags.maxDelay,
+    scenario: parseList(flags.scenario),
     config: flags.config,
   };
   return cfg;

@@ -96,7 +96,8 @@ function parseBool(name: string, v: string): boolean {
 }
 
 type Key = keyof CicadaConfig;
-const ENV_KEYS: Record<Key, (v: string, name: string) => unknown> = {
+// Scenarios are structured; they come from the loadfile or config file, not the environment.
+const ENV_KEYS: Record<Exclude<Key, "scenarios">, (v: string, name: string) => unknown> = {
   loadfile: (v) => v,
   userClasses: (v) => parseList(v),
   host: (v) => v,
@@ -119,6 +120,7 @@ const ENV_KEYS: Record<Key, (v: string, name: string) => unknown> = {
   rate: (v) => parseRate(v),
   maxUsers: (v) => parseUsers(v),
   maxDelay: (v) => v,
+  scenario: (v) => parseList(v),
 };
 
 export function envName(key: string): string {

@@ -1,13 +1,14 @@
 import { writeFileSync } from "node:fs";
-import type { CicadaConfig } from "../api/config.js";
+import type { CicadaConfig, ScenarioConfig } from "../api/config.js";
 import { LoadShape } from "../api/shape.js";
 import { HttpUser } from "../api/user.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
-import { formatSummary, LiveView } from "../outputs/console.js";
-import { buildResult, type RunResult } from "../outputs/result.js";
+import { formatSummary, groupStatusLine, LiveView, statusLine } from "../outputs/console.js";
+import { buildResult, buildScenarioResult, type RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
+import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { parseStages, stagesPeak } from "../runner/stages.js";
 import { CicadaError, ExitCode } from "./errors.js";
 import { fromEnv, loadConfigFile, mergeConfigs, parseDuration, resolveProcesses } from "./options.js";
@@ -46,126 +47,79 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       env,
       cliSettings,
     );
-    const plan: RunPlan = {
-      loadfile,
-      userClasses: s.userClasses ?? [],
-      host: s.host,
-      users: s.users!,
-      spawnRate: s.spawnRate!,
-      runTimeSec: s.runTime === undefined ? null : parseDuration(s.runTime),
-      iterations: s.iterations ?? null,
-      iterationsPerUser: s.iterationsPerUser ?? null,
-      stopTimeoutSec:
-        typeof s.stopTimeout === "number" ? s.stopTimeout : parseDuration(s.stopTimeout!, "--stop-timeout"),
-      tags: s.tags ?? [],
-      excludeTags: s.excludeTags ?? [],
-      verifyTls: s.verifyTls ?? true,
-      processes: resolveProcesses(s.processes),
-      stages: s.stages === undefined ? null : parseStages(s.stages),
-      rate: s.rate ?? null,
-      maxUsers: 0,
-      maxDelaySec: s.maxDelay === undefined ? 10 : parseDuration(s.maxDelay, "--max-delay"),
-      shape: null,
-    };
-    // Open model: the pool may grow to --max-users, by default enough for one second of
-    // arrivals at the peak rate, and at least -u.
-    const peakRate = plan.stages && plan.rate !== null ? stagesPeak(plan.stages) : (plan.rate ?? 0);
-    plan.maxUsers = s.maxUsers ?? Math.max(s.users ?? 1, Math.ceil(peakRate), 1);
-    if (plan.stages && plan.rate === null) {
-      // The shape sets the user count over time; -u is its peak, for the views.
-      plan.users = Math.max(1, stagesPeak(plan.stages));
-    }
-    if (plan.rate !== null) plan.users = plan.maxUsers;
-    // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape).
     const shapes = Object.values(mod).filter(
       (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
     );
-    if (shapes.length > 1) {
-      throw new CicadaError(`${loadfile}: more than one LoadShape exported; export one`, ExitCode.Usage);
-    }
-    const shape = shapes[0] ? new shapes[0]() : undefined;
-    if (shape) {
-      plan.shape = shapes[0]!.name;
-      // The shape decides how many users; every worker may get some.
-      plan.users = Math.max(plan.users, plan.processes, plan.maxUsers);
-    }
-    if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
-      throw new CicadaError(
-        `-H/--host: expected an http:// or https:// URL, got "${plan.host}"`,
-        ExitCode.Usage,
-      );
-    }
-    // Same checks the workers will make, but here they fail before anything starts.
-    const classes = compileUserClasses(mod, {
-      loadfile,
-      userClasses: plan.userClasses,
-      include: plan.tags,
-      exclude: plan.excludeTags,
-    });
-    // With only fixedCount classes there are never more users than their sum, whatever -u says;
-    // a worker beyond that would sit idle on an iteration share nobody uses.
-    if (!classes.some((c) => c.fixedCount <= 0 && c.weight > 0)) {
-      const fixed = classes.reduce((n, c) => n + c.fixedCount, 0);
-      plan.processes = Math.max(1, Math.min(plan.processes, fixed));
-    }
     const hosts = new Set<string>();
-    for (const c of classes) {
-      const host = plan.host ?? c.host;
-      if (host) hosts.add(host);
-      else if (c.cls.prototype instanceof HttpUser) {
-        throw new CicadaError(
-          `no host for ${c.name}: pass -H/--host or set static host on the class`,
-          ExitCode.Usage,
-        );
+    let single: Resolved | undefined;
+    let specs: ScenarioSpec[] | undefined;
+    if (s.scenarios !== undefined) {
+      specs = resolveScenarios(s, cliSettings, env, mod, shapes, loadfile, hosts);
+    } else {
+      // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape).
+      if (shapes.length > 1) {
+        throw new CicadaError(`${loadfile}: more than one LoadShape exported; export one`, ExitCode.Usage);
       }
+      single = resolvePlan(s, mod, loadfile, shapes[0], hosts);
     }
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
 
     const view = s.onlySummary
       ? undefined
       : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
-    const coordinator = new Coordinator(
-      plan,
-      bundle,
-      {
-        onTick: (c) => view?.tick(c),
-        onNotice: (m) => (view ? view.notice(m) : io.stderr.write(`${m}\n`)),
-      },
-      shape,
-    );
+    const onNotice = (m: string) => (view ? view.notice(m) : io.stderr.write(`${m}\n`));
+    const runner: Coordinator | ScenarioGroup = specs
+      ? new ScenarioGroup(
+          specs,
+          bundle,
+          { onTick: (g) => view?.tick((tty) => groupStatusLine(g, tty)), onNotice },
+          s.runTime === undefined ? null : parseDuration(s.runTime),
+        )
+      : new Coordinator(
+          single!.plan,
+          bundle,
+          { onTick: (c) => view?.tick((tty) => statusLine(c, tty)), onNotice },
+          single!.shape,
+        );
+    const stopTimeoutSec = specs
+      ? Math.max(...specs.map((x) => x.plan.stopTimeoutSec))
+      : single!.plan.stopTimeoutSec;
 
     let signals = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       signals++;
       if (signals === 1) {
-        const msg = `${sig}: stopping (users get ${plan.stopTimeoutSec}s to finish; again to stop at once)`;
+        const msg = `${sig}: stopping (users get ${stopTimeoutSec}s to finish; again to stop at once)`;
         view ? view.notice(msg) : io.stderr.write(`${msg}\n`);
-        coordinator.stop("signal");
+        runner.stop("signal");
       } else {
         io.stderr.write(`${sig}: stopping now\n`);
-        coordinator.abort();
+        runner.abort();
       }
     };
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     try {
-      await coordinator.run();
+      await runner.run();
     } finally {
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       view?.clear();
     }
 
-    const t = coordinator.stats.total;
+    const t = runner.stats.total;
     let exitCode: number = ExitCode.Ok;
-    if (coordinator.fatalError) exitCode = ExitCode.Internal;
+    if (runner.fatalError) exitCode = ExitCode.Internal;
     else if (signals >= 2) exitCode = ExitCode.Interrupted;
-    else if (t.failures > 0 || coordinator.stats.exceptions.size > 0 || coordinator.lostWorkers > 0) {
+    else if (t.failures > 0 || runner.stats.exceptions.size > 0 || runner.lostWorkers > 0) {
       // A worker thread that died took its users and its last interval with it: the run is
       // incomplete, like one where user code threw.
       exitCode = s.exitCodeOnError!;
     }
-    const result = buildResult(coordinator, exitCode);
+    const result =
+      runner instanceof ScenarioGroup
+        ? buildScenarioResult(runner, loadfile, exitCode)
+        : buildResult(runner, exitCode);
     const jsonToStdout = s.json === "-";
     (jsonToStdout ? io.stderr : io.stdout).write(formatSummary(result));
     if (s.json) {
@@ -183,4 +137,205 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
   } finally {
     bundle.dispose();
   }
+}
+
+interface Resolved {
+  plan: RunPlan;
+  shape?: LoadShape;
+}
+
+/** One workload's plan from merged settings; checks its classes and collects its hosts. */
+function resolvePlan(
+  s: CicadaConfig,
+  mod: Record<string, unknown>,
+  loadfile: string,
+  shapeClass: (new () => LoadShape) | undefined,
+  hosts: Set<string>,
+): Resolved {
+  const plan: RunPlan = {
+    loadfile,
+    userClasses: s.userClasses ?? [],
+    host: s.host,
+    users: s.users!,
+    spawnRate: s.spawnRate!,
+    runTimeSec: s.runTime === undefined ? null : parseDuration(s.runTime),
+    iterations: s.iterations ?? null,
+    iterationsPerUser: s.iterationsPerUser ?? null,
+    stopTimeoutSec:
+      typeof s.stopTimeout === "number" ? s.stopTimeout : parseDuration(s.stopTimeout!, "--stop-timeout"),
+    tags: s.tags ?? [],
+    excludeTags: s.excludeTags ?? [],
+    verifyTls: s.verifyTls ?? true,
+    processes: resolveProcesses(s.processes),
+    stages: s.stages === undefined ? null : parseStages(s.stages),
+    rate: s.rate ?? null,
+    maxUsers: 0,
+    maxDelaySec: s.maxDelay === undefined ? 10 : parseDuration(s.maxDelay, "--max-delay"),
+    shape: null,
+  };
+  // Open model: the pool may grow to --max-users, by default enough for one second of
+  // arrivals at the peak rate, and at least -u.
+  const peakRate = plan.stages && plan.rate !== null ? stagesPeak(plan.stages) : (plan.rate ?? 0);
+  plan.maxUsers = s.maxUsers ?? Math.max(s.users ?? 1, Math.ceil(peakRate), 1);
+  if (plan.stages && plan.rate === null) {
+    // The shape sets the user count over time; -u is its peak, for the views.
+    plan.users = Math.max(1, stagesPeak(plan.stages));
+  }
+  if (plan.rate !== null) plan.users = plan.maxUsers;
+  const shape = shapeClass ? new shapeClass() : undefined;
+  if (shape) {
+    plan.shape = shapeClass!.name;
+    // The shape decides how many users; every worker may get some.
+    plan.users = Math.max(plan.users, plan.processes, plan.maxUsers);
+  }
+  if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
+    throw new CicadaError(
+      `-H/--host: expected an http:// or https:// URL, got "${plan.host}"`,
+      ExitCode.Usage,
+    );
+  }
+  // Same checks the workers will make, but here they fail before anything starts.
+  const classes = compileUserClasses(mod, {
+    loadfile,
+    userClasses: plan.userClasses,
+    include: plan.tags,
+    exclude: plan.excludeTags,
+  });
+  // With only fixedCount classes there are never more users than their sum, whatever -u says;
+  // a worker beyond that would sit idle on an iteration share nobody uses.
+  if (!classes.some((c) => c.fixedCount <= 0 && c.weight > 0)) {
+    const fixed = classes.reduce((n, c) => n + c.fixedCount, 0);
+    plan.processes = Math.max(1, Math.min(plan.processes, fixed));
+  }
+  for (const c of classes) {
+    const host = plan.host ?? c.host;
+    if (host) hosts.add(host);
+    else if (c.cls.prototype instanceof HttpUser) {
+      throw new CicadaError(
+        `no host for ${c.name}: pass -H/--host or set static host on the class`,
+        ExitCode.Usage,
+      );
+    }
+  }
+  return { plan, shape };
+}
+
+const SCENARIO_KEYS = new Set<keyof ScenarioConfig>([
+  "userClasses",
+  "users",
+  "spawnRate",
+  "rate",
+  "maxUsers",
+  "maxDelay",
+  "stages",
+  "shape",
+  "startTime",
+  "duration",
+  "iterations",
+  "iterationsPerUser",
+  "tags",
+  "excludeTags",
+  "host",
+  "processes",
+]);
+
+/** Settings that describe one workload: with scenarios they belong to each scenario. */
+const PER_SCENARIO: Array<[keyof CicadaConfig, string]> = [
+  ["users", "-u/--users"],
+  ["spawnRate", "-r/--spawn-rate"],
+  ["rate", "--rate"],
+  ["stages", "--stages"],
+  ["maxUsers", "--max-users"],
+  ["iterations", "-i/--iterations"],
+  ["iterationsPerUser", "--iterations-per-user"],
+  ["userClasses", "user class arguments"],
+];
+
+/**
+ * The scenarios to run, each as its own plan. A scenario inherits the run-wide settings that
+ * are not about the workload (host, tags, stop timeout, TLS, processes) and sets its own load.
+ */
+function resolveScenarios(
+  s: CicadaConfig,
+  cli: CicadaConfig,
+  env: CicadaConfig,
+  mod: Record<string, unknown>,
+  shapes: Array<new () => LoadShape>,
+  loadfile: string,
+  hosts: Set<string>,
+): ScenarioSpec[] {
+  const all = s.scenarios;
+  if (all === null || typeof all !== "object" || Array.isArray(all)) {
+    throw new CicadaError(
+      "scenarios: expected an object of named scenarios, e.g. { browse: { users: 10 } }",
+      ExitCode.Usage,
+    );
+  }
+  for (const [key, flag] of PER_SCENARIO) {
+    if (cli[key] !== undefined || env[key] !== undefined) {
+      throw new CicadaError(
+        `${flag} does not apply when the loadfile defines scenarios; set it per scenario (scenarios: ${Object.keys(all).join(", ")})`,
+        ExitCode.Usage,
+      );
+    }
+  }
+  const names = Object.keys(all);
+  if (names.length === 0) throw new CicadaError("scenarios: none defined", ExitCode.Usage);
+  const picked = s.scenario && s.scenario.length > 0 ? s.scenario : names;
+  for (const n of picked) {
+    if (!names.includes(n)) {
+      throw new CicadaError(`--scenario: no scenario "${n}"; defined: ${names.join(", ")}`, ExitCode.Usage);
+    }
+  }
+  return picked.map((name) => {
+    const sc = all[name]!;
+    try {
+      if (sc === null || typeof sc !== "object") throw new CicadaError("expected an object", ExitCode.Usage);
+      for (const k of Object.keys(sc)) {
+        if (!SCENARIO_KEYS.has(k as keyof ScenarioConfig)) {
+          throw new CicadaError(
+            `unknown setting "${k}"; known: ${[...SCENARIO_KEYS].join(", ")}`,
+            ExitCode.Usage,
+          );
+        }
+      }
+      let shapeClass: (new () => LoadShape) | undefined;
+      if (sc.shape !== undefined) {
+        shapeClass = shapes.find((x) => x.name === sc.shape);
+        if (!shapeClass) {
+          throw new CicadaError(
+            `shape "${sc.shape}" is not a LoadShape exported by ${loadfile}` +
+              (shapes.length > 0 ? ` (exported: ${shapes.map((x) => x.name).join(", ")})` : ""),
+            ExitCode.Usage,
+          );
+        }
+      }
+      const merged: CicadaConfig = {
+        users: sc.users ?? 1,
+        spawnRate: sc.spawnRate ?? 1,
+        rate: sc.rate,
+        maxUsers: sc.maxUsers,
+        maxDelay: sc.maxDelay ?? s.maxDelay,
+        stages: sc.stages,
+        runTime: sc.duration,
+        iterations: sc.iterations,
+        iterationsPerUser: sc.iterationsPerUser,
+        userClasses: sc.userClasses,
+        tags: sc.tags ?? s.tags,
+        excludeTags: sc.excludeTags ?? s.excludeTags,
+        // The command line's -H wins over a scenario's host, as it wins over a class's.
+        host: cli.host ?? env.host ?? sc.host ?? s.host,
+        stopTimeout: s.stopTimeout,
+        verifyTls: s.verifyTls,
+        processes: sc.processes ?? s.processes,
+      };
+      const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts);
+      const startSec = sc.startTime === undefined ? 0 : parseDuration(sc.startTime, "startTime");
+      return { name, plan, shape, startSec };
+    } catch (err) {
+      if (err instanceof CicadaError)
+        throw new CicadaError(`scenario "${name}": ${err.message}`, err.exitCode);
+      throw err;
+    }
+  });
 }

@@ -1,4 +1,5 @@
 import type { Coordinator } from "../runner/coordinator.js";
+import type { ScenarioGroup } from "../runner/scenarios.js";
 import { type Stage, stagesDuration } from "../runner/stages.js";
 
 /** 1-based number of the stage running at `elapsed`. */
@@ -30,22 +31,10 @@ function fmtMs(ms: number): string {
 
 /** One line describing the run's current state; used for the TTY view and plain logs alike. */
 export function statusLine(c: Coordinator, tty: boolean): string {
-  const cur = c.stats.current();
-  const t = c.stats.total;
   const elapsed = c.elapsedSec;
   const stages = c.plan.stages;
   const total = c.plan.runTimeSec ?? (stages ? stagesDuration(stages) : null);
-  let progress: string;
-  if (total !== null && total > 0) {
-    const frac = Math.min(1, elapsed / total);
-    const width = 20;
-    const filled = Math.round(frac * width);
-    const bar = tty ? `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ` : "";
-    progress = `${bar}${formatDuration(elapsed)}/${formatDuration(total)} (${formatDuration(total - elapsed)} left)`;
-  } else {
-    progress = `${formatDuration(elapsed)} elapsed`;
-  }
-  const failPct = t.count > 0 ? (100 * t.failures) / t.count : 0;
+  const progress = progressText(elapsed, total, tty);
   return [
     progress,
     stages
@@ -54,11 +43,48 @@ export function statusLine(c: Coordinator, tty: boolean): string {
         ? `${c.plan.shape} users ${c.stats.users}`
         : `users ${c.stats.users}/${c.plan.users}`,
     ...(c.plan.rate !== null ? [`rate ${c.currentRate.toFixed(0)}/s`, `dropped ${c.stats.dropped}`] : []),
+    ...rates(c.stats),
+  ].join("  ");
+}
+
+function progressText(elapsed: number, total: number | null, tty: boolean): string {
+  if (total === null || total <= 0) return `${formatDuration(elapsed)} elapsed`;
+  const frac = Math.min(1, elapsed / total);
+  const width = 20;
+  const filled = Math.round(frac * width);
+  const bar = tty ? `[${"#".repeat(filled)}${"-".repeat(width - filled)}] ` : "";
+  return `${bar}${formatDuration(elapsed)}/${formatDuration(total)} (${formatDuration(total - elapsed)} left)`;
+}
+
+function rates(stats: Coordinator["stats"]): string[] {
+  const cur = stats.current();
+  const t = stats.total;
+  const failPct = t.count > 0 ? (100 * t.failures) / t.count : 0;
+  return [
     `rps ${cur.rps.toFixed(1)}`,
     `fail ${t.failures} (${failPct.toFixed(1)}%)`,
     `p50 ${fmtMs(cur.p50)}`,
     `p95 ${fmtMs(cur.p95)}`,
     `reqs ${t.count}`,
+  ];
+}
+
+/** The status line of a run with scenarios: which are running, and the run-wide figures. */
+export function groupStatusLine(g: ScenarioGroup, tty: boolean): string {
+  const elapsed = g.elapsedSec;
+  const states = g.scenarios.map((s) => {
+    const c = s.coordinator;
+    if (!c) return `${s.spec.name} in ${formatDuration(s.spec.startSec - elapsed)}`;
+    if (c.phase === "done") return `${s.spec.name} done`;
+    const load = c.plan.rate !== null ? `${c.currentRate.toFixed(0)}/s` : `${c.stats?.users ?? 0}u`;
+    return `${s.spec.name} ${load}`;
+  });
+  return [
+    progressText(elapsed, g.plannedSec, tty),
+    `[${states.join(", ")}]`,
+    `users ${g.stats.users}`,
+    ...(g.stats.dropped > 0 ? [`dropped ${g.stats.dropped}`] : []),
+    ...rates(g.stats),
   ].join("  ");
 }
 
@@ -78,14 +104,14 @@ export class LiveView {
     return this.out.isTTY === true;
   }
 
-  tick(c: Coordinator): void {
+  tick(line: (tty: boolean) => string): void {
     this.ticks++;
     if (this.isTty) {
       const cols = this.out.columns || 120;
-      this.out.write(`\r\x1b[2K${statusLine(c, true).slice(0, cols - 1)}`);
+      this.out.write(`\r\x1b[2K${line(true).slice(0, cols - 1)}`);
       this.drawn = true;
     } else if (this.ticks % this.plainEverySec === 0) {
-      this.out.write(`${new Date().toISOString()} ${statusLine(c, false)}\n`);
+      this.out.write(`${new Date().toISOString()} ${line(false)}\n`);
     }
   }
 
@@ -138,13 +164,62 @@ export function formatSummary(r: RunResult): string {
   );
   out.push("Response times in ms\n");
   out.push(table(header, rows, 2));
+  if (r.scenarios && r.scenarios.length > 0) {
+    out.push("\nScenarios (start and duration in s; response times in ms)\n");
+    const sh = [
+      "Scenario",
+      "Model",
+      "Start",
+      "Dur",
+      "Peak users",
+      "Iters",
+      "Reqs",
+      "Fails",
+      "Med",
+      "p95",
+      "p99",
+      "RPS",
+      "Dropped",
+      "Stopped by",
+    ];
+    const srows = r.scenarios.map((x) => [
+      x.name,
+      x.model,
+      x.startOffsetSec === null ? "-" : n2(x.startOffsetSec),
+      x.durationSec.toFixed(1),
+      String(x.users.peak),
+      String(x.totals.iterations),
+      String(x.totals.requests),
+      String(x.totals.failures),
+      n2(x.totals.latencyMs.p50),
+      n2(x.totals.latencyMs.p95),
+      n2(x.totals.latencyMs.p99),
+      x.totals.rps.toFixed(1),
+      x.totals.droppedIterations === undefined ? "-" : String(x.totals.droppedIterations),
+      x.stopReason,
+    ]);
+    const widths = sh.map((h, i) => Math.max(h.length, ...srows.map((x) => x[i]!.length)));
+    const line = (cells: string[]) =>
+      cells
+        .map((c, i) => (i < 2 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+        .join("  ");
+    out.push(line(sh).trimEnd());
+    out.push(widths.map((w) => "-".repeat(w)).join("  "));
+    for (const x of srows) out.push(line(x).trimEnd());
+  }
   const codes = Object.entries(r.totals.statusCodes ?? {});
   if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
     out.push(`\nStatus codes: ${codes.map(([code, n]) => `${code} ×${n}`).join(", ")}`);
   }
-  for (const b of r.bursts ?? []) {
+  const bursts = [
+    ...(r.bursts ?? []).map((b) => ({ ...b, where: "" })),
+    ...(r.scenarios ?? []).flatMap((x) =>
+      (x.bursts ?? []).map((b) => ({ ...b, where: ` in scenario ${x.name}` })),
+    ),
+  ];
+  for (const b of bursts) {
     out.push(
-      `\nBurst of ${b.count} at ${b.t}s: ${b.recoverySec === null ? "the target had not recovered by the end of the run" : `recovered after ${b.recoverySec}s`}`,
+      `\nBurst of ${b.count}${b.where} at ${b.t}s: ${b.recoverySec === null ? "the target had not recovered by the end of the run" : `recovered after ${b.recoverySec}s`}`,
     );
   }
   const corrected = r.totals.correctedLatencyMs;

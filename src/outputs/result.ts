@@ -1,6 +1,7 @@
 import { cpus, hostname } from "node:os";
 import type { Coordinator } from "../runner/coordinator.js";
-import type { EndpointTotals, SeriesRow } from "../stats/aggregate.js";
+import type { ScenarioGroup } from "../runner/scenarios.js";
+import { type EndpointTotals, type SeriesRow, StatsAggregate } from "../stats/aggregate.js";
 import type { LatencySummary } from "../stats/histogram.js";
 import { encodeHistogram } from "../stats/histogram.js";
 import { VERSION } from "../version.js";
@@ -39,11 +40,31 @@ export interface RunResult {
   series: SeriesRow[];
   /** Bursts fired by a LoadShape, with the time until the target recovered (null: never). */
   bursts?: BurstResult[];
+  /** Runs with scenarios: each scenario's own figures; the top level covers them all. */
+  scenarios?: ScenarioResult[];
   stopReason: string;
   /** Things that make the numbers suspect: a saturated generator, a lost worker. */
   warnings: Array<{ at: string; kind: "cpu" | "worker"; message: string }>;
   machine: { hostname: string; cpus: number; node: string };
   exitCode: number;
+}
+
+export interface ScenarioResult {
+  name: string;
+  /** Seconds from the start of the run to the scenario's start; null if it never started. */
+  startOffsetSec: number | null;
+  durationSec: number;
+  model: "open" | "closed";
+  config: Record<string, unknown>;
+  totals: RunResult["totals"];
+  endpoints: EndpointResult[];
+  failures: RunResult["failures"];
+  exceptions: RunResult["exceptions"];
+  users: { peak: number };
+  /** Per-second rows; `t` counts from the scenario's start (add startOffsetSec for run time). */
+  series: SeriesRow[];
+  bursts?: BurstResult[];
+  stopReason: string;
 }
 
 export interface BurstResult {
@@ -124,22 +145,10 @@ function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
   };
 }
 
-export function buildResult(c: Coordinator, exitCode: number): RunResult {
-  const s = c.stats;
-  const durationSec = round(c.elapsedSec);
+/** The figures every level of the result has: totals, endpoints, failures, exceptions. */
+function figures(s: StatsAggregate, durationSec: number, open: boolean) {
   const t = s.total;
   return {
-    tool: "cicada",
-    version: VERSION,
-    startedAt: new Date(c.startedAt).toISOString(),
-    endedAt: new Date(c.endedAt || Date.now()).toISOString(),
-    durationSec,
-    config: {
-      ...c.plan,
-      processes: c.workerCount,
-      model: c.plan.rate !== null ? "open" : "closed",
-      userClassesRun: c.classes.map((k) => k.name),
-    },
     totals: {
       requests: t.count,
       failures: t.failures,
@@ -149,19 +158,114 @@ export function buildResult(c: Coordinator, exitCode: number): RunResult {
       iterations: s.iterations,
       latencyMs: t.latencySummary(),
       ttfbMs: t.ttfbSummary(),
-      ...(c.plan.rate !== null ? { droppedIterations: s.dropped } : {}),
+      ...(open ? { droppedIterations: s.dropped } : {}),
       statusCodes: statusCodesOf(t),
       ...correctedOf(t),
     },
     endpoints: s.sortedEndpoints().map((e) => endpoint(e, durationSec)),
     failures: [...s.errors.values()].sort((a, b) => b.occurrences - a.occurrences).map((x) => ({ ...x })),
     exceptions: [...s.exceptions.values()].sort((a, b) => b.count - a.count).map((x) => ({ ...x })),
+  };
+}
+
+function header(startedAt: number, endedAt: number, durationSec: number) {
+  return {
+    tool: "cicada" as const,
+    version: VERSION,
+    startedAt: new Date(startedAt).toISOString(),
+    endedAt: new Date(endedAt || Date.now()).toISOString(),
+    durationSec,
+  };
+}
+
+function withoutIds(plan: Coordinator["plan"]): Record<string, unknown> {
+  const { userIds: _ids, ...rest } = plan;
+  return rest;
+}
+
+function planConfig(c: Coordinator): Record<string, unknown> {
+  return {
+    ...withoutIds(c.plan),
+    processes: c.workerCount,
+    model: c.plan.rate !== null ? "open" : "closed",
+    userClassesRun: c.classes.map((k) => k.name),
+  };
+}
+
+function warningsOf(ws: Coordinator["warnings"]): RunResult["warnings"] {
+  return ws.map((w) => ({ at: new Date(w.at).toISOString(), kind: w.kind, message: w.message }));
+}
+
+function machine(): RunResult["machine"] {
+  return { hostname: hostname(), cpus: cpus().length, node: process.version };
+}
+
+export function buildResult(c: Coordinator, exitCode: number): RunResult {
+  const s = c.stats;
+  const durationSec = round(c.elapsedSec);
+  return {
+    ...header(c.startedAt, c.endedAt, durationSec),
+    config: planConfig(c),
+    ...figures(s, durationSec, c.plan.rate !== null),
     users: { peak: c.peakUsers },
     series: s.series,
     ...(c.bursts.length > 0 ? { bursts: burstRecovery(s.series, c.bursts) } : {}),
     stopReason: c.stopReason ?? "unknown",
-    warnings: c.warnings.map((w) => ({ at: new Date(w.at).toISOString(), kind: w.kind, message: w.message })),
-    machine: { hostname: hostname(), cpus: cpus().length, node: process.version },
+    warnings: warningsOf(c.warnings),
+    machine: machine(),
+    exitCode,
+  };
+}
+
+/** The result of a run with scenarios: run-wide figures on top, each scenario's below. */
+export function buildScenarioResult(g: ScenarioGroup, loadfile: string, exitCode: number): RunResult {
+  const durationSec = round(g.elapsedSec);
+  const scenarios: ScenarioResult[] = g.scenarios.map((st) => {
+    const c = st.coordinator;
+    const open = st.spec.plan.rate !== null;
+    if (!c?.stats) {
+      return {
+        name: st.spec.name,
+        startOffsetSec: null,
+        durationSec: 0,
+        model: open ? "open" : "closed",
+        config: { ...withoutIds(st.spec.plan), startSec: st.spec.startSec },
+        ...figures(new StatsAggregate(0), 0, open),
+        users: { peak: 0 },
+        series: [],
+        stopReason: "not-started",
+      };
+    }
+    const d = round(c.elapsedSec);
+    return {
+      name: st.spec.name,
+      startOffsetSec: st.offsetSec,
+      durationSec: d,
+      model: open ? "open" : "closed",
+      config: { ...planConfig(c), startSec: st.spec.startSec },
+      ...figures(c.stats, d, open),
+      users: { peak: c.peakUsers },
+      series: c.stats.series,
+      ...(c.bursts.length > 0 ? { bursts: burstRecovery(c.stats.series, c.bursts) } : {}),
+      stopReason: c.stopReason ?? "unknown",
+    };
+  });
+  const models = new Set(scenarios.map((x) => x.model));
+  return {
+    ...header(g.startedAt, g.endedAt, durationSec),
+    config: {
+      loadfile,
+      model: models.size === 1 ? [...models][0] : "mixed",
+      scenarios: scenarios.map((x) => x.name),
+      runTimeSec: g.plannedSec,
+    },
+    ...figures(g.stats, durationSec, models.has("open")),
+    users: { peak: g.peakUsers },
+    series: g.stats.series,
+    scenarios,
+    stopReason: g.stopReason ?? "unknown",
+    warnings: warningsOf(g.warnings),
+    machine: machine(),
     exitCode,
   };
 }

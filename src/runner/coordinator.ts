@@ -17,7 +17,16 @@ import { stageLevel } from "./stages.js";
 import { startThreadWorker } from "./thread.js";
 import { Worker } from "./worker.js";
 
-export type StopReason = "run-time" | "iterations" | "stages" | "shape" | "signal" | "error" | "api";
+export type StopReason =
+  | "run-time"
+  | "iterations"
+  | "stages"
+  | "shape"
+  | "signal"
+  | "error"
+  | "api"
+  | "scenarios"
+  | "not-started";
 export type Phase = "starting" | "spawning" | "running" | "stopping" | "done";
 
 /** Something that makes the run's numbers suspect; kept for the summary and the JSON result. */
@@ -34,6 +43,8 @@ export interface CoordinatorHooks {
   onTick?(c: Coordinator): void;
   /** Something worth a line in the log (a worker error, a stop). */
   onNotice?(message: string): void;
+  /** Each worker snapshot, once it has been merged into `stats` (scenario runs merge them again). */
+  onSnapshot?(s: StatsSnapshot, c: Coordinator): void;
 }
 
 interface WorkerHandle {
@@ -237,6 +248,8 @@ export class Coordinator {
         loadfile: this.plan.loadfile,
         workerIndex: index,
         workerCount: this.workerCount,
+        userIdIndex: (this.plan.userIds?.first ?? 0) + index,
+        userIdStride: this.plan.userIds?.stride ?? this.workerCount,
         host: this.plan.host,
         userClasses: this.plan.userClasses,
         tags: this.plan.tags,
@@ -298,6 +311,7 @@ export class Coordinator {
     }
     this.stats.add(s);
     this.peakUsers = this.stats.peakUsers;
+    this.hooks.onSnapshot?.(s, this);
   }
 
   /** Graceful stop: users finish their task within the stop timeout. */
@@ -373,7 +387,10 @@ export class Coordinator {
     }
     this.startedAt = Date.now();
     this.stats = new StatsAggregate(this.startedAt);
-    for (const s of this.early) this.stats.add(s);
+    for (const s of this.early) {
+      this.stats.add(s);
+      this.hooks.onSnapshot?.(s, this);
+    }
     this.early = [];
     this.peakUsers = this.stats.peakUsers;
     for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;

@@ -33,4 +33,6 @@ export interface RunPlan {
   shape: string | null;
   /** Load shape: user targets (closed model) or rates (open model) over time. */
   stages: Stage[] | null;
+  /** Scenario runs: this coordinator's workers hand out user ids `first + i`, stepping by `stride`. */
+  userIds?: { first: number; stride: number };
 }

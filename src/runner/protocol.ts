@@ -16,6 +16,9 @@ export interface WorkerPlan {
    * are allocated as `workerIndex + k × workerCount`, so they are unique across the run. */
   workerIndex: number;
   workerCount: number;
+  /** When several coordinators share a run (scenarios): user ids are `userIdIndex + k × userIdStride`. */
+  userIdIndex?: number;
+  userIdStride?: number;
   /** Overrides every class's static host. */
   host: string | undefined;
   /** Class names to run; all runnable classes when empty. */

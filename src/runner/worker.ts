@@ -72,8 +72,8 @@ export class Worker {
     this.plan = plan;
     if (plan.loadfile) this.loadfile = plan.loadfile;
     // Unique across the run: worker i of n hands out i, i + n, i + 2n, ...
-    this.nextUserId = plan.workerIndex ?? 0;
-    this.userIdStep = Math.max(1, plan.workerCount ?? 1);
+    this.nextUserId = plan.userIdIndex ?? plan.workerIndex ?? 0;
+    this.userIdStep = Math.max(1, plan.userIdStride ?? plan.workerCount ?? 1);
     this.recorder = new Recorder(workerId);
     this.shared = {
       recorder: this.recorder,

@@ -1,0 +1,191 @@
+import type { LoadShape } from "../api/shape.js";
+import type { Bundle } from "../loadfile/bundle.js";
+import { StatsAggregate } from "../stats/aggregate.js";
+import type { StatsSnapshot } from "../stats/snapshot.js";
+import { Coordinator, type RunWarning, type StopReason, workerCountFor } from "./coordinator.js";
+import type { RunPlan } from "./plan.js";
+
+/** One scenario as the CLI resolved it: a plan of its own, started `startSec` into the run. */
+export interface ScenarioSpec {
+  name: string;
+  plan: RunPlan;
+  shape?: LoadShape;
+  startSec: number;
+}
+
+export interface ScenarioState {
+  spec: ScenarioSpec;
+  /** Created when the scenario starts; absent if the run ended first. */
+  coordinator?: Coordinator;
+  /** Seconds from the start of the run to the scenario's own start (its clock zero). */
+  offsetSec: number | null;
+}
+
+export interface ScenarioGroupHooks {
+  onTick?(g: ScenarioGroup): void;
+  onNotice?(message: string): void;
+}
+
+/**
+ * Runs several scenarios side by side, each its own coordinator with its own workers and books,
+ * started after its offset. Every snapshot is also merged into one run-wide aggregate, with its
+ * interval shifted by the scenario's offset, so the run's totals and series are exact too.
+ */
+export class ScenarioGroup {
+  readonly stats: StatsAggregate;
+  readonly scenarios: ScenarioState[];
+  startedAt = 0;
+  endedAt = 0;
+  stopReason: StopReason | undefined;
+  /** Most users alive at once over the whole run (scenarios that do not overlap do not add up). */
+  peakUsers = 0;
+  private readonly pending = new Set<NodeJS.Timeout>();
+  private aborted = false;
+  private settleOne: () => void = () => {};
+
+  constructor(
+    specs: ScenarioSpec[],
+    private readonly bundle: Bundle,
+    private readonly hooks: ScenarioGroupHooks = {},
+    /** Caps the whole run, whatever the scenarios' own durations. */
+    private readonly runTimeSec: number | null = null,
+  ) {
+    this.scenarios = specs.map((spec) => ({ spec, offsetSec: null }));
+    // User ids stay unique across scenarios: the scenarios' workers interleave one id space.
+    const counts = specs.map((s) => workerCountFor(s.plan));
+    const stride = counts.reduce((a, b) => a + b, 0);
+    let first = 0;
+    for (const [i, s] of specs.entries()) {
+      s.plan.userIds = { first, stride };
+      first += counts[i]!;
+    }
+    this.startedAt = Date.now();
+    this.stats = new StatsAggregate(this.startedAt);
+  }
+
+  get elapsedSec(): number {
+    return ((this.endedAt || Date.now()) - this.startedAt) / 1000;
+  }
+
+  /** The run's planned length, if every scenario's end is known. */
+  get plannedSec(): number | null {
+    if (this.runTimeSec !== null) return this.runTimeSec;
+    let end = 0;
+    for (const s of this.scenarios) {
+      const d = s.spec.plan.runTimeSec;
+      if (d === null) return null;
+      end = Math.max(end, s.spec.startSec + d);
+    }
+    return end;
+  }
+
+  get running(): number {
+    return this.scenarios.filter((s) => s.coordinator && s.coordinator.phase !== "done").length;
+  }
+
+  get lostWorkers(): number {
+    return this.scenarios.reduce((n, s) => n + (s.coordinator?.lostWorkers ?? 0), 0);
+  }
+
+  get fatalError(): string | undefined {
+    for (const s of this.scenarios) if (s.coordinator?.fatalError) return s.coordinator.fatalError;
+    return undefined;
+  }
+
+  get warnings(): RunWarning[] {
+    return this.scenarios.flatMap((s) => s.coordinator?.warnings ?? []).sort((a, b) => a.at - b.at);
+  }
+
+  stop(reason: StopReason): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    // Scenarios still waiting for their start never run.
+    for (const t of this.pending) {
+      clearTimeout(t);
+      this.settleOne();
+    }
+    this.pending.clear();
+    for (const s of this.scenarios) s.coordinator?.stop(reason);
+  }
+
+  abort(): void {
+    this.aborted = true;
+    this.stop("signal");
+    for (const s of this.scenarios) s.coordinator?.abort();
+  }
+
+  private merge(state: ScenarioState, snap: StatsSnapshot, c: Coordinator): void {
+    // Each scenario's intervals count from its own start; shifted by its offset they line up
+    // with the run's seconds, one snapshot per worker per interval as the aggregate expects.
+    const shift = Math.round((c.startedAt - this.startedAt) / 1000);
+    this.stats.add({ ...snap, workerId: `${state.spec.name}/${snap.workerId}`, seq: snap.seq + shift });
+    if (this.stats.users > this.peakUsers) this.peakUsers = this.stats.users;
+  }
+
+  private async runOne(state: ScenarioState): Promise<void> {
+    const { spec } = state;
+    const c = new Coordinator(
+      spec.plan,
+      this.bundle,
+      {
+        onNotice: (m) => this.hooks.onNotice?.(`[${spec.name}] ${m}`),
+        onSnapshot: (snap, co) => this.merge(state, snap, co),
+      },
+      spec.shape,
+    );
+    state.coordinator = c;
+    const run = c.run();
+    // The coordinator sets its clock once its workers are ready.
+    const offset = () => {
+      if (c.startedAt > 0 && state.offsetSec === null)
+        state.offsetSec = Math.round((c.startedAt - this.startedAt) / 100) / 10;
+    };
+    const timer = setInterval(offset, 20);
+    try {
+      await run;
+    } finally {
+      clearInterval(timer);
+      offset();
+    }
+  }
+
+  async run(): Promise<void> {
+    let failed: unknown;
+    let outstanding = this.scenarios.length;
+    let allDone!: () => void;
+    const done = new Promise<void>((r) => (allDone = r));
+    this.settleOne = () => {
+      if (--outstanding === 0) allDone();
+    };
+    if (outstanding === 0) allDone();
+    const start = (state: ScenarioState) => {
+      this.runOne(state)
+        .catch((err) => {
+          failed ??= err;
+          this.stop("error");
+        })
+        .finally(this.settleOne);
+    };
+    for (const state of this.scenarios) {
+      if (state.spec.startSec <= 0) start(state);
+      else {
+        const t = setTimeout(() => {
+          this.pending.delete(t);
+          start(state);
+        }, state.spec.startSec * 1000);
+        this.pending.add(t);
+      }
+    }
+    const tick = setInterval(() => this.hooks.onTick?.(this), 1000);
+    const runTimer =
+      this.runTimeSec !== null ? setTimeout(() => this.stop("run-time"), this.runTimeSec * 1000) : undefined;
+    await done;
+    clearInterval(tick);
+    clearTimeout(runTimer);
+    this.stopReason ??= "scenarios";
+    this.endedAt = Date.now();
+    this.stats.finish();
+    for (const r of this.stats.series) if (r.users > this.peakUsers) this.peakUsers = r.users;
+    if (failed !== undefined && !this.aborted) throw failed;
+  }
+}

@@ -1,0 +1,238 @@
+/** Several scenarios in one run, each with its own classes, model, offset and duration. */
+import assert from "node:assert/strict";
+import type { IncomingMessage } from "node:http";
+import { describe, it } from "node:test";
+import type { RunResult, ScenarioResult } from "../src/outputs/result.js";
+import { describeRun, runCli, runLoad, startServer, tempProject } from "./helpers.js";
+
+/** A server that notes when each path was first and last hit, and which user ids it saw. */
+async function timedServer() {
+  const seen = new Map<string, number[]>();
+  const userIds = new Map<string, Set<string>>();
+  const server = await startServer((req: IncomingMessage, res) => {
+    const path = (req.url ?? "").split("?")[0]!;
+    const times = seen.get(path) ?? [];
+    times.push(Date.now());
+    seen.set(path, times);
+    const id = req.headers["x-user"];
+    if (typeof id === "string") {
+      const ids = userIds.get(path) ?? new Set();
+      ids.add(id);
+      userIds.set(path, ids);
+    }
+    setTimeout(() => res.end("ok"), 3);
+  });
+  return { ...server, seen, userIds };
+}
+
+const CLASSES = `
+import { HttpUser, LoadShape, type ShapeTick, task, constant } from "cicada";
+export class Browser extends HttpUser {
+  static waitTime = constant(0.05);
+  @task browse() { return this.client.get("/browse", { headers: { "x-user": String(this.userId) } }); }
+}
+export class Buyer extends HttpUser {
+  @task buy() { return this.client.get("/buy", { headers: { "x-user": String(this.userId) } }); }
+}
+export class OneBurst extends LoadShape {
+  private fired = false;
+  tick(t: number): ShapeTick | null {
+    if (t >= 1.5) return null;
+    if (this.fired) return { rate: 0 };
+    this.fired = true;
+    return { burst: 30 };
+  }
+}
+`;
+
+function loadfile(scenarios: string): string {
+  return `${CLASSES}\nexport const options = { scenarios: ${scenarios} };\n`;
+}
+
+function scenario(r: RunResult, name: string): ScenarioResult {
+  const s = r.scenarios?.find((x) => x.name === name);
+  assert.ok(s, `no scenario ${name} in ${JSON.stringify(r.scenarios?.map((x) => x.name))}`);
+  return s;
+}
+
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+describe("scenarios", () => {
+  it("runs a closed and an open scenario side by side, the second from its offset for its duration", async () => {
+    const server = await timedServer();
+    try {
+      const run = await runLoad(
+        loadfile(`{
+          browse: { userClasses: ["Browser"], users: 3, spawnRate: 100 },
+          buy: { userClasses: ["Buyer"], rate: 20, startTime: "1s", duration: "2s", maxUsers: 20 },
+        }`),
+        ["-H", server.url, "-t", "4s", "-s", "2"],
+      );
+      const r = run.result;
+      assert.equal(run.code, 0, describeRun(run));
+      assert.deepEqual(
+        r.scenarios?.map((s) => s.name),
+        ["browse", "buy"],
+      );
+      assert.equal(r.config.model, "mixed");
+      const browse = scenario(r, "browse");
+      const buy = scenario(r, "buy");
+
+      // Each scenario ran only its own classes.
+      assert.deepEqual(
+        browse.endpoints.map((e) => e.name),
+        ["/browse"],
+      );
+      assert.deepEqual(
+        buy.endpoints.map((e) => e.name),
+        ["/buy"],
+      );
+      assert.equal(browse.model, "closed");
+      assert.equal(buy.model, "open");
+      assert.equal(browse.users.peak, 3);
+
+      // The open scenario started 20/s for 2 s: 40 arrivals, all of which reached the server.
+      assert.ok(Math.abs(buy.totals.iterations - 40) <= 1, `buy iterations ${buy.totals.iterations}`);
+      assert.equal(buy.totals.droppedIterations, 0);
+      assert.equal(server.counts.get("GET /buy"), buy.totals.requests + buy.totals.cancelled);
+      assert.equal(server.counts.get("GET /browse"), browse.totals.requests + browse.totals.cancelled);
+      assert.equal(buy.stopReason, "run-time");
+      assert.ok(buy.durationSec >= 1.9 && buy.durationSec <= 2.5, `buy lasted ${buy.durationSec}s`);
+
+      // It started about 1 s after the first scenario, and stopped about 2 s later.
+      const browseTimes = server.seen.get("/browse")!;
+      const buyTimes = server.seen.get("/buy")!;
+      const startGap = buyTimes[0]! - browseTimes[0]!;
+      assert.ok(startGap >= 800 && startGap <= 1600, `buy started ${startGap} ms after browse`);
+      const buySpan = buyTimes[buyTimes.length - 1]! - buyTimes[0]!;
+      assert.ok(buySpan >= 1700 && buySpan <= 2300, `buy arrivals spanned ${buySpan} ms`);
+      assert.ok(buy.startOffsetSec !== null && buy.startOffsetSec >= 0.9 && buy.startOffsetSec <= 1.6);
+      // Browsing went on after the buy scenario ended.
+      assert.ok(browseTimes[browseTimes.length - 1]! - buyTimes[buyTimes.length - 1]! > 500);
+
+      // The run's figures are the exact sum of the scenarios'.
+      assert.equal(r.totals.requests, browse.totals.requests + buy.totals.requests);
+      assert.equal(r.totals.iterations, browse.totals.iterations + buy.totals.iterations);
+      assert.deepEqual(r.endpoints.map((e) => e.name).sort(), ["/browse", "/buy"]);
+      assert.equal(sum(r.series.map((x) => x.requests)), r.totals.requests);
+      assert.equal(sum(browse.series.map((x) => x.requests)), browse.totals.requests);
+      assert.equal(sum(buy.series.map((x) => x.requests)), buy.totals.requests);
+      assert.ok(buy.series.length >= 2 && buy.series.length <= 4, `buy has ${buy.series.length} rows`);
+      assert.ok(r.series.length >= 4, `run has ${r.series.length} rows`);
+
+      // User ids are unique across the scenarios, as they are across workers.
+      const ids = [...server.userIds.get("/browse")!, ...server.userIds.get("/buy")!];
+      assert.equal(new Set(ids).size, ids.length, `user ids repeat: ${ids.join(",")}`);
+
+      assert.match(run.stdout, /Scenarios/);
+      assert.match(run.stdout, /^buy\s+open\s/m);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("--scenario picks scenarios; a LoadShape drives a scenario by name", async () => {
+    const server = await timedServer();
+    try {
+      const run = await runLoad(
+        loadfile(`{
+          browse: { userClasses: ["Browser"], users: 2 },
+          spike: { userClasses: ["Buyer"], shape: "OneBurst", maxUsers: 50 },
+          other: { userClasses: ["Buyer"], rate: 5 },
+        }`),
+        ["-H", server.url, "-t", "3s", "-s", "2", "--scenario", "spike,browse"],
+      );
+      const r = run.result;
+      assert.equal(run.code, 0, describeRun(run));
+      assert.deepEqual(
+        r.scenarios?.map((s) => s.name),
+        ["spike", "browse"],
+      );
+      const spike = scenario(r, "spike");
+      assert.equal(spike.totals.requests, 30);
+      assert.equal(server.counts.get("GET /buy"), 30, "the unpicked scenario did not run");
+      assert.equal(spike.stopReason, "shape");
+      assert.equal(spike.bursts?.length, 1);
+      assert.equal(spike.bursts?.[0]?.count, 30);
+      assert.equal(spike.config.shape, "OneBurst");
+      // The shape ended its scenario; the other ran to the run's end.
+      assert.equal(scenario(r, "browse").stopReason, "run-time");
+      assert.equal(r.stopReason, "run-time");
+      assert.match(run.stdout, /Burst of 30 in scenario spike/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("a scenario whose start comes after the end of the run never starts; scenarios that all end end the run", async () => {
+    const server = await timedServer();
+    try {
+      const late = await runLoad(
+        loadfile(`{
+          now: { userClasses: ["Browser"], users: 1, duration: "1s" },
+          later: { userClasses: ["Buyer"], users: 1, startTime: "30s" },
+        }`),
+        ["-H", server.url, "-t", "2s"],
+      );
+      assert.equal(late.code, 0, describeRun(late));
+      const later = scenario(late.result, "later");
+      assert.equal(later.stopReason, "not-started");
+      assert.equal(later.startOffsetSec, null);
+      assert.equal(later.totals.requests, 0);
+      assert.equal(server.counts.get("GET /buy"), undefined);
+      assert.ok(late.result.durationSec < 3, `ran ${late.result.durationSec}s`);
+
+      // Without a run time, the run lasts until its last scenario ends.
+      const both = await runLoad(
+        loadfile(`{
+          a: { userClasses: ["Browser"], users: 1, duration: "1s" },
+          b: { userClasses: ["Buyer"], rate: 10, startTime: "0.5s", duration: "1s" },
+        }`),
+        ["-H", server.url],
+      );
+      assert.equal(both.code, 0, describeRun(both));
+      assert.equal(both.result.stopReason, "scenarios");
+      assert.ok(
+        both.result.durationSec >= 1.4 && both.result.durationSec < 3,
+        `ran ${both.result.durationSec}s`,
+      );
+      assert.ok(Math.abs(scenario(both.result, "b").totals.iterations - 10) <= 1);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("rejects bad scenario settings with one clear message and exit code 2", async () => {
+    const server = await timedServer();
+    try {
+      const cases: Array<[string, string[], RegExp]> = [
+        [
+          `{ a: { userClasses: ["Browser"], startTIme: "1s" } }`,
+          [],
+          /scenario "a": unknown setting "startTIme"/,
+        ],
+        [`{ a: { userClasses: ["Nobody"] } }`, [], /scenario "a":.*Nobody/],
+        [`{ a: { userClasses: ["Buyer"], shape: "Nope" } }`, [], /scenario "a": shape "Nope".*OneBurst/],
+        [`{ a: { userClasses: ["Buyer"], startTime: "soon" } }`, [], /scenario "a": startTime/],
+        [`{ a: { userClasses: ["Buyer"] } }`, ["-u", "5"], /-u\/--users does not apply .*scenarios/],
+        [`{ a: { userClasses: ["Buyer"] } }`, ["--scenario", "b"], /no scenario "b"; defined: a/],
+      ];
+      for (const [scenarios, args, message] of cases) {
+        const project = tempProject({ "loadtest.ts": loadfile(scenarios) });
+        try {
+          const r = await runCli(["run", "loadtest.ts", "-H", server.url, "-t", "1s", ...args], {
+            cwd: project.dir,
+          });
+          assert.equal(r.code, 2, `${scenarios} ${args.join(" ")}: ${describeRun(r)}`);
+          assert.match(r.stderr, message);
+          assert.ok(!/at .*\.js:\d+/.test(r.stderr), `a stack trace leaked: ${r.stderr}`);
+        } finally {
+          project.cleanup();
+        }
+      }
+      assert.equal(server.total(), 0, "nothing ran");
+    } finally {
+      await server.close();
+    }
+  });
+});
