@@ -5,7 +5,7 @@ export const ExitCode = {
   Failures: 1,
   /** Bad flags, bad config, or a loadfile that does not compile or load. */
   Usage: 2,
-  /** Reserved for failed thresholds. */
+  /** A threshold failed, or a comparison with a baseline found a regression. */
   Thresholds: 3,
   /** The target host could not be reached before the run started. */
   Unreachable: 4,

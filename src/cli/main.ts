@@ -5,6 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import { Command, CommanderError, Option } from "commander";
 import type { CicadaConfig } from "../api/config.js";
 import { VERSION } from "../version.js";
+import { registerBaselineCommands } from "./baseline.js";
 import { CicadaError, ExitCode } from "./errors.js";
 import {
   parseExitCode,
@@ -189,6 +190,9 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
     );
 
   registerQuick(program, io, (code) => {
+    exitCode = code;
+  });
+  registerBaselineCommands(program, io, (code) => {
     exitCode = code;
   });
 
