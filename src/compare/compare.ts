@@ -133,6 +133,9 @@ function rateRow(
       ? poissonRateZ(b.requests, b.durationSec, c.requests, c.durationSec)
       : twoProportionZ(b.failures, b.requests, c.failures, c.requests);
   const verdict = classify(relativeChange(bv, cv), worseDirection(metric), tol, directionOfZ(z));
+  if (metric === "error_rate" && b.failures === 0 && c.failures === 0) {
+    return { ...row, verdict, note: "no failures on either side" };
+  }
   const test = metric === "rps" ? "Poisson" : "two-proportion";
   return { ...row, verdict, note: `${test} z = ${z.toFixed(1)}` };
 }

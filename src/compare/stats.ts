@@ -52,7 +52,8 @@ export function inconclusiveReason(metric: MetricName, sides: readonly SideSize[
   const need = minSamples(metric);
   for (const s of sides) {
     if (s.samples < need) {
-      return `only ${s.samples} samples in ${s.label} (${metric} needs ${need})`;
+      const what = QUANTILES[metric] === undefined ? "requests" : "samples";
+      return `only ${s.samples} ${what} in ${s.label} (${metric} needs ${need})`;
     }
   }
   const minSec = metric === "rps" ? MIN_RATE_DURATION_SEC : MIN_DURATION_SEC;
