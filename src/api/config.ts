@@ -50,6 +50,30 @@ export interface CicadaConfig {
   scenarios?: Record<string, ScenarioConfig>;
   /** Run only these scenarios (by name); default all. */
   scenario?: string[];
+  /** Status codes ≥ 400 that count as successes, not failures, e.g. [429] in a rate-limit test. */
+  acceptStatus?: number[];
+  /**
+   * Pass/fail criteria, checked live every second and at the end; a failed one makes the run
+   * exit with code 3. E.g. ["p95<500", "error_rate<1%", "POST /api/invoke: p99<1000",
+   * "tag:checkout p95<300", "checks>99%", { threshold: "error_rate<5%", abortOnFail: true }].
+   */
+  thresholds?: Array<string | ThresholdConfig>;
+  /** Write thresholds, checks and comparison verdicts as JUnit XML to this file. */
+  junit?: string;
+  /** Compare the run with this baseline (a stored name or a result file) at the end. */
+  compareTo?: string;
+  /** Tolerances for compareTo: "15%" for all metrics, or "p99=20%,error_rate=50%". */
+  tolerance?: string;
+  /** Directory of stored baselines (default .cicada/baselines). */
+  baselineDir?: string;
+}
+
+export interface ThresholdConfig {
+  threshold: string;
+  /** Stop the run as soon as this threshold fails (after `delayAbortEval`). */
+  abortOnFail?: boolean;
+  /** Grace period from the start of the run before abortOnFail may stop it, e.g. "10s". */
+  delayAbortEval?: string | number;
 }
 
 /** One scenario of a run: a workload that starts at `startTime` and lasts `duration`. */

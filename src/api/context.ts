@@ -10,6 +10,8 @@ export interface UserContext {
   /** Aborted when the stop timeout is over; in-flight calls then count as cancelled. */
   readonly signal: AbortSignal;
   readonly verifyTls: boolean;
+  /** Status codes ≥ 400 that count as successes (e.g. 429 in a rate-limit test); null for none. */
+  readonly acceptStatus: ReadonlySet<number> | null;
   isStopping(): boolean;
   /** Resolves after `seconds`, or at once when the user is told to stop. */
   sleep(seconds: number): Promise<void>;

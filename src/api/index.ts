@@ -4,7 +4,9 @@
 
 export { HttpResponse } from "../protocols/http/response.js";
 export type { FetchInit, HttpSession, QueryValue, RequestOptions } from "../protocols/http/session.js";
-export type { CicadaConfig } from "./config.js";
+export type { CheckOptions, Checks } from "./checks.js";
+export { check } from "./checks.js";
+export type { CicadaConfig, ScenarioConfig, ThresholdConfig } from "./config.js";
 export { defineConfig } from "./config.js";
 export { InterruptTaskSet, RunStopped, StopUser } from "./errors.js";
 export type { ShapeTick } from "./shape.js";

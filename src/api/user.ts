@@ -1,4 +1,5 @@
 import { type HttpEngine, HttpSession, SharedPools } from "../protocols/http/session.js";
+import { type CheckOptions, type Checks, runChecks } from "./checks.js";
 import { kAttach, kClose, type UserContext } from "./context.js";
 import { InterruptTaskSet, RunStopped, StopUser } from "./errors.js";
 import { type TaskOwner, TaskSetBase, type TaskSpec } from "./tasks.js";
@@ -85,6 +86,14 @@ export class User implements TaskOwner {
     throw new StopUser();
   }
 
+  /**
+   * Evaluates named checks on a value (usually a response) and records each one's pass or
+   * failure; returns true if all passed. See `check()`.
+   */
+  check<T>(value: T, checks: Checks<T>, options: CheckOptions = {}): boolean {
+    return runChecks(this.context.recorder, value, checks, options);
+  }
+
   /** Records a sample from a custom client, so it shows up like any request. */
   record(r: RequestRecord): void {
     const latencyUs = r.latencyMs * 1000;
@@ -153,6 +162,7 @@ export class HttpUser extends User {
       baseUrl: ctx.host,
       signal: ctx.signal,
       verifyTls,
+      acceptStatus: ctx.acceptStatus,
       engine: cls.engine,
       sourceAddresses: cls.sourceAddresses,
       ...(shared

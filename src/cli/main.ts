@@ -14,6 +14,7 @@ import {
   parseProcesses,
   parseRate,
   parseSpawnRate,
+  parseStatusList,
   parseStopTimeout,
   parseUsers,
 } from "./options.js";
@@ -26,6 +27,12 @@ interface RunFlags {
   iterationsPerUser?: number;
   stages?: string;
   scenario?: string[];
+  threshold?: string[];
+  acceptStatus?: string[];
+  junit?: string;
+  compareTo?: string;
+  tolerance?: string;
+  baselineDir?: string;
   rate?: number;
   maxUsers?: number;
   maxDelay?: string;
@@ -87,7 +94,17 @@ function addRunOptions(cmd: Command): Command {
       "open model: drop an arrival that cannot start within this (default 10s)",
     )
     .option("--stages <list>", "load shape: ramp users linearly, e.g. 30s:100,2m:100,10s:0 (replaces -u/-r)")
-    .option("--scenario <names...>", "run only these of the loadfile's scenarios (comma or space separated)");
+    .option("--scenario <names...>", "run only these of the loadfile's scenarios (comma or space separated)")
+    .option(
+      "--threshold <expr>",
+      'pass/fail criterion, repeatable: "p95<500", "error_rate<1%", "POST /api: p99<1s", "tag:checkout p95<300", "checks>99%"',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
+    .option("--accept-status <codes...>", "status codes that are not failures, e.g. 429 or 400-404")
+    .option("--junit <file>", "write thresholds, checks and comparison verdicts as JUnit XML")
+    .option("--compare-to <baseline>", "compare the result with a stored baseline name or a result file")
+    .option("--tolerance <spec>", 'tolerances for --compare-to: "15%" or "p99=20%,error_rate=50%"')
+    .option("--baseline-dir <dir>", "directory of stored baselines (default .cicada/baselines)");
 }
 
 function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { config?: string } {
@@ -118,6 +135,12 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     maxUsers: flags.maxUsers,
     maxDelay: flags.maxDelay,
     scenario: parseList(flags.scenario),
+    thresholds: flags.threshold,
+    acceptStatus: flags.acceptStatus === undefined ? undefined : parseStatusList(flags.acceptStatus),
+    junit: flags.junit,
+    compareTo: flags.compareTo,
+    tolerance: flags.tolerance,
+    baselineDir: flags.baselineDir,
     config: flags.config,
   };
   return cfg;

@@ -82,6 +82,24 @@ export function parseProcesses(v: string): number {
   return n;
 }
 
+/** `--accept-status 429,503` or `400-404`: status codes that count as successes. */
+export function parseStatusList(v: string | string[]): number[] {
+  const out: number[] = [];
+  for (const item of parseList(v) ?? []) {
+    const m = /^(\d{3})(?:-(\d{3}))?$/.exec(item);
+    const lo = m ? Number(m[1]) : Number.NaN;
+    const hi = m?.[2] ? Number(m[2]) : lo;
+    if (!m || lo < 100 || hi > 599 || hi < lo) {
+      throw new CicadaError(
+        `--accept-status: expected status codes such as 429 or 400-404, got "${item}"`,
+        ExitCode.Usage,
+      );
+    }
+    for (let c = lo; c <= hi; c++) out.push(c);
+  }
+  return out;
+}
+
 /** The worker count a `processes` setting means: default and -1 are one per core. */
 export function resolveProcesses(v: number | undefined): number {
   if (v === undefined || v === -1) return availableParallelism();
@@ -121,6 +139,17 @@ const ENV_KEYS: Record<Exclude<Key, "scenarios">, (v: string, name: string) => u
   maxUsers: (v) => parseUsers(v),
   maxDelay: (v) => v,
   scenario: (v) => parseList(v),
+  acceptStatus: (v) => parseStatusList(v),
+  // Threshold expressions contain spaces and commas: one per line, or separated by ";".
+  thresholds: (v) =>
+    v
+      .split(/[;\n]/)
+      .map((x) => x.trim())
+      .filter((x) => x.length > 0),
+  junit: (v) => v,
+  compareTo: (v) => v,
+  tolerance: (v) => v,
+  baselineDir: (v) => v,
 };
 
 export function envName(key: string): string {

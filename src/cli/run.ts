@@ -5,11 +5,15 @@ import { HttpUser } from "../api/user.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import { formatSummary, groupStatusLine, LiveView, statusLine } from "../outputs/console.js";
+import { toJUnit } from "../outputs/junit.js";
+import { recommend } from "../outputs/recommendations.js";
 import { buildResult, buildScenarioResult, type RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
 import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { parseStages, stagesPeak } from "../runner/stages.js";
+import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
+import { parseThreshold } from "../thresholds/parse.js";
 import { CicadaError, ExitCode } from "./errors.js";
 import { fromEnv, loadConfigFile, mergeConfigs, parseDuration, resolveProcesses } from "./options.js";
 import { checkReachable } from "./preflight.js";
@@ -62,23 +66,37 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       }
       single = resolvePlan(s, mod, loadfile, shapes[0], hosts);
     }
+    const watch = new ThresholdWatch((s.thresholds ?? []).map((x) => parseThreshold(x)));
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
 
     const view = s.onlySummary
       ? undefined
       : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
     const onNotice = (m: string) => (view ? view.notice(m) : io.stderr.write(`${m}\n`));
+    // Live thresholds: checked on the merged books once a second, after the view is drawn.
+    const tick = (r: Coordinator | ScenarioGroup, line: (tty: boolean) => string) => {
+      if (watch.tick(r.stats, r.elapsedSec)) {
+        const t = watch.abortedBy!;
+        const v = watch.latest.find((x) => x.expr === t.expr)?.value;
+        onNotice(`threshold "${t.expr}" failed (measured ${v}): stopping the run (abortOnFail)`);
+        r.stop("threshold");
+      }
+      view?.tick((tty) => {
+        const th = watch.status();
+        return th ? `${line(tty)}  ${th}` : line(tty);
+      });
+    };
     const runner: Coordinator | ScenarioGroup = specs
       ? new ScenarioGroup(
           specs,
           bundle,
-          { onTick: (g) => view?.tick((tty) => groupStatusLine(g, tty)), onNotice },
+          { onTick: (g) => tick(g, (tty) => groupStatusLine(g, tty)), onNotice },
           s.runTime === undefined ? null : parseDuration(s.runTime),
         )
       : new Coordinator(
           single!.plan,
           bundle,
-          { onTick: (c) => view?.tick((tty) => statusLine(c, tty)), onNotice },
+          { onTick: (c) => tick(c, (tty) => statusLine(c, tty)), onNotice },
           single!.shape,
         );
     const stopTimeoutSec = specs
@@ -108,9 +126,11 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     }
 
     const t = runner.stats.total;
+    const thresholds = evaluate(watch.thresholds, runner.stats, runner.elapsedSec);
     let exitCode: number = ExitCode.Ok;
     if (runner.fatalError) exitCode = ExitCode.Internal;
     else if (signals >= 2) exitCode = ExitCode.Interrupted;
+    else if (thresholds.some((x) => !x.passed)) exitCode = ExitCode.Thresholds;
     else if (t.failures > 0 || runner.stats.exceptions.size > 0 || runner.lostWorkers > 0) {
       // A worker thread that died took its users and its last interval with it: the run is
       // incomplete, like one where user code threw.
@@ -120,6 +140,9 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       runner instanceof ScenarioGroup
         ? buildScenarioResult(runner, loadfile, exitCode)
         : buildResult(runner, exitCode);
+    if (thresholds.length > 0) result.thresholds = thresholds;
+    const findings = recommend(result);
+    if (findings.length > 0) result.recommendations = findings;
     const jsonToStdout = s.json === "-";
     (jsonToStdout ? io.stderr : io.stdout).write(formatSummary(result));
     if (s.json) {
@@ -133,9 +156,18 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
         }
       }
     }
+    if (s.junit) writeOutput(s.junit, "--junit", toJUnit(result));
     return { exitCode, result };
   } finally {
     bundle.dispose();
+  }
+}
+
+function writeOutput(path: string, flag: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (err) {
+    throw new CicadaError(`cannot write ${flag} ${path}: ${(err as Error).message}`, ExitCode.Usage);
   }
 }
 
@@ -166,6 +198,7 @@ function resolvePlan(
     tags: s.tags ?? [],
     excludeTags: s.excludeTags ?? [],
     verifyTls: s.verifyTls ?? true,
+    acceptStatus: s.acceptStatus ?? [],
     processes: resolveProcesses(s.processes),
     stages: s.stages === undefined ? null : parseStages(s.stages),
     rate: s.rate ?? null,
@@ -327,6 +360,7 @@ function resolveScenarios(
         host: cli.host ?? env.host ?? sc.host ?? s.host,
         stopTimeout: s.stopTimeout,
         verifyTls: s.verifyTls,
+        acceptStatus: s.acceptStatus,
         processes: sc.processes ?? s.processes,
       };
       const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts);

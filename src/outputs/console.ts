@@ -134,6 +134,14 @@ function table(header: string[], rows: string[][], alignLeft: number): string {
   return [line(header), sep, ...rows.slice(0, -1).map(line), sep, line(rows[rows.length - 1]!)].join("\n");
 }
 
+/** A threshold's measured value in its metric's unit. */
+export function formatMetric(metric: string, v: number): string {
+  if (metric === "error_rate" || metric === "checks") return `${(v * 100).toFixed(2)}%`;
+  if (metric === "rps") return `${v.toFixed(1)}/s`;
+  if (metric === "requests" || metric === "failures") return String(v);
+  return `${v.toFixed(2)} ms`;
+}
+
 const n2 = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
 
 /** The end-of-run summary, like Locust's: per endpoint plus an aggregated row, then failures. */
@@ -248,6 +256,28 @@ export function formatSummary(r: RunResult): string {
   if (r.exceptions.length > 0) {
     out.push("\nExceptions in user code");
     for (const x of r.exceptions) out.push(`${String(x.count).padStart(6)}  ${x.where}: ${x.message}`);
+  }
+  if (r.checks && r.checks.length > 0) {
+    out.push("\nChecks");
+    const w = Math.max(...r.checks.map((c) => c.name.length));
+    for (const c of r.checks) {
+      const mark = c.fails === 0 ? "✓" : "✗";
+      out.push(
+        `  ${mark} ${c.name.padEnd(w)}  ${(c.rate * 100).toFixed(2).padStart(6)}%  (${c.passes} passed, ${c.fails} failed)`,
+      );
+    }
+  }
+  if (r.thresholds && r.thresholds.length > 0) {
+    out.push("\nThresholds");
+    const w = Math.max(...r.thresholds.map((t) => t.expr.length));
+    for (const t of r.thresholds) {
+      const shown = t.value === null ? (t.note ?? "no value") : formatMetric(t.metric, t.value);
+      out.push(`  ${t.passed ? "✓ pass" : "✗ FAIL"}  ${t.expr.padEnd(w)}  measured ${shown}`);
+    }
+  }
+  if (r.recommendations && r.recommendations.length > 0) {
+    out.push("\nFindings");
+    for (const f of r.recommendations) out.push(`  - ${f.message}`);
   }
   // Last, where it is seen: the numbers above may not mean what they seem.
   if (r.warnings?.length > 0) {

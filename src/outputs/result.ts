@@ -1,10 +1,18 @@
 import { cpus, hostname } from "node:os";
+import type { Comparison } from "../compare/types.js";
 import type { Coordinator } from "../runner/coordinator.js";
 import type { ScenarioGroup } from "../runner/scenarios.js";
-import { type EndpointTotals, type SeriesRow, StatsAggregate } from "../stats/aggregate.js";
+import {
+  type EndpointSeriesRow,
+  type EndpointTotals,
+  type SeriesRow,
+  StatsAggregate,
+} from "../stats/aggregate.js";
 import type { LatencySummary } from "../stats/histogram.js";
 import { encodeHistogram } from "../stats/histogram.js";
+import type { ThresholdResult } from "../thresholds/evaluate.js";
 import { VERSION } from "../version.js";
+import type { Recommendation } from "./recommendations.js";
 
 /**
  * The JSON result. Its shape is documented by schema/result.schema.json; fields may be added,
@@ -34,6 +42,16 @@ export interface RunResult {
     correctedLatencyMs?: LatencySummary;
   };
   endpoints: EndpointResult[];
+  /** Requests made by tasks with each tag (run-wide figures per tag). */
+  tags?: TagResult[];
+  /** Pass counts of `check()` by check name. */
+  checks?: CheckResult[];
+  /** Thresholds with their measured values, as checked at the end of the run. */
+  thresholds?: ThresholdResult[];
+  /** The comparison with a baseline (`run --compare-to`). */
+  comparison?: Comparison;
+  /** Plain-language findings: endpoints over target, error hot spots, a saturated generator, latency that grew. */
+  recommendations?: Recommendation[];
   failures: Array<{ method: string; name: string; error: string; occurrences: number }>;
   exceptions: Array<{ message: string; where: string; traceback: string; count: number }>;
   users: { peak: number };
@@ -60,6 +78,8 @@ export interface ScenarioResult {
   endpoints: EndpointResult[];
   failures: RunResult["failures"];
   exceptions: RunResult["exceptions"];
+  tags?: TagResult[];
+  checks?: CheckResult[];
   users: { peak: number };
   /** Per-second rows; `t` counts from the scenario's start (add startOffsetSec for run time). */
   series: SeriesRow[];
@@ -111,6 +131,23 @@ export interface EndpointResult {
   statusCodes: Record<string, number>;
   /** Compressed base64 HdrHistogram of latency in microseconds, for later reports and merges. */
   histogram: string;
+  /** Per-second rows of this endpoint, only for seconds with requests. */
+  series?: EndpointSeriesRow[];
+}
+
+export type TagResult = Omit<
+  EndpointResult,
+  "type" | "method" | "name" | "histogram" | "series" | "statusCodes"
+> & {
+  tag: string;
+};
+
+export interface CheckResult {
+  name: string;
+  passes: number;
+  fails: number;
+  /** passes / (passes + fails). */
+  rate: number;
 }
 
 function round(n: number, digits = 3): number {
@@ -142,6 +179,7 @@ function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
     ...correctedOf(e),
     statusCodes: statusCodesOf(e),
     histogram: e.count > 0 ? encodeHistogram(e.latency) : "",
+    ...(e.series.length > 0 ? { series: e.series } : {}),
   };
 }
 
@@ -165,6 +203,34 @@ function figures(s: StatsAggregate, durationSec: number, open: boolean) {
     endpoints: s.sortedEndpoints().map((e) => endpoint(e, durationSec)),
     failures: [...s.errors.values()].sort((a, b) => b.occurrences - a.occurrences).map((x) => ({ ...x })),
     exceptions: [...s.exceptions.values()].sort((a, b) => b.count - a.count).map((x) => ({ ...x })),
+    ...(s.tags.size > 0
+      ? {
+          tags: [...s.tags.values()]
+            .sort((a, b) => a.name.localeCompare(b.name))
+            .map((e) => {
+              const {
+                series: _s,
+                histogram: _h,
+                type: _t,
+                method: _m,
+                statusCodes: _c,
+                name,
+                ...rest
+              } = endpoint(e, durationSec);
+              return { tag: name, ...rest };
+            }),
+        }
+      : {}),
+    ...(s.checks.size > 0
+      ? {
+          checks: [...s.checks].map(([name, c]) => ({
+            name,
+            passes: c.passes,
+            fails: c.fails,
+            rate: round(c.passes / Math.max(1, c.passes + c.fails), 6),
+          })),
+        }
+      : {}),
   };
 }
 

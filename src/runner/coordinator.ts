@@ -26,7 +26,8 @@ export type StopReason =
   | "error"
   | "api"
   | "scenarios"
-  | "not-started";
+  | "not-started"
+  | "threshold";
 export type Phase = "starting" | "spawning" | "running" | "stopping" | "done";
 
 /** Something that makes the run's numbers suspect; kept for the summary and the JSON result. */
@@ -258,6 +259,7 @@ export class Coordinator {
         iterationsPerUser: this.plan.iterationsPerUser,
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
+        acceptStatus: this.plan.acceptStatus,
       },
     });
     return handle;

@@ -17,6 +17,8 @@ export interface RunPlan {
   tags: string[];
   excludeTags: string[];
   verifyTls: boolean;
+  /** Status codes ≥ 400 that count as successes, not failures (e.g. 429). */
+  acceptStatus: number[];
   /**
    * Worker threads to run users in (≥ 1; `-1` on the command line is already resolved to the
    * number of cores). 1 runs them in the coordinator's own thread. The coordinator never starts

@@ -18,6 +18,8 @@ export interface WorkerPlan {
   workerCount: number;
   /** When several coordinators share a run (scenarios): user ids are `userIdIndex + k × userIdStride`. */
   userIdIndex?: number;
+  /** Status codes ≥ 400 that count as successes. */
+  acceptStatus?: number[];
   userIdStride?: number;
   /** Overrides every class's static host. */
   host: string | undefined;

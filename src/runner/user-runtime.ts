@@ -13,6 +13,7 @@ export interface UserRuntimeShared {
   /** `-H`, which wins over a class's static host. */
   readonly host: string | undefined;
   readonly verifyTls: boolean;
+  readonly acceptStatus: ReadonlySet<number> | null;
   /** Aborted at the hard stop. */
   readonly hardStop: AbortSignal;
   /** Takes one iteration from the budget; false once it is used up. */
@@ -54,6 +55,24 @@ class Picker {
   }
 }
 
+/** A task's tags as an array, built once per task. */
+const tagLists = new WeakMap<TaskDef, readonly string[] | null>();
+
+function tagsOf(t: TaskDef, parent: readonly string[] | null): readonly string[] | null {
+  let own = tagLists.get(t);
+  if (own === undefined) {
+    own = t.tags.size > 0 ? [...t.tags] : null;
+    tagLists.set(t, own);
+  }
+  if (parent === null) return own;
+  if (own === null) return parent;
+  return [...new Set([...parent, ...own])];
+}
+
+function anyTags(tasks: readonly TaskDef[]): boolean {
+  return tasks.some((t) => t.tags.size > 0 || (t.children !== undefined && anyTags(t.children)));
+}
+
 /** Weighted pickers are stateless: one per task list serves every user. */
 const pickers = new WeakMap<readonly TaskDef[], Picker>();
 
@@ -78,6 +97,7 @@ export class UserRuntime implements UserContext {
   readonly recorder: StatsRecorder;
   readonly signal: AbortSignal;
   readonly verifyTls: boolean;
+  readonly acceptStatus: ReadonlySet<number> | null;
   /** Settles when the user has fully stopped. */
   readonly done: Promise<void>;
   private stopping = false;
@@ -87,7 +107,9 @@ export class UserRuntime implements UserContext {
 
   private ownIterations = 0;
   /** Open model: how late the current iteration started, in µs. */
-  private lagUs = 0;
+  private lagUs = -1;
+  /** Tags of the task running now (with those of enclosing task sets); null outside tasks. */
+  private tags: readonly string[] | null = null;
 
   constructor(
     readonly userId: number,
@@ -101,19 +123,24 @@ export class UserRuntime implements UserContext {
     this.host = shared.host ?? compiled.host;
     // In the open model every sample carries this user's current lag, so the recorder can time
     // requests from the iteration's scheduled start as well as from the actual send.
-    this.recorder = pool ? this.lagRecorder(shared.recorder) : shared.recorder;
+    // Tagged tasks: samples also carry the tags, for per-tag figures. Otherwise the shared
+    // recorder is used as is, with no extra call per request.
+    this.recorder = pool || anyTags(compiled.tasks) ? this.userRecorder(shared.recorder) : shared.recorder;
     this.signal = shared.hardStop;
     this.verifyTls = shared.verifyTls;
+    this.acceptStatus = shared.acceptStatus;
     this.done = this.run();
   }
 
-  private lagRecorder(r: StatsRecorder): StatsRecorder {
+  private userRecorder(r: StatsRecorder): StatsRecorder {
     return {
       request: (type, method, name, latencyUs, ttfbUs, bytes, error, status) =>
-        r.request(type, method, name, latencyUs, ttfbUs, bytes, error, status, this.lagUs),
+        r.request(type, method, name, latencyUs, ttfbUs, bytes, error, status, this.lagUs, this.tags),
       cancelled: (type, method, name) => r.cancelled(type, method, name),
       exception: (err, where) => r.exception(err, where),
       iteration: () => r.iteration(),
+      check: (name, passed) => r.check(name, passed),
+      failRecorded: (type, method, name, error) => r.failRecorded(type, method, name, error),
     };
   }
 
@@ -217,6 +244,7 @@ export class UserRuntime implements UserContext {
     waitTime: WaitTime,
     sequential: boolean,
     where: string,
+    parentTags: readonly string[] | null = null,
   ): Promise<void> {
     const picker = sequential ? new Picker(tasks, true) : sharedPicker(tasks);
     const timing: { taskStartedAt: number; taskEndedAt: number } = { taskStartedAt: 0, taskEndedAt: 0 };
@@ -232,8 +260,9 @@ export class UserRuntime implements UserContext {
       const t = picker.pick();
       if (timed) timing.taskStartedAt = performance.now();
       let skipWait = false;
+      this.tags = tagsOf(t, parentTags);
       try {
-        if (t.taskSet) skipWait = await this.runTaskSet(owner, t, waitTime);
+        if (t.taskSet) skipWait = await this.runTaskSet(owner, t, waitTime, this.tags);
         else await t.fn!.call(owner, owner);
       } catch (err) {
         if (err instanceof InterruptTaskSet) {
@@ -246,6 +275,7 @@ export class UserRuntime implements UserContext {
           this.recorder.exception(err, `${where}.${t.name}`);
         }
       }
+      this.tags = parentTags;
       if (timed) timing.taskEndedAt = performance.now();
       if (this.isStopping()) return;
       if (!skipWait) {
@@ -268,8 +298,9 @@ export class UserRuntime implements UserContext {
       this.lagUs = Math.max(0, (performance.now() - scheduledAt) * 1000);
       this.recorder.iteration();
       const t = picker.pick();
+      this.tags = tagsOf(t, null);
       try {
-        if (t.taskSet) await this.runTaskSet(user, t, NO_WAIT);
+        if (t.taskSet) await this.runTaskSet(user, t, NO_WAIT, this.tags);
         else await t.fn!.call(user, user);
       } catch (err) {
         if (err instanceof StopUser) throw err;
@@ -280,7 +311,12 @@ export class UserRuntime implements UserContext {
   }
 
   /** Returns true when the set was left with `interrupt(reschedule=true)`: no wait before the next task. */
-  private async runTaskSet(parent: object, def: TaskDef, parentWait: WaitTime): Promise<boolean> {
+  private async runTaskSet(
+    parent: object,
+    def: TaskDef,
+    parentWait: WaitTime,
+    tags: readonly string[] | null,
+  ): Promise<boolean> {
     const SetClass = def.taskSet!;
     const set = new SetClass(parent as TaskSet) as TaskSet;
     const where = `${this.className}.${def.name}`;
@@ -293,6 +329,7 @@ export class UserRuntime implements UserContext {
         SetClass.waitTime ?? parentWait,
         SetClass.sequential === true,
         where,
+        tags,
       );
     } catch (err) {
       if (err instanceof InterruptTaskSet) reschedule = err.reschedule;

@@ -1,3 +1,4 @@
+import { setWorkerRecorder } from "../api/checks.js";
 import { CicadaError } from "../cli/errors.js";
 import { importBundle } from "../loadfile/bundle.js";
 import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
@@ -75,10 +76,12 @@ export class Worker {
     this.nextUserId = plan.userIdIndex ?? plan.workerIndex ?? 0;
     this.userIdStep = Math.max(1, plan.userIdStride ?? plan.workerCount ?? 1);
     this.recorder = new Recorder(workerId);
+    setWorkerRecorder(this.recorder);
     this.shared = {
       recorder: this.recorder,
       host: plan.host,
       verifyTls: plan.verifyTls,
+      acceptStatus: plan.acceptStatus && plan.acceptStatus.length > 0 ? new Set(plan.acceptStatus) : null,
       hardStop: this.hardStop.signal,
       takeIteration: this.takeIteration,
       iterationsPerUser: plan.iterationsPerUser ?? null,

@@ -10,8 +10,21 @@ import {
 } from "./histogram.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
+/** One endpoint's figures in one second of the run. */
+export interface EndpointSeriesRow {
+  t: number;
+  requests: number;
+  failures: number;
+  p50: number;
+  p95: number;
+  p99: number;
+}
+
 /** Cumulative figures of one (type, method, name) — or of all of them, for the aggregated row. */
 export class EndpointTotals extends EndpointStats {
+  /** Per-second rows, only for the seconds with requests (a missing second had none). */
+  readonly series: EndpointSeriesRow[] = [];
+
   add(d: EndpointDelta): void {
     this.count += d.count;
     this.failures += d.failures;
@@ -54,8 +67,17 @@ export class EndpointTotals extends EndpointStats {
   }
 }
 
+interface EndpointBucket {
+  requests: number;
+  failures: number;
+  minUs: number;
+  maxUs: number;
+  latency: Histogram;
+}
+
 /** One interval (by snapshot sequence number) across all workers. */
 interface Bucket {
+  byEndpoint: Map<string, EndpointBucket>;
   seq: number;
   at: number;
   requests: number;
@@ -107,6 +129,9 @@ export class StatsAggregate {
   readonly endpoints = new Map<string, EndpointTotals>();
   readonly errors = new Map<string, ErrorDelta>();
   readonly exceptions = new Map<string, ExceptionDelta>();
+  /** Requests made by tasks with each tag. */
+  readonly tags = new Map<string, EndpointTotals>();
+  readonly checks = new Map<string, { passes: number; fails: number }>();
   iterations = 0;
   /** Open model: arrivals dropped because no user was free in time. */
   dropped = 0;
@@ -158,6 +183,39 @@ export class StatsAggregate {
         if (d.maxUs > bucket.maxUs) bucket.maxUs = d.maxUs;
       }
       addSparse(bucket.latency, d.latency);
+      let eb = bucket.byEndpoint.get(key);
+      if (!eb) {
+        eb = {
+          requests: 0,
+          failures: 0,
+          minUs: Number.POSITIVE_INFINITY,
+          maxUs: 0,
+          latency: createHistogram(),
+        };
+        bucket.byEndpoint.set(key, eb);
+      }
+      eb.requests += d.count;
+      eb.failures += d.failures;
+      if (d.count > 0) {
+        if (d.minUs < eb.minUs) eb.minUs = d.minUs;
+        if (d.maxUs > eb.maxUs) eb.maxUs = d.maxUs;
+      }
+      addSparse(eb.latency, d.latency);
+    }
+    for (const d of s.tags ?? []) {
+      let e = this.tags.get(d.name);
+      if (!e) {
+        e = new EndpointTotals("tag", "", d.name);
+        this.tags.set(d.name, e);
+      }
+      e.add(d);
+    }
+    for (const c of s.checks ?? []) {
+      const e = this.checks.get(c.name);
+      if (e) {
+        e.passes += c.passes;
+        e.fails += c.fails;
+      } else this.checks.set(c.name, { passes: c.passes, fails: c.fails });
     }
     for (const x of s.errors) {
       const key = x.method + SEP + x.name + SEP + x.error;
@@ -191,6 +249,7 @@ export class StatsAggregate {
         maxUs: 0,
         latency: createHistogram(),
         closed: false,
+        byEndpoint: new Map(),
       };
       this.buckets.set(seq, b);
     } else if (at > b.at) b.at = at;
@@ -203,8 +262,23 @@ export class StatsAggregate {
       .sort((a, b) => a.seq - b.seq);
     for (const b of closable) {
       const pct = (p: number) => percentileMs(b.latency, p, b.minUs, b.maxUs);
+      const t = Math.max(0, Math.round((b.at - this.startedAt) / 100) / 10);
+      for (const [key, eb] of b.byEndpoint) {
+        if (eb.requests === 0 && eb.failures === 0) continue;
+        const p = (q: number) => percentileMs(eb.latency, q, eb.minUs, eb.maxUs);
+        this.endpoints.get(key)?.series.push({
+          t,
+          requests: eb.requests,
+          failures: eb.failures,
+          p50: p(50),
+          p95: p(95),
+          p99: p(99),
+        });
+      }
+      // The per-endpoint histograms are only needed to close the interval.
+      b.byEndpoint.clear();
       this.series.push({
-        t: Math.max(0, Math.round((b.at - this.startedAt) / 100) / 10),
+        t,
         users: b.users,
         requests: b.requests,
         failures: b.failures,

@@ -23,6 +23,8 @@ export interface StatsRecorder {
     status?: number,
     /** Open model: how late the iteration started (µs); -1 in the closed model. */
     lagUs?: number,
+    /** Tags of the task that made the request, for per-tag figures (thresholds on `tag:X`). */
+    tags?: readonly string[] | null,
   ): void;
   /** A request that was cut off by the run's hard stop: counted, but not timed. */
   cancelled(type: string, method: string, name: string): void;
@@ -30,6 +32,10 @@ export interface StatsRecorder {
   exception(err: unknown, where: string): void;
   /** One more task iteration started. */
   iteration(): void;
+  /** One evaluation of a named check. */
+  check(name: string, passed: boolean): void;
+  /** A request already recorded as a success turned out to be a failure (a failed check said so). */
+  failRecorded(type: string, method: string, name: string, error: string): void;
 }
 
 const SEP = "\u0000";
@@ -41,6 +47,8 @@ export class Recorder implements StatsRecorder {
   private exceptions = new Map<string, ExceptionDelta>();
   private iterations = 0;
   private droppedIterations = 0;
+  private readonly tagStats = new Map<string, EndpointStats>();
+  private checks = new Map<string, { passes: number; fails: number }>();
   private seq = 0;
 
   constructor(readonly workerId: string) {}
@@ -78,9 +86,11 @@ export class Recorder implements StatsRecorder {
     error: string | null,
     status = 0,
     lagUs = -1,
+    tags: readonly string[] | null = null,
   ): void {
     const a = this.acc(type, method, name);
     const us = Math.max(1, Math.round(latencyUs));
+    if (tags !== null) for (const t of tags) this.tagged(t, us, ttfbUs, bytes, error !== null);
     a.count++;
     a.bytes += bytes;
     a.sumUs += us;
@@ -97,6 +107,37 @@ export class Recorder implements StatsRecorder {
       a.failures++;
       this.error(method, name, error);
     }
+  }
+
+  private tagged(tag: string, us: number, ttfbUs: number, bytes: number, failed: boolean): void {
+    let a = this.tagStats.get(tag);
+    if (!a) {
+      a = new EndpointStats("tag", "", tag);
+      this.tagStats.set(tag, a);
+    }
+    a.count++;
+    a.bytes += bytes;
+    a.sumUs += us;
+    if (us < a.minUs) a.minUs = us;
+    if (us > a.maxUs) a.maxUs = us;
+    a.latency.recordValue(us);
+    if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
+    if (failed) a.failures++;
+  }
+
+  check(name: string, passed: boolean): void {
+    let c = this.checks.get(name);
+    if (!c) {
+      c = { passes: 0, fails: 0 };
+      this.checks.set(name, c);
+    }
+    if (passed) c.passes++;
+    else c.fails++;
+  }
+
+  failRecorded(type: string, method: string, name: string, error: string): void {
+    this.acc(type, method, name).failures++;
+    this.error(method, name, error);
   }
 
   cancelled(type: string, method: string, name: string): void {
@@ -132,23 +173,14 @@ export class Recorder implements StatsRecorder {
   snapshot(users: number, final = false, peakUsers = users): StatsSnapshot {
     const endpoints: EndpointDelta[] = [];
     for (const a of this.endpoints.values()) {
-      if (a.count === 0 && a.cancelled === 0) continue;
-      endpoints.push({
-        type: a.type,
-        method: a.method,
-        name: a.name,
-        count: a.count,
-        failures: a.failures,
-        cancelled: a.cancelled,
-        bytes: a.bytes,
-        sumUs: a.sumUs,
-        minUs: a.count > 0 ? a.minUs : 0,
-        maxUs: a.maxUs,
-        latency: toSparse(a.latency),
-        ttfb: toSparse(a.ttfb),
-        corrected: toSparse(a.corrected),
-        ...(a.statuses && a.statuses.size > 0 ? { statuses: Object.fromEntries(a.statuses) } : {}),
-      });
+      if (a.count === 0 && a.cancelled === 0 && a.failures === 0) continue;
+      endpoints.push(delta(a));
+      a.reset();
+    }
+    const tags: EndpointDelta[] = [];
+    for (const a of this.tagStats.values()) {
+      if (a.count === 0) continue;
+      tags.push(delta(a));
       a.reset();
     }
     const snap: StatsSnapshot = {
@@ -163,11 +195,33 @@ export class Recorder implements StatsRecorder {
       endpoints,
       errors: [...this.errors.values()],
       exceptions: [...this.exceptions.values()],
+      ...(tags.length > 0 ? { tags } : {}),
+      ...(this.checks.size > 0 ? { checks: [...this.checks].map(([name, c]) => ({ name, ...c })) } : {}),
     };
     this.iterations = 0;
     this.droppedIterations = 0;
     this.errors = new Map();
     this.exceptions = new Map();
+    this.checks = new Map();
     return snap;
   }
+}
+
+function delta(a: EndpointStats): EndpointDelta {
+  return {
+    type: a.type,
+    method: a.method,
+    name: a.name,
+    count: a.count,
+    failures: a.failures,
+    cancelled: a.cancelled,
+    bytes: a.bytes,
+    sumUs: a.sumUs,
+    minUs: a.count > 0 ? a.minUs : 0,
+    maxUs: a.maxUs,
+    latency: toSparse(a.latency),
+    ttfb: toSparse(a.ttfb),
+    corrected: toSparse(a.corrected),
+    ...(a.statuses && a.statuses.size > 0 ? { statuses: Object.fromEntries(a.statuses) } : {}),
+  };
 }

@@ -21,6 +21,16 @@ export interface StatsSnapshot {
   endpoints: EndpointDelta[];
   errors: ErrorDelta[];
   exceptions: ExceptionDelta[];
+  /** Requests made by tasks with each tag (type "tag", name = the tag). */
+  tags?: EndpointDelta[];
+  /** Check evaluations by check name. */
+  checks?: CheckDelta[];
+}
+
+export interface CheckDelta {
+  name: string;
+  passes: number;
+  fails: number;
 }
 
 export interface EndpointDelta {

@@ -1,5 +1,15 @@
 import type { IncomingHttpHeaders } from "node:http";
+import type { StatsRecorder } from "../../stats/recorder.js";
 import { parseHeaders } from "./fast/parser.js";
+
+/**
+ * Where a response was (or is about to be) recorded, so `check()` counts into the same books.
+ * Plain fields rather than an object: no allocation per request.
+ */
+export const kRecorder: unique symbol = Symbol("cicada.recorder");
+export const kStatName: unique symbol = Symbol("cicada.statName");
+/** False inside catchResponse, before the verdict is recorded. */
+export const kRecorded: unique symbol = Symbol("cicada.recorded");
 
 /**
  * A finished HTTP exchange. Network errors do not throw: they give `status` 0 and `error`,
@@ -8,6 +18,9 @@ import { parseHeaders } from "./fast/parser.js";
 export class HttpResponse {
   /** Set by `success()`/`failure()` inside `catchResponse`. */
   verdict: { ok: true } | { ok: false; reason: string } | null = null;
+  [kRecorder]: StatsRecorder | undefined = undefined;
+  [kStatName] = "";
+  [kRecorded] = false;
   #text: string | undefined;
   #headers: IncomingHttpHeaders | string;
 

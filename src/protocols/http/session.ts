@@ -8,7 +8,7 @@ import type { StatsRecorder } from "../../stats/recorder.js";
 import { VERSION } from "../../version.js";
 import { FastPool, type OriginInfo, originInfo } from "./fast/connection.js";
 import { parseHeaders } from "./fast/parser.js";
-import { HttpResponse } from "./response.js";
+import { HttpResponse, kRecorded, kRecorder, kStatName } from "./response.js";
 
 export type QueryValue =
   | string
@@ -55,6 +55,8 @@ export interface HttpSessionOptions {
   signal: AbortSignal;
   /** Verify TLS certificates (default true). */
   verifyTls?: boolean;
+  /** Status codes ≥ 400 that count as successes. */
+  acceptStatus?: ReadonlySet<number> | null;
   /**
    * "auto" (default): Cicada's own HTTP/1.1 keep-alive client, or undici when a proxy is set
    * in the environment or a TLS server speaks only HTTP/2. "fast" / "undici": always that one.
@@ -582,6 +584,8 @@ export class HttpSession {
     name: string,
     catchResponse: NonNullable<RequestOptions["catchResponse"]>,
   ): Promise<void> {
+    res[kRecorder] = this.#o.recorder;
+    res[kStatName] = name;
     await catchResponse(res);
     this.#record(res, name);
   }
@@ -598,8 +602,11 @@ export class HttpSession {
   }
 
   #record(res: HttpResponse, name: string): void {
-    let error: string | null = res.error ?? (res.status >= 400 ? `HTTP ${res.status}` : null);
+    let error: string | null = res.error ?? this.#statusError(res.status);
     if (res.verdict) error = res.verdict.ok ? null : res.verdict.reason;
+    res[kRecorder] = this.#o.recorder;
+    res[kStatName] = name;
+    res[kRecorded] = true;
     this.#o.recorder.request(
       "HTTP",
       res.method,
@@ -610,6 +617,12 @@ export class HttpSession {
       error,
       res.status,
     );
+  }
+
+  #statusError(status: number): string | null {
+    if (status < 400) return null;
+    const ok = this.#o.acceptStatus;
+    return ok?.has(status) ? null : `HTTP ${status}`;
   }
 
   #storeCookies(h: IncomingHttpHeaders, url: string): void {
@@ -648,7 +661,7 @@ export class HttpSession {
         elapsed * 1000,
         ttfb * 1000,
         buf.length,
-        r.status >= 400 ? `HTTP ${r.status}` : null,
+        this.#statusError(r.status),
       );
       const nullBody = r.status === 204 || r.status === 304 || r.status < 200 || buf.length === 0;
       return new Response(nullBody ? null : buf, {

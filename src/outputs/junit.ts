@@ -1,0 +1,140 @@
+import type { RunResult } from "./result.js";
+
+// XML 1.0 cannot carry most control characters, even escaped; an error text may hold them.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const INVALID_XML = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/g;
+
+function esc(s: string): string {
+  return s
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;")
+    .replace(/'/g, "&apos;")
+    .replace(INVALID_XML, "");
+}
+
+interface Case {
+  name: string;
+  classname: string;
+  failure?: { message: string; detail: string };
+  skipped?: string;
+  out?: string;
+}
+
+function suite(name: string, cases: Case[], timestamp: string, time: number): string {
+  const failures = cases.filter((c) => c.failure).length;
+  const skipped = cases.filter((c) => c.skipped !== undefined).length;
+  const body = cases.map((c) => {
+    const open = `    <testcase name="${esc(c.name)}" classname="${esc(c.classname)}" time="0">`;
+    const inner: string[] = [];
+    if (c.failure) {
+      inner.push(
+        `      <failure message="${esc(c.failure.message)}" type="${esc(name)}">${esc(c.failure.detail)}</failure>`,
+      );
+    }
+    if (c.skipped !== undefined) inner.push(`      <skipped message="${esc(c.skipped)}"/>`);
+    if (c.out) inner.push(`      <system-out>${esc(c.out)}</system-out>`);
+    return inner.length === 0 ? `${open.slice(0, -1)}/>` : [open, ...inner, "    </testcase>"].join("\n");
+  });
+  return [
+    `  <testsuite name="${esc(name)}" tests="${cases.length}" failures="${failures}" errors="0" skipped="${skipped}" timestamp="${esc(timestamp)}" time="${time}">`,
+    ...body,
+    "  </testsuite>",
+  ].join("\n");
+}
+
+const fmt = (v: number | null) => (v === null ? "no value" : String(Math.round(v * 1000) / 1000));
+
+/**
+ * JUnit XML for CI systems: one suite each for thresholds, checks and the baseline comparison.
+ * A threshold is a test that passes or fails; a check fails if any of its evaluations failed
+ * (the pass rate is in the message); a comparison row fails on a regression and is skipped when
+ * the data cannot decide.
+ */
+export function toJUnit(r: RunResult): string {
+  const ts = r.startedAt.replace(/\.\d+Z$/, "");
+  const time = r.durationSec;
+  const suites: string[] = [];
+  const thresholds = r.thresholds ?? [];
+  suites.push(
+    suite(
+      "cicada.thresholds",
+      thresholds.map((t) => ({
+        name: t.expr,
+        classname: `cicada.thresholds.${t.scope}`,
+        out: `${t.metric} = ${fmt(t.value)} (target ${t.op} ${t.target})`,
+        ...(t.passed
+          ? {}
+          : {
+              failure: {
+                message: `${t.expr}: measured ${fmt(t.value)}${t.note ? ` (${t.note})` : ""}`,
+                detail: `scope ${t.scope}, metric ${t.metric}, target ${t.op} ${t.target}, measured ${fmt(t.value)}`,
+              },
+            }),
+      })),
+      ts,
+      time,
+    ),
+  );
+  const checks = r.checks ?? [];
+  if (checks.length > 0) {
+    suites.push(
+      suite(
+        "cicada.checks",
+        checks.map((c) => {
+          const pct = `${(c.rate * 100).toFixed(2)}%`;
+          return {
+            name: c.name,
+            classname: "cicada.checks",
+            out: `${c.passes} passed, ${c.fails} failed (${pct})`,
+            ...(c.fails > 0
+              ? {
+                  failure: {
+                    message: `${c.fails} of ${c.passes + c.fails} failed (pass rate ${pct})`,
+                    detail: `${c.passes} passed, ${c.fails} failed`,
+                  },
+                }
+              : {}),
+          };
+        }),
+        ts,
+        time,
+      ),
+    );
+  }
+  const cmp = r.comparison;
+  if (cmp) {
+    suites.push(
+      suite(
+        "cicada.comparison",
+        cmp.rows.map((row) => {
+          const text = `${row.metric}: baseline ${fmt(row.baseline)}, current ${fmt(row.current)}${
+            row.deltaPct === null ? "" : ` (${row.deltaPct > 0 ? "+" : ""}${row.deltaPct.toFixed(1)}%)`
+          }: ${row.verdict}${row.note ? ` (${row.note})` : ""}`;
+          return {
+            name: `${row.endpoint} ${row.metric}`,
+            classname: `cicada.comparison.${row.endpoint}`,
+            out: text,
+            ...(row.verdict === "regression" ? { failure: { message: text, detail: text } } : {}),
+            ...(row.verdict === "inconclusive" ? { skipped: text } : {}),
+          };
+        }),
+        ts,
+        time,
+      ),
+    );
+  }
+  const tests = thresholds.length + checks.length + (cmp?.rows.length ?? 0);
+  const failures =
+    thresholds.filter((t) => !t.passed).length +
+    checks.filter((c) => c.fails > 0).length +
+    (cmp?.rows.filter((x) => x.verdict === "regression").length ?? 0);
+  return [
+    '<?xml version="1.0" encoding="UTF-8"?>',
+    `<testsuites name="cicada" tests="${tests}" failures="${failures}" errors="0" time="${time}">`,
+    ...suites,
+    "</testsuites>",
+    "",
+  ].join("\n");
+}

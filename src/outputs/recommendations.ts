@@ -1,0 +1,128 @@
+import { formatMetric } from "./console.js";
+import type { RunResult } from "./result.js";
+
+export interface Recommendation {
+  kind: "threshold" | "errors" | "generator" | "trend";
+  /** The endpoint ("GET /x"), tag or check the finding is about; absent for the whole run. */
+  subject?: string;
+  message: string;
+}
+
+/** Spearman's rank correlation of two equally long series (ties get their mean rank). */
+export function spearman(xs: readonly number[], ys: readonly number[]): number {
+  const rank = (v: readonly number[]) => {
+    const idx = v.map((x, i) => [x, i] as const).sort((a, b) => a[0] - b[0]);
+    const r = new Array<number>(v.length);
+    for (let i = 0; i < idx.length; ) {
+      let j = i;
+      while (j + 1 < idx.length && idx[j + 1]![0] === idx[i]![0]) j++;
+      for (let k = i; k <= j; k++) r[idx[k]![1]] = (i + j) / 2 + 1;
+      i = j + 1;
+    }
+    return r;
+  };
+  const rx = rank(xs);
+  const ry = rank(ys);
+  const n = xs.length;
+  const mean = (n + 1) / 2;
+  let num = 0;
+  let dx = 0;
+  let dy = 0;
+  for (let i = 0; i < n; i++) {
+    num += (rx[i]! - mean) * (ry[i]! - mean);
+    dx += (rx[i]! - mean) ** 2;
+    dy += (ry[i]! - mean) ** 2;
+  }
+  return dx === 0 || dy === 0 ? 0 : num / Math.sqrt(dx * dy);
+}
+
+const median = (v: readonly number[]) => {
+  const s = [...v].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/** Minimum seconds with requests before a trend is judged; fewer is noise. */
+const TREND_MIN_POINTS = 20;
+
+/**
+ * Latency that grew steadily: the per-second medians rank-correlate with time (ρ ≥ 0.6) and the
+ * median of the last third is at least 25 % above that of the first third.
+ */
+export function latencyTrend(
+  rows: ReadonlyArray<{ t: number; p50: number; requests: number }>,
+): { from: number; to: number; rho: number } | null {
+  const pts = rows.filter((r) => r.requests > 0);
+  if (pts.length < TREND_MIN_POINTS) return null;
+  const rho = spearman(
+    pts.map((r) => r.t),
+    pts.map((r) => r.p50),
+  );
+  const third = Math.floor(pts.length / 3);
+  const from = median(pts.slice(0, third).map((r) => r.p50));
+  const to = median(pts.slice(-third).map((r) => r.p50));
+  if (rho >= 0.6 && to >= from * 1.25 && to - from >= 1) return { from, to, rho };
+  return null;
+}
+
+const pct = (n: number, d: number) => `${((100 * n) / Math.max(1, d)).toFixed(1)}%`;
+
+/** Plain-language findings from a finished run, most pressing first. */
+export function recommend(r: RunResult): Recommendation[] {
+  const out: Recommendation[] = [];
+  for (const t of r.thresholds ?? []) {
+    if (t.passed) continue;
+    const who = t.scope === "all" ? "The run as a whole" : t.scope;
+    const measured = t.value === null ? (t.note ?? "nothing was measured") : formatMetric(t.metric, t.value);
+    out.push({
+      kind: "threshold",
+      ...(t.scope === "all" ? {} : { subject: t.scope }),
+      message: `${who} missed its target: ${t.metric} ${t.op} ${formatMetric(t.metric, t.target)} was wanted, measured ${measured}.`,
+    });
+  }
+
+  // Error hot spots: endpoints by failures, with their main causes.
+  const failing = r.endpoints.filter((e) => e.failures > 0).sort((a, b) => b.failures - a.failures);
+  for (const e of failing.slice(0, 5)) {
+    const label = `${e.method} ${e.name}`.trim();
+    const causes = r.failures
+      .filter((f) => f.method === e.method && f.name === e.name)
+      .sort((a, b) => b.occurrences - a.occurrences)
+      .slice(0, 3)
+      .map((f) => `${f.error} ×${f.occurrences}`);
+    out.push({
+      kind: "errors",
+      subject: label,
+      message: `${label} failed ${pct(e.failures, e.requests)} of its requests (${e.failures} of ${e.requests})${
+        causes.length > 0 ? `: ${causes.join(", ")}` : ""
+      }.`,
+    });
+  }
+  if (failing.length > 5) {
+    out.push({
+      kind: "errors",
+      message: `${failing.length - 5} more endpoint(s) had failures; see the failures table.`,
+    });
+  }
+
+  if ((r.warnings ?? []).some((w) => w.kind === "cpu")) {
+    out.push({
+      kind: "generator",
+      message:
+        "The load generator ran out of CPU during the run, so the latencies include time spent waiting inside Cicada. " +
+        "Use more --processes, fewer users per machine, or more machines, and run again.",
+    });
+  }
+
+  for (const e of r.endpoints) {
+    const tr = latencyTrend(e.series ?? []);
+    if (!tr) continue;
+    const label = `${e.method} ${e.name}`.trim();
+    out.push({
+      kind: "trend",
+      subject: label,
+      message: `${label} got steadily slower during the run: its median rose from ${tr.from.toFixed(1)} ms in the first third to ${tr.to.toFixed(1)} ms in the last (rank correlation with time ${tr.rho.toFixed(2)}). Look for a leak, a growing queue or table, or a cache that stopped working.`,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,169 @@
+import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
+import { createHistogram, percentileMs } from "../stats/histogram.js";
+import { compare, type Threshold } from "./parse.js";
+
+/** A threshold's verdict, as it appears in the JSON result (`thresholds[]`). */
+export interface ThresholdResult {
+  expr: string;
+  scope: string;
+  metric: string;
+  op: string;
+  /** The target, in the metric's unit (ms, a fraction for rates, per second for rps). */
+  target: number;
+  /** The measured value in the same unit; null when nothing was measured in the scope. */
+  value: number | null;
+  passed: boolean;
+  /** Why there is no value, e.g. "no requests matched". */
+  note?: string;
+  abortOnFail?: boolean;
+}
+
+type Books = Pick<StatsAggregate, "total" | "endpoints" | "tags" | "checks">;
+
+function matches(e: EndpointTotals, selector: string): boolean {
+  return (
+    selector === e.name ||
+    selector === `${e.method} ${e.name}` ||
+    selector === `${e.type} ${e.name}` ||
+    selector === `${e.type} ${e.method} ${e.name}`
+  );
+}
+
+/** The endpoints a scope covers: one, several (e.g. GET and POST of one name), or none. */
+function scoped(t: Threshold, books: Books): EndpointTotals[] {
+  switch (t.scope.kind) {
+    case "all":
+      return [books.total];
+    case "tag": {
+      const e = books.tags.get(t.scope.tag);
+      return e ? [e] : [];
+    }
+    case "endpoint": {
+      const sel = t.scope.selector;
+      return [...books.endpoints.values()].filter((e) => matches(e, sel));
+    }
+    case "check":
+      return [];
+  }
+}
+
+function latencyValue(t: Threshold, es: EndpointTotals[]): number | null {
+  if (t.metric.kind !== "latency") return null;
+  const m = t.metric;
+  const count = es.reduce((n, e) => n + e.count, 0);
+  if (count === 0) return null;
+  if (m.histogram === "latency") {
+    if (m.stat === "mean") return es.reduce((n, e) => n + e.sumUs, 0) / count / 1000;
+    if (m.stat === "min")
+      return Math.min(...es.map((e) => (e.count > 0 ? e.minUs : Number.POSITIVE_INFINITY))) / 1000;
+    if (m.stat === "max") return Math.max(...es.map((e) => e.maxUs)) / 1000;
+  }
+  const h = es.length === 1 ? es[0]![m.histogram] : createHistogram();
+  if (es.length > 1) for (const e of es) h.add(e[m.histogram]);
+  if (h.totalCount === 0) return null;
+  if (m.stat === "mean") return h.mean / 1000;
+  if (m.stat === "min") return h.minNonZeroValue / 1000;
+  if (m.stat === "max") return h.maxValue / 1000;
+  if (m.stat !== "percentile") return null;
+  if (m.histogram === "latency") {
+    const min = Math.min(...es.map((e) => (e.count > 0 ? e.minUs : Number.POSITIVE_INFINITY)));
+    const max = Math.max(...es.map((e) => e.maxUs));
+    return percentileMs(h, m.p, min, max);
+  }
+  return percentileMs(h, m.p, h.minNonZeroValue, h.maxValue);
+}
+
+/** Measures one threshold's metric over the merged books; `durationSec` is the run's so far. */
+export function measure(
+  t: Threshold,
+  books: Books,
+  durationSec: number,
+): { value: number | null; note?: string } {
+  if (t.metric.kind === "checks") {
+    let passes = 0;
+    let fails = 0;
+    if (t.scope.kind === "check") {
+      const c = books.checks.get(t.scope.name);
+      if (c) ({ passes, fails } = c);
+    } else {
+      for (const c of books.checks.values()) {
+        passes += c.passes;
+        fails += c.fails;
+      }
+    }
+    if (passes + fails === 0) return { value: null, note: "no checks were evaluated" };
+    return { value: passes / (passes + fails) };
+  }
+  const es = scoped(t, books);
+  const count = es.reduce((n, e) => n + e.count, 0);
+  switch (t.metric.kind) {
+    case "requests":
+      return { value: count };
+    case "failures":
+      return { value: es.reduce((n, e) => n + e.failures, 0) };
+    case "rps":
+      return durationSec > 0 ? { value: count / durationSec } : { value: null, note: "no time has passed" };
+  }
+  if (count === 0) return { value: null, note: es.length === 0 ? "no requests matched" : "no requests" };
+  if (t.metric.kind === "error_rate") return { value: es.reduce((n, e) => n + e.failures, 0) / count };
+  const v = latencyValue(t, es);
+  return v === null ? { value: null, note: "nothing measured" } : { value: v };
+}
+
+/** Evaluates every threshold. A threshold with nothing to measure fails: a typo must not pass. */
+export function evaluate(
+  thresholds: readonly Threshold[],
+  books: Books,
+  durationSec: number,
+): ThresholdResult[] {
+  return thresholds.map((t) => {
+    const { value, note } = measure(t, books, durationSec);
+    const rounded = value === null ? null : Math.round(value * 1e6) / 1e6;
+    return {
+      expr: t.expr,
+      scope: t.scopeText,
+      metric: t.metricText,
+      op: t.op,
+      target: t.target,
+      value: rounded,
+      passed: value !== null && compare(value, t.op, t.target),
+      ...(note ? { note } : {}),
+      ...(t.abortOnFail ? { abortOnFail: true } : {}),
+    };
+  });
+}
+
+/**
+ * Checks thresholds once a second while the run goes on. A failing abortOnFail threshold
+ * whose delay has passed asks for the run to stop.
+ */
+export class ThresholdWatch {
+  latest: ThresholdResult[] = [];
+  /** The threshold that stopped the run, if one did. */
+  abortedBy: Threshold | undefined;
+
+  constructor(readonly thresholds: readonly Threshold[]) {}
+
+  /** Returns true when the run should stop now. */
+  tick(books: Books, elapsedSec: number): boolean {
+    if (this.thresholds.length === 0) return false;
+    this.latest = evaluate(this.thresholds, books, elapsedSec);
+    if (this.abortedBy) return false;
+    for (const [i, t] of this.thresholds.entries()) {
+      const r = this.latest[i]!;
+      // No data yet is not a reason to abort: the run may be ramping up.
+      if (t.abortOnFail && !r.passed && r.value !== null && elapsedSec >= t.delayAbortSec) {
+        this.abortedBy = t;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** A few words for the live status line. */
+  status(): string {
+    if (this.latest.length === 0) return "";
+    const ok = this.latest.filter((r) => r.passed).length;
+    return `thresholds ${ok}/${this.latest.length} ok`;
+  }
+}

@@ -1,0 +1,195 @@
+import type { ThresholdConfig } from "../api/config.js";
+import { CicadaError, ExitCode } from "../cli/errors.js";
+import { parseDuration } from "../cli/options.js";
+
+export type Op = "<" | "<=" | ">" | ">=" | "==" | "!=";
+
+export type Scope =
+  | { kind: "all" }
+  /** Endpoints whose name, "METHOD name", "TYPE name" or "TYPE METHOD name" equals `selector`. */
+  | { kind: "endpoint"; selector: string }
+  | { kind: "tag"; tag: string }
+  | { kind: "check"; name: string };
+
+/** Which numbers a metric reads. Latency-like metrics come from a histogram. */
+export type Metric =
+  | { kind: "latency"; histogram: "latency" | "ttfb" | "corrected"; stat: "percentile"; p: number }
+  | { kind: "latency"; histogram: "latency" | "ttfb" | "corrected"; stat: "mean" | "min" | "max" }
+  | { kind: "error_rate" }
+  | { kind: "rps" }
+  | { kind: "requests" }
+  | { kind: "failures" }
+  | { kind: "checks" };
+
+export interface Threshold {
+  /** As written. */
+  expr: string;
+  scope: Scope;
+  /** "all", "POST /api", "tag:checkout", "check:has id". */
+  scopeText: string;
+  metric: Metric;
+  /** Normalized metric name, e.g. "p95", "ttfb_p99", "error_rate". */
+  metricText: string;
+  op: Op;
+  /** In the metric's unit: ms for latency, a fraction for rates, per second for rps. */
+  target: number;
+  abortOnFail: boolean;
+  /** Seconds from the start of the run before abortOnFail may stop it. */
+  delayAbortSec: number;
+}
+
+const HISTOGRAMS: Record<string, "latency" | "ttfb" | "corrected"> = {
+  ttfb: "ttfb",
+  corrected: "corrected",
+  latency: "latency",
+  response_time: "latency",
+};
+
+const KNOWN =
+  "p50 p90 p95 p99 p99.9 (or p(95)), med, avg/mean, min, max, each optionally prefixed by ttfb or corrected " +
+  "(e.g. ttfb p95), error_rate, rps, requests, failures, checks";
+
+function bad(expr: string, why: string): never {
+  throw new CicadaError(`threshold "${expr}": ${why}`, ExitCode.Usage);
+}
+
+function parseMetric(expr: string, text: string): { metric: Metric; name: string } {
+  const t = text.trim().toLowerCase().replace(/\s+/g, " ");
+  switch (t) {
+    case "error_rate":
+    case "failure_rate":
+    case "fail_ratio":
+    case "errors":
+      return { metric: { kind: "error_rate" }, name: "error_rate" };
+    case "rps":
+    case "throughput":
+      return { metric: { kind: "rps" }, name: "rps" };
+    case "requests":
+    case "count":
+      return { metric: { kind: "requests" }, name: "requests" };
+    case "failures":
+      return { metric: { kind: "failures" }, name: "failures" };
+    case "checks":
+    case "rate":
+    case "pass_rate":
+      return { metric: { kind: "checks" }, name: "checks" };
+  }
+  // "[family ]stat", the family joined by a space, "_" or ".".
+  const m = /^(?:([a-z_]+)[ ._])?(p\(?\d+(?:\.\d+)?\)?|med|median|avg|mean|min|max)$/.exec(t);
+  if (!m) bad(expr, `unknown metric "${text.trim()}"; known: ${KNOWN}`);
+  const family = m[1] ?? "latency";
+  const histogram = HISTOGRAMS[family];
+  if (!histogram) bad(expr, `unknown metric "${text.trim()}"; known: ${KNOWN}`);
+  const stat = m[2]!;
+  const prefix = histogram === "latency" ? "" : `${histogram}_`;
+  if (stat === "med" || stat === "median") {
+    return { metric: { kind: "latency", histogram, stat: "percentile", p: 50 }, name: `${prefix}p50` };
+  }
+  if (stat === "avg" || stat === "mean") {
+    return { metric: { kind: "latency", histogram, stat: "mean" }, name: `${prefix}mean` };
+  }
+  if (stat === "min" || stat === "max") {
+    return { metric: { kind: "latency", histogram, stat }, name: `${prefix}${stat}` };
+  }
+  const p = Number(stat.replace(/[p()]/g, ""));
+  if (!(p > 0 && p <= 100)) bad(expr, `percentile must be in (0, 100], got ${stat}`);
+  return { metric: { kind: "latency", histogram, stat: "percentile", p }, name: `${prefix}p${p}` };
+}
+
+function parseScope(expr: string, text: string): { scope: Scope; scopeText: string } {
+  const t = text.trim();
+  if (t === "") bad(expr, "empty scope before ':'");
+  if (/^tag:/i.test(t)) {
+    const tag = t.slice(4).trim();
+    if (!tag) bad(expr, "tag: needs a tag name");
+    return { scope: { kind: "tag", tag }, scopeText: `tag:${tag}` };
+  }
+  if (/^check:/i.test(t)) {
+    const name = t.slice(6).trim();
+    if (!name) bad(expr, "check: needs a check name");
+    return { scope: { kind: "check", name }, scopeText: `check:${name}` };
+  }
+  return { scope: { kind: "endpoint", selector: t.replace(/\s+/g, " ") }, scopeText: t.replace(/\s+/g, " ") };
+}
+
+/**
+ * Parses `[scope:] metric op value[unit] [abortOnFail] [delayAbortEval=10s]`, e.g.
+ * "p95<500", "POST /api/v1/agents/invoke: p99<1s", "error_rate<1%", "tag:checkout p95<300",
+ * "check:status is 200: rate>99%", "ttfb p99<=200ms".
+ */
+export function parseThreshold(input: string | ThresholdConfig): Threshold {
+  const cfg: ThresholdConfig = typeof input === "string" ? { threshold: input } : input;
+  const expr = typeof cfg.threshold === "string" ? cfg.threshold.trim() : "";
+  if (!expr) {
+    throw new CicadaError(
+      `threshold: expected an expression such as "p95<500", got ${JSON.stringify(input)}`,
+      ExitCode.Usage,
+    );
+  }
+  const m = /^(.*?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|%)?(?:\s+(.*))?$/i.exec(expr);
+  if (!m) bad(expr, `expected "[scope:] metric <op> value", e.g. "p95<500" or "error_rate<1%"`);
+  const left = m[1]!;
+  const op = m[2] as Op;
+  let value = Number(m[3]);
+  const unit = m[4]?.toLowerCase();
+  const options = (m[5] ?? "").trim();
+
+  let scope: Scope = { kind: "all" };
+  let scopeText = "all";
+  let metricText = left;
+  // "SCOPE: metric", split at the last ": " so endpoint names may hold colons (/a:b).
+  const colon = left.lastIndexOf(": ");
+  if (colon >= 0) {
+    ({ scope, scopeText } = parseScope(expr, left.slice(0, colon)));
+    metricText = left.slice(colon + 2);
+  } else if (/^tag:\S+\s/i.test(left)) {
+    // "tag:checkout p95": the tag is one word.
+    const sp = left.search(/\s/);
+    ({ scope, scopeText } = parseScope(expr, left.slice(0, sp)));
+    metricText = left.slice(sp + 1);
+  }
+  const { metric, name } = parseMetric(expr, metricText);
+  if (scope.kind === "check" && metric.kind !== "checks") {
+    bad(expr, "a check: scope takes the checks (pass rate) metric, e.g. check:has id: rate>99%");
+  }
+
+  if (metric.kind === "latency") {
+    if (unit === "%") bad(expr, "latency takes ms or s, not %");
+    if (unit === "s") value *= 1000;
+  } else if (metric.kind === "error_rate" || metric.kind === "checks") {
+    if (unit === "%") value /= 100;
+    else if (unit) bad(expr, `${name} is a rate: write it as a percentage (1%) or a fraction (0.01)`);
+    else if (value > 1)
+      bad(expr, `${name} ${value} is more than 1: write a percentage with %, e.g. ${value}%`);
+  } else if (unit) {
+    bad(expr, `${name} takes a plain number, not ${unit}`);
+  }
+
+  let abortOnFail = cfg.abortOnFail === true;
+  let delay: string | number | undefined = cfg.delayAbortEval;
+  for (const opt of options.split(/\s+/).filter((x) => x)) {
+    const [k, v] = opt.split("=", 2);
+    if (k?.toLowerCase() === "abortonfail" && v === undefined) abortOnFail = true;
+    else if (k?.toLowerCase() === "delayaborteval" && v !== undefined) delay = v;
+    else bad(expr, `unknown option "${opt}"; known: abortOnFail, delayAbortEval=DURATION`);
+  }
+  const delayAbortSec = delay === undefined ? 0 : parseDuration(delay, `threshold "${expr}" delayAbortEval`);
+  return { expr, scope, scopeText, metric, metricText: name, op, target: value, abortOnFail, delayAbortSec };
+}
+
+export function compare(value: number, op: Op, target: number): boolean {
+  switch (op) {
+    case "<":
+      return value < target;
+    case "<=":
+      return value <= target;
+    case ">":
+      return value > target;
+    case ">=":
+      return value >= target;
+    case "==":
+      return value === target;
+    case "!=":
+      return value !== target;
+  }
+}
