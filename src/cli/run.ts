@@ -2,6 +2,9 @@ import { writeFileSync } from "node:fs";
 import type { CicadaConfig, ScenarioConfig } from "../api/config.js";
 import { LoadShape } from "../api/shape.js";
 import { HttpUser } from "../api/user.js";
+import { compareResults } from "../compare/compare.js";
+import { formatComparison } from "../compare/format.js";
+import { BaselineStore, baselineDir } from "../compare/store.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import { formatSummary, groupStatusLine, LiveView, statusLine } from "../outputs/console.js";
@@ -14,6 +17,7 @@ import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { parseStages, stagesPeak } from "../runner/stages.js";
 import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
 import { parseThreshold } from "../thresholds/parse.js";
+import { parseTolerances } from "./baseline.js";
 import { CicadaError, ExitCode } from "./errors.js";
 import { fromEnv, loadConfigFile, mergeConfigs, parseDuration, resolveProcesses } from "./options.js";
 import { checkReachable } from "./preflight.js";
@@ -67,6 +71,12 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       single = resolvePlan(s, mod, loadfile, shapes[0], hosts);
     }
     const watch = new ThresholdWatch((s.thresholds ?? []).map((x) => parseThreshold(x)));
+    // A missing baseline or a bad tolerance is a usage error before the run, not after it.
+    const tolerances = s.tolerance === undefined ? undefined : parseTolerances(s.tolerance);
+    const baseline =
+      s.compareTo === undefined
+        ? undefined
+        : new BaselineStore(baselineDir(s.baselineDir, io.env)).resolve(s.compareTo);
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
 
     const view = s.onlySummary
@@ -141,10 +151,29 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
         ? buildScenarioResult(runner, loadfile, exitCode)
         : buildResult(runner, exitCode);
     if (thresholds.length > 0) result.thresholds = thresholds;
+    if (baseline) {
+      result.comparison = compareResults(baseline, result, {
+        ...(tolerances ? { tolerances } : {}),
+        baselineLabel: s.compareTo!,
+        currentLabel: "this run",
+      });
+      if (
+        result.comparison.verdict === "regression" &&
+        (exitCode === ExitCode.Ok || exitCode === s.exitCodeOnError)
+      ) {
+        exitCode = ExitCode.Thresholds;
+        result.exitCode = exitCode;
+      }
+    }
+    const jsonToStdout = s.json === "-";
     const findings = recommend(result);
     if (findings.length > 0) result.recommendations = findings;
-    const jsonToStdout = s.json === "-";
     (jsonToStdout ? io.stderr : io.stdout).write(formatSummary(result));
+    if (result.comparison) {
+      (jsonToStdout ? io.stderr : io.stdout).write(
+        `\nCompared with ${s.compareTo}\n${formatComparison(result.comparison)}`,
+      );
+    }
     if (s.json) {
       const text = `${JSON.stringify(result, null, 2)}\n`;
       if (jsonToStdout) io.stdout.write(text);

@@ -2,7 +2,7 @@ import { formatMetric } from "./console.js";
 import type { RunResult } from "./result.js";
 
 export interface Recommendation {
-  kind: "threshold" | "errors" | "generator" | "trend";
+  kind: "threshold" | "regression" | "errors" | "generator" | "trend";
   /** The endpoint ("GET /x"), tag or check the finding is about; absent for the whole run. */
   subject?: string;
   message: string;
@@ -78,6 +78,17 @@ export function recommend(r: RunResult): Recommendation[] {
       kind: "threshold",
       ...(t.scope === "all" ? {} : { subject: t.scope }),
       message: `${who} missed its target: ${t.metric} ${t.op} ${formatMetric(t.metric, t.target)} was wanted, measured ${measured}.`,
+    });
+  }
+
+  for (const row of r.comparison?.rows ?? []) {
+    if (row.verdict !== "regression") continue;
+    out.push({
+      kind: "regression",
+      subject: row.endpoint,
+      message: `${row.endpoint} ${row.metric} regressed against the baseline: ${row.baseline} → ${row.current}${
+        row.deltaPct === null ? "" : ` (${row.deltaPct > 0 ? "+" : ""}${row.deltaPct.toFixed(1)}%)`
+      }${row.note ? `; ${row.note}` : ""}.`,
     });
   }
 
