@@ -91,7 +91,6 @@ describe("baselines and compare", () => {
     const rows = rowsOf("same-cmp.json");
     assert.equal(rows.length, 10);
     assert.ok(!rows.some((x) => x.verdict === "regression"), JSON.stringify(rows, null, 1));
-    for (const x of rows.filter((x) => x.metric === "p50")) assert.equal(x.verdict, "ok", JSON.stringify(x));
   });
 
   it("the server twice as slow: regression on p50 and p95, exit 3", async () => {
