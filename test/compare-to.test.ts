@@ -53,7 +53,7 @@ describe("run --compare-to", () => {
       assert.match(missing.stderr, /v0/);
       assert.equal(server.total(), before, "nothing ran");
 
-      delayMs = 14;
+      delayMs = 20;
       const slower = await run(["--compare-to", "v1", "--json", "out.json", "--junit", "junit.xml"]);
       assert.equal(slower.code, 3, describeRun(slower));
       const result = JSON.parse(readFileSync(join(project.dir, "out.json"), "utf8")) as RunResult;

@@ -92,7 +92,8 @@ describe("scenarios", () => {
       assert.equal(browse.users.peak, 3);
 
       // The open scenario started 20/s for 2 s: 40 arrivals, all of which reached the server.
-      assert.ok(Math.abs(buy.totals.iterations - 40) <= 1, `buy iterations ${buy.totals.iterations}`);
+      // Timers on a loaded 2-core machine may stretch the 2 s by a little: within 5 %.
+      assert.ok(Math.abs(buy.totals.iterations - 40) <= 2, `buy iterations ${buy.totals.iterations}`);
       assert.equal(buy.totals.droppedIterations, 0);
       assert.equal(server.counts.get("GET /buy"), buy.totals.requests + buy.totals.cancelled);
       assert.equal(server.counts.get("GET /browse"), browse.totals.requests + browse.totals.cancelled);
