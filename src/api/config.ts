@@ -66,6 +66,12 @@ export interface CicadaConfig {
   tolerance?: string;
   /** Directory of stored baselines (default .cicada/baselines). */
   baselineDir?: string;
+  /** Write Locust-compatible CSV files PREFIX_stats.csv, _stats_history.csv, _failures.csv, _exceptions.csv. */
+  csv?: string;
+  /** Per-endpoint rows in PREFIX_stats_history.csv, not only the Aggregated row. */
+  csvFullHistory?: boolean;
+  /** Write the self-contained HTML report to this file. */
+  html?: string;
 }
 
 export interface ThresholdConfig {

@@ -33,6 +33,9 @@ interface RunFlags {
   compareTo?: string;
   tolerance?: string;
   baselineDir?: string;
+  csv?: string;
+  csvFullHistory?: boolean;
+  html?: string;
   rate?: number;
   maxUsers?: number;
   maxDelay?: string;
@@ -104,7 +107,10 @@ function addRunOptions(cmd: Command): Command {
     .option("--junit <file>", "write thresholds, checks and comparison verdicts as JUnit XML")
     .option("--compare-to <baseline>", "compare the result with a stored baseline name or a result file")
     .option("--tolerance <spec>", 'tolerances for --compare-to: "15%" or "p99=20%,error_rate=50%"')
-    .option("--baseline-dir <dir>", "directory of stored baselines (default .cicada/baselines)");
+    .option("--baseline-dir <dir>", "directory of stored baselines (default .cicada/baselines)")
+    .option("--csv <prefix>", "write Locust-compatible CSV files PREFIX_stats.csv, _stats_history.csv, ...")
+    .option("--csv-full-history", "per-endpoint rows in PREFIX_stats_history.csv")
+    .option("--html <file>", "write the self-contained HTML report");
 }
 
 function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { config?: string } {
@@ -141,6 +147,9 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     compareTo: flags.compareTo,
     tolerance: flags.tolerance,
     baselineDir: flags.baselineDir,
+    csv: flags.csv,
+    csvFullHistory: flags.csvFullHistory,
+    html: flags.html,
     config: flags.config,
   };
   return cfg;

@@ -150,6 +150,9 @@ const ENV_KEYS: Record<Exclude<Key, "scenarios">, (v: string, name: string) => u
   compareTo: (v) => v,
   tolerance: (v) => v,
   baselineDir: (v) => v,
+  csv: (v) => v,
+  csvFullHistory: (v, n) => parseBool(n, v),
+  html: (v) => v,
 };
 
 export function envName(key: string): string {

@@ -8,6 +8,7 @@ import { BaselineStore, baselineDir } from "../compare/store.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import { formatSummary, groupStatusLine, LiveView, statusLine } from "../outputs/console.js";
+import { CsvOutput } from "../outputs/csv.js";
 import { toJUnit } from "../outputs/junit.js";
 import { recommend } from "../outputs/recommendations.js";
 import { buildResult, buildScenarioResult, type RunResult } from "../outputs/result.js";
@@ -78,13 +79,36 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
         ? undefined
         : new BaselineStore(baselineDir(s.baselineDir, io.env)).resolve(s.compareTo);
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
+    let csv: CsvOutput | undefined;
+    if (s.csv) {
+      try {
+        csv = new CsvOutput(s.csv, s.csvFullHistory === true);
+      } catch (err) {
+        throw new CicadaError(`cannot write --csv ${s.csv}: ${(err as Error).message}`, ExitCode.Usage);
+      }
+    }
 
     const view = s.onlySummary
       ? undefined
       : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
     const onNotice = (m: string) => (view ? view.notice(m) : io.stderr.write(`${m}\n`));
     // Live thresholds: checked on the merged books once a second, after the view is drawn.
+    let ticks = 0;
+    // A CSV file that cannot be written (disk full, directory gone) is reported once; the run
+    // and its other outputs go on.
+    let csvFailed = false;
+    const csvSafe = (fn: () => void) => {
+      if (csvFailed) return;
+      try {
+        fn();
+      } catch (err) {
+        csvFailed = true;
+        onNotice(`warning: cannot write --csv ${s.csv} files: ${(err as Error).message}`);
+      }
+    };
     const tick = (r: Coordinator | ScenarioGroup, line: (tty: boolean) => string) => {
+      // Locust refreshes its CSV files every few seconds; a crash mid-run keeps what was written.
+      if (csv && ++ticks % 2 === 0) csvSafe(() => csv!.write(r.stats, r.elapsedSec));
       if (watch.tick(r.stats, r.elapsedSec)) {
         const t = watch.abortedBy!;
         const v = watch.latest.find((x) => x.expr === t.expr)?.value;
@@ -100,13 +124,21 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       ? new ScenarioGroup(
           specs,
           bundle,
-          { onTick: (g) => tick(g, (tty) => groupStatusLine(g, tty)), onNotice },
+          {
+            onTick: (g) => tick(g, (tty) => groupStatusLine(g, tty)),
+            onNotice,
+            onInterval: (iv) => csvSafe(() => csv?.interval(iv, runner.stats)),
+          },
           s.runTime === undefined ? null : parseDuration(s.runTime),
         )
       : new Coordinator(
           single!.plan,
           bundle,
-          { onTick: (c) => tick(c, (tty) => statusLine(c, tty)), onNotice },
+          {
+            onTick: (c) => tick(c, (tty) => statusLine(c, tty)),
+            onNotice,
+            onInterval: (iv) => csvSafe(() => csv?.interval(iv, runner.stats)),
+          },
           single!.shape,
         );
     const stopTimeoutSec = specs
@@ -136,6 +168,7 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     }
 
     const t = runner.stats.total;
+    csvSafe(() => csv?.write(runner.stats, runner.elapsedSec));
     const thresholds = evaluate(watch.thresholds, runner.stats, runner.elapsedSec);
     let exitCode: number = ExitCode.Ok;
     if (runner.fatalError) exitCode = ExitCode.Internal;

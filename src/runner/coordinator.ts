@@ -1,7 +1,7 @@
 import type { LoadShape, ShapeTick } from "../api/shape.js";
 import { CicadaError, ExitCode } from "../cli/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
-import { StatsAggregate } from "../stats/aggregate.js";
+import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 import { type DispatchClass, dispatchUsers, splitEvenly } from "./dispatch.js";
 import { SaturationWatch } from "./load.js";
@@ -44,6 +44,8 @@ export interface CoordinatorHooks {
   onTick?(c: Coordinator): void;
   /** Something worth a line in the log (a worker error, a stop). */
   onNotice?(message: string): void;
+  /** Each second of the run as it closes in `stats` (CSV history). */
+  onInterval?(iv: ClosedInterval): void;
   /** Each worker snapshot, once it has been merged into `stats` (scenario runs merge them again). */
   onSnapshot?(s: StatsSnapshot, c: Coordinator): void;
 }
@@ -389,6 +391,7 @@ export class Coordinator {
     }
     this.startedAt = Date.now();
     this.stats = new StatsAggregate(this.startedAt);
+    this.stats.onInterval = this.hooks.onInterval;
     for (const s of this.early) {
       this.stats.add(s);
       this.hooks.onSnapshot?.(s, this);

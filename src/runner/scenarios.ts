@@ -1,6 +1,6 @@
 import type { LoadShape } from "../api/shape.js";
 import type { Bundle } from "../loadfile/bundle.js";
-import { StatsAggregate } from "../stats/aggregate.js";
+import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 import { Coordinator, type RunWarning, type StopReason, workerCountFor } from "./coordinator.js";
 import type { RunPlan } from "./plan.js";
@@ -24,6 +24,7 @@ export interface ScenarioState {
 export interface ScenarioGroupHooks {
   onTick?(g: ScenarioGroup): void;
   onNotice?(message: string): void;
+  onInterval?(iv: ClosedInterval): void;
 }
 
 /**
@@ -61,6 +62,7 @@ export class ScenarioGroup {
     }
     this.startedAt = Date.now();
     this.stats = new StatsAggregate(this.startedAt);
+    this.stats.onInterval = hooks.onInterval;
   }
 
   get elapsedSec(): number {

@@ -67,7 +67,7 @@ export class EndpointTotals extends EndpointStats {
   }
 }
 
-interface EndpointBucket {
+export interface EndpointBucket {
   requests: number;
   failures: number;
   minUs: number;
@@ -91,6 +91,21 @@ interface Bucket {
   latency: Histogram;
   /** Already written to the series. */
   closed: boolean;
+}
+
+/** A second of the run as it closes, with its histograms, for outputs that need more than SeriesRow. */
+export interface ClosedInterval {
+  /** Wall-clock ms at the end of the interval. */
+  at: number;
+  t: number;
+  users: number;
+  requests: number;
+  failures: number;
+  minUs: number;
+  maxUs: number;
+  latency: Histogram;
+  /** By endpoint key (type, method, name joined by NUL), as in `endpoints`. */
+  byEndpoint: ReadonlyMap<string, EndpointBucket>;
 }
 
 /** A closed per-second row of the run's time series. */
@@ -142,6 +157,9 @@ export class StatsAggregate {
   peakUsers = 0;
   private readonly buckets = new Map<number, Bucket>();
   private maxSeq = -1;
+
+  /** Called as each second closes, before its per-endpoint histograms are let go (CSV history). */
+  onInterval: ((iv: ClosedInterval) => void) | undefined;
 
   constructor(
     private readonly startedAt: number,
@@ -275,6 +293,17 @@ export class StatsAggregate {
           p99: p(99),
         });
       }
+      this.onInterval?.({
+        at: b.at,
+        t,
+        users: b.users,
+        requests: b.requests,
+        failures: b.failures,
+        minUs: b.minUs,
+        maxUs: b.maxUs,
+        latency: b.latency,
+        byEndpoint: b.byEndpoint,
+      });
       // The per-endpoint histograms are only needed to close the interval.
       b.byEndpoint.clear();
       this.series.push({

@@ -1,0 +1,187 @@
+import { appendFileSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import type { ClosedInterval, EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
+import type { Histogram } from "../stats/histogram.js";
+import { percentileMs } from "../stats/histogram.js";
+
+/** Locust's percentile columns, in its order. */
+export const CSV_PERCENTILES = [50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100] as const;
+const PCT_HEADERS = CSV_PERCENTILES.map((p) => `${p}%`);
+
+/** Header lines exactly as Locust 2.x writes them. */
+export const STATS_HEADER = [
+  "Type",
+  "Name",
+  "Request Count",
+  "Failure Count",
+  "Median Response Time",
+  "Average Response Time",
+  "Min Response Time",
+  "Max Response Time",
+  "Average Content Size",
+  "Requests/s",
+  "Failures/s",
+  ...PCT_HEADERS,
+];
+export const HISTORY_HEADER = [
+  "Timestamp",
+  "User Count",
+  "Type",
+  "Name",
+  "Requests/s",
+  "Failures/s",
+  ...PCT_HEADERS,
+  "Total Request Count",
+  "Total Failure Count",
+  "Total Median Response Time",
+  "Total Average Response Time",
+  "Total Min Response Time",
+  "Total Max Response Time",
+  "Total Average Content Size",
+];
+export const FAILURES_HEADER = ["Method", "Name", "Error", "Occurrences"];
+export const EXCEPTIONS_HEADER = ["Count", "Message", "Traceback", "Nodes"];
+
+/** RFC 4180 quoting, as Python's csv module does by default: only when needed. */
+function cell(v: string | number): string {
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function csvLine(cells: ReadonlyArray<string | number>): string {
+  return `${cells.map(cell).join(",")}\r\n`;
+}
+
+/** Locust's Type column: the method for HTTP (GET, POST), the protocol otherwise. */
+export function locustType(type: string, method: string): string {
+  if (type === "HTTP") return method;
+  return `${type} ${method}`.trim();
+}
+
+/** Whole milliseconds, as Locust writes them. */
+const whole = (ms: number) => Math.round(ms);
+const float = (x: number) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : 0);
+
+function percentiles(h: Histogram, count: number, minUs: number, maxUs: number): Array<string | number> {
+  if (count === 0) return CSV_PERCENTILES.map(() => "N/A");
+  return CSV_PERCENTILES.map((p) => whole(percentileMs(h, p, minUs, maxUs)));
+}
+
+function statsRow(
+  e: EndpointTotals,
+  type: string,
+  name: string,
+  durationSec: number,
+): Array<string | number> {
+  const n = e.count;
+  const median = n > 0 ? whole(percentileMs(e.latency, 50, e.minUs, e.maxUs)) : 0;
+  return [
+    type,
+    name,
+    n,
+    e.failures,
+    median,
+    n > 0 ? float(e.sumUs / n / 1000) : 0,
+    n > 0 ? whole(e.minUs / 1000) : 0,
+    whole(e.maxUs / 1000),
+    n > 0 ? float(e.bytes / n) : 0,
+    durationSec > 0 ? float(n / durationSec) : 0,
+    durationSec > 0 ? float(e.failures / durationSec) : 0,
+    ...percentiles(e.latency, n, e.minUs, e.maxUs),
+  ];
+}
+
+function totalsColumns(e: EndpointTotals | undefined): Array<string | number> {
+  if (!e || e.count === 0) return [e?.count ?? 0, e?.failures ?? 0, 0, 0, 0, 0, 0];
+  return [
+    e.count,
+    e.failures,
+    whole(percentileMs(e.latency, 50, e.minUs, e.maxUs)),
+    float(e.sumUs / e.count / 1000),
+    whole(e.minUs / 1000),
+    whole(e.maxUs / 1000),
+    float(e.bytes / e.count),
+  ];
+}
+
+/**
+ * Locust-compatible CSV files: PREFIX_stats.csv, PREFIX_failures.csv and PREFIX_exceptions.csv
+ * are rewritten every few seconds and at the end; PREFIX_stats_history.csv gets a row per
+ * second (and per endpoint with full history). History percentiles cover that second.
+ */
+export class CsvOutput {
+  readonly files: { stats: string; history: string; failures: string; exceptions: string };
+
+  constructor(
+    prefix: string,
+    private readonly fullHistory = false,
+  ) {
+    this.files = {
+      stats: `${prefix}_stats.csv`,
+      history: `${prefix}_stats_history.csv`,
+      failures: `${prefix}_failures.csv`,
+      exceptions: `${prefix}_exceptions.csv`,
+    };
+    // Written at once: a prefix in a missing directory fails before the run, not after it.
+    writeFileSync(this.files.stats, csvLine(STATS_HEADER));
+    writeFileSync(this.files.history, csvLine(HISTORY_HEADER));
+    writeFileSync(this.files.failures, csvLine(FAILURES_HEADER));
+    writeFileSync(this.files.exceptions, csvLine(EXCEPTIONS_HEADER));
+  }
+
+  /** Appends the history rows of a second that just closed. */
+  interval(iv: ClosedInterval, stats: StatsAggregate): void {
+    const ts = Math.round(iv.at / 1000);
+    let text = "";
+    if (this.fullHistory) {
+      for (const [key, b] of iv.byEndpoint) {
+        const e = stats.endpoints.get(key);
+        if (!e) continue;
+        text += csvLine([
+          ts,
+          iv.users,
+          locustType(e.type, e.method),
+          e.name,
+          b.requests,
+          b.failures,
+          ...percentiles(b.latency, b.requests, b.minUs, b.maxUs),
+          ...totalsColumns(e),
+        ]);
+      }
+    }
+    text += csvLine([
+      ts,
+      iv.users,
+      "",
+      "Aggregated",
+      iv.requests,
+      iv.failures,
+      ...percentiles(iv.latency, iv.requests, iv.minUs, iv.maxUs),
+      ...totalsColumns(stats.total),
+    ]);
+    appendFileSync(this.files.history, text);
+  }
+
+  /** Rewrites the stats, failures and exceptions files from the merged books. */
+  write(stats: StatsAggregate, durationSec: number): void {
+    let text = csvLine(STATS_HEADER);
+    for (const e of stats.sortedEndpoints()) {
+      text += csvLine(statsRow(e, locustType(e.type, e.method), e.name, durationSec));
+    }
+    text += csvLine(statsRow(stats.total, "", "Aggregated", durationSec));
+    writeFileSync(this.files.stats, text);
+
+    let failures = csvLine(FAILURES_HEADER);
+    for (const f of [...stats.errors.values()].sort((a, b) => b.occurrences - a.occurrences)) {
+      const e = [...stats.endpoints.values()].find((x) => x.method === f.method && x.name === f.name);
+      failures += csvLine([e ? locustType(e.type, f.method) : f.method, f.name, f.error, f.occurrences]);
+    }
+    writeFileSync(this.files.failures, failures);
+
+    let exceptions = csvLine(EXCEPTIONS_HEADER);
+    for (const x of [...stats.exceptions.values()].sort((a, b) => b.count - a.count)) {
+      exceptions += csvLine([x.count, x.message, x.traceback, hostname()]);
+    }
+    writeFileSync(this.files.exceptions, exceptions);
+  }
+}
