@@ -71,8 +71,22 @@ function line(label: string, stroke: string, digits = 2, scale = "y", dash?: num
   };
 }
 
-const timeAxis: UPlot.Axis = { values: (_u, splits) => splits.map((s) => `${s}s`) };
-const timeX: UPlot.Series = { label: "time", value: (_u, v) => (v === null ? "—" : `${v}s`) };
+function clock(sec: number): string {
+  if (sec < 60) return `${sec}s`;
+  const s = Math.round(sec);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const mm = h > 0 ? String(m).padStart(2, "0") : String(m);
+  return `${h > 0 ? `${h}:` : ""}${mm}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// Whole seconds only: the rows are one a second, so "1.2s" would mark nothing.
+const SECOND_STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400];
+const timeAxis: UPlot.Axis = {
+  incrs: SECOND_STEPS,
+  values: (_u, splits) => splits.map((s) => (s === null ? "" : clock(s))),
+};
+const timeX: UPlot.Series = { label: "time", value: (_u, v) => (v === null ? "—" : clock(v)) };
 
 function width(el: PageElement): number {
   return Math.max(320, el.clientWidth || 900);
@@ -161,7 +175,8 @@ document.getElementById("series-endpoint")?.addEventListener("change", () => {
 function distColumns(e: ReportEndpoint): Column[] {
   const d = e.distribution;
   // Each bar stands at the geometric middle of its bin, which is the middle on a log axis.
-  return [d.lo.map((lo, i) => Math.sqrt(lo * d.hi[i]!)), d.counts];
+  // An empty bin gets no bar rather than a hairline at zero.
+  return [d.lo.map((lo, i) => Math.sqrt(lo * d.hi[i]!)), d.counts.map((c) => (c > 0 ? c : null))];
 }
 
 function distCaption(e: ReportEndpoint): void {

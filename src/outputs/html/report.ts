@@ -635,7 +635,7 @@ dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;word-break:break-all}
 .card.bad .value{color:var(--bad)}
 .scroll{overflow-x:auto}
 table{border-collapse:collapse;width:100%;font-variant-numeric:tabular-nums}
-th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
+th,td{padding:4px 7px;border-bottom:1px solid var(--line);text-align:left;white-space:nowrap}
 th{background:var(--panel);font-weight:600;font-size:12.5px}
 td.num,th.num{text-align:right}
 td.name{white-space:normal;min-width:14em;word-break:break-word}
