@@ -628,7 +628,7 @@ h2{font-size:17px;margin:0 0 10px;padding-bottom:4px;border-bottom:1px solid var
 section{margin:28px 0;break-inside:avoid-page}
 code,pre{font:12.5px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 dl.meta{display:grid;grid-template-columns:max-content minmax(0,1fr) max-content minmax(0,1fr);gap:3px 16px;margin:0}
-dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;word-break:break-all}
+dl.meta dt{color:var(--muted)}dl.meta dd{margin:0;overflow-wrap:anywhere}
 .cards{display:flex;flex-wrap:wrap;gap:10px;margin:8px 0 4px}
 .card{border:1px solid var(--line);border-radius:6px;padding:8px 14px;min-width:120px;background:var(--panel)}
 .card .label{color:var(--muted);font-size:12px}.card .value{font-size:19px;font-weight:600}
@@ -662,7 +662,7 @@ ul{padding-left:20px}li{margin:4px 0}
 .tag{font-size:11.5px;color:var(--muted)}
 .dist-caption{color:var(--muted);margin:2px 0 0}
 footer{color:var(--muted);font-size:12px;margin-top:36px}
-@media print{main{padding:0;max-width:none}.controls select{border:none;appearance:none}section{margin:18px 0}.scroll{overflow:visible}}
+@media print{main{padding:0;max-width:none}.uplot,.uplot .u-wrap,.uplot canvas{width:100%!important;height:auto!important}.u-over,.u-under{display:none}.controls select{border:none;appearance:none}section{margin:18px 0}.scroll{overflow:visible}}
 `;
 
 function readAsset(specifier: string): string {
