@@ -644,9 +644,9 @@ section h3{font-size:14px;margin:18px 0 6px}
 tfoot td,tr.total td{font-weight:600;border-top:2px solid var(--line)}
 tr.failed td[data-col="failures"],th.bad{color:var(--bad)}
 .pass{color:var(--ok);font-weight:600}.fail{color:var(--bad);font-weight:600}
-.verdict-regression,.verdict-regression .verdict{color:var(--bad);font-weight:600}
-.verdict-improvement .verdict,.verdict-pass{color:var(--ok);font-weight:600}
-.verdict-inconclusive,.verdict-noise .verdict{color:var(--warn)}
+strong.verdict-regression,.verdict-regression .verdict{color:var(--bad);font-weight:600}
+.verdict-improvement .verdict,strong.verdict-pass{color:var(--ok);font-weight:600}
+strong.verdict-inconclusive,.verdict-inconclusive .verdict,.verdict-noise .verdict{color:var(--warn)}
 .note,.ok-note{color:var(--muted)}
 .charts{display:grid;grid-template-columns:1fr;gap:18px}
 .chart h3{margin:0 0 4px}
