@@ -19,6 +19,7 @@ import {
   parseUsers,
 } from "./options.js";
 import { registerQuick } from "./quick.js";
+import { registerReport } from "./report.js";
 import { executeRun, type RunIo } from "./run.js";
 
 const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
@@ -227,6 +228,7 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
   registerBaselineCommands(program, io, (code) => {
     exitCode = code;
   });
+  registerReport(program, io);
 
   try {
     await program.parseAsync(argv, { from: "user" });

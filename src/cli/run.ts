@@ -9,6 +9,7 @@ import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import { formatSummary, groupStatusLine, LiveView, statusLine } from "../outputs/console.js";
 import { CsvOutput } from "../outputs/csv.js";
+import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
 import { recommend } from "../outputs/recommendations.js";
 import { buildResult, buildScenarioResult, type RunResult } from "../outputs/result.js";
@@ -219,6 +220,7 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       }
     }
     if (s.junit) writeOutput(s.junit, "--junit", toJUnit(result));
+    if (s.html) writeOutput(s.html, "--html", renderHtmlReport(result));
     return { exitCode, result };
   } finally {
     bundle.dispose();

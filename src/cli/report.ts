@@ -1,0 +1,42 @@
+import { writeFileSync } from "node:fs";
+import type { Command } from "commander";
+import { readResultFile } from "../compare/store.js";
+import { renderHtmlReport } from "../outputs/html/report.js";
+import { toJUnit } from "../outputs/junit.js";
+import { CicadaError, ExitCode } from "./errors.js";
+import type { RunIo } from "./run.js";
+
+function write(path: string, flag: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (err) {
+    throw new CicadaError(`cannot write ${flag} ${path}: ${(err as Error).message}`, ExitCode.Usage);
+  }
+}
+
+/** `cicada report result.json --html out.html`: the report of a saved run, rendered later. */
+export function registerReport(program: Command, io: RunIo): void {
+  program
+    .command("report")
+    .description("render the reports of a saved JSON result")
+    .argument("<result>", "a result file written by cicada run --json")
+    .option("--html <file>", "write the self-contained HTML report")
+    .option("--junit <file>", "write thresholds, checks and comparison verdicts as JUnit XML")
+    .action((file: string, flags: { html?: string; junit?: string }) => {
+      if (!flags.html && !flags.junit) {
+        throw new CicadaError(
+          "report: nothing to write; pass --html FILE and/or --junit FILE",
+          ExitCode.Usage,
+        );
+      }
+      const result = readResultFile(file);
+      if (flags.html) {
+        write(flags.html, "--html", renderHtmlReport(result));
+        io.stderr.write(`HTML report written to ${flags.html}\n`);
+      }
+      if (flags.junit) {
+        write(flags.junit, "--junit", toJUnit(result));
+        io.stderr.write(`JUnit XML written to ${flags.junit}\n`);
+      }
+    });
+}
