@@ -95,6 +95,7 @@ const gen = spawnSync(
   [
     join(root, "dist/src/cli/main.js"),
     "run",
+    "--headless",
     join(root, "bench/loadfiles/paced.ts"),
     "-H",
     `http://127.0.0.1:${target.port}`,

@@ -61,6 +61,7 @@ const gen = spawn(
     ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : []),
     join(root, "dist/src/cli/main.js"),
     "run",
+    "--headless",
     join(root, "bench/loadfiles/idle.ts"),
     "-H",
     `http://127.0.0.1:${port}`,

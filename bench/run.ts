@@ -90,6 +90,7 @@ function cicada(url: string, work: string, extra: string[] = []): number {
       ...(genPrefix.length > 0 ? [process.execPath] : []),
       join(root, "dist/src/cli/main.js"),
       "run",
+      "--headless",
       join(root, "bench/loadfiles/get.ts"),
       "-H",
       new URL(url).origin,

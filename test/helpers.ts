@@ -24,13 +24,16 @@ export interface RunningCli {
   result: Promise<CliResult>;
   /** Resolves once stderr or stdout contains `text`. */
   waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
+  /** What the process wrote so far. */
+  output(): { stdout: string; stderr: string };
 }
 
 /** Starts `cicada ARGS` as a real child process. */
 export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): RunningCli {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: opts.cwd,
-    env: { ...process.env, ...opts.env },
+    // Tests run headless unless they say otherwise: the web UI has its own tests.
+    env: { CICADA_HEADLESS: "true", ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -59,6 +62,7 @@ export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.Proc
   return {
     child,
     result,
+    output: () => ({ stdout, stderr }),
     waitFor: (re, timeoutMs = 15000) =>
       new Promise<void>((resolve, reject) => {
         const timer = setTimeout(

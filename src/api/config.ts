@@ -72,6 +72,16 @@ export interface CicadaConfig {
   csvFullHistory?: boolean;
   /** Write the self-contained HTML report to this file. */
   html?: string;
+  /** Name of the exported LoadShape that drives the run, when the loadfile exports several (web UI). */
+  shape?: string | null;
+  /** Web UI address (without --headless). */
+  webHost?: string;
+  webPort?: number;
+  /** Start the test at once in the web UI; quit this many seconds after it ends. */
+  autostart?: boolean;
+  autoquit?: number;
+  /** "user:pass" for HTTP Basic login to the web UI and its API. */
+  webLogin?: string;
 }
 
 export interface ThresholdConfig {

@@ -8,6 +8,7 @@ import { VERSION } from "../version.js";
 import { registerBaselineCommands } from "./baseline.js";
 import { CicadaError, ExitCode } from "./errors.js";
 import {
+  parseAutoquit,
   parseExitCode,
   parseIterations,
   parseList,
@@ -17,6 +18,8 @@ import {
   parseStatusList,
   parseStopTimeout,
   parseUsers,
+  parseWebLogin,
+  parseWebPort,
 } from "./options.js";
 import { registerQuick } from "./quick.js";
 import { registerReport } from "./report.js";
@@ -53,6 +56,11 @@ interface RunFlags {
   onlySummary?: boolean;
   exitCodeOnError?: number;
   headless?: boolean;
+  webHost?: string;
+  webPort?: number;
+  autostart?: boolean;
+  autoquit?: number;
+  webLogin?: string;
   config?: string;
   insecure?: boolean;
   preflight?: boolean;
@@ -81,7 +89,12 @@ function addRunOptions(cmd: Command): Command {
       "exit code when any request failed or user code threw (default 1)",
       parseExitCode,
     )
-    .option("--headless", "run without the web UI (the default for now)")
+    .option("--headless", "no web UI: start at once, print the summary and exit (CI)")
+    .option("--web-host <host>", "address the web UI binds to (default 127.0.0.1)")
+    .option("-P, --web-port <port>", "port of the web UI (default 8089; 0 = any free port)", parseWebPort)
+    .option("--autostart", "web UI: start the test at once")
+    .option("--autoquit <seconds>", "web UI: quit this many seconds after the test ends", parseAutoquit)
+    .option("--web-login <user:pass>", "web UI: require this HTTP Basic login", parseWebLogin)
     .option("--config <file>", "config file (default ./cicada.config.ts if present)")
     .option("--insecure", "do not verify TLS certificates")
     .addOption(new Option("--no-preflight", "skip the check that each host accepts connections"))
@@ -133,6 +146,11 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     onlySummary: flags.onlySummary,
     exitCodeOnError: flags.exitCodeOnError,
     headless: flags.headless,
+    webHost: flags.webHost,
+    webPort: flags.webPort,
+    autostart: flags.autostart,
+    autoquit: flags.autoquit,
+    webLogin: flags.webLogin,
     verifyTls: flags.insecure ? false : undefined,
     preflight: flags.preflight === false ? false : undefined,
     processes: flags.processes,
@@ -171,7 +189,7 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
   addRunOptions(
     program
       .command("run")
-      .description("run a loadfile headless")
+      .description("run a loadfile: the web UI on :8089, or --headless for the terminal and CI")
       .argument("[loadfile-and-classes...]", "loadfile, then user class names to run (default: all)"),
   ).action(async (positional: string[], flags: RunFlags) => {
     exitCode = (await executeRun(toConfig(flags, positional), io)).exitCode;
@@ -211,6 +229,7 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
               onlySummary: flags.onlySummary,
               processes: flags.processes,
               stopTimeout: 5,
+              headless: true,
             },
             io,
           );

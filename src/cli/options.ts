@@ -82,6 +82,22 @@ export function parseProcesses(v: string): number {
   return n;
 }
 
+export const parseWebPort = (v: string): number => {
+  const n = intOption("--web-port", 0)(v);
+  if (n > 65535) throw new CicadaError(`--web-port: expected a port 0–65535, got "${v}"`, ExitCode.Usage);
+  return n;
+};
+export const parseAutoquit = intOption("--autoquit", 0);
+export function parseWebLogin(v: string): string {
+  if (!/^[^:]+:.+$/.test(v)) {
+    throw new CicadaError(
+      `--web-login: expected USER:PASSWORD, got "${v.replace(/:.*/, ":…")}"`,
+      ExitCode.Usage,
+    );
+  }
+  return v;
+}
+
 /** `--accept-status 429,503` or `400-404`: status codes that count as successes. */
 export function parseStatusList(v: string | string[]): number[] {
   const out: number[] = [];
@@ -153,6 +169,12 @@ const ENV_KEYS: Record<Exclude<Key, "scenarios">, (v: string, name: string) => u
   csv: (v) => v,
   csvFullHistory: (v, n) => parseBool(n, v),
   html: (v) => v,
+  shape: (v) => v,
+  webHost: (v) => v,
+  webPort: (v) => parseWebPort(v),
+  autostart: (v, n) => parseBool(n, v),
+  autoquit: (v) => parseAutoquit(v),
+  webLogin: (v) => parseWebLogin(v),
 };
 
 export function envName(key: string): string {

@@ -5,6 +5,7 @@ import { HttpUser } from "../api/user.js";
 import { compareResults } from "../compare/compare.js";
 import { formatComparison } from "../compare/format.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
+import type { Bundle } from "../loadfile/bundle.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import { formatSummary, groupStatusLine, LiveView, statusLine } from "../outputs/console.js";
@@ -17,6 +18,7 @@ import { Coordinator } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
 import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { parseStages, stagesPeak } from "../runner/stages.js";
+import type { ClosedInterval } from "../stats/aggregate.js";
 import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
 import { parseThreshold } from "../thresholds/parse.js";
 import { parseTolerances } from "./baseline.js";
@@ -32,7 +34,8 @@ export interface RunIo {
 
 export interface RunOutcome {
   exitCode: number;
-  result: RunResult;
+  /** Absent when the web UI quit before any test ran. */
+  result?: RunResult;
 }
 
 /**
@@ -60,17 +63,115 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     const shapes = Object.values(mod).filter(
       (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
     );
+    const loaded: LoadedLoadfile = { loadfile, bundle, mod, shapes, cli: cliSettings, env };
+    if (s.headless !== true) {
+      const { serveWebUi } = await import("../web/serve.js");
+      return await serveWebUi(loaded, s, io);
+    }
+    return await runHeadless(loaded, s, io);
+  } finally {
+    bundle.dispose();
+  }
+}
+
+/** One test from start to outputs, with the live view and Ctrl-C handling of the terminal. */
+async function runHeadless(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
+  const view = s.onlySummary
+    ? undefined
+    : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
+  const test = await TestRun.create(loaded, s, io, { view });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      const msg = `${sig}: stopping (users get ${test.stopTimeoutSec}s to finish; again to stop at once)`;
+      view ? view.notice(msg) : io.stderr.write(`${msg}\n`);
+      test.stop("signal");
+    } else {
+      io.stderr.write(`${sig}: stopping now\n`);
+      test.abort();
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await test.run();
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+/** What every test of one `cicada run` shares: the loadfile, bundled and imported once. */
+export interface LoadedLoadfile {
+  loadfile: string;
+  bundle: Bundle;
+  mod: Record<string, unknown>;
+  shapes: Array<new () => LoadShape>;
+  /** Settings from the command line and the environment, kept apart for scenario checks. */
+  cli: CicadaConfig;
+  env: CicadaConfig;
+}
+
+export interface TestRunOptions {
+  /** The live terminal line; none for --only-summary or the web UI. */
+  view?: LiveView;
+  /** Once a second, after the books were updated and thresholds checked. */
+  onTick?(t: TestRun): void;
+  onNotice?(message: string): void;
+}
+
+/**
+ * One test: plan, runner, live thresholds and CSV, and at the end the result with every
+ * requested output. The headless CLI runs one; the web UI runs one per start.
+ */
+export class TestRun {
+  /** Set once the run has ended and its outputs were written. */
+  outcome: RunOutcome | undefined;
+  private signals = 0;
+  private ticks = 0;
+  private csvFailed = false;
+
+  private constructor(
+    readonly loaded: LoadedLoadfile,
+    readonly settings: CicadaConfig,
+    private readonly io: RunIo,
+    readonly runner: Coordinator | ScenarioGroup,
+    readonly watch: ThresholdWatch,
+    readonly csv: CsvOutput | undefined,
+    private readonly baseline: RunResult | undefined,
+    private readonly tolerances: ReturnType<typeof parseTolerances> | undefined,
+    private readonly opts: TestRunOptions,
+  ) {}
+
+  /** Resolves the plan and checks everything that can be checked before any load starts. */
+  static async create(
+    loaded: LoadedLoadfile,
+    s: CicadaConfig,
+    io: RunIo,
+    opts: TestRunOptions = {},
+  ): Promise<TestRun> {
+    const { loadfile, mod, shapes, bundle } = loaded;
     const hosts = new Set<string>();
     let single: Resolved | undefined;
     let specs: ScenarioSpec[] | undefined;
     if (s.scenarios !== undefined) {
-      specs = resolveScenarios(s, cliSettings, env, mod, shapes, loadfile, hosts);
+      specs = resolveScenarios(s, loaded.cli, loaded.env, mod, shapes, loadfile, hosts);
     } else {
-      // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape).
-      if (shapes.length > 1) {
+      // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape); the
+      // web UI may pick one by name.
+      let shape = shapes[0];
+      if (s.shape !== undefined && s.shape !== null) {
+        shape = shapes.find((x) => x.name === s.shape);
+        if (!shape)
+          throw new CicadaError(
+            `shape "${s.shape}" is not a LoadShape exported by ${loadfile}`,
+            ExitCode.Usage,
+          );
+      } else if (shapes.length > 1) {
         throw new CicadaError(`${loadfile}: more than one LoadShape exported; export one`, ExitCode.Usage);
       }
-      single = resolvePlan(s, mod, loadfile, shapes[0], hosts);
+      single = resolvePlan(s, mod, loadfile, s.shape === null ? undefined : shape, hosts);
     }
     const watch = new ThresholdWatch((s.thresholds ?? []).map((x) => parseThreshold(x)));
     // A missing baseline or a bad tolerance is a usage error before the run, not after it.
@@ -81,54 +182,25 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
         : new BaselineStore(baselineDir(s.baselineDir, io.env)).resolve(s.compareTo);
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
     let csv: CsvOutput | undefined;
-    if (s.csv) {
+    const keepHistory = s.headless !== true;
+    if (s.csv || keepHistory) {
       try {
-        csv = new CsvOutput(s.csv, s.csvFullHistory === true);
+        csv = new CsvOutput(s.csv ?? null, s.csvFullHistory === true, keepHistory);
       } catch (err) {
         throw new CicadaError(`cannot write --csv ${s.csv}: ${(err as Error).message}`, ExitCode.Usage);
       }
     }
-
-    const view = s.onlySummary
-      ? undefined
-      : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
-    const onNotice = (m: string) => (view ? view.notice(m) : io.stderr.write(`${m}\n`));
-    // Live thresholds: checked on the merged books once a second, after the view is drawn.
-    let ticks = 0;
-    // A CSV file that cannot be written (disk full, directory gone) is reported once; the run
-    // and its other outputs go on.
-    let csvFailed = false;
-    const csvSafe = (fn: () => void) => {
-      if (csvFailed) return;
-      try {
-        fn();
-      } catch (err) {
-        csvFailed = true;
-        onNotice(`warning: cannot write --csv ${s.csv} files: ${(err as Error).message}`);
-      }
-    };
-    const tick = (r: Coordinator | ScenarioGroup, line: (tty: boolean) => string) => {
-      // Locust refreshes its CSV files every few seconds; a crash mid-run keeps what was written.
-      if (csv && ++ticks % 2 === 0) csvSafe(() => csv!.write(r.stats, r.elapsedSec));
-      if (watch.tick(r.stats, r.elapsedSec)) {
-        const t = watch.abortedBy!;
-        const v = watch.latest.find((x) => x.expr === t.expr)?.value;
-        onNotice(`threshold "${t.expr}" failed (measured ${v}): stopping the run (abortOnFail)`);
-        r.stop("threshold");
-      }
-      view?.tick((tty) => {
-        const th = watch.status();
-        return th ? `${line(tty)}  ${th}` : line(tty);
-      });
-    };
+    let self: TestRun | undefined;
+    const onInterval = (iv: ClosedInterval) =>
+      self?.csvSafe(() => self?.csv?.interval(iv, self.runner.stats));
     const runner: Coordinator | ScenarioGroup = specs
       ? new ScenarioGroup(
           specs,
           bundle,
           {
-            onTick: (g) => tick(g, (tty) => groupStatusLine(g, tty)),
-            onNotice,
-            onInterval: (iv) => csvSafe(() => csv?.interval(iv, runner.stats)),
+            onTick: (g) => self?.tick((tty) => groupStatusLine(g, tty)),
+            onNotice: (m) => self?.notice(m),
+            onInterval,
           },
           s.runTime === undefined ? null : parseDuration(s.runTime),
         )
@@ -136,44 +208,109 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
           single!.plan,
           bundle,
           {
-            onTick: (c) => tick(c, (tty) => statusLine(c, tty)),
-            onNotice,
-            onInterval: (iv) => csvSafe(() => csv?.interval(iv, runner.stats)),
+            onTick: (c) => self?.tick((tty) => statusLine(c, tty)),
+            onNotice: (m) => self?.notice(m),
+            onInterval,
           },
           single!.shape,
         );
-    const stopTimeoutSec = specs
-      ? Math.max(...specs.map((x) => x.plan.stopTimeoutSec))
-      : single!.plan.stopTimeoutSec;
+    self = new TestRun(loaded, s, io, runner, watch, csv, baseline, tolerances, opts);
+    return self;
+  }
 
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      signals++;
-      if (signals === 1) {
-        const msg = `${sig}: stopping (users get ${stopTimeoutSec}s to finish; again to stop at once)`;
-        view ? view.notice(msg) : io.stderr.write(`${msg}\n`);
-        runner.stop("signal");
-      } else {
-        io.stderr.write(`${sig}: stopping now\n`);
-        runner.abort();
-      }
-    };
-    process.on("SIGINT", onSignal);
-    process.on("SIGTERM", onSignal);
+  get stopTimeoutSec(): number {
+    const r = this.runner;
+    return r instanceof ScenarioGroup
+      ? Math.max(...r.scenarios.map((x) => x.spec.plan.stopTimeoutSec))
+      : r.plan.stopTimeoutSec;
+  }
+
+  /** Seconds the current books cover (since the start, or the last stats reset). */
+  get statsElapsedSec(): number {
+    const r = this.runner;
+    return r instanceof ScenarioGroup ? r.elapsedSec : r.statsElapsedSec;
+  }
+
+  notice(m: string): void {
+    const view = this.opts.view;
+    if (this.opts.onNotice) this.opts.onNotice(m);
+    else if (view) view.notice(m);
+    else this.io.stderr.write(`${m}\n`);
+  }
+
+  /** A CSV file that cannot be written (disk full, directory gone) is reported once; the run goes on. */
+  private csvSafe(fn: () => void): void {
+    if (this.csvFailed) return;
     try {
-      await runner.run();
-    } finally {
-      process.off("SIGINT", onSignal);
-      process.off("SIGTERM", onSignal);
-      view?.clear();
+      fn();
+    } catch (err) {
+      this.csvFailed = true;
+      this.notice(`warning: cannot write --csv ${this.settings.csv} files: ${(err as Error).message}`);
     }
+  }
 
+  private tick(line: (tty: boolean) => string): void {
+    const r = this.runner;
+    // Locust refreshes its CSV files every few seconds; a crash mid-run keeps what was written.
+    if (this.csv && ++this.ticks % 2 === 0)
+      this.csvSafe(() => this.csv!.write(r.stats, this.statsElapsedSec));
+    // Live thresholds: checked on the merged books once a second.
+    if (this.watch.tick(r.stats, this.statsElapsedSec)) {
+      const t = this.watch.abortedBy!;
+      const v = this.watch.latest.find((x) => x.expr === t.expr)?.value;
+      this.notice(`threshold "${t.expr}" failed (measured ${v}): stopping the run (abortOnFail)`);
+      r.stop("threshold");
+    }
+    this.opts.view?.tick((tty) => {
+      const th = this.watch.status();
+      return th ? `${line(tty)}  ${th}` : line(tty);
+    });
+    this.opts.onTick?.(this);
+  }
+
+  stop(reason: "signal" | "api" = "signal"): void {
+    this.signals = Math.max(this.signals, 1);
+    this.runner.stop(reason);
+  }
+
+  /** Stops at once; the outputs are still written. */
+  abort(): void {
+    this.signals = 2;
+    this.runner.abort();
+  }
+
+  async run(): Promise<RunOutcome> {
+    try {
+      await this.runner.run();
+    } finally {
+      this.opts.view?.clear();
+    }
+    this.outcome = this.finish();
+    return this.outcome;
+  }
+
+  /** The result as of now, with thresholds (a running test's downloads in the web UI). */
+  currentResult(): RunResult {
+    if (this.outcome?.result) return this.outcome.result;
+    const r = this.runner;
+    if (!r.stats) throw new CicadaError("the test is still starting; try again in a moment", ExitCode.Usage);
+    const result =
+      r instanceof ScenarioGroup ? buildScenarioResult(r, this.loaded.loadfile, 0) : buildResult(r, 0);
+    const thresholds = evaluate(this.watch.thresholds, r.stats, this.statsElapsedSec);
+    if (thresholds.length > 0) result.thresholds = thresholds;
+    const findings = recommend(result);
+    if (findings.length > 0) result.recommendations = findings;
+    return result;
+  }
+
+  private finish(): RunOutcome {
+    const { runner, settings: s, io } = this;
     const t = runner.stats.total;
-    csvSafe(() => csv?.write(runner.stats, runner.elapsedSec));
-    const thresholds = evaluate(watch.thresholds, runner.stats, runner.elapsedSec);
+    this.csvSafe(() => this.csv?.write(runner.stats, this.statsElapsedSec));
+    const thresholds = evaluate(this.watch.thresholds, runner.stats, this.statsElapsedSec);
     let exitCode: number = ExitCode.Ok;
     if (runner.fatalError) exitCode = ExitCode.Internal;
-    else if (signals >= 2) exitCode = ExitCode.Interrupted;
+    else if (this.signals >= 2) exitCode = ExitCode.Interrupted;
     else if (thresholds.some((x) => !x.passed)) exitCode = ExitCode.Thresholds;
     else if (t.failures > 0 || runner.stats.exceptions.size > 0 || runner.lostWorkers > 0) {
       // A worker thread that died took its users and its last interval with it: the run is
@@ -182,12 +319,12 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     }
     const result =
       runner instanceof ScenarioGroup
-        ? buildScenarioResult(runner, loadfile, exitCode)
+        ? buildScenarioResult(runner, this.loaded.loadfile, exitCode)
         : buildResult(runner, exitCode);
     if (thresholds.length > 0) result.thresholds = thresholds;
-    if (baseline) {
-      result.comparison = compareResults(baseline, result, {
-        ...(tolerances ? { tolerances } : {}),
+    if (this.baseline) {
+      result.comparison = compareResults(this.baseline, result, {
+        ...(this.tolerances ? { tolerances: this.tolerances } : {}),
         baselineLabel: s.compareTo!,
         currentLabel: "this run",
       });
@@ -211,19 +348,11 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
     if (s.json) {
       const text = `${JSON.stringify(result, null, 2)}\n`;
       if (jsonToStdout) io.stdout.write(text);
-      else {
-        try {
-          writeFileSync(s.json, text);
-        } catch (err) {
-          throw new CicadaError(`cannot write --json ${s.json}: ${(err as Error).message}`, ExitCode.Usage);
-        }
-      }
+      else writeOutput(s.json, "--json", text);
     }
     if (s.junit) writeOutput(s.junit, "--junit", toJUnit(result));
     if (s.html) writeOutput(s.html, "--html", renderHtmlReport(result));
     return { exitCode, result };
-  } finally {
-    bundle.dispose();
   }
 }
 

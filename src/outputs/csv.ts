@@ -110,12 +110,18 @@ function totalsColumns(e: EndpointTotals | undefined): Array<string | number> {
  * second (and per endpoint with full history). History percentiles cover that second.
  */
 export class CsvOutput {
-  readonly files: { stats: string; history: string; failures: string; exceptions: string };
+  readonly files: { stats: string; history: string; failures: string; exceptions: string } | undefined;
+  /** The history so far, header included, when kept in memory (web UI downloads). */
+  private historyText: string[] | undefined;
 
   constructor(
-    prefix: string,
+    /** Files are written as PREFIX_*.csv; null keeps only the in-memory history. */
+    prefix: string | null,
     private readonly fullHistory = false,
+    keepHistory = false,
   ) {
+    if (keepHistory) this.historyText = [csvLine(HISTORY_HEADER)];
+    if (prefix === null) return;
     this.files = {
       stats: `${prefix}_stats.csv`,
       history: `${prefix}_stats_history.csv`,
@@ -127,6 +133,10 @@ export class CsvOutput {
     writeFileSync(this.files.history, csvLine(HISTORY_HEADER));
     writeFileSync(this.files.failures, csvLine(FAILURES_HEADER));
     writeFileSync(this.files.exceptions, csvLine(EXCEPTIONS_HEADER));
+  }
+
+  history(): string {
+    return (this.historyText ?? [csvLine(HISTORY_HEADER)]).join("");
   }
 
   /** Appends the history rows of a second that just closed. */
@@ -159,29 +169,40 @@ export class CsvOutput {
       ...percentiles(iv.latency, iv.requests, iv.minUs, iv.maxUs),
       ...totalsColumns(stats.total),
     ]);
-    appendFileSync(this.files.history, text);
+    this.historyText?.push(text);
+    if (this.files) appendFileSync(this.files.history, text);
   }
 
   /** Rewrites the stats, failures and exceptions files from the merged books. */
   write(stats: StatsAggregate, durationSec: number): void {
-    let text = csvLine(STATS_HEADER);
-    for (const e of stats.sortedEndpoints()) {
-      text += csvLine(statsRow(e, locustType(e.type, e.method), e.name, durationSec));
-    }
-    text += csvLine(statsRow(stats.total, "", "Aggregated", durationSec));
-    writeFileSync(this.files.stats, text);
-
-    let failures = csvLine(FAILURES_HEADER);
-    for (const f of [...stats.errors.values()].sort((a, b) => b.occurrences - a.occurrences)) {
-      const e = [...stats.endpoints.values()].find((x) => x.method === f.method && x.name === f.name);
-      failures += csvLine([e ? locustType(e.type, f.method) : f.method, f.name, f.error, f.occurrences]);
-    }
-    writeFileSync(this.files.failures, failures);
-
-    let exceptions = csvLine(EXCEPTIONS_HEADER);
-    for (const x of [...stats.exceptions.values()].sort((a, b) => b.count - a.count)) {
-      exceptions += csvLine([x.count, x.message, x.traceback, hostname()]);
-    }
-    writeFileSync(this.files.exceptions, exceptions);
+    if (!this.files) return;
+    writeFileSync(this.files.stats, statsCsv(stats, durationSec));
+    writeFileSync(this.files.failures, failuresCsv(stats));
+    writeFileSync(this.files.exceptions, exceptionsCsv(stats));
   }
+}
+
+export function statsCsv(stats: StatsAggregate, durationSec: number): string {
+  let text = csvLine(STATS_HEADER);
+  for (const e of stats.sortedEndpoints()) {
+    text += csvLine(statsRow(e, locustType(e.type, e.method), e.name, durationSec));
+  }
+  return text + csvLine(statsRow(stats.total, "", "Aggregated", durationSec));
+}
+
+export function failuresCsv(stats: StatsAggregate): string {
+  let text = csvLine(FAILURES_HEADER);
+  for (const f of [...stats.errors.values()].sort((a, b) => b.occurrences - a.occurrences)) {
+    const e = [...stats.endpoints.values()].find((x) => x.method === f.method && x.name === f.name);
+    text += csvLine([e ? locustType(e.type, f.method) : f.method, f.name, f.error, f.occurrences]);
+  }
+  return text;
+}
+
+export function exceptionsCsv(stats: StatsAggregate): string {
+  let text = csvLine(EXCEPTIONS_HEADER);
+  for (const x of [...stats.exceptions.values()].sort((a, b) => b.count - a.count)) {
+    text += csvLine([x.count, x.message, x.traceback, hostname()]);
+  }
+  return text;
 }

@@ -268,9 +268,10 @@ function machine(): RunResult["machine"] {
 
 export function buildResult(c: Coordinator, exitCode: number): RunResult {
   const s = c.stats;
-  const durationSec = round(c.elapsedSec);
+  // After a stats reset (web UI) the result covers the books since the reset.
+  const durationSec = round(c.statsElapsedSec);
   return {
-    ...header(c.startedAt, c.endedAt, durationSec),
+    ...header(c.statsStartedAt, c.endedAt, durationSec),
     config: planConfig(c),
     ...figures(s, durationSec, c.plan.rate !== null),
     users: { peak: c.peakUsers },

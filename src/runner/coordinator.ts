@@ -113,6 +113,13 @@ export class Coordinator {
   /** Snapshots that arrive before the clock starts (a worker ready before the others). */
   private early: StatsSnapshot[] = [];
   private readonly saturation = new SaturationWatch();
+  /** Latest heartbeat figures per worker, for the web UI. */
+  private readonly workerLoad = new Map<string, { elu: number; heapUsedMB: number }>();
+  /** When the current books started: the run's start, or the last stats reset. */
+  statsStartedAt = 0;
+  /** Closed model: the ramp in progress, from `rampFrom` users at `rampAt` (ms) toward plan.users. */
+  private rampFrom = 0;
+  private rampAt = 0;
 
   constructor(
     readonly plan: RunPlan,
@@ -197,6 +204,7 @@ export class Coordinator {
           }
           break;
         case "heartbeat":
+          this.workerLoad.set(id, { elu: m.elu ?? 0, heapUsedMB: m.heapUsedMB ?? 0 });
           if (m.elu !== undefined && this.startedAt > 0 && this.phase !== "done") {
             // The receiving clock, not the worker's: a remote machine's clock may differ.
             const warning = this.saturation.observe(
@@ -390,6 +398,8 @@ export class Coordinator {
       throw err;
     }
     this.startedAt = Date.now();
+    this.statsStartedAt = this.startedAt;
+    this.rampAt = this.startedAt;
     this.stats = new StatsAggregate(this.startedAt);
     this.stats.onInterval = this.hooks.onInterval;
     for (const s of this.early) {
@@ -401,7 +411,7 @@ export class Coordinator {
     for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;
     this.phase = "spawning";
 
-    const { users, spawnRate, stages, rate } = this.plan;
+    const { stages } = this.plan;
     let lastRate = -1;
     const sendRate = (level: number) => {
       if (level === lastRate) return;
@@ -470,6 +480,7 @@ export class Coordinator {
         }
         return;
       }
+      const { users, spawnRate, rate } = this.plan;
       if (rate !== null) {
         // Open model: the level is an arrival rate, shaped by stages or constant.
         const level = stages ? stageLevel(stages, elapsed) : rate;
@@ -492,13 +503,17 @@ export class Coordinator {
         this.dispatch(Math.round(level));
         return;
       }
-      // A spawn rate at or above the user count means "all at once", not "one now, the rest
-      // at the next tick".
-      const total = spawnRate >= users ? users : Math.min(users, Math.floor(spawnRate * elapsed) + 1);
+      // Ramps toward the user count at the spawn rate, up or down (a live edit may lower it). A
+      // spawn rate at or above the change means "all at once", not "one now, the rest at the
+      // next tick".
+      const from = this.rampFrom;
+      const gap = Math.abs(users - from);
+      const step =
+        spawnRate >= gap ? gap : Math.min(gap, Math.floor((spawnRate * (Date.now() - this.rampAt)) / 1000) + 1);
+      const total = users >= from ? from + step : from - step;
       this.dispatch(total);
-      if (total >= users) {
+      if (total === users && this.phase !== "running") {
         this.phase = "running";
-        clearInterval(spawnTimer);
         this.checkExhausted();
       }
     };
@@ -549,6 +564,58 @@ export class Coordinator {
     this.endedAt = Date.now();
     this.stats.finish();
     this.phase = "done";
+  }
+
+  /**
+   * Live edit, closed model: ramp from the users alive now to `users` at `spawnRate` (default the
+   * plan's). Not for runs driven by stages or a LoadShape.
+   */
+  setUsers(users: number, spawnRate?: number): void {
+    if (this.plan.rate !== null || this.plan.stages || this.shape) {
+      throw new Error("this run's load follows its model, stages or shape; it cannot be set by hand");
+    }
+    this.rampFrom = this.targetUsers;
+    this.rampAt = Date.now();
+    this.plan.users = users;
+    if (spawnRate !== undefined) this.plan.spawnRate = spawnRate;
+    this.phase = "spawning";
+  }
+
+  /** Live edit, open model: the arrival rate from now on. */
+  setRate(rate: number): void {
+    if (this.plan.rate === null || this.plan.stages || this.shape) {
+      throw new Error("only an open-model run without stages or a shape has a rate to set");
+    }
+    this.plan.rate = rate;
+    if (rate > this.plan.maxUsers) this.plan.maxUsers = Math.ceil(rate);
+  }
+
+  /** Starts the books afresh (the web UI's "reset stats"); the load goes on as it was. */
+  resetStats(): void {
+    if (!this.stats) return;
+    const onInterval = this.stats.onInterval;
+    const users = this.stats.users;
+    this.statsStartedAt = Date.now();
+    this.stats = new StatsAggregate(this.statsStartedAt);
+    this.stats.onInterval = onInterval;
+    this.peakUsers = users;
+  }
+
+  /** Seconds the current books cover. */
+  get statsElapsedSec(): number {
+    if (this.statsStartedAt === 0) return 0;
+    return ((this.endedAt || Date.now()) - this.statsStartedAt) / 1000;
+  }
+
+  /** Per worker: users (from its last snapshot), event-loop utilization and heap, for the web UI. */
+  workerInfo(): Array<{ id: string; users: number; cpu: number; heapUsedMB: number; lost: boolean }> {
+    return this.workers.map((w) => ({
+      id: w.id,
+      users: Object.values(w.targets).reduce((a, b) => a + b, 0),
+      cpu: this.workerLoad.get(w.id)?.elu ?? 0,
+      heapUsedMB: this.workerLoad.get(w.id)?.heapUsedMB ?? 0,
+      lost: w.lost,
+    }));
   }
 
   get fatalError(): string | undefined {

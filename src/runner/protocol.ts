@@ -70,7 +70,7 @@ export type WorkerMessage =
    * `windowMs` before `at`: how busy its thread was. Near 1 the generator itself is the
    * bottleneck and its latencies include its own queueing.
    */
-  | { type: "heartbeat"; at: number; elu?: number; windowMs?: number }
+  | { type: "heartbeat"; at: number; elu?: number; windowMs?: number; heapUsedMB?: number }
   | { type: "error"; message: string; fatal: boolean }
   /** The worker's iteration share is used up and its users have finished. */
   | { type: "exhausted" }

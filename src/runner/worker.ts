@@ -1,3 +1,4 @@
+import { getHeapStatistics } from "node:v8";
 import { setWorkerRecorder } from "../api/checks.js";
 import { CicadaError } from "../cli/errors.js";
 import { importBundle } from "../loadfile/bundle.js";
@@ -106,7 +107,9 @@ export class Worker {
     this.snapshotTimer = setInterval(() => this.sendSnapshot(), plan.snapshotIntervalMs);
     this.heartbeatTimer = setInterval(() => {
       const { elu, windowMs } = this.loop.sample();
-      this.transport.send({ type: "heartbeat", at: Date.now(), elu, windowMs });
+      // This thread's own heap (each worker thread has its own isolate), for the web UI.
+      const heapUsedMB = Math.round(getHeapStatistics().used_heap_size / 104857.6) / 10;
+      this.transport.send({ type: "heartbeat", at: Date.now(), elu, windowMs, heapUsedMB });
     }, 1000);
     this.snapshotTimer.unref();
     this.heartbeatTimer.unref();

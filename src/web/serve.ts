@@ -1,0 +1,75 @@
+import type { CicadaConfig } from "../api/config.js";
+import { CicadaError, ExitCode } from "../cli/errors.js";
+import type { LoadedLoadfile, RunIo, RunOutcome } from "../cli/run.js";
+import { BaselineStore, baselineDir } from "../compare/store.js";
+import { ApiError, WebController } from "./controller.js";
+import { isLoopback, WebServer } from "./server.js";
+
+/**
+ * `cicada run` without --headless: serve the web UI until Ctrl-C, or until --autoquit seconds
+ * after the test ends. The exit code is the last test's.
+ */
+export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
+  const host = s.webHost ?? "127.0.0.1";
+  const controller = new WebController(loaded, s, io, s.webLogin !== undefined);
+  const server = new WebServer(controller, {
+    host,
+    port: s.webPort ?? 8089,
+    ...(s.webLogin ? { login: s.webLogin } : {}),
+    baselines: new BaselineStore(baselineDir(s.baselineDir, io.env)),
+  });
+  let url: string;
+  try {
+    url = await server.listen();
+  } catch (err) {
+    throw new CicadaError(
+      `cannot serve the web UI on ${host}:${s.webPort ?? 8089}: ${(err as Error).message} (use --web-port, or --headless)`,
+      ExitCode.Usage,
+    );
+  }
+  io.stderr.write(`web UI on ${url}\n`);
+  if (!isLoopback(host) && !s.webLogin) {
+    io.stderr.write(
+      `warning: the web UI listens on ${host} without --web-login: anyone who can reach it can start load from this machine\n`,
+    );
+  }
+
+  let quit!: () => void;
+  const quitting = new Promise<void>((r) => (quit = r));
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      io.stderr.write(`${sig}: quitting${controller.busy ? " after the test stops" : ""}\n`);
+      if (controller.busy) controller.stop();
+      quit();
+    } else {
+      io.stderr.write(`${sig}: stopping now\n`);
+      controller.abort();
+      quit();
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    if (s.autostart) {
+      try {
+        await controller.start({});
+      } catch (err) {
+        if (err instanceof ApiError) throw new CicadaError(err.message, ExitCode.Usage);
+        throw err;
+      }
+      if (s.autoquit !== undefined) {
+        const seconds = s.autoquit;
+        void controller.settled().then(() => setTimeout(quit, seconds * 1000));
+      }
+    }
+    await quitting;
+    const last = await controller.settled();
+    return last ?? { exitCode: ExitCode.Ok };
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+    await server.close();
+  }
+}
