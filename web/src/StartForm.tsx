@@ -25,7 +25,11 @@ const strings = (v: unknown) => (Array.isArray(v) ? v.filter((x): x is string =>
  */
 function initial(state: UiState): Fields {
   const d: Record<string, unknown> = { ...state.defaults };
-  for (const [k, v] of Object.entries(state.run?.config ?? {})) if (k in d && v !== undefined) d[k] = v;
+  const last = state.run?.config ?? {};
+  for (const [k, v] of Object.entries(last)) if (k in d && v !== undefined) d[k] = v;
+  // A run's settings may hold the run time in seconds, as the engine reads it.
+  if (!("runTime" in last) && typeof last.runTimeSec === "number" && last.runTimeSec > 0)
+    d.runTime = `${last.runTimeSec}s`;
   const rate = typeof d.rate === "number" && d.rate > 0 ? d.rate : null;
   const classes = (state.classes ?? []).map((c) => c.name);
   const picked = strings(d.userClasses).filter((c) => classes.includes(c));

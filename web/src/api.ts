@@ -127,6 +127,7 @@ export interface WorkerRow {
   users?: number;
   cpu?: number | null;
   heapUsedMB?: number | null;
+  lost?: boolean;
 }
 
 export interface StatsEvent {

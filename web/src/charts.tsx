@@ -88,7 +88,12 @@ export function Chart({ id, title, layout, options, data }: ChartProps) {
   }, [id, layout]);
 
   useEffect(() => {
-    plot.current?.setData(data as uPlot.AlignedData);
+    const u = plot.current;
+    if (!u) return;
+    u.setData(data as uPlot.AlignedData);
+    // Away from the cursor the legend shows the latest second, which is what a live view wants.
+    const n = data[0]?.length ?? 0;
+    if (n > 0 && (u.cursor.left ?? -1) < 0) u.setLegend({ idx: n - 1 });
   }, [data]);
 
   return (

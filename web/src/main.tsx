@@ -194,8 +194,10 @@ function Header(props: {
     <header class="top">
       <div class="brand">
         <span class="logo">cicada</span>
-        {state?.loadfile && <span class="loadfile">{state.loadfile}</span>}
-        {state?.run?.config?.host && <span class="host">{String(state.run.config.host)}</span>}
+        <span class="brand-sub">
+          {state?.loadfile && <span class="loadfile">{state.loadfile}</span>}
+          {running && state?.run?.config?.host && <span class="host">{String(state.run.config.host)}</span>}
+        </span>
       </div>
       <div class="metrics">
         <div class="metric" data-metric="status">
@@ -214,10 +216,14 @@ function Header(props: {
               id="users"
               label="Users"
               value={String(stats.users ?? 0)}
-              sub={target != null && target !== stats.users ? `→ ${target}` : undefined}
+              sub={running && target != null && target !== stats.users ? `→ ${target}` : undefined}
             />
             {open && <Metric id="rate" label="Rate" value={`${fmt(stats.rate, 1)}/s`} />}
-            <Metric id="rps" label="RPS" value={fmt(stats.current?.rps ?? 0, 1)} />
+            {running ? (
+              <Metric id="rps" label="RPS" value={fmt(stats.current?.rps ?? 0, 1)} />
+            ) : (
+              <Metric id="rps" label="Avg RPS" value={fmt(totals?.rps ?? 0, 1)} />
+            )}
             <Metric id="failures" label="Failures" value={`${fmt(failPct, 1)}%`} bad={failPct > 0} />
             <Metric id="elapsed" label="Elapsed" value={clock(stats.elapsedSec ?? 0)} />
           </>

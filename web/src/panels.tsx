@@ -54,6 +54,14 @@ export function Exceptions({ stats }: { stats: StatsEvent }) {
   );
 }
 
+/** A threshold's numbers as its expression writes them: rates in percent, latencies in ms. */
+function thresholdNumber(metric: string | undefined, v: number | null | undefined): string {
+  if (v === null || v === undefined) return "—";
+  if (metric && /rate/i.test(metric)) return `${fmt(v * 100, 2)}%`;
+  if (metric && /^(p\d+|avg|mean|min|max|med)/i.test(metric)) return `${fmt(v)} ms`;
+  return fmt(v);
+}
+
 export function Verdicts({ stats }: { stats: StatsEvent }) {
   const thresholds = stats.thresholds ?? [];
   const checks = stats.checks ?? [];
@@ -70,6 +78,7 @@ export function Verdicts({ stats }: { stats: StatsEvent }) {
                 <th>Threshold</th>
                 <th>Scope</th>
                 <th class="num">Value</th>
+                <th class="num">Limit</th>
                 <th>Result</th>
               </tr>
             </thead>
@@ -80,7 +89,10 @@ export function Verdicts({ stats }: { stats: StatsEvent }) {
                     <code>{t.expr}</code>
                   </td>
                   <td>{t.scope === "all" || !t.scope ? "all requests" : t.scope}</td>
-                  <td class="num">{fmt(t.value)}</td>
+                  <td class="num">{thresholdNumber(t.metric, t.value)}</td>
+                  <td class="num">
+                    {t.op ?? ""} {thresholdNumber(t.metric, t.target)}
+                  </td>
                   <td class={t.passed ? "pass" : "fail"}>{t.passed ? "pass" : "fail"}</td>
                 </tr>
               ))}
@@ -125,7 +137,7 @@ export function Workers({ stats }: { stats: StatsEvent }) {
   const rows = stats.workers ?? [];
   if (rows.length === 0) return <Empty text="No worker data." />;
   return (
-    <table id="workers">
+    <table id="workers" class="workers">
       <thead>
         <tr>
           <th>Worker</th>
@@ -141,7 +153,10 @@ export function Workers({ stats }: { stats: StatsEvent }) {
           const cpu = w.cpu ?? null;
           return (
             <tr key={w.id} data-worker={w.id}>
-              <td>{w.id}</td>
+              <td>
+                {w.id}
+                {w.lost && <span class="fail"> lost</span>}
+              </td>
               <td class="num">{w.users ?? "—"}</td>
               <td class={`num ${cpu !== null && cpu > 0.9 ? "fail" : ""}`}>
                 {cpu === null ? "—" : `${Math.round(cpu * 100)}%`}
