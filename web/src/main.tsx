@@ -9,6 +9,7 @@ import { columns, SeriesStore } from "./series";
 import "./style.css";
 
 const RUNNING = new Set(["spawning", "running", "stopping"]);
+const STOP_REASONS: Record<string, string> = { "run-time": "run time over", api: "stopped by hand" };
 
 /** State and stats as the server pushes them, and whether the stream is up. */
 function useServer() {
@@ -203,7 +204,11 @@ function Header(props: {
         <div class="metric" data-metric="status">
           <span class="label">Status</span>
           <span class={`badge status-${status}`}>{status}</span>
-          {status === "stopped" && stopReason && <span class="sub">{stopReason}</span>}
+          {status === "stopped" && stopReason && (
+            <span class="sub" title={`stop reason: ${stopReason}`}>
+              {STOP_REASONS[stopReason] ?? stopReason}
+            </span>
+          )}
         </div>
         {!connected && (
           <span class="badge disconnected" id="disconnected" title="The event stream dropped; reconnecting">
