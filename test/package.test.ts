@@ -157,11 +157,17 @@ describe("the published package", { timeout: 240_000 }, () => {
       "dist/src/runner/worker.js",
       "schema/result.schema.json",
       "README.md",
+      "dist/src/web/server.js",
+      "dist/src/outputs/html/client.js",
+      "dist/web/index.html",
     ]) {
       assert.ok(packed.includes(f), `${f} is not in the tarball`);
     }
     assert.deepEqual(
-      packed.filter((f) => f.startsWith("dist/test/") || f.startsWith("src/") || f.startsWith("test/")),
+      packed.filter(
+        (f) =>
+          f.startsWith("dist/test/") || f.startsWith("src/") || f.startsWith("test/") || f.startsWith("web/"),
+      ),
       [],
     );
   });
@@ -239,6 +245,7 @@ export class Bad extends HttpUser {
       [
         "cicada",
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         server.url,
