@@ -509,7 +509,9 @@ export class Coordinator {
       const from = this.rampFrom;
       const gap = Math.abs(users - from);
       const step =
-        spawnRate >= gap ? gap : Math.min(gap, Math.floor((spawnRate * (Date.now() - this.rampAt)) / 1000) + 1);
+        spawnRate >= gap
+          ? gap
+          : Math.min(gap, Math.floor((spawnRate * (Date.now() - this.rampAt)) / 1000) + 1);
       const total = users >= from ? from + step : from - step;
       this.dispatch(total);
       if (total === users && this.phase !== "running") {
