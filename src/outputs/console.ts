@@ -172,6 +172,43 @@ export function formatSummary(r: RunResult): string {
   );
   out.push("Response times in ms\n");
   out.push(table(header, rows, 2));
+  const withMetrics = r.endpoints.filter((e) => e.metrics || e.counters);
+  if (withMetrics.length > 0) {
+    out.push("\nStreaming and protocol metrics (times in ms, rates per second)\n");
+    const mh = ["Type", "Name", "Metric", "Count", "Med", "p90", "p95", "p99", "Max", "Avg"];
+    const mrows: string[][] = [];
+    for (const e of withMetrics) {
+      for (const [k, m] of Object.entries(e.metrics ?? {})) {
+        mrows.push([
+          e.type,
+          `${e.method} ${e.name}`.trim(),
+          k,
+          String(m.count),
+          n2(m.p50),
+          n2(m.p90),
+          n2(m.p95),
+          n2(m.p99),
+          n2(m.max),
+          n2(m.mean),
+        ]);
+      }
+    }
+    if (mrows.length > 0) {
+      const widths = mh.map((h, i) => Math.max(h.length, ...mrows.map((x) => x[i]!.length)));
+      const line = (cells: string[]) =>
+        cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+      out.push(line(mh));
+      out.push(widths.map((w) => "-".repeat(w)).join("  "));
+      for (const x of mrows) out.push(line(x));
+    }
+    for (const e of withMetrics) {
+      if (!e.counters) continue;
+      const list = Object.entries(e.counters)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(", ");
+      out.push(`${mrows.length > 0 ? "" : ""}${e.type} ${`${e.method} ${e.name}`.trim()}: ${list}`);
+    }
+  }
   if (r.scenarios && r.scenarios.length > 0) {
     out.push("\nScenarios (start and duration in s; response times in ms)\n");
     const sh = [

@@ -8,8 +8,8 @@ import {
   type SeriesRow,
   StatsAggregate,
 } from "../stats/aggregate.js";
-import type { LatencySummary } from "../stats/histogram.js";
-import { encodeHistogram } from "../stats/histogram.js";
+import type { Histogram, LatencySummary } from "../stats/histogram.js";
+import { encodeHistogram, summarizeHistogram } from "../stats/histogram.js";
 import type { ThresholdResult } from "../thresholds/evaluate.js";
 import { VERSION } from "../version.js";
 import type { Recommendation } from "./recommendations.js";
@@ -133,7 +133,16 @@ export interface EndpointResult {
   histogram: string;
   /** Per-second rows of this endpoint, only for seconds with requests. */
   series?: EndpointSeriesRow[];
+  /**
+   * Further distributions (streaming and protocol metrics: ttft, itl, rtt, connect, ...), each
+   * in its display unit (ms for times, tokens/s for rates), with `count` values.
+   */
+  metrics?: Record<string, MetricSummary>;
+  /** Further counts: events, tokens, messages, stream ends and closes by kind, ... */
+  counters?: Record<string, number>;
 }
+
+export type MetricSummary = LatencySummary & { count: number };
 
 export type TagResult = Omit<
   EndpointResult,
@@ -164,6 +173,25 @@ function correctedOf(e: EndpointTotals): { correctedLatencyMs?: LatencySummary }
   return c ? { correctedLatencyMs: c } : {};
 }
 
+function metricsOf(e: EndpointTotals): Pick<EndpointResult, "metrics" | "counters"> {
+  const out: Pick<EndpointResult, "metrics" | "counters"> = {};
+  const ms = [...(e.metrics ?? new Map<string, Histogram>())].filter(([, h]) => h.totalCount > 0);
+  if (ms.length > 0) {
+    const metrics: Record<string, MetricSummary> = {};
+    for (const [k, h] of ms.sort((a, b) => a[0].localeCompare(b[0]))) {
+      const m = { count: h.totalCount, ...summarizeHistogram(h, h.minNonZeroValue, h.maxValue) };
+      // A recorded zero has no "min non-zero": say 0.
+      if (h.getValueAtPercentile(0) === 0) m.min = 0;
+      metrics[k] = m;
+    }
+    out.metrics = metrics;
+  }
+  if (e.counters && e.counters.size > 0) {
+    out.counters = Object.fromEntries([...e.counters].sort((a, b) => a[0].localeCompare(b[0])));
+  }
+  return out;
+}
+
 function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
   return {
     type: e.type,
@@ -180,6 +208,7 @@ function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
     statusCodes: statusCodesOf(e),
     histogram: e.count > 0 ? encodeHistogram(e.latency) : "",
     ...(e.series.length > 0 ? { series: e.series } : {}),
+    ...metricsOf(e),
   };
 }
 

@@ -140,6 +140,8 @@ export class UserRuntime implements UserContext {
       exception: (err, where) => r.exception(err, where),
       iteration: () => r.iteration(),
       check: (name, passed) => r.check(name, passed),
+      metric: (type, method, name, metric, value) => r.metric(type, method, name, metric, value),
+      count: (type, method, name, counter, n) => r.count(type, method, name, counter, n),
       failRecorded: (type, method, name, error) => r.failRecorded(type, method, name, error),
     };
   }

@@ -43,6 +43,18 @@ export class EndpointTotals extends EndpointStats {
       for (const [code, n] of Object.entries(d.statuses))
         st.set(Number(code), (st.get(Number(code)) ?? 0) + n);
     }
+    if (d.metrics) {
+      const ms = (this.metrics ??= new Map());
+      for (const [k, sparse] of Object.entries(d.metrics)) {
+        let h = ms.get(k);
+        if (!h) {
+          h = createHistogram();
+          ms.set(k, h);
+        }
+        addSparse(h, sparse);
+      }
+    }
+    if (d.counters) for (const [k, n] of Object.entries(d.counters)) this.addCount(k, n);
   }
 
   latencySummary(): LatencySummary {

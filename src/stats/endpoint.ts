@@ -21,6 +21,13 @@ export class EndpointStats {
   readonly corrected: Histogram = createHistogram();
   /** Responses per status code (HTTP and other protocols that have one). */
   statuses: Map<number, number> | undefined;
+  /**
+   * Further distributions of this endpoint, by metric name (e.g. "ttft", "itl", "rtt"), in
+   * thousandths of the metric's unit: µs for millisecond metrics, milli-tokens/s for rates.
+   */
+  metrics: Map<string, Histogram> | undefined;
+  /** Further counts, by name (e.g. "events", "tokens", "end:timeout", "close:1006"). */
+  counters: Map<string, number> | undefined;
 
   constructor(
     readonly type: string,
@@ -35,5 +42,23 @@ export class EndpointStats {
     this.ttfb.reset();
     if (this.corrected.totalCount > 0) this.corrected.reset();
     this.statuses?.clear();
+    if (this.metrics) for (const h of this.metrics.values()) h.reset();
+    this.counters?.clear();
+  }
+
+  /** Records one value of a further metric, given in its display unit (ms, tokens/s, ...). */
+  metric(name: string, value: number): void {
+    const m = (this.metrics ??= new Map());
+    let h = m.get(name);
+    if (!h) {
+      h = createHistogram();
+      m.set(name, h);
+    }
+    h.recordValue(Math.max(0, Math.round(value * 1000)));
+  }
+
+  addCount(name: string, n: number): void {
+    const c = (this.counters ??= new Map());
+    c.set(name, (c.get(name) ?? 0) + n);
   }
 }

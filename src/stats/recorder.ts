@@ -34,6 +34,13 @@ export interface StatsRecorder {
   iteration(): void;
   /** One evaluation of a named check. */
   check(name: string, passed: boolean): void;
+  /**
+   * One value of a further metric of an endpoint (time to first token, inter-token latency,
+   * round-trip time, ...), in the metric's display unit: milliseconds for times.
+   */
+  metric(type: string, method: string, name: string, metric: string, value: number): void;
+  /** Adds to a named count of an endpoint (events, tokens, messages, closes by code, ...). */
+  count(type: string, method: string, name: string, counter: string, n?: number): void;
   /** A request already recorded as a success turned out to be a failure (a failed check said so). */
   failRecorded(type: string, method: string, name: string, error: string): void;
 }
@@ -135,6 +142,14 @@ export class Recorder implements StatsRecorder {
     else c.fails++;
   }
 
+  metric(type: string, method: string, name: string, metric: string, value: number): void {
+    this.acc(type, method, name).metric(metric, value);
+  }
+
+  count(type: string, method: string, name: string, counter: string, n = 1): void {
+    this.acc(type, method, name).addCount(counter, n);
+  }
+
   failRecorded(type: string, method: string, name: string, error: string): void {
     this.acc(type, method, name).failures++;
     this.error(method, name, error);
@@ -173,7 +188,7 @@ export class Recorder implements StatsRecorder {
   snapshot(users: number, final = false, peakUsers = users): StatsSnapshot {
     const endpoints: EndpointDelta[] = [];
     for (const a of this.endpoints.values()) {
-      if (a.count === 0 && a.cancelled === 0 && a.failures === 0) continue;
+      if (a.count === 0 && a.cancelled === 0 && a.failures === 0 && !hasExtras(a)) continue;
       endpoints.push(delta(a));
       a.reset();
     }
@@ -223,5 +238,20 @@ function delta(a: EndpointStats): EndpointDelta {
     ttfb: toSparse(a.ttfb),
     corrected: toSparse(a.corrected),
     ...(a.statuses && a.statuses.size > 0 ? { statuses: Object.fromEntries(a.statuses) } : {}),
+    ...(a.metrics && [...a.metrics.values()].some((h) => h.totalCount > 0)
+      ? {
+          metrics: Object.fromEntries(
+            [...a.metrics].filter(([, h]) => h.totalCount > 0).map(([k, h]) => [k, toSparse(h)]),
+          ),
+        }
+      : {}),
+    ...(a.counters && a.counters.size > 0 ? { counters: Object.fromEntries(a.counters) } : {}),
   };
+}
+
+function hasExtras(a: EndpointStats): boolean {
+  return (
+    (a.counters?.size ?? 0) > 0 ||
+    (a.metrics !== undefined && [...a.metrics.values()].some((h) => h.totalCount > 0))
+  );
 }

@@ -52,6 +52,10 @@ export interface EndpointDelta {
   corrected?: number[];
   /** Responses per status code in the interval. */
   statuses?: Record<string, number>;
+  /** Further metrics (sparse histograms in thousandths of their unit), by name. */
+  metrics?: Record<string, number[]>;
+  /** Further counts, by name. */
+  counters?: Record<string, number>;
 }
 
 export interface ErrorDelta {

@@ -1,6 +1,6 @@
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
-import { createHistogram, percentileMs } from "../stats/histogram.js";
-import { compare, type Threshold } from "./parse.js";
+import { createHistogram, type Histogram, percentileMs } from "../stats/histogram.js";
+import { compare, type HistogramName, type Threshold } from "./parse.js";
 
 /** A threshold's verdict, as it appears in the JSON result (`thresholds[]`). */
 export interface ThresholdResult {
@@ -47,9 +47,27 @@ function scoped(t: Threshold, books: Books): EndpointTotals[] {
   }
 }
 
+function histogramOf(e: EndpointTotals, name: HistogramName): Histogram | undefined {
+  if (name.startsWith("metric:")) return e.metrics?.get(name.slice(7));
+  return e[name as "latency" | "ttfb" | "corrected"];
+}
+
 function latencyValue(t: Threshold, es: EndpointTotals[]): number | null {
   if (t.metric.kind !== "latency") return null;
   const m = t.metric;
+  if (m.histogram.startsWith("metric:")) {
+    const hs = es
+      .map((e) => histogramOf(e, m.histogram))
+      .filter((h): h is Histogram => h !== undefined && h.totalCount > 0);
+    if (hs.length === 0) return null;
+    const h = hs.length === 1 ? hs[0]! : createHistogram();
+    if (hs.length > 1) for (const x of hs) h.add(x);
+    if (m.stat === "mean") return h.mean / 1000;
+    if (m.stat === "min") return (h.getValueAtPercentile(0) === 0 ? 0 : h.minNonZeroValue) / 1000;
+    if (m.stat === "max") return h.maxValue / 1000;
+    if (m.stat !== "percentile") return null;
+    return percentileMs(h, m.p, h.minNonZeroValue, h.maxValue);
+  }
   const count = es.reduce((n, e) => n + e.count, 0);
   if (count === 0) return null;
   if (m.histogram === "latency") {
@@ -58,8 +76,9 @@ function latencyValue(t: Threshold, es: EndpointTotals[]): number | null {
       return Math.min(...es.map((e) => (e.count > 0 ? e.minUs : Number.POSITIVE_INFINITY))) / 1000;
     if (m.stat === "max") return Math.max(...es.map((e) => e.maxUs)) / 1000;
   }
-  const h = es.length === 1 ? es[0]![m.histogram] : createHistogram();
-  if (es.length > 1) for (const e of es) h.add(e[m.histogram]);
+  const field = m.histogram as "latency" | "ttfb" | "corrected";
+  const h = es.length === 1 ? es[0]![field] : createHistogram();
+  if (es.length > 1) for (const e of es) h.add(e[field]);
   if (h.totalCount === 0) return null;
   if (m.stat === "mean") return h.mean / 1000;
   if (m.stat === "min") return h.minNonZeroValue / 1000;

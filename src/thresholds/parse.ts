@@ -12,9 +12,12 @@ export type Scope =
   | { kind: "check"; name: string };
 
 /** Which numbers a metric reads. Latency-like metrics come from a histogram. */
+/** A built-in histogram, or `metric:NAME` for an endpoint's further metric (ttft, itl, rtt, ...). */
+export type HistogramName = "latency" | "ttfb" | "corrected" | `metric:${string}`;
+
 export type Metric =
-  | { kind: "latency"; histogram: "latency" | "ttfb" | "corrected"; stat: "percentile"; p: number }
-  | { kind: "latency"; histogram: "latency" | "ttfb" | "corrected"; stat: "mean" | "min" | "max" }
+  | { kind: "latency"; histogram: HistogramName; stat: "percentile"; p: number }
+  | { kind: "latency"; histogram: HistogramName; stat: "mean" | "min" | "max" }
   | { kind: "error_rate" }
   | { kind: "rps" }
   | { kind: "requests" }
@@ -38,7 +41,7 @@ export interface Threshold {
   delayAbortSec: number;
 }
 
-const HISTOGRAMS: Record<string, "latency" | "ttfb" | "corrected"> = {
+const HISTOGRAMS: Record<string, HistogramName> = {
   ttfb: "ttfb",
   corrected: "corrected",
   latency: "latency",
@@ -46,8 +49,8 @@ const HISTOGRAMS: Record<string, "latency" | "ttfb" | "corrected"> = {
 };
 
 const KNOWN =
-  "p50 p90 p95 p99 p99.9 (or p(95)), med, avg/mean, min, max, each optionally prefixed by ttfb or corrected " +
-  "(e.g. ttfb p95), error_rate, rps, requests, failures, checks";
+  "p50 p90 p95 p99 p99.9 (or p(95)), med, avg/mean, min, max, each optionally prefixed by ttfb, corrected " +
+  "or a further metric such as ttft, itl or rtt (e.g. ttft p95), error_rate, rps, requests, failures, checks";
 
 function bad(expr: string, why: string): never {
   throw new CicadaError(`threshold "${expr}": ${why}`, ExitCode.Usage);
@@ -78,10 +81,10 @@ function parseMetric(expr: string, text: string): { metric: Metric; name: string
   const m = /^(?:([a-z_]+)[ ._])?(p\(?\d+(?:\.\d+)?\)?|med|median|avg|mean|min|max)$/.exec(t);
   if (!m) bad(expr, `unknown metric "${text.trim()}"; known: ${KNOWN}`);
   const family = m[1] ?? "latency";
-  const histogram = HISTOGRAMS[family];
-  if (!histogram) bad(expr, `unknown metric "${text.trim()}"; known: ${KNOWN}`);
+  // Any other family names a further metric of the endpoints (ttft, itl, rtt, connect, ...).
+  const histogram: HistogramName = HISTOGRAMS[family] ?? `metric:${family}`;
   const stat = m[2]!;
-  const prefix = histogram === "latency" ? "" : `${histogram}_`;
+  const prefix = histogram === "latency" ? "" : `${family === "response_time" ? "latency" : family}_`;
   if (stat === "med" || stat === "median") {
     return { metric: { kind: "latency", histogram, stat: "percentile", p: 50 }, name: `${prefix}p50` };
   }
