@@ -6,7 +6,8 @@ import { compileUserClasses } from "../loadfile/inspect.js";
 import type { RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import { ScenarioGroup } from "../runner/scenarios.js";
-import type { EndpointSeriesRow, SeriesRow, StatsAggregate } from "../stats/aggregate.js";
+import type { EndpointSeriesRow, EndpointTotals, SeriesRow, StatsAggregate } from "../stats/aggregate.js";
+import { type Histogram, summarizeHistogram } from "../stats/histogram.js";
 
 interface ClassSummary {
   name: string;
@@ -38,6 +39,22 @@ export interface SeriesCursor {
 
 export function newCursor(): SeriesCursor {
   return { runId: 0, books: undefined, series: 0, endpoints: new Map() };
+}
+
+/** Streaming and protocol metrics of an endpoint, summarized as in the JSON result. */
+function extrasOf(e: EndpointTotals): {
+  metrics?: Record<string, unknown>;
+  counters?: Record<string, number>;
+} {
+  const out: { metrics?: Record<string, unknown>; counters?: Record<string, number> } = {};
+  const ms = [...(e.metrics ?? new Map<string, Histogram>())].filter(([, h]) => h.totalCount > 0);
+  if (ms.length > 0) {
+    out.metrics = Object.fromEntries(
+      ms.map(([k, h]) => [k, { count: h.totalCount, ...summarizeHistogram(h) }]),
+    );
+  }
+  if (e.counters && e.counters.size > 0) out.counters = Object.fromEntries(e.counters);
+  return out;
 }
 
 const endpointKey = (e: { type: string; method: string; name: string }) => `${e.type} ${e.method} ${e.name}`;
@@ -309,6 +326,7 @@ export class WebController {
         currentRps: last ? last.requests : 0,
         latencyMs: e.latencySummary(),
         bytesReceived: e.bytes,
+        ...extrasOf(e),
       };
     });
     const cur = books.current();

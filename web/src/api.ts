@@ -66,6 +66,9 @@ export interface EndpointStats {
   currentRps?: number;
   latencyMs: Latency;
   bytesReceived?: number;
+  /** Streaming and protocol metrics (ttft, itl, rtt, ...), in ms or per second. */
+  metrics?: Record<string, Latency & { count: number }>;
+  counters?: Record<string, number>;
 }
 
 export interface SeriesRow {

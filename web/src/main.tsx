@@ -2,7 +2,7 @@ import { render } from "preact";
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import { post, type StatsEvent, type UiState } from "./api";
 import { Chart, COLORS, clock, fmt, line, timeAxis, timeX } from "./charts";
-import { Downloads, Exceptions, Failures, Verdicts, Workers } from "./panels";
+import { Downloads, Exceptions, Failures, Metrics, Verdicts, Workers } from "./panels";
 import { StartForm } from "./StartForm";
 import { StatsTable } from "./StatsTable";
 import { columns, SeriesStore } from "./series";
@@ -342,7 +342,7 @@ function Charts({ stats, store }: { stats: StatsEvent; store: SeriesStore }) {
   );
 }
 
-type Tab = "stats" | "failures" | "exceptions" | "verdicts" | "workers" | "downloads";
+type Tab = "stats" | "metrics" | "failures" | "exceptions" | "verdicts" | "workers" | "downloads";
 
 function Details({ stats, state }: { stats: StatsEvent; state: UiState | null }) {
   const [tab, setTab] = useState<Tab>("stats");
@@ -350,6 +350,9 @@ function Details({ stats, state }: { stats: StatsEvent; state: UiState | null })
     (stats.thresholds ?? []).some((t) => !t.passed) || (stats.checks ?? []).some((c) => c.fails > 0);
   const tabs: Array<{ id: Tab; label: string; count?: number; bad?: boolean }> = [
     { id: "stats", label: "Statistics" },
+    ...(stats.endpoints?.some((e) => e.metrics || e.counters)
+      ? [{ id: "metrics" as const, label: "Streaming metrics" }]
+      : []),
     {
       id: "failures",
       label: "Failures",
@@ -390,6 +393,7 @@ function Details({ stats, state }: { stats: StatsEvent; state: UiState | null })
         {tab === "exceptions" && <Exceptions stats={stats} />}
         {tab === "verdicts" && <Verdicts stats={stats} />}
         {tab === "workers" && <Workers stats={stats} />}
+        {tab === "metrics" && <Metrics stats={stats} />}
         {tab === "downloads" && <Downloads ready={state?.run != null} />}
       </div>
     </section>

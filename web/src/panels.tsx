@@ -197,3 +197,57 @@ export function Downloads({ ready }: { ready: boolean }) {
     </div>
   );
 }
+
+/** Streaming and protocol metrics per endpoint: ttft, itl, rtt, ... and their counters. */
+export function Metrics({ stats }: { stats: StatsEvent }) {
+  const rows = (stats.endpoints ?? []).flatMap((e) =>
+    Object.entries(e.metrics ?? {}).map(([k, m]) => ({ e, k, m })),
+  );
+  const fmt = (k: string, v: number) =>
+    k.endsWith("_per_sec") || k === "polls" ? v.toFixed(2) : v.toFixed(2);
+  return (
+    <div>
+      <table class="grid" id="metrics-table">
+        <thead>
+          <tr>
+            <th>Type</th>
+            <th>Name</th>
+            <th>Metric</th>
+            <th class="num">Count</th>
+            <th class="num">p50</th>
+            <th class="num">p95</th>
+            <th class="num">p99</th>
+            <th class="num">Max</th>
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map(({ e, k, m }) => (
+            <tr key={`${e.key} ${k}`} data-endpoint={e.key} data-metric={k}>
+              <td>{e.type}</td>
+              <td>{`${e.method ?? ""} ${e.name}`.trim()}</td>
+              <td>{k}</td>
+              <td class="num">{m.count}</td>
+              <td class="num">{fmt(k, m.p50)}</td>
+              <td class="num">{fmt(k, m.p95)}</td>
+              <td class="num">{fmt(k, m.p99)}</td>
+              <td class="num">{fmt(k, m.max)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+      <p class="note">Times in ms; rates per second.</p>
+      <ul>
+        {(stats.endpoints ?? [])
+          .filter((e) => e.counters)
+          .map((e) => (
+            <li key={e.key}>
+              <b>{e.key}</b>:{" "}
+              {Object.entries(e.counters ?? {})
+                .map(([k, n]) => `${k} ${n}`)
+                .join(", ")}
+            </li>
+          ))}
+      </ul>
+    </div>
+  );
+}

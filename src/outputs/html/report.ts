@@ -611,6 +611,41 @@ function tagsTable(r: RunResult): string {
     .join("")}</tbody></table>`;
 }
 
+/** Streaming and protocol metrics (ttft, itl, rtt, ...) and counters, per endpoint. */
+function metricsTable(r: RunResult): string {
+  const rows: string[] = [];
+  for (const e of r.endpoints) {
+    const label = `${e.type} ${`${e.method} ${e.name}`.trim()}`;
+    for (const [k, m] of Object.entries(e.metrics ?? {})) {
+      const unit = k.endsWith("_per_sec") || k === "polls" ? (x: number) => x.toFixed(2) : formatMs;
+      rows.push(
+        `<tr data-endpoint="${esc(label)}" data-metric="${esc(k)}"><td>${esc(e.type)}</td><td>${esc(
+          `${e.method} ${e.name}`.trim(),
+        )}</td><td>${esc(k)}</td>${cell(fmtNum(m.count), "count", m.count)}${(
+          ["p50", "p90", "p95", "p99", "max", "mean"] as const
+        )
+          .map((s) => cell(unit(m[s]), s, m[s]))
+          .join("")}</tr>`,
+      );
+    }
+  }
+  const counters = r.endpoints
+    .filter((e) => e.counters && Object.keys(e.counters).length > 0)
+    .map(
+      (e) =>
+        `<li data-endpoint="${esc(`${e.type} ${`${e.method} ${e.name}`.trim()}`)}"><b>${esc(e.type)} ${esc(
+          `${e.method} ${e.name}`.trim(),
+        )}</b>: ${Object.entries(e.counters ?? {})
+          .map(([k, n]) => `${esc(k)} ${fmtNum(n)}`)
+          .join(", ")}</li>`,
+    );
+  const table =
+    rows.length > 0
+      ? `<table id="metrics"><thead><tr><th>Type</th><th>Name</th><th>Metric</th><th class="num">Count</th><th class="num">p50</th><th class="num">p90</th><th class="num">p95</th><th class="num">p99</th><th class="num">Max</th><th class="num">Mean</th></tr></thead><tbody>${rows.join("")}</tbody></table>`
+      : "";
+  return `${table}${counters.length > 0 ? `<ul class="counters">${counters.join("")}</ul>` : ""}`;
+}
+
 function loadChartTitle(model: string): string {
   if (model === "open") return "Arrival rate and dropped iterations";
   if (model === "mixed") return "Users, arrival rate and dropped iterations";
@@ -728,6 +763,14 @@ export function renderHtmlReport(result: RunResult): string {
     r.exceptions.length > 0 ? section("exceptions-section", "Exceptions", exceptionsList(r)) : "",
     r.thresholds && r.thresholds.length > 0
       ? section("thresholds-section", "Thresholds", thresholdsTable(r))
+      : "",
+    r.endpoints.some((e) => e.metrics || e.counters)
+      ? section(
+          "metrics-section",
+          "Streaming and protocol metrics",
+          metricsTable(r),
+          "Times in ms (ttft: time to first token, itl: inter-token latency, ttfe: time to first event, gap: between events, rtt: message round trip); rates per second.",
+        )
       : "",
     r.checks && r.checks.length > 0 ? section("checks-section", "Checks", checksTable(r)) : "",
     r.tags && r.tags.length > 0 ? section("tags-section", "Tags", tagsTable(r)) : "",
