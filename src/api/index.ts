@@ -17,3 +17,7 @@ export type { RequestRecord, UserClass } from "./user.js";
 export { HttpUser, SequentialTaskSet, TaskSet, User } from "./user.js";
 export type { WaitContext, WaitTime } from "./wait.js";
 export { between, constant, constantPacing, constantThroughput } from "./wait.js";
+export type { JobOptions, JobResult, JobState, JobUrl } from "../protocols/jobs.js";
+export { jobState } from "../protocols/jobs.js";
+export type { TokenCount, TokenCounter, TokenPreset } from "../protocols/sse/tokens.js";
+export type { SseEnd, SseEvent, SseOptions, SseResult } from "../protocols/sse/types.js";

@@ -19,6 +19,10 @@ export interface DemoServerOptions {
   rateLimitPerSec?: number;
   /** Time for an async job to go pending → running → completed; default 1500. */
   jobDurationMs?: number;
+  /** /v1/chat/completions: time from the request to the first content token; default 80. */
+  firstTokenDelayMs?: number;
+  /** /v1/chat/completions: time between content tokens; default 15. */
+  tokenDelayMs?: number;
 }
 
 export interface DemoServer {
@@ -75,6 +79,14 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
   const [latencyLo, latencyHi] = normalizeRange(opts.latencyMs ?? [5, 40]);
   const rate = opts.rateLimitPerSec ?? 20;
   const jobDurationMs = opts.jobDurationMs ?? 1500;
+  const firstTokenDelayMs = opts.firstTokenDelayMs ?? 80;
+  const tokenDelayMs = opts.tokenDelayMs ?? 15;
+  for (const [k, v] of [
+    ["firstTokenDelayMs", firstTokenDelayMs],
+    ["tokenDelayMs", tokenDelayMs],
+  ] as const) {
+    if (!(Number.isFinite(v) && v >= 0)) throw new RangeError(`${k} must be a non-negative number`);
+  }
   if (!(Number.isFinite(rate) && rate > 0)) throw new RangeError("rateLimitPerSec must be a positive number");
   if (!(Number.isFinite(jobDurationMs) && jobDurationMs >= 0)) {
     throw new RangeError("jobDurationMs must be a non-negative number");
@@ -196,6 +208,71 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
       timer = later(randomInt(10, 20), tick);
     };
     timer = later(randomInt(10, 20), tick);
+  };
+
+  // OpenAI-compatible chat completions: a role chunk at once, then one word per content chunk
+  // at known delays, a finish chunk, optionally a usage chunk, and [DONE] — as OpenAI sends them.
+  const chatCompletions: Handler = async (req, res) => {
+    const body = await readJsonObject(req);
+    if (!Array.isArray(body.messages)) throw new HttpError(400, "messages is required and must be an array");
+    const maxTokens = body.max_tokens ?? body.max_completion_tokens ?? 16;
+    if (
+      !(typeof maxTokens === "number" && Number.isInteger(maxTokens) && maxTokens >= 1 && maxTokens <= 4096)
+    ) {
+      throw new HttpError(400, "max_tokens must be an integer from 1 to 4096");
+    }
+    const last = body.messages[body.messages.length - 1];
+    const prompt = isObject(last) && typeof last.content === "string" ? last.content : "hello";
+    const words = composeReply("chat-agent", prompt, undefined).split(/\s+/);
+    const id = `chatcmpl-${randomUUID()}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = typeof body.model === "string" ? body.model : "cicada-demo";
+    const usage = {
+      prompt_tokens: estimateTokens(JSON.stringify(body.messages)),
+      completion_tokens: maxTokens,
+      total_tokens: estimateTokens(JSON.stringify(body.messages)) + maxTokens,
+    };
+    const word = (i: number): string => `${words[i % words.length]} `;
+
+    if (body.stream !== true) {
+      await sleep(firstTokenDelayMs + (maxTokens - 1) * tokenDelayMs);
+      let content = "";
+      for (let i = 0; i < maxTokens; i++) content += word(i);
+      sendJson(res, 200, {
+        id,
+        object: "chat.completion",
+        created,
+        model,
+        choices: [
+          { index: 0, message: { role: "assistant", content: content.trimEnd() }, finish_reason: "length" },
+        ],
+        usage,
+      });
+      return;
+    }
+
+    const chunk = (choices: unknown[], extra: JsonObject = {}): string =>
+      `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...extra })}\n\n`;
+    const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
+    let sent = 0;
+    let timer: NodeJS.Timeout | undefined;
+    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+    res.write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
+    res.on("close", () => cancel(timer));
+    const tick = (): void => {
+      timer = undefined;
+      if (res.destroyed || res.writableEnded) return;
+      res.write(chunk([{ index: 0, delta: { content: word(sent) }, finish_reason: null }]));
+      sent++;
+      if (sent < maxTokens) {
+        timer = later(tokenDelayMs, tick);
+        return;
+      }
+      let tail = chunk([{ index: 0, delta: {}, finish_reason: "length" }]);
+      if (includeUsage) tail += chunk([], { usage });
+      res.end(`${tail}data: [DONE]\n\n`);
+    };
+    timer = later(firstTokenDelayMs, tick);
   };
 
   const createJob: Handler = async (req, res) => {
@@ -384,6 +461,7 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
     ["/api/v1/cookie/set", { GET: cookieSet }],
     ["/api/v1/cookie/echo", { GET: cookieEcho }],
     ["/api/v1/redirect", { GET: redirect }],
+    ["/v1/chat/completions", { POST: chatCompletions }],
   ]);
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -6,6 +6,9 @@ import type { Dispatcher, fetch as undiciFetch } from "undici";
 import { RunStopped } from "../../api/errors.js";
 import type { StatsRecorder } from "../../stats/recorder.js";
 import { VERSION } from "../../version.js";
+import { type JobOptions, type JobResult, runJob } from "../jobs.js";
+import { streamSse } from "../sse/client.js";
+import type { SseOptions, SseResult } from "../sse/types.js";
 import { FastPool, type OriginInfo, originInfo } from "./fast/connection.js";
 import { parseHeaders } from "./fast/parser.js";
 import { HttpResponse, kRecorded, kRecorder, kStatName } from "./response.js";
@@ -683,6 +686,42 @@ export class HttpSession {
       );
       throw err;
     }
+  }
+
+  /**
+   * Consumes a server-sent event stream (through this user's undici connection, so proxy and
+   * TLS settings apply) and records it as one SSE request with per-event and per-token metrics.
+   * Failures are recorded and returned, not thrown.
+   */
+  sse(url: string, opts: SseOptions = {}): Promise<SseResult> {
+    const target = this.resolve(url);
+    const headers: Record<string, string> = { "user-agent": USER_AGENT };
+    for (const k in this.headers) headers[k.toLowerCase()] = this.headers[k]!;
+    if (this.#jar) {
+      const cookie = this.#jar.getCookieStringSync(target.href);
+      if (cookie) headers.cookie = cookie;
+    }
+    return streamSse(
+      {
+        recorder: this.#o.recorder,
+        signal: this.#o.signal,
+        dispatcher: this.dispatcher,
+        url: target,
+        headers,
+        statusError: (status) => this.#statusError(status),
+        storeCookies: (h) => this.#storeCookies(h, target.href),
+        describeError: (err) => describeError(err, (opts.timeout ?? 300) * 1000),
+      },
+      opts,
+    );
+  }
+
+  /**
+   * Submits an asynchronous job and waits for its end, by polling its status URL or reading an
+   * SSE stream of its states; recorded as one JOB request. Failures are returned, not thrown.
+   */
+  job(opts: JobOptions): Promise<JobResult> {
+    return runJob(this, { recorder: this.#o.recorder, signal: this.#o.signal }, opts);
   }
 
   /** Closes this user's connections: gracefully, or at once when the run is cut short. */

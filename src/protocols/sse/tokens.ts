@@ -1,0 +1,97 @@
+import type { SseEvent } from "./types.js";
+
+/**
+ * What a token counter says about one event: a number of tokens, the text of the tokens (its
+ * whitespace-separated words are counted), a list of tokens, or nothing.
+ */
+export type TokenCount = number | string | readonly string[] | null | undefined;
+
+/** Reads the tokens an event carries. Throw to mark the event (and the stream) malformed. */
+export type TokenCounter = (event: SseEvent) => TokenCount;
+
+/** What one event meant for the stream, after the counter looked at it. */
+export interface TokenStep {
+  tokens: number;
+  text: string;
+  /** The stream's final event (OpenAI's `[DONE]`): the stream completed. */
+  done: boolean;
+  /** The event is a failure: the stream ends with this error. */
+  error: string | null;
+}
+
+const NOTHING: TokenStep = Object.freeze({ tokens: 0, text: "", done: false, error: null });
+const DONE: TokenStep = Object.freeze({ tokens: 0, text: "", done: true, error: null });
+
+export type TokenPreset = "openai";
+
+/** A stream that must end with a final event knows when it was cut short. */
+export interface TokenReader {
+  step(event: SseEvent): TokenStep;
+  /** True when the stream has to end with a final event ([DONE]) to count as complete. */
+  readonly needsDone: boolean;
+}
+
+export function tokenReader(tokens: TokenPreset | TokenCounter | undefined): TokenReader | null {
+  if (tokens === undefined) return null;
+  if (tokens === "openai") return { step: openAiStep, needsDone: true };
+  if (typeof tokens !== "function") throw new TypeError(`unknown tokens preset ${JSON.stringify(tokens)}`);
+  return { step: (event) => customStep(tokens, event), needsDone: false };
+}
+
+/**
+ * OpenAI chat-completions chunks (and the legacy completions' `choices[0].text`). One token per
+ * non-empty content delta: servers send about one token per chunk, and counting chunks needs
+ * no tokenizer, so every model and server is measured the same way.
+ */
+function openAiStep(event: SseEvent): TokenStep {
+  const data = event.data.trim();
+  if (data === "[DONE]") return DONE;
+  let chunk: unknown;
+  try {
+    chunk = JSON.parse(data);
+  } catch {
+    return { ...NOTHING, error: "SSE malformed: data is not JSON" };
+  }
+  if (typeof chunk !== "object" || chunk === null)
+    return { ...NOTHING, error: "SSE malformed: data is not an object" };
+  const c = chunk as { error?: unknown; choices?: unknown };
+  if (c.error !== undefined && c.error !== null)
+    return { ...NOTHING, error: `SSE error event: ${errorText(c.error)}` };
+  if (!Array.isArray(c.choices)) return NOTHING;
+  const first = c.choices[0] as { delta?: { content?: unknown }; text?: unknown } | undefined;
+  const content = first?.delta?.content ?? first?.text;
+  if (typeof content !== "string" || content === "") return NOTHING;
+  return { tokens: 1, text: content, done: false, error: null };
+}
+
+function errorText(e: unknown): string {
+  if (typeof e === "string") return e;
+  const m = (e as { message?: unknown }).message;
+  return typeof m === "string" ? m : JSON.stringify(e);
+}
+
+function customStep(fn: TokenCounter, event: SseEvent): TokenStep {
+  let v: TokenCount;
+  try {
+    v = fn(event);
+  } catch (err) {
+    return { ...NOTHING, error: `SSE malformed: ${err instanceof Error ? err.message : String(err)}` };
+  }
+  if (v === null || v === undefined) return NOTHING;
+  if (typeof v === "number") {
+    const n = Number.isFinite(v) && v > 0 ? Math.floor(v) : 0;
+    return n === 0 ? NOTHING : { tokens: n, text: "", done: false, error: null };
+  }
+  if (typeof v === "string") return { tokens: countWords(v), text: v, done: false, error: null };
+  if (Array.isArray(v)) {
+    const parts = v.filter((s) => typeof s === "string" && s !== "");
+    return { tokens: parts.length, text: parts.join(""), done: false, error: null };
+  }
+  return NOTHING;
+}
+
+function countWords(s: string): number {
+  let n = 0;
+  for (const w of s.split(/\s+/)) if (w !== "") n++;
+  return n;
+}
