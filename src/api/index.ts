@@ -21,3 +21,13 @@ export type { JobOptions, JobResult, JobState, JobUrl } from "../protocols/jobs.
 export { jobState } from "../protocols/jobs.js";
 export type { TokenCount, TokenCounter, TokenPreset } from "../protocols/sse/tokens.js";
 export type { SseEnd, SseEvent, SseOptions, SseResult } from "../protocols/sse/types.js";
+export type { WsClient } from "../protocols/ws/client.js";
+export type {
+  WsConnection,
+  WsConnectOptions,
+  WsData,
+  WsMessage,
+  WsNextOptions,
+  WsRequestOptions,
+} from "../protocols/ws/connection.js";
+export { WebSocketUser } from "./websocket.js";
