@@ -59,7 +59,7 @@ export interface McpCallToolResult {
  * session. Every request is recorded once under type "MCP", name = the JSON-RPC method
  * ("initialize", "notifications/initialized", "tools/list", "tools/call"); `close()` as
  * "close". Replies may be plain JSON or an event stream whose events carry the reply,
- * possibly after notifications (returned in `messages`, counted as "notifications").
+ * possibly after notifications (returned in `messages`, counted as "messages").
  */
 export class McpClient extends JsonRpcClient {
   protected override readonly type: string = "MCP";
