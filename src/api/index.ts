@@ -21,6 +21,23 @@ export type { JobOptions, JobResult, JobState, JobUrl } from "../protocols/jobs.
 export { jobState } from "../protocols/jobs.js";
 export type { TokenCount, TokenCounter, TokenPreset } from "../protocols/sse/tokens.js";
 export type { SseEnd, SseEvent, SseOptions, SseResult } from "../protocols/sse/types.js";
+export type {
+  JsonRpcClient,
+  JsonRpcOptions,
+  RpcBatchEntry,
+  RpcCallOptions,
+} from "../protocols/jsonrpc/client.js";
+export { jsonRpc } from "../protocols/jsonrpc/client.js";
+export type { RpcError, RpcResult } from "../protocols/jsonrpc/exchange.js";
+export type {
+  McpCallToolResult,
+  McpClient,
+  McpClientOptions,
+  McpInitializeResult,
+  McpListToolsResult,
+  McpTool,
+} from "../protocols/mcp/client.js";
+export { MCP_PROTOCOL_VERSION, mcpClient } from "../protocols/mcp/client.js";
 export type { WsClient } from "../protocols/ws/client.js";
 export type {
   WsConnection,
