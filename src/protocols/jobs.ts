@@ -180,7 +180,8 @@ export async function runJob(session: HttpSession, ctx: JobContext, opts: JobOpt
       ...(opts.submit.body !== undefined ? { body: opts.submit.body } : {}),
       ...(opts.submit.headers ? { headers: opts.submit.headers } : {}),
       ...(opts.submit.name !== undefined ? { name: opts.submit.name } : {}),
-      timeout: timeoutMs / 1000,
+      // A short job timeout must not cut off a submission that is merely slow to be accepted.
+      timeout: Math.max(timeoutMs / 1000, 10),
     });
     bytes += sub.body.length;
     status = sub.status;
