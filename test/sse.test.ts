@@ -65,6 +65,11 @@ function brokenServer(): Promise<TestServer> {
       sseHead(res);
       res.write(chunk("one "));
       // Never ends: only the client's timeout finishes it.
+    } else if (path === "/done-open") {
+      sseHead(res);
+      res.write(chunk("one "));
+      res.write("data: [DONE]\n\n");
+      // Never ends: [DONE] alone completes the stream.
     } else if (path === "/error500") {
       res.writeHead(500, { "content-type": "text/plain" });
       res.end("boom");
@@ -209,6 +214,20 @@ describe("SSE client", () => {
           path,
         );
       }
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("[DONE] completes a stream that the server keeps open", async () => {
+    const c = client(broken.url);
+    try {
+      const t0 = performance.now();
+      const r = await c.session.sse("/done-open", { tokens: "openai", timeout: 30 });
+      assert.equal(r.error, null);
+      assert.equal(r.tokens, 1);
+      assert.ok(r.durationMs < 500, `duration to [DONE] ${r.durationMs}`);
+      assert.ok(performance.now() - t0 < 5000, "not left waiting for the server to close");
     } finally {
       await c.close();
     }

@@ -26,6 +26,9 @@ const DEFAULT_TIMEOUT_S = 300;
 /** After `[DONE]` the server ends the response at once; one that does not is not waited for long. */
 const DONE_GRACE_MS = 1000;
 
+/** A response that is not an event stream is read this far, then dropped. */
+const MAX_DISCARD_BYTES = 64 * 1024;
+
 class StreamTimeout extends Error {}
 
 /**
@@ -172,13 +175,16 @@ class StreamState {
       const onData = (chunk: Buffer): void => {
         at = performance.now() - this.t0;
         this.bytes += chunk.length;
-        if (problem === null && !this.sawDone) parser.feed(decoder.decode(chunk, { stream: true }));
+        if (problem === null) {
+          if (!this.sawDone) parser.feed(decoder.decode(chunk, { stream: true }));
+        } else if (this.bytes > MAX_DISCARD_BYTES) settle(true);
       };
+      // Decided already; the body is read (up to a point) only to keep the connection reusable.
+      if (problem !== null) this.failWith(problem);
       body.on("data", onData);
       body.on("end", () => {
         if (settled) return;
-        if (problem !== null) this.failWith(problem);
-        else {
+        if (problem === null) {
           parser.feed(decoder.decode());
           // A last event without its blank line is incomplete: the spec drops it, and so do we.
           if (!settled && this.reader?.needsDone && !this.sawDone) this.failWith("SSE closed early");
@@ -188,10 +194,7 @@ class StreamState {
       body.on("error", (err) => {
         if (settled) return;
         // Cut off after [DONE] (or by the grace timer): the stream itself was whole.
-        if (!this.sawDone) {
-          if (problem !== null) this.failWith(problem);
-          else this.fail(err);
-        }
+        if (!this.sawDone) this.fail(err);
         settle(false);
       });
     });
