@@ -275,6 +275,39 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
     timer = later(firstTokenDelayMs, tick);
   };
 
+  // AG-UI: an agent run is a POST answered by a stream of typed events.
+  const aguiRun: Handler = async (req, res) => {
+    const body = await readJsonObject(req);
+    const threadId = typeof body.threadId === "string" ? body.threadId : randomUUID();
+    const runId = typeof body.runId === "string" ? body.runId : randomUUID();
+    const messages = Array.isArray(body.messages) ? body.messages : [];
+    const last = messages[messages.length - 1];
+    const prompt = isObject(last) && typeof last.content === "string" ? last.content : "hello";
+    const words = composeReply("ag-ui-agent", prompt, undefined).split(/\s+/).slice(0, 12);
+    const messageId = randomUUID();
+    const event = (e: JsonObject): string => `data: ${JSON.stringify(e)}\n\n`;
+    let sent = 0;
+    let timer: NodeJS.Timeout | undefined;
+    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+    res.write(event({ type: "RUN_STARTED", threadId, runId }));
+    res.write(event({ type: "TEXT_MESSAGE_START", messageId, role: "assistant" }));
+    res.on("close", () => cancel(timer));
+    const tick = (): void => {
+      timer = undefined;
+      if (res.destroyed || res.writableEnded) return;
+      res.write(event({ type: "TEXT_MESSAGE_CONTENT", messageId, delta: `${words[sent]} ` }));
+      sent++;
+      if (sent < words.length) {
+        timer = later(tokenDelayMs, tick);
+        return;
+      }
+      res.end(
+        event({ type: "TEXT_MESSAGE_END", messageId }) + event({ type: "RUN_FINISHED", threadId, runId }),
+      );
+    };
+    timer = later(firstTokenDelayMs, tick);
+  };
+
   const createJob: Handler = async (req, res) => {
     const body = await readJsonObject(req);
     if (body.task === undefined || body.task === null) throw new HttpError(422, "task is required");
@@ -462,6 +495,7 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
     ["/api/v1/cookie/echo", { GET: cookieEcho }],
     ["/api/v1/redirect", { GET: redirect }],
     ["/v1/chat/completions", { POST: chatCompletions }],
+    ["/api/v1/agui/run", { POST: aguiRun }],
   ]);
 
   const dispatch = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

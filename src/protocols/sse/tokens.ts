@@ -22,7 +22,7 @@ export interface TokenStep {
 const NOTHING: TokenStep = Object.freeze({ tokens: 0, text: "", done: false, error: null });
 const DONE: TokenStep = Object.freeze({ tokens: 0, text: "", done: true, error: null });
 
-export type TokenPreset = "openai";
+export type TokenPreset = "openai" | "ag-ui";
 
 /** A stream that must end with a final event knows when it was cut short. */
 export interface TokenReader {
@@ -34,8 +34,40 @@ export interface TokenReader {
 export function tokenReader(tokens: TokenPreset | TokenCounter | undefined): TokenReader | null {
   if (tokens === undefined) return null;
   if (tokens === "openai") return { step: openAiStep, needsDone: true };
+  if (tokens === "ag-ui") return { step: agUiStep, needsDone: true };
   if (typeof tokens !== "function") throw new TypeError(`unknown tokens preset ${JSON.stringify(tokens)}`);
   return { step: (event) => customStep(tokens, event), needsDone: false };
+}
+
+/**
+ * AG-UI agent runs: one token per non-empty TEXT_MESSAGE_CONTENT delta; RUN_FINISHED completes
+ * the stream and RUN_ERROR fails it.
+ */
+function agUiStep(event: SseEvent): TokenStep {
+  let e: unknown;
+  try {
+    e = JSON.parse(event.data);
+  } catch {
+    return { ...NOTHING, error: "SSE malformed: data is not JSON" };
+  }
+  if (typeof e !== "object" || e === null)
+    return { ...NOTHING, error: "SSE malformed: data is not an object" };
+  const x = e as { type?: unknown; delta?: unknown; message?: unknown };
+  switch (x.type) {
+    case "TEXT_MESSAGE_CONTENT":
+      return typeof x.delta === "string" && x.delta !== ""
+        ? { ...NOTHING, tokens: 1, text: x.delta }
+        : NOTHING;
+    case "RUN_FINISHED":
+      return DONE;
+    case "RUN_ERROR":
+      return {
+        ...NOTHING,
+        error: `SSE error event: ${typeof x.message === "string" ? x.message : "RUN_ERROR"}`,
+      };
+    default:
+      return NOTHING;
+  }
 }
 
 /**
