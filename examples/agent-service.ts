@@ -1,12 +1,12 @@
 /**
  * Example loadfile for an AI agent service, modelled on a real team's Locust suite:
- * synchronous invocations, token streaming, async jobs, protocol endpoints (MCP, A2A),
- * a mixed workload and bursts against a rate-limited route.
+ * synchronous invocations, token streaming (SSE with LLM token metrics), async jobs, protocol
+ * endpoints (MCP, A2A, AG-UI), a mixed workload and bursts against a rate-limited route.
  *
  *   npx cicada run examples/agent-service.ts -H http://127.0.0.1:8000 -u 50 -r 10 -t 1m
  *   npx cicada run examples/agent-service.ts AgentInvocationUser -H ... -u 20
  */
-import { between, constant, type HttpResponse, HttpUser, tag, task } from "cicada";
+import { between, check, constant, HttpUser, jsonRpc, mcpClient, tag, task } from "cicada";
 
 const MESSAGES = [
   "Summarise today's tickets",
@@ -40,97 +40,104 @@ export class AgentInvocationUser extends HttpUser {
   }
 }
 
-/** Server-sent token streams; the whole stream is one timed request. */
+/**
+ * Server-sent token streams. Each stream is one SSE request with time to first token,
+ * inter-token latency and tokens per second: e.g. --threshold "SSE /v1/chat/completions: ttft p95<800".
+ */
 export class StreamingUser extends HttpUser {
   static override weight = 1;
   static override waitTime = between(1, 2);
 
-  @task
+  @task(3)
   @tag("stream")
-  async stream() {
-    await this.client.post("/api/v1/agents/stream", {
-      json: { message: pick(MESSAGES) },
-      headers: { accept: "text/event-stream" },
-      catchResponse: (res) => {
-        if (!res.text().includes("data: [DONE]")) res.failure("stream ended without [DONE]");
+  async chatCompletion() {
+    await this.client.sse("/v1/chat/completions", {
+      json: {
+        model: "demo",
+        stream: true,
+        max_tokens: 24,
+        messages: [{ role: "user", content: pick(MESSAGES) }],
       },
+      tokens: "openai",
+      timeout: 30,
+    });
+  }
+
+  @task(1)
+  @tag("stream")
+  async agentStream() {
+    await this.client.sse("/api/v1/agents/stream", {
+      method: "POST",
+      json: { message: pick(MESSAGES) },
+      name: "/api/v1/agents/stream",
     });
   }
 }
 
-/** Submits jobs and polls them until they finish. */
+/** Submits jobs and follows each to its end: one JOB row per job, with submit latency and polls. */
 export class AsyncJobUser extends HttpUser {
   static override weight = 1;
   static override waitTime = between(0.5, 1.5);
-  private jobs: string[] = [];
 
-  @task(3)
+  @task
   @tag("jobs")
-  async submit() {
-    const res = await this.client.post("/api/v1/jobs", { json: { task: "index-documents" } });
-    if (res.status === 202) this.jobs.push(res.json<{ job_id: string }>().job_id);
-  }
-
-  @task(2)
-  @tag("jobs")
-  async poll() {
-    const id = this.jobs[0];
-    if (!id) return;
-    const res = await this.client.get(`/api/v1/jobs/${id}`, { name: "/api/v1/jobs/[id]" });
-    if (res.ok && res.json<{ status: string }>().status === "completed") this.jobs.shift();
+  async indexDocuments() {
+    await this.client.job({
+      name: "index-documents job",
+      submit: { url: "/api/v1/jobs", json: { task: "index-documents" } },
+      status: (j: { job_id: string }) => `/api/v1/jobs/${j.job_id}`,
+      statusName: "/api/v1/jobs/[id]",
+      poll: { interval: 0.25, timeout: 30 },
+    });
   }
 }
 
-const rpc = (method: string, params: unknown, id: number) => ({ jsonrpc: "2.0", id, method, params });
-
-/** JSON-RPC protocol endpoints: MCP tools and A2A messages. */
+/** Agent protocols: MCP tools over streamable HTTP, A2A messages (JSON-RPC), AG-UI runs (SSE). */
 export class ProtocolUser extends HttpUser {
   static override weight = 1;
   static override waitTime = between(0.5, 2);
-  private sessionId = "";
-  private seq = 0;
+  // The client exists once the user starts, not in its constructor.
+  private mcp!: ReturnType<typeof mcpClient>;
+  private a2a!: ReturnType<typeof jsonRpc>;
 
   override async onStart() {
-    const res = await this.client.post("/api/v1/mcp", {
-      json: rpc("initialize", { protocolVersion: "2025-06-18", clientInfo: { name: "cicada" } }, ++this.seq),
-      name: "MCP initialize",
-    });
-    this.sessionId = res.header("mcp-session-id") ?? "";
+    this.mcp = mcpClient(this.client, "/api/v1/mcp");
+    this.a2a = jsonRpc(this.client, "/api/v1/a2a", { name: "A2A" });
+    await this.mcp.initialize();
   }
 
-  private mcp(method: string, params: unknown): Promise<HttpResponse> {
-    return this.client.post("/api/v1/mcp", {
-      json: rpc(method, params, ++this.seq),
-      headers: { "mcp-session-id": this.sessionId },
-      name: `MCP ${method}`,
-      catchResponse: (res) => {
-        if (res.ok && res.json<{ error?: { message: string } }>().error) res.failure("JSON-RPC error");
-      },
-    });
+  override async onStop() {
+    await this.mcp.close();
   }
 
   @task(2)
   @tag("mcp")
   async listTools() {
-    await this.mcp("tools/list", {});
+    await this.mcp.listTools();
   }
 
   @task(3)
   @tag("mcp")
   async callTool() {
-    await this.mcp("tools/call", { name: "add", arguments: { a: 2, b: 3 } });
+    const r = await this.mcp.callTool("add", { a: 2, b: 3 });
+    check(r, { "add returns 5": (x) => JSON.stringify(x.result ?? "").includes("5") });
   }
 
   @task(1)
   @tag("a2a")
   async a2aMessage() {
-    await this.client.post("/api/v1/a2a", {
-      json: rpc(
-        "message/send",
-        { message: { role: "user", parts: [{ kind: "text", text: "hello" }] } },
-        ++this.seq,
-      ),
-      name: "A2A message/send",
+    await this.a2a.call("message/send", {
+      message: { role: "user", parts: [{ kind: "text", text: "hello" }] },
+    });
+  }
+
+  @task(1)
+  @tag("ag-ui")
+  async agUiRun() {
+    await this.client.sse("/api/v1/agui/run", {
+      json: { threadId: `t${this.userId}`, messages: [{ role: "user", content: pick(MESSAGES) }] },
+      tokens: "ag-ui",
+      name: "AG-UI run",
     });
   }
 }
