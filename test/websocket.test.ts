@@ -62,12 +62,14 @@ const median = (xs: number[]) => {
 };
 
 describe("WebSocketUser", () => {
-  it("rtt matches a server that answers after a known delay; ids correlate; counters are exact", async () => {
+  it("rtt matches a server that answers after a known delay; ids correlate; counters are exact; source addresses", async () => {
     const delays: number[] = [];
+    const from = new Set<string>();
     let received = 0;
     let sent = 0;
     const server = await wsServer((wss, req, socket, head) =>
       wss.handleUpgrade(req, socket, head, (c) => {
+        from.add(req.socket.remoteAddress ?? "");
         c.on("message", (data) => {
           received++;
           const at = performance.now();
@@ -89,6 +91,7 @@ describe("WebSocketUser", () => {
 import { WebSocketUser, task, constant } from "cicada";
 export class Talker extends WebSocketUser {
   static override waitTime = constant(0.05);
+  static override sourceAddresses = ["127.0.0.2", "127.0.0.3"];
   conn;
   n = 0;
   async onStart() {
@@ -96,15 +99,17 @@ export class Talker extends WebSocketUser {
     this.conn.onMessage(() => {});
   }
   @task async talk() {
-    // Two requests in flight at once: the slower is sent first, the faster answered first.
-    const a = ++this.n, b = ++this.n;
-    const [ra, rb] = await Promise.all([
-      this.conn.request({ id: a, delay: 40 }),
-      this.conn.request({ id: b, delay: 20 }),
+    // Three requests in flight at once: the one sent second is answered first.
+    const a = ++this.n, b = ++this.n, c = ++this.n;
+    const [ra, rb, rc] = await Promise.all([
+      this.conn.request({ id: a, delay: 30 }),
+      this.conn.request({ id: b, delay: 10 }),
+      this.conn.request({ id: c, delay: 30 }),
     ]);
     if (this.stopping) return;
     this.check(ra, { "reply a": (m) => m.json().id === a });
     this.check(rb, { "reply b": (m) => m.json().id === b });
+    this.check(rc, { "reply c": (m) => m.json().id === c });
   }
 }
 `,
@@ -118,7 +123,7 @@ export class Talker extends WebSocketUser {
       for (const c of result.checks ?? []) assert.equal(c.fails, 0, `${c.name}: ${c.fails} failed`);
       const rtt = metric(e, "rtt")!;
       assert.equal(rtt.count, delays.length);
-      // Half the replies come after 20 ms, half after 40 ms: compare each median with the server's.
+      // Two thirds of the replies come after 30 ms: both medians fall among those.
       assert.ok(
         Math.abs(rtt.p50 - median(delays)) <= 2,
         `rtt p50 ${rtt.p50} ms vs server-measured median ${median(delays)} ms`,
@@ -127,6 +132,11 @@ export class Talker extends WebSocketUser {
       assert.equal(counter(e, "received"), sent);
       assert.equal(counter(e, "close:1000"), 4, JSON.stringify(e));
       assert.equal(counter(e, "errors"), 0);
+      assert.deepEqual(
+        [...from].sort(),
+        ["127.0.0.2", "127.0.0.3"],
+        "connections bind to the source addresses in turn",
+      );
     } finally {
       await server.close();
     }
