@@ -223,6 +223,41 @@ export class Mute extends Base { path = "/mute"; }
     }
   });
 
+  it("at the hard stop, requests in flight are cancelled, not failures, and connections close with 1001", async () => {
+    let serverClosed = 0;
+    const server = await wsServer((wss, req, socket, head) =>
+      wss.handleUpgrade(req, socket, head, (c) => {
+        c.on("close", () => serverClosed++);
+        // Never replies.
+      }),
+    );
+    try {
+      const { code, stderr, result } = await runLoad(
+        `
+import { WebSocketUser, task } from "cicada";
+export class Waiter extends WebSocketUser {
+  @task async wait() {
+    const conn = await this.connect("/wait");
+    await conn?.request({ id: 1 }, { timeout: 60 });
+  }
+}
+`,
+        ["-H", server.url, "-u", "3", "-r", "3", "-t", "2s"],
+      );
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(result.failures, []);
+      assert.deepEqual(result.exceptions, []);
+      const e = ws(result, "CONNECT", "/wait");
+      assert.equal(e?.requests, 3);
+      assert.equal(e?.cancelled, 3);
+      assert.equal(counter(e, "close:1001"), 3, JSON.stringify(e));
+      for (let i = 0; i < 30 && serverClosed < 3; i++) await new Promise((r) => setTimeout(r, 100));
+      assert.equal(serverClosed, 3);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("the demo's echo and chat: replies by id, server pushes on the side", async () => {
     const server = await startServer((_req, res) => res.end("ok"));
     attachWebSocketDemo(server.server);

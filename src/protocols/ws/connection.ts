@@ -193,8 +193,8 @@ export class WsConnection {
   #state: number = State.Connecting;
   readonly #startedAt = performance.now();
   #openedAt = 0;
-  #connectTimeoutMs: number;
-  #connectDeadline: number;
+  readonly #connectTimeoutMs: number;
+  readonly #connectDeadline: number;
   #connectDone: ((ok: boolean) => void) | undefined;
   #timedOut = false;
   #lastError: string | undefined;
