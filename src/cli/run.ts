@@ -414,9 +414,9 @@ function resolvePlan(
     // The shape decides how many users; every worker may get some.
     plan.users = Math.max(plan.users, plan.processes, plan.maxUsers);
   }
-  if (plan.host !== undefined && !/^https?:\/\/[^/]/i.test(plan.host)) {
+  if (plan.host !== undefined && !/^(https?|wss?):\/\/[^/]/i.test(plan.host)) {
     throw new CicadaError(
-      `-H/--host: expected an http:// or https:// URL, got "${plan.host}"`,
+      `-H/--host: expected an http://, https://, ws:// or wss:// URL, got "${plan.host}"`,
       ExitCode.Usage,
     );
   }

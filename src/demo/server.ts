@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { performance } from "node:perf_hooks";
+import { attachWebSocketDemo } from "./ws.js";
 
 export interface DemoServerOptions {
   /** Interface to bind; default 127.0.0.1. */
@@ -539,6 +540,8 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
   // reconnects; headersTimeout must exceed keepAliveTimeout or Node can cut a reused socket mid-request.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
+  // WebSocket echo (/ws/echo) and chat (/ws/chat) on the same port.
+  attachWebSocketDemo(server);
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
