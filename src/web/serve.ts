@@ -27,13 +27,6 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
       ExitCode.Usage,
     );
   }
-  io.stderr.write(`web UI on ${url}\n`);
-  if (!isLoopback(host) && !s.webLogin) {
-    io.stderr.write(
-      `warning: the web UI listens on ${host} without --web-login: anyone who can reach it can start load from this machine\n`,
-    );
-  }
-
   let quit!: () => void;
   const quitting = new Promise<void>((r) => (quit = r));
   let signals = 0;
@@ -51,6 +44,14 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Announced only once Ctrl-C is handled: whoever reads the line may send it at once.
+  io.stderr.write(`web UI on ${url}\n`);
+  if (!isLoopback(host) && !s.webLogin) {
+    io.stderr.write(
+      `warning: the web UI listens on ${host} without --web-login: anyone who can reach it can start load from this machine\n`,
+    );
+  }
+
   try {
     if (s.autostart) {
       try {
