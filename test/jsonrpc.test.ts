@@ -274,3 +274,25 @@ export class Agent extends HttpUser {
     }
   });
 });
+
+describe("JSON-RPC at the hard stop", () => {
+  it("a call cut off by the hard stop is cancelled under its own type, with no HTTP row", async () => {
+    const server = await startServer((req) => req.resume()); // never answers
+    const rec = new Recorder("t");
+    const stop = new AbortController();
+    const session = new HttpSession({ recorder: rec, baseUrl: server.url, signal: stop.signal });
+    try {
+      const rpc = jsonRpc(session, "/rpc");
+      setTimeout(() => stop.abort(), 150);
+      await assert.rejects(rpc.call("slow/method", {}), (err: Error) => err.name === "RunStopped");
+      const rows = rec.snapshot(1).endpoints;
+      assert.deepEqual(
+        rows.map((e) => [e.type, e.method, e.name, e.cancelled, e.count]),
+        [["JSONRPC", "", "slow/method", 1, 0]],
+      );
+    } finally {
+      await session.close(true);
+      await server.close();
+    }
+  });
+});

@@ -43,6 +43,11 @@ export interface RequestOptions {
    * 404, or `res.failure("why")` to reject a 200. Runs before the request is recorded.
    */
   catchResponse?: (res: HttpResponse) => void | Promise<void>;
+  /**
+   * Record under another type (and method) than HTTP: for protocol clients built on the session,
+   * such as JSON-RPC and MCP, whose rows are named by the RPC method.
+   */
+  stat?: { type: string; method?: string };
 }
 
 export interface FetchInit extends NonNullable<Parameters<typeof undiciFetch>[1]> {
@@ -483,7 +488,7 @@ export class HttpSession {
         break;
       }
     } catch (err) {
-      if (signal.aborted) this.#cancel(method, name);
+      if (signal.aborted) this.#cancel(method, name, opts.stat);
       if (err instanceof TypeError) throw err;
       if (this.#auto && isH2Only(err) && !undiciOrigins.has(route.key)) {
         undiciOrigins.add(route.key);
@@ -491,7 +496,7 @@ export class HttpSession {
       }
       res = failedResponse(method, route.href, err, timeoutMs, t0, ttfb);
     }
-    const pending = this.#finish(res, name, opts.catchResponse);
+    const pending = this.#finish(res, name, opts.catchResponse, opts.stat);
     if (pending) await pending;
     return res;
   }
@@ -568,17 +573,17 @@ export class HttpSession {
         break;
       }
     } catch (err) {
-      if (signal.aborted) this.#cancel(method, name);
+      if (signal.aborted) this.#cancel(method, name, opts.stat);
       res = failedResponse(method, target.href, err, timeoutMs, t0, ttfb);
     }
-    const pending = this.#finish(res, name, opts.catchResponse);
+    const pending = this.#finish(res, name, opts.catchResponse, opts.stat);
     if (pending) await pending;
     return res;
   }
 
   /** The run's hard stop cut this request off: counted as cancelled, and the task unwinds. */
-  #cancel(method: string, name: string): never {
-    this.#o.recorder.cancelled("HTTP", method, name);
+  #cancel(method: string, name: string, stat?: RequestOptions["stat"]): never {
+    this.#o.recorder.cancelled(stat?.type ?? "HTTP", stat ? (stat.method ?? "") : method, name);
     throw new RunStopped();
   }
 
@@ -586,11 +591,12 @@ export class HttpSession {
     res: HttpResponse,
     name: string,
     catchResponse: NonNullable<RequestOptions["catchResponse"]>,
+    stat: RequestOptions["stat"],
   ): Promise<void> {
     res[kRecorder] = this.#o.recorder;
     res[kStatName] = name;
     await catchResponse(res);
-    this.#record(res, name);
+    this.#record(res, name, stat);
   }
 
   /** Synchronous unless there is a catchResponse: one promise less per request on the hot path. */
@@ -598,21 +604,22 @@ export class HttpSession {
     res: HttpResponse,
     name: string,
     catchResponse: RequestOptions["catchResponse"],
+    stat?: RequestOptions["stat"],
   ): Promise<void> | undefined {
-    if (catchResponse) return this.#finishCaught(res, name, catchResponse);
-    this.#record(res, name);
+    if (catchResponse) return this.#finishCaught(res, name, catchResponse, stat);
+    this.#record(res, name, stat);
     return undefined;
   }
 
-  #record(res: HttpResponse, name: string): void {
+  #record(res: HttpResponse, name: string, stat?: RequestOptions["stat"]): void {
     let error: string | null = res.error ?? this.#statusError(res.status);
     if (res.verdict) error = res.verdict.ok ? null : res.verdict.reason;
     res[kRecorder] = this.#o.recorder;
     res[kStatName] = name;
     res[kRecorded] = true;
     this.#o.recorder.request(
-      "HTTP",
-      res.method,
+      stat?.type ?? "HTTP",
+      stat ? (stat.method ?? "") : res.method,
       name,
       res.elapsedMs * 1000,
       res.ttfbMs >= 0 ? res.ttfbMs * 1000 : -1,

@@ -50,58 +50,40 @@ export interface SendSpec<V> {
 }
 
 /**
- * Thrown out of `catchResponse` once the exchange is recorded under its own type: the session
- * records a response only after `catchResponse` returns, so the exchange is not also recorded
- * as an HTTP request. The session's transport (keep-alive pool, cookies, session headers,
- * redirects, timeouts, TLS settings, hard stop) is used as is.
- */
-const HANDED_OVER = { handedOver: true };
-
-/**
- * Sends one HTTP request through the user's session and records it exactly once, as
- * (type, "", name), with the session's timings, the body size and the HTTP status.
+ * Sends one HTTP request through the user's session (keep-alive pool, cookies, session headers,
+ * redirects, timeouts, TLS settings, hard stop) and has the session record it exactly once, as
+ * (type, "", name), with the verdict of `judge`.
  */
 export async function sendRecorded<V>(
   session: HttpSession,
   spec: SendSpec<V>,
 ): Promise<{ value: V; res: HttpResponse }> {
-  let out: { value: V; res: HttpResponse } | undefined;
-  try {
-    await session.request(spec.httpMethod, spec.url, {
-      name: spec.name,
-      headers: spec.headers,
-      ...(spec.body !== undefined ? { json: spec.body } : {}),
-      ...(spec.timeout !== undefined ? { timeout: spec.timeout } : {}),
-      catchResponse: (res) => {
-        const recorder = res[kRecorder];
-        if (!recorder)
-          throw new Error("cicada: the HTTP session handed over a response without its recorder");
-        let verdict: Verdict<V>;
-        try {
-          verdict = spec.judge(res, recorder);
-        } catch (err) {
-          // A judging bug must still leave exactly one sample behind.
-          verdict = { error: err instanceof Error ? err.message : String(err), value: undefined as V };
-        }
-        recorder.request(
-          spec.type,
-          "",
-          spec.name,
-          res.elapsedMs * 1000,
-          res.ttfbMs >= 0 ? res.ttfbMs * 1000 : -1,
-          res.body.length,
-          verdict.error,
-          res.status,
-        );
-        out = { value: verdict.value, res };
-        throw HANDED_OVER;
-      },
-    });
-  } catch (err) {
-    if (err !== HANDED_OVER) throw err;
-  }
-  if (!out) throw new Error("cicada: the HTTP session recorded the response itself");
-  return out;
+  let value: V | undefined;
+  let judged = false;
+  const res = await session.request(spec.httpMethod, spec.url, {
+    name: spec.name,
+    headers: spec.headers,
+    stat: { type: spec.type, method: "" },
+    ...(spec.body !== undefined ? { json: spec.body } : {}),
+    ...(spec.timeout !== undefined ? { timeout: spec.timeout } : {}),
+    catchResponse: (r) => {
+      const recorder = r[kRecorder];
+      if (!recorder) throw new Error("cicada: the HTTP session handed over a response without its recorder");
+      let verdict: Verdict<V>;
+      try {
+        verdict = spec.judge(r, recorder);
+      } catch (err) {
+        // A judging bug must still leave exactly one sample behind.
+        verdict = { error: err instanceof Error ? err.message : String(err), value: undefined as V };
+      }
+      if (verdict.error === null) r.success();
+      else r.failure(verdict.error);
+      value = verdict.value;
+      judged = true;
+    },
+  });
+  if (!judged) throw new Error("cicada: the HTTP session did not hand the response over");
+  return { value: value as V, res };
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> =>
