@@ -22,18 +22,7 @@ import {
   type Histogram,
   summarizeHistogram,
 } from "../src/stats/histogram.js";
-
-/** mulberry32: a seeded generator, so every run of the suite sees the same samples. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from "./helpers.js";
 
 /** Exponential latencies in µs with the given mean, offset by a floor. */
 function expHistogram(n: number, meanUs: number, floorUs: number, rand: () => number): Histogram {

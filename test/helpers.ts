@@ -201,3 +201,31 @@ export function count(server: TestServer, key: string): number {
 export function endpoint(result: RunResult, name: string, method = "GET") {
   return result.endpoints.find((e) => e.name === name && e.method === method);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Shared by tests that need reproducible randomness or a real browser.
+
+/** mulberry32: a seeded generator, so every run of the suite sees the same samples. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Debian's chromium (or CICADA_CHROMIUM), for the browser tests; null if none is installed. */
+export function findChromium(): string | null {
+  const candidates = [process.env.CICADA_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"];
+  return candidates.find((p): p is string => Boolean(p) && existsSync(p!)) ?? null;
+}
+
+/** Skip reason for the browser tests; on CI a missing browser must fail, not pass as skipped. */
+export function browserSkipReason(chromiumPath: string | null): string | false {
+  return chromiumPath === null && !process.env.CI
+    ? "no Chromium found: install one (e.g. the distribution's chromium package) or set CICADA_CHROMIUM"
+    : false;
+}

@@ -1,6 +1,6 @@
 /** The HTML report, rendered from a real run and opened in a real headless browser. */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -8,7 +8,7 @@ import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
 import { embedJson, renderHtmlReport } from "../src/outputs/html/report.js";
 import type { RunResult } from "../src/outputs/result.js";
-import { describeRun, runLoad, startServer } from "./helpers.js";
+import { browserSkipReason, describeRun, findChromium, runLoad, startServer } from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task, constant, check } from "cicada";
@@ -26,17 +26,8 @@ export class Web extends HttpUser {
 }
 `;
 
-function findChromium(): string | null {
-  const candidates = [process.env.CICADA_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"];
-  return candidates.find((p): p is string => Boolean(p) && existsSync(p!)) ?? null;
-}
-
 const chromiumPath = findChromium();
-// On CI a missing browser must not pass silently as a skipped test.
-const browserSkip =
-  chromiumPath === null && !process.env.CI
-    ? "no Chromium found: install one (e.g. the distribution's chromium package) or set CICADA_CHROMIUM"
-    : false;
+const browserSkip = browserSkipReason(chromiumPath);
 
 /** As the report formats milliseconds: integers as they are, else two decimals. */
 const ms = (v: number) => (Number.isInteger(v) ? String(v) : v.toFixed(2));

@@ -10,24 +10,13 @@ import {
   type ResponseHead,
   ResponseParser,
 } from "../src/protocols/http/fast/parser.js";
+import { rng } from "./helpers.js";
 
 /**
  * Differential test of the fast-path response parser against undici (and, where undici's own JS layer
  * has a quirk the parser deliberately does not copy, node:http): the same raw bytes are served from a
  * raw TCP server on 127.0.0.1 to the reference client and fed to ResponseParser split at every byte.
  */
-
-/** Deterministic PRNG (mulberry32), so a failing case can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Concatenates latin1 strings and buffers into the exact bytes to send. */
 function bytes(...parts: (string | Buffer)[]): Buffer {

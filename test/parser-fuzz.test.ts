@@ -7,23 +7,12 @@ import {
   type ResponseHead,
   ResponseParser,
 } from "../src/protocols/http/fast/parser.js";
+import { rng } from "./helpers.js";
 
 /**
  * Fuzz and property tests of the fast-path response parser. Everything is driven by a seeded PRNG, so a
  * failure names the seed/iteration that reproduces it.
  */
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Rand = () => number;
 const int = (rand: Rand, n: number) => Math.floor(rand() * n);

@@ -4,22 +4,11 @@ import { StatsAggregate } from "../src/stats/aggregate.js";
 import { createHistogram, PERCENTILES, percentileMs, summarize } from "../src/stats/histogram.js";
 import { Recorder } from "../src/stats/recorder.js";
 import type { StatsSnapshot } from "../src/stats/snapshot.js";
+import { rng } from "./helpers.js";
 
 /** Snapshots cross threads and sockets as JSON: every test goes through that. */
 function ship(s: StatsSnapshot): StatsSnapshot {
   return JSON.parse(JSON.stringify(s)) as StatsSnapshot;
-}
-
-/** Deterministic PRNG (mulberry32), so a failing fuzz case can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The value at rank ceil(p% of n), as HdrHistogram defines percentiles, from exact data. */

@@ -1,10 +1,18 @@
 /** The live web UI, driven in a real headless browser against `cicada run` and a loopback target. */
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { type RunningCli, startCli, startServer, type TestServer, tempProject } from "./helpers.js";
+import {
+  browserSkipReason,
+  findChromium,
+  type RunningCli,
+  startCli,
+  startServer,
+  type TestServer,
+  tempProject,
+} from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task, constant, check } from "cicada";
@@ -17,17 +25,8 @@ export class Web extends HttpUser {
 }
 `;
 
-function findChromium(): string | null {
-  const candidates = [process.env.CICADA_CHROMIUM, "/usr/bin/chromium", "/usr/bin/chromium-browser"];
-  return candidates.find((p): p is string => Boolean(p) && existsSync(p!)) ?? null;
-}
-
 const chromiumPath = findChromium();
-// On CI a missing browser must not pass silently as a skipped test.
-const browserSkip =
-  chromiumPath === null && !process.env.CI
-    ? "no Chromium found: install one (e.g. the distribution's chromium package) or set CICADA_CHROMIUM"
-    : false;
+const browserSkip = browserSkipReason(chromiumPath);
 
 interface WebCli extends RunningCli {
   url: string;

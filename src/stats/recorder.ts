@@ -47,6 +47,17 @@ export interface StatsRecorder {
 
 const SEP = "\u0000";
 
+/** One timed sample into an endpoint's (or a tag's) counters and histograms. */
+function timed(a: EndpointStats, us: number, ttfbUs: number, bytes: number): void {
+  a.count++;
+  a.bytes += bytes;
+  a.sumUs += us;
+  if (us < a.minUs) a.minUs = us;
+  if (us > a.maxUs) a.maxUs = us;
+  a.latency.recordValue(us);
+  if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
+}
+
 /** Collects samples for one interval; `snapshot()` hands them over and starts the next. */
 export class Recorder implements StatsRecorder {
   private endpoints = new Map<string, EndpointStats>();
@@ -98,13 +109,7 @@ export class Recorder implements StatsRecorder {
     const a = this.acc(type, method, name);
     const us = Math.max(1, Math.round(latencyUs));
     if (tags !== null) for (const t of tags) this.tagged(t, us, ttfbUs, bytes, error !== null);
-    a.count++;
-    a.bytes += bytes;
-    a.sumUs += us;
-    if (us < a.minUs) a.minUs = us;
-    if (us > a.maxUs) a.maxUs = us;
-    a.latency.recordValue(us);
-    if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
+    timed(a, us, ttfbUs, bytes);
     if (lagUs >= 0) a.corrected.recordValue(us + Math.round(lagUs));
     if (status > 0) {
       const st = (a.statuses ??= new Map());
@@ -122,13 +127,7 @@ export class Recorder implements StatsRecorder {
       a = new EndpointStats("tag", "", tag);
       this.tagStats.set(tag, a);
     }
-    a.count++;
-    a.bytes += bytes;
-    a.sumUs += us;
-    if (us < a.minUs) a.minUs = us;
-    if (us > a.maxUs) a.maxUs = us;
-    a.latency.recordValue(us);
-    if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
+    timed(a, us, ttfbUs, bytes);
     if (failed) a.failures++;
   }
 
