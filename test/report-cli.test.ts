@@ -70,4 +70,35 @@ export class Web extends HttpUser {
       await server.close();
     }
   });
+
+  it("an output path in a missing directory is a usage error before the test, not after it", async () => {
+    const server = await startServer((_req, res) => res.end("ok"));
+    const project = tempProject({
+      "loadtest.ts": `
+import { HttpUser, task } from "cicada";
+export class Web extends HttpUser {
+  @task hit() { return this.client.get("/x"); }
+}
+`,
+    });
+    try {
+      for (const flag of ["--html", "--json", "--junit"]) {
+        const r = await runCli(
+          ["run", "loadtest.ts", "-H", server.url, "-t", "1s", flag, "/nonexistent-dir/out"],
+          {
+            cwd: project.dir,
+          },
+        );
+        assert.equal(r.code, 2, describeRun(r));
+        assert.match(
+          r.stderr,
+          new RegExp(`cannot write ${flag} /nonexistent-dir/out: no directory /nonexistent-dir`),
+        );
+      }
+      assert.equal(server.total(), 0, "no load was sent");
+    } finally {
+      project.cleanup();
+      await server.close();
+    }
+  });
 });

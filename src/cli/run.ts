@@ -1,4 +1,5 @@
-import { writeFileSync } from "node:fs";
+import { accessSync, constants, statSync, writeFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { CicadaConfig, ScenarioConfig } from "../api/config.js";
 import { LoadShape } from "../api/shape.js";
 import { HttpUser } from "../api/user.js";
@@ -180,6 +181,14 @@ export class TestRun {
       s.compareTo === undefined
         ? undefined
         : new BaselineStore(baselineDir(s.baselineDir, io.env)).resolve(s.compareTo);
+    // An output that cannot be written is found out now, not after the whole test.
+    for (const [flag, path] of [
+      ["--json", s.json === "-" ? undefined : s.json],
+      ["--html", s.html],
+      ["--junit", s.junit],
+    ] as const) {
+      if (path) checkWritable(path, flag);
+    }
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
     let csv: CsvOutput | undefined;
     const keepHistory = s.headless !== true;
@@ -353,6 +362,18 @@ export class TestRun {
     if (s.junit) writeOutput(s.junit, "--junit", toJUnit(result));
     if (s.html) writeOutput(s.html, "--html", renderHtmlReport(result));
     return { exitCode, result };
+  }
+}
+
+function checkWritable(path: string, flag: string): void {
+  const dir = dirname(resolve(path));
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const why =
+      (err as NodeJS.ErrnoException).code === "ENOENT" ? `no directory ${dir}` : (err as Error).message;
+    throw new CicadaError(`cannot write ${flag} ${path}: ${why}`, ExitCode.Usage);
   }
 }
 
