@@ -82,6 +82,10 @@ export interface CicadaConfig {
   autoquit?: number;
   /** "user:pass" for HTTP Basic login to the web UI and its API. */
   webLogin?: string;
+  /** Serve Prometheus metrics of the running test on this port (0 = any free port), at /metrics. */
+  prometheusPort?: number;
+  /** Address the metrics endpoint binds to (default 127.0.0.1). */
+  prometheusHost?: string;
 }
 
 export interface ThresholdConfig {

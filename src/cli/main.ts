@@ -13,6 +13,7 @@ import {
   parseIterations,
   parseList,
   parseProcesses,
+  parsePrometheusPort,
   parseRate,
   parseSpawnRate,
   parseStatusList,
@@ -61,6 +62,8 @@ interface RunFlags {
   autostart?: boolean;
   autoquit?: number;
   webLogin?: string;
+  prometheusPort?: number;
+  prometheusHost?: string;
   config?: string;
   insecure?: boolean;
   preflight?: boolean;
@@ -95,6 +98,12 @@ function addRunOptions(cmd: Command): Command {
     .option("--autostart", "web UI: start the test at once")
     .option("--autoquit <seconds>", "web UI: quit this many seconds after the test ends", parseAutoquit)
     .option("--web-login <user:pass>", "web UI: require this HTTP Basic login", parseWebLogin)
+    .option(
+      "--prometheus-port <port>",
+      "serve Prometheus metrics at /metrics on this port (0 = any free one)",
+      parsePrometheusPort,
+    )
+    .option("--prometheus-host <host>", "address of the metrics endpoint (default 127.0.0.1)")
     .option("--config <file>", "config file (default ./cicada.config.ts if present)")
     .option("--insecure", "do not verify TLS certificates")
     .addOption(new Option("--no-preflight", "skip the check that each host accepts connections"))
@@ -151,6 +160,8 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     autostart: flags.autostart,
     autoquit: flags.autoquit,
     webLogin: flags.webLogin,
+    prometheusPort: flags.prometheusPort,
+    prometheusHost: flags.prometheusHost,
     verifyTls: flags.insecure ? false : undefined,
     preflight: flags.preflight === false ? false : undefined,
     processes: flags.processes,

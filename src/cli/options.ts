@@ -88,6 +88,12 @@ export const parseWebPort = (v: string): number => {
   return n;
 };
 export const parseAutoquit = intOption("--autoquit", 0);
+export const parsePrometheusPort = (v: string): number => {
+  const n = intOption("--prometheus-port", 0)(v);
+  if (n > 65535)
+    throw new CicadaError(`--prometheus-port: expected a port 0–65535, got "${v}"`, ExitCode.Usage);
+  return n;
+};
 export function parseWebLogin(v: string): string {
   if (!/^[^:]+:.+$/.test(v)) {
     throw new CicadaError(
@@ -175,6 +181,8 @@ const ENV_KEYS: Record<Exclude<Key, "scenarios">, (v: string, name: string) => u
   autostart: (v, n) => parseBool(n, v),
   autoquit: (v) => parseAutoquit(v),
   webLogin: (v) => parseWebLogin(v),
+  prometheusPort: (v) => parsePrometheusPort(v),
+  prometheusHost: (v) => v,
 };
 
 export function envName(key: string): string {

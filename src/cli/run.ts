@@ -1,4 +1,5 @@
 import { accessSync, constants, statSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
 import { dirname, resolve } from "node:path";
 import type { CicadaConfig, ScenarioConfig } from "../api/config.js";
 import { LoadShape } from "../api/shape.js";
@@ -13,6 +14,7 @@ import { formatSummary, groupStatusLine, LiveView, statusLine } from "../outputs
 import { CsvOutput } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
+import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
 import { recommend } from "../outputs/recommendations.js";
 import { buildResult, buildScenarioResult, type RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
@@ -81,6 +83,7 @@ async function runHeadless(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): 
     ? undefined
     : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
   const test = await TestRun.create(loaded, s, io, { view });
+  const metrics = await startMetrics(s, io, () => test.metricsSource());
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals++;
@@ -100,7 +103,36 @@ async function runHeadless(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): 
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
+    await metrics?.close();
   }
+}
+
+/** `--prometheus-port`: a /metrics endpoint that reads the running test's merged books. */
+export async function startMetrics(
+  s: CicadaConfig,
+  io: RunIo,
+  source: () => MetricsSource | undefined,
+): Promise<{ close(): Promise<void> } | undefined> {
+  if (s.prometheusPort === undefined) return undefined;
+  const host = s.prometheusHost ?? "127.0.0.1";
+  const output = new PrometheusOutput(source);
+  let server: Server;
+  try {
+    server = await servePrometheus(output, host, s.prometheusPort);
+  } catch (err) {
+    throw new CicadaError(
+      `cannot serve Prometheus metrics on ${host}:${s.prometheusPort}: ${(err as Error).message}`,
+      ExitCode.Usage,
+    );
+  }
+  io.stderr.write(`Prometheus metrics on ${serverUrl(server)}/metrics\n`);
+  return {
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 /** What every test of one `cicada run` shares: the loadfile, bundled and imported once. */
@@ -296,6 +328,20 @@ export class TestRun {
     }
     this.outcome = this.finish();
     return this.outcome;
+  }
+
+  /** What the Prometheus exporter reads at each scrape; undefined until the books exist. */
+  metricsSource(): MetricsSource | undefined {
+    const r = this.runner;
+    if (!r.stats) return undefined;
+    const coordinators =
+      r instanceof ScenarioGroup ? r.scenarios.flatMap((x) => (x.coordinator ? [x.coordinator] : [])) : [r];
+    return {
+      stats: r.stats,
+      elapsedSec: this.statsElapsedSec,
+      thresholds: this.watch.latest,
+      workers: coordinators.flatMap((c) => c.workerInfo()),
+    };
   }
 
   /** The result as of now, with thresholds (a running test's downloads in the web UI). */

@@ -3,6 +3,7 @@ import { CicadaError, ExitCode } from "../cli/errors.js";
 import { parseList, parseRate, parseSpawnRate, parseUsers } from "../cli/options.js";
 import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../cli/run.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
+import type { MetricsSource } from "../outputs/prometheus.js";
 import type { RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import { ScenarioGroup } from "../runner/scenarios.js";
@@ -275,6 +276,11 @@ export class WebController {
       throw new ApiError(409, "a run with scenarios cannot reset its stats");
     t.runner.resetStats();
     this.onChange?.("stats");
+  }
+
+  /** The books the Prometheus exporter reads: the current or last test's. */
+  metricsSource(): MetricsSource | undefined {
+    return this.test?.metricsSource();
   }
 
   /** The current or last test's result, as `--json` writes it. */

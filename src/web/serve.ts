@@ -1,6 +1,6 @@
 import type { CicadaConfig } from "../api/config.js";
 import { CicadaError, ExitCode } from "../cli/errors.js";
-import type { LoadedLoadfile, RunIo, RunOutcome } from "../cli/run.js";
+import { type LoadedLoadfile, type RunIo, type RunOutcome, startMetrics } from "../cli/run.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
 import { ApiError, WebController } from "./controller.js";
 import { isLoopback, WebServer } from "./server.js";
@@ -17,7 +17,9 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
     port: s.webPort ?? 8089,
     ...(s.webLogin ? { login: s.webLogin } : {}),
     baselines: new BaselineStore(baselineDir(s.baselineDir, io.env)),
+    metrics: () => controller.metricsSource(),
   });
+  const metrics = await startMetrics(s, io, () => controller.metricsSource());
   let url: string;
   try {
     url = await server.listen();
@@ -72,5 +74,6 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await server.close();
+    await metrics?.close();
   }
 }

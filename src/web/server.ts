@@ -8,6 +8,7 @@ import { CicadaError } from "../cli/errors.js";
 import { BaselineStore, parseResult } from "../compare/store.js";
 import { exceptionsCsv, failuresCsv, statsCsv } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
+import { type MetricsSource, PrometheusOutput } from "../outputs/prometheus.js";
 import { ApiError, newCursor, type SeriesCursor, type WebController } from "./controller.js";
 
 /** The built UI: dist/web next to dist/src (this file is dist/src/web/server.js). */
@@ -33,6 +34,8 @@ export interface WebServerOptions {
   /** "user:pass" for HTTP Basic login; undefined for none. */
   login?: string;
   baselines: BaselineStore;
+  /** The books /metrics reads (Prometheus text format). */
+  metrics?: () => MetricsSource | undefined;
 }
 
 interface Client {
@@ -84,6 +87,7 @@ export class WebServer {
   private readonly server: Server;
   private readonly clients = new Set<Client>();
   private readonly expected: Buffer | undefined;
+  private prometheus: PrometheusOutput | undefined;
   url = "";
 
   constructor(
@@ -148,6 +152,13 @@ export class WebServer {
     const path = url.pathname;
     const method = req.method ?? "GET";
     const c = this.controller;
+    if (path === "/metrics" && this.opts.metrics) {
+      this.prometheus ??= new PrometheusOutput(this.opts.metrics);
+      const text = await this.prometheus.metrics();
+      res.writeHead(200, { "content-type": this.prometheus.contentType, "cache-control": "no-store" });
+      res.end(text);
+      return;
+    }
     if (!path.startsWith("/api/")) {
       if (method !== "GET" && method !== "HEAD") throw new ApiError(405, "method not allowed");
       this.serveAsset(path, res);

@@ -1,0 +1,247 @@
+import { createServer, type Server } from "node:http";
+import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
+import type { StatsAggregate } from "../stats/aggregate.js";
+import { percentileMs } from "../stats/histogram.js";
+import type { ThresholdResult } from "../thresholds/evaluate.js";
+
+type PromClient = typeof import("prom-client");
+
+/** What the exporter reads on each scrape: the merged books of the test running now, if any. */
+export interface MetricsSource {
+  stats: StatsAggregate;
+  elapsedSec: number;
+  thresholds: readonly ThresholdResult[];
+  workers: ReadonlyArray<{ id: string; users: number; cpu: number; heapUsedMB: number }>;
+}
+
+const QUANTILES = [0.5, 0.9, 0.95, 0.99] as const;
+
+/**
+ * Prometheus metrics of the running test, read from the merged books at scrape time: nothing is
+ * computed between scrapes. Counters are cumulative since the test (or its stats) started;
+ * "current" gauges cover the last 10 seconds, like the live view.
+ */
+export class PrometheusOutput {
+  readonly registry;
+  private readonly prom: PromClient;
+
+  constructor(private readonly source: () => MetricsSource | undefined) {
+    // Loaded only when asked for: most runs do not export metrics.
+    this.prom = createRequire(import.meta.url)("prom-client") as PromClient;
+    const { Counter, Gauge, Registry } = this.prom;
+    this.registry = new Registry();
+    const registers = [this.registry];
+    const src = () => this.source();
+    const endpointLabels = ["type", "method", "name"] as const;
+
+    new Gauge({
+      name: "cicada_users",
+      help: "Users alive now, over all workers.",
+      registers,
+      collect() {
+        this.set(src()?.stats.users ?? 0);
+      },
+    });
+    new Gauge({
+      name: "cicada_current_rps",
+      help: "Requests per second over the last 10 seconds.",
+      registers,
+      collect() {
+        this.set(src()?.stats.current().rps ?? 0);
+      },
+    });
+    new Gauge({
+      name: "cicada_current_failures_per_second",
+      help: "Failures per second over the last 10 seconds.",
+      registers,
+      collect() {
+        this.set(src()?.stats.current().failuresPerSec ?? 0);
+      },
+    });
+    new Gauge({
+      name: "cicada_current_response_time_seconds",
+      help: "Response time percentiles over the last 10 seconds, all endpoints together.",
+      labelNames: ["quantile"],
+      registers,
+      collect() {
+        this.reset();
+        const s = src();
+        if (!s) return;
+        const cur = s.stats.current();
+        this.set({ quantile: "0.5" }, cur.p50 / 1000);
+        this.set({ quantile: "0.95" }, cur.p95 / 1000);
+      },
+    });
+    new Counter({
+      name: "cicada_requests_total",
+      help: "Completed requests (successes and failures) per endpoint.",
+      labelNames: endpointLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const e of src()?.stats.endpoints.values() ?? []) {
+          this.inc({ type: e.type, method: e.method, name: e.name }, e.count);
+        }
+      },
+    });
+    new Counter({
+      name: "cicada_failures_total",
+      help: "Failed requests per endpoint.",
+      labelNames: endpointLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const e of src()?.stats.endpoints.values() ?? []) {
+          this.inc({ type: e.type, method: e.method, name: e.name }, e.failures);
+        }
+      },
+    });
+    new Gauge({
+      name: "cicada_response_time_seconds",
+      help: "Response time percentiles per endpoint since the test started (exact, from HDR histograms).",
+      labelNames: [...endpointLabels, "quantile"],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of src()?.stats.endpoints.values() ?? []) {
+          if (e.count === 0) continue;
+          for (const q of QUANTILES) {
+            const v = percentileMs(e.latency, q * 100, e.minUs, e.maxUs) / 1000;
+            this.set({ type: e.type, method: e.method, name: e.name, quantile: String(q) }, v);
+          }
+        }
+      },
+    });
+    new Gauge({
+      name: "cicada_endpoint_metric",
+      help: "Further metrics per endpoint (ttft, itl, rtt, ... in ms; rates per second), as percentiles.",
+      labelNames: [...endpointLabels, "metric", "quantile"],
+      registers,
+      collect() {
+        this.reset();
+        for (const e of src()?.stats.endpoints.values() ?? []) {
+          for (const [metric, h] of e.metrics ?? []) {
+            if (h.totalCount === 0) continue;
+            for (const q of QUANTILES) {
+              const v = percentileMs(h, q * 100, h.minNonZeroValue, h.maxValue);
+              this.set({ type: e.type, method: e.method, name: e.name, metric, quantile: String(q) }, v);
+            }
+          }
+        }
+      },
+    });
+    new Counter({
+      name: "cicada_iterations_total",
+      help: "Task iterations started.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src()?.stats.iterations ?? 0);
+      },
+    });
+    new Counter({
+      name: "cicada_dropped_iterations_total",
+      help: "Open model: arrivals dropped because no user could start them in time.",
+      registers,
+      collect() {
+        this.reset();
+        this.inc(src()?.stats.dropped ?? 0);
+      },
+    });
+    new Counter({
+      name: "cicada_checks_total",
+      help: "check() evaluations by check name and result.",
+      labelNames: ["check", "result"],
+      registers,
+      collect() {
+        this.reset();
+        for (const [check, c] of src()?.stats.checks ?? []) {
+          this.inc({ check, result: "pass" }, c.passes);
+          this.inc({ check, result: "fail" }, c.fails);
+        }
+      },
+    });
+    new Gauge({
+      name: "cicada_threshold_passed",
+      help: "1 while a threshold passes, 0 while it fails (checked every second).",
+      labelNames: ["threshold"],
+      registers,
+      collect() {
+        this.reset();
+        for (const t of src()?.thresholds ?? []) this.set({ threshold: t.expr }, t.passed ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: "cicada_worker_cpu_ratio",
+      help: "Event-loop utilization of each worker over the last second (0-1).",
+      labelNames: ["worker"],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of src()?.workers ?? []) this.set({ worker: w.id }, w.cpu);
+      },
+    });
+    new Gauge({
+      name: "cicada_worker_users",
+      help: "Users per worker.",
+      labelNames: ["worker"],
+      registers,
+      collect() {
+        this.reset();
+        for (const w of src()?.workers ?? []) this.set({ worker: w.id }, w.users);
+      },
+    });
+    new Gauge({
+      name: "cicada_test_elapsed_seconds",
+      help: "Seconds since the current books started.",
+      registers,
+      collect() {
+        this.set(src()?.elapsedSec ?? 0);
+      },
+    });
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  metrics(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
+
+/** A bare /metrics endpoint for headless runs (`--prometheus-port`). */
+export async function servePrometheus(output: PrometheusOutput, host: string, port: number): Promise<Server> {
+  const server = createServer((req, res) => {
+    if ((req.url ?? "").split("?")[0] !== "/metrics") {
+      res.writeHead(404, { "content-type": "text/plain" });
+      res.end("only /metrics here\n");
+      return;
+    }
+    output.metrics().then(
+      (text) => {
+        res.writeHead(200, { "content-type": output.contentType });
+        res.end(text);
+      },
+      (err: unknown) => {
+        res.writeHead(500, { "content-type": "text/plain" });
+        res.end(`${(err as Error)?.message ?? err}\n`);
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+export function serverUrl(server: Server): string {
+  const a = server.address() as AddressInfo;
+  const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
+  return `http://${host}:${a.port}`;
+}
