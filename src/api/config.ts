@@ -86,6 +86,14 @@ export interface CicadaConfig {
   prometheusPort?: number;
   /** Address the metrics endpoint binds to (default 127.0.0.1). */
   prometheusHost?: string;
+  /** Run as the master of workers on other machines (`cicada worker`), which get the users. */
+  master?: boolean;
+  masterBindHost?: string;
+  masterBindPort?: number;
+  /** Workers the master waits for before it starts (default 1). */
+  expectWorkers?: number;
+  /** Seconds the master waits for them; default: until they come or Ctrl-C. */
+  expectWorkersMaxWait?: number;
 }
 
 export interface ThresholdConfig {

@@ -9,9 +9,11 @@ import { registerBaselineCommands } from "./baseline.js";
 import { CicadaError, ExitCode } from "./errors.js";
 import {
   parseAutoquit,
+  parseDuration,
   parseExitCode,
   parseIterations,
   parseList,
+  parsePort,
   parseProcesses,
   parsePrometheusPort,
   parseRate,
@@ -64,6 +66,14 @@ interface RunFlags {
   webLogin?: string;
   prometheusPort?: number;
   prometheusHost?: string;
+  master?: boolean;
+  masterBindHost?: string;
+  masterBindPort?: number;
+  expectWorkers?: number;
+  expectWorkersMaxWait?: string;
+  worker?: boolean;
+  masterHost?: string;
+  masterPort?: number;
   config?: string;
   insecure?: boolean;
   preflight?: boolean;
@@ -104,6 +114,22 @@ function addRunOptions(cmd: Command): Command {
       parsePrometheusPort,
     )
     .option("--prometheus-host <host>", "address of the metrics endpoint (default 127.0.0.1)")
+    .option("--master", "run as the master of workers on other machines (cicada worker); headless")
+    .option("--master-bind-host <host>", "address the master listens on (default 0.0.0.0)")
+    .option(
+      "--master-bind-port <port>",
+      "port the master listens on (default 5557; 0 = any free one)",
+      parsePort("--master-bind-port"),
+    )
+    .option("--expect-workers <n>", "workers the master waits for before it starts (default 1)", parseUsers)
+    .option("--expect-workers-max-wait <duration>", "give up when they have not all come within this long")
+    .option("--worker", "run as a worker of a master (the same as cicada worker)")
+    .option("--master-host <host>", "with --worker: the master's address (default 127.0.0.1)")
+    .option(
+      "--master-port <port>",
+      "with --worker: the master's port (default 5557)",
+      parsePort("--master-port"),
+    )
     .option("--config <file>", "config file (default ./cicada.config.ts if present)")
     .option("--insecure", "do not verify TLS certificates")
     .addOption(new Option("--no-preflight", "skip the check that each host accepts connections"))
@@ -136,6 +162,19 @@ function addRunOptions(cmd: Command): Command {
     .option("--html <file>", "write the self-contained HTML report");
 }
 
+async function workerCommand(
+  host: string | undefined,
+  port: number | undefined,
+  connectTimeoutSec: number,
+  io: RunIo,
+): Promise<number> {
+  const { runRemoteWorker } = await import("../runner/remote.js");
+  return runRemoteWorker(host ?? "127.0.0.1", port ?? 5557, {
+    connectTimeoutSec,
+    log: (m) => io.stderr.write(`worker: ${m}\n`),
+  });
+}
+
 function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { config?: string } {
   let loadfile = flags.loadfile;
   const rest = [...positional];
@@ -162,6 +201,14 @@ function toConfig(flags: RunFlags, positional: string[]): CicadaConfig & { confi
     webLogin: flags.webLogin,
     prometheusPort: flags.prometheusPort,
     prometheusHost: flags.prometheusHost,
+    master: flags.master,
+    masterBindHost: flags.masterBindHost,
+    masterBindPort: flags.masterBindPort,
+    expectWorkers: flags.expectWorkers,
+    expectWorkersMaxWait:
+      flags.expectWorkersMaxWait === undefined
+        ? undefined
+        : parseDuration(flags.expectWorkersMaxWait, "--expect-workers-max-wait"),
     verifyTls: flags.insecure ? false : undefined,
     preflight: flags.preflight === false ? false : undefined,
     processes: flags.processes,
@@ -203,8 +250,23 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
       .description("run a loadfile: the web UI on :8089, or --headless for the terminal and CI")
       .argument("[loadfile-and-classes...]", "loadfile, then user class names to run (default: all)"),
   ).action(async (positional: string[], flags: RunFlags) => {
+    // Locust's `--worker`: the loadfile argument is not needed, the master ships it.
+    if (flags.worker) {
+      exitCode = await workerCommand(flags.masterHost, flags.masterPort, 60, io);
+      return;
+    }
     exitCode = (await executeRun(toConfig(flags, positional), io)).exitCode;
   });
+
+  program
+    .command("worker")
+    .description("run as a worker of a master on another machine (cicada run --master)")
+    .option("--master-host <host>", "the master's address", "127.0.0.1")
+    .option("--master-port <port>", "the master's port", parsePort("--master-port"), 5557)
+    .option("--connect-timeout <seconds>", "keep trying to reach the master this long", parseAutoquit, 60)
+    .action(async (flags: { masterHost: string; masterPort: number; connectTimeout: number }) => {
+      exitCode = await workerCommand(flags.masterHost, flags.masterPort, flags.connectTimeout, io);
+    });
 
   program
     .command("demo")

@@ -88,6 +88,13 @@ export const parseWebPort = (v: string): number => {
   return n;
 };
 export const parseAutoquit = intOption("--autoquit", 0);
+export function parsePort(flag: string) {
+  return (v: string): number => {
+    const n = intOption(flag, 0)(v);
+    if (n > 65535) throw new CicadaError(`${flag}: expected a port 0–65535, got "${v}"`, ExitCode.Usage);
+    return n;
+  };
+}
 export const parsePrometheusPort = (v: string): number => {
   const n = intOption("--prometheus-port", 0)(v);
   if (n > 65535)
@@ -183,6 +190,11 @@ const ENV_KEYS: Record<Exclude<Key, "scenarios">, (v: string, name: string) => u
   webLogin: (v) => parseWebLogin(v),
   prometheusPort: (v) => parsePrometheusPort(v),
   prometheusHost: (v) => v,
+  master: (v, n) => parseBool(n, v),
+  masterBindHost: (v) => v,
+  masterBindPort: (v) => parsePort("--master-bind-port")(v),
+  expectWorkers: (v) => parseUsers(v),
+  expectWorkersMaxWait: (v) => parseDuration(v, "--expect-workers-max-wait"),
 };
 
 export function envName(key: string): string {

@@ -17,7 +17,7 @@ import { toJUnit } from "../outputs/junit.js";
 import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
 import { recommend } from "../outputs/recommendations.js";
 import { buildResult, buildScenarioResult, type RunResult } from "../outputs/result.js";
-import { Coordinator } from "../runner/coordinator.js";
+import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
 import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { parseStages, stagesPeak } from "../runner/stages.js";
@@ -67,6 +67,15 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
       (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
     );
     const loaded: LoadedLoadfile = { loadfile, bundle, mod, shapes, cli: cliSettings, env };
+    if (s.master) {
+      if (s.headless !== true) {
+        throw new CicadaError("--master runs headless for now: add --headless", ExitCode.Usage);
+      }
+      if (s.scenarios !== undefined) {
+        throw new CicadaError("--master does not run scenarios yet; run them on one machine", ExitCode.Usage);
+      }
+      return await runMaster(loaded, s, io);
+    }
     if (s.headless !== true) {
       const { serveWebUi } = await import("../web/serve.js");
       return await serveWebUi(loaded, s, io);
@@ -77,12 +86,58 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
   }
 }
 
+/**
+ * `--master`: waits for `--expect-workers` workers (`cicada worker`) to connect, then runs the
+ * test with the users on them; everything else is a headless run.
+ */
+async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
+  const { RemoteWorkers } = await import("../runner/remote.js");
+  const expected = s.expectWorkers ?? 1;
+  const pool = new RemoteWorkers(s.masterBindHost ?? "0.0.0.0", s.masterBindPort ?? 5557, (m) =>
+    io.stderr.write(`${m}\n`),
+  );
+  let address: string;
+  try {
+    address = await pool.listen();
+  } catch (err) {
+    throw new CicadaError(`--master: cannot listen: ${(err as Error).message}`, ExitCode.Usage);
+  }
+  let cancel!: (err: Error) => void;
+  const cancelled = new Promise<never>((_, reject) => (cancel = reject));
+  const onSignal = () =>
+    cancel(new CicadaError("interrupted while waiting for workers", ExitCode.Interrupted));
+  try {
+    io.stderr.write(`master listening on ${address}; waiting for ${expected} worker(s)\n`);
+    process.once("SIGINT", onSignal);
+    process.once("SIGTERM", onSignal);
+    try {
+      await Promise.race([
+        pool.waitFor(expected, s.expectWorkersMaxWait).catch((err: Error) => {
+          throw new CicadaError(`--expect-workers: ${err.message}`, ExitCode.Unreachable);
+        }),
+        cancelled,
+      ]);
+    } finally {
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+    }
+    return await runHeadless(loaded, { ...s, processes: expected }, io, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
 /** One test from start to outputs, with the live view and Ctrl-C handling of the terminal. */
-async function runHeadless(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
+async function runHeadless(
+  loaded: LoadedLoadfile,
+  s: CicadaConfig,
+  io: RunIo,
+  remote?: RemoteWorkerSource,
+): Promise<RunOutcome> {
   const view = s.onlySummary
     ? undefined
     : new LiveView(io.stderr.isTTY || s.json === "-" ? io.stderr : io.stdout);
-  const test = await TestRun.create(loaded, s, io, { view });
+  const test = await TestRun.create(loaded, s, io, { view, ...(remote ? { remote } : {}) });
   const metrics = await startMetrics(s, io, () => test.metricsSource());
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -152,6 +207,8 @@ export interface TestRunOptions {
   /** Once a second, after the books were updated and thresholds checked. */
   onTick?(t: TestRun): void;
   onNotice?(message: string): void;
+  /** `--master`: the connected remote workers run the users. */
+  remote?: RemoteWorkerSource;
 }
 
 /**
@@ -254,6 +311,7 @@ export class TestRun {
             onInterval,
           },
           single!.shape,
+          opts.remote,
         );
     self = new TestRun(loaded, s, io, runner, watch, csv, baseline, tolerances, opts);
     return self;

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import type { LoadShape, ShapeTick } from "../api/shape.js";
 import { CicadaError, ExitCode } from "../cli/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
@@ -37,6 +38,11 @@ export interface RunWarning {
   /** `cpu`: a saturated generator; `worker`: a worker that was lost during the run. */
   kind: "cpu" | "worker";
   message: string;
+}
+
+/** Where remote workers come from: connected and greeted, one transport per worker. */
+export interface RemoteWorkerSource {
+  take(): Transport<CoordinatorMessage, WorkerMessage>;
 }
 
 export interface CoordinatorHooks {
@@ -113,6 +119,7 @@ export class Coordinator {
   /** Snapshots that arrive before the clock starts (a worker ready before the others). */
   private early: StatsSnapshot[] = [];
   private readonly saturation = new SaturationWatch();
+  private bundleCode: string | undefined;
   /** Latest heartbeat figures per worker, for the web UI. */
   private readonly workerLoad = new Map<string, { elu: number; heapUsedMB: number }>();
   /** When the current books started: the run's start, or the last stats reset. */
@@ -127,6 +134,8 @@ export class Coordinator {
     private readonly hooks: CoordinatorHooks = {},
     /** A LoadShape from the loadfile: it drives users or rates instead of -u/-r/stages. */
     private readonly shape?: LoadShape,
+    /** Workers on other machines, already connected (`--master`), instead of threads. */
+    private readonly remote?: RemoteWorkerSource,
   ) {
     this.stopPromise = new Promise((r) => (this.stopRequested = r));
     this.workerCount = workerCountFor(plan);
@@ -143,6 +152,7 @@ export class Coordinator {
   }
 
   private openTransport(id: string): Transport<CoordinatorMessage, WorkerMessage> {
+    if (this.remote) return this.remote.take();
     if (this.workerCount === 1) {
       const pair = inProcessPair();
       new Worker(pair.worker, this.plan.loadfile);
@@ -256,6 +266,7 @@ export class Coordinator {
       workerId: id,
       plan: {
         bundlePath: this.bundle.path,
+        ...(this.remote ? { bundleCode: (this.bundleCode ??= readFileSync(this.bundle.path, "utf8")) } : {}),
         loadfile: this.plan.loadfile,
         workerIndex: index,
         workerCount: this.workerCount,

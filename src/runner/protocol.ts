@@ -10,6 +10,8 @@ export const PROTOCOL_VERSION = 1;
 export interface WorkerPlan {
   /** Path of the bundled loadfile (ESM, self-contained apart from Node built-ins). */
   bundlePath: string;
+  /** Remote workers: the bundle itself, since the master's path means nothing on their machine. */
+  bundleCode?: string;
   /** The loadfile as the user named it, for messages. */
   loadfile: string;
   /** This worker's position among all workers of the run (0-based), and their number. User ids

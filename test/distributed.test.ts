@@ -1,0 +1,220 @@
+/** A master and worker processes over TCP on loopback: exact merge, lost workers, bad setups. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { connect, createServer, type Socket } from "node:net";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import type { RunResult } from "../src/outputs/result.js";
+import type { CoordinatorMessage, WorkerMessage } from "../src/runner/protocol.js";
+import { socketTransport } from "../src/runner/remote.js";
+import {
+  assertValidResult,
+  describeRun,
+  rng,
+  runCli,
+  startCli,
+  startServer,
+  tempProject,
+} from "./helpers.js";
+
+const LOADFILE = `
+import { HttpUser, task, constant } from "cicada";
+export class Web extends HttpUser {
+  static waitTime = constant(0.02);
+  @task hit() { return this.client.get("/hit", { headers: { "x-user": String(this.userId) } }); }
+}
+`;
+
+async function startMaster(dir: string, args: string[]) {
+  const master = startCli(
+    ["run", "loadtest.ts", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0", ...args],
+    { cwd: dir },
+  );
+  await master.waitFor(/master listening on 127\.0\.0\.1:\d+/);
+  const port = /master listening on 127\.0\.0\.1:(\d+)/.exec(master.output().stderr)![1]!;
+  return { master, port };
+}
+
+describe("distributed: master and workers", () => {
+  it("runs the users on the workers and merges their figures exactly", async () => {
+    const users = new Set<string>();
+    const server = await startServer((req, res) => {
+      users.add(String(req.headers["x-user"]));
+      res.end("ok");
+    });
+    // Workers run from another directory: they need no loadfile, the master ships the bundle.
+    const workerDir = tempProject({});
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const { master, port } = await startMaster(project.dir, [
+        "--expect-workers",
+        "2",
+        "-H",
+        server.url,
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "3s",
+        "--json",
+        "r.json",
+        "--only-summary",
+      ]);
+      const w1 = startCli(["worker", "--master-port", port], { cwd: workerDir.dir });
+      const w2 = startCli(["run", "--worker", "--master-port", port], { cwd: workerDir.dir });
+      const timer = setTimeout(() => master.child.kill("SIGKILL"), 30000);
+      const r = await master.result;
+      clearTimeout(timer);
+      assert.equal(r.code, 0, describeRun(r));
+      const [r1, r2] = await Promise.all([w1.result, w2.result]);
+      assert.equal(r1.code, 0, describeRun(r1));
+      assert.equal(r2.code, 0, describeRun(r2));
+      const result = JSON.parse(readFileSync(join(project.dir, "r.json"), "utf8")) as RunResult;
+      assertValidResult(result);
+      assert.equal(result.config.processes, 2);
+      assert.equal(result.users.peak, 4);
+      assert.equal(result.totals.requests + result.totals.cancelled, server.total(), "exact merge");
+      // User ids alternate between the two workers (index + k × 2): both ran users.
+      const ids = [...users].map(Number);
+      assert.deepEqual(
+        ids.sort((a, b) => a - b),
+        [0, 1, 2, 3],
+      );
+      assert.match(r.stderr, /worker 127\.0\.0\.1:\d+ connected \(2\)/);
+    } finally {
+      project.cleanup();
+      workerDir.cleanup();
+      await server.close();
+    }
+  });
+
+  it("a worker that dies is reported, and the run still ends with its outputs", async () => {
+    const server = await startServer((_req, res) => res.end("ok"));
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const { master, port } = await startMaster(project.dir, [
+        "--expect-workers",
+        "2",
+        "-H",
+        server.url,
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-t",
+        "4s",
+        "--json",
+        "r.json",
+        "--only-summary",
+      ]);
+      const w1 = startCli(["worker", "--master-port", port]);
+      const w2 = startCli(["worker", "--master-port", port]);
+      await master.waitFor(/connected \(2\)/);
+      await new Promise((r) => setTimeout(r, 1500));
+      w2.child.kill("SIGKILL");
+      const timer = setTimeout(() => master.child.kill("SIGKILL"), 30000);
+      const r = await master.result;
+      clearTimeout(timer);
+      await w1.result;
+      assert.equal(r.code, 1, `a lost worker makes the run incomplete\n${describeRun(r)}`);
+      const result = JSON.parse(readFileSync(join(project.dir, "r.json"), "utf8")) as RunResult;
+      assert.ok(
+        result.warnings.some((w) => w.kind === "worker"),
+        JSON.stringify(result.warnings),
+      );
+      assert.ok(result.totals.requests > 0);
+    } finally {
+      project.cleanup();
+      await server.close();
+    }
+  });
+
+  it("clear errors: no master to reach, no workers in time, --master with the web UI", async () => {
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const lonely = await runCli(["worker", "--master-port", "9", "--connect-timeout", "1"]);
+      assert.equal(lonely.code, 4, describeRun(lonely));
+      assert.match(lonely.stderr, /cannot reach the master at 127\.0\.0\.1:9 within 1s/);
+
+      const waiting = await runCli(
+        [
+          "run",
+          "loadtest.ts",
+          "--master",
+          "--master-bind-host",
+          "127.0.0.1",
+          "--master-bind-port",
+          "0",
+          "--expect-workers",
+          "2",
+          "--expect-workers-max-wait",
+          "1s",
+          "-H",
+          "http://127.0.0.1:9",
+          "--no-preflight",
+        ],
+        { cwd: project.dir },
+      );
+      assert.equal(waiting.code, 4, describeRun(waiting));
+      assert.match(waiting.stderr, /only 0 of 2 worker\(s\) connected within 1s/);
+
+      const ui = await runCli(["run", "loadtest.ts", "--master", "-H", "http://127.0.0.1:9"], {
+        cwd: project.dir,
+        env: { CICADA_HEADLESS: "false" },
+      });
+      assert.equal(ui.code, 2, describeRun(ui));
+      assert.match(ui.stderr, /--master runs headless/);
+    } finally {
+      project.cleanup();
+    }
+  });
+});
+
+describe("the TCP transport's framing", () => {
+  it("decodes messages split at any byte and packed several to a chunk", async () => {
+    let serverSide!: Socket;
+    const server = createServer((s) => (serverSide = s));
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const port = (server.address() as { port: number }).port;
+    const client = connect({ host: "127.0.0.1", port });
+    await new Promise<void>((r) => client.once("connect", r));
+    while (!serverSide) await new Promise((r) => setTimeout(r, 5));
+    try {
+      const received: WorkerMessage[] = [];
+      const t = socketTransport<CoordinatorMessage, WorkerMessage>(serverSide);
+      t.onMessage((m) => received.push(m));
+      const rand = rng(42);
+      const sent: WorkerMessage[] = [];
+      let wire = "";
+      for (let i = 0; i < 200; i++) {
+        // Text with newlines, quotes and non-ASCII: JSON escapes what would break a frame.
+        const m: WorkerMessage = {
+          type: "error",
+          message: `line\n${i} "q" ü ${"x".repeat(Math.floor(rand() * 3000))}`,
+          fatal: false,
+        };
+        sent.push(m);
+        wire += `${JSON.stringify(m)}\n`;
+      }
+      const bytes = Buffer.from(wire);
+      for (let at = 0; at < bytes.length; ) {
+        const n = 1 + Math.floor(rand() * 4000);
+        client.write(bytes.subarray(at, at + n));
+        at += n;
+      }
+      const deadline = Date.now() + 5000;
+      while (received.length < sent.length && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(received, sent);
+
+      // Garbage is not a message: the connection is dropped, and the transport says it is lost.
+      const lost = new Promise<string>((r) => t.onLost?.(r));
+      client.write("this is not json\n");
+      assert.match(await lost, /not a Cicada message|closed/);
+    } finally {
+      client.destroy();
+      server.close();
+    }
+  });
+});
