@@ -199,7 +199,9 @@ describe("scenarios", () => {
         both.result.durationSec >= 1.4 && both.result.durationSec < 3,
         `ran ${both.result.durationSec}s`,
       );
-      assert.ok(Math.abs(scenario(both.result, "b").totals.iterations - 10) <= 1);
+      // R·T precision is the open-model test's business; here the scenario must have run its second.
+      const b = scenario(both.result, "b").totals.iterations;
+      assert.ok(b >= 8 && b <= 12, `scenario b started ${b} iterations, expected about 10`);
     } finally {
       await server.close();
     }
