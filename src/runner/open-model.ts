@@ -117,13 +117,22 @@ export class OpenPool {
  */
 export class ArrivalScheduler {
   private rate = 0;
-  /** Arrivals accumulated towards the next one (0..1); starts full so the first is at once. */
-  private credit = 1;
+  /** Arrivals accumulated towards the next one (0..1); a full credit starts the first at once. */
+  private credit: number;
   private lastAt = performance.now();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
-  constructor(private readonly onArrival: (scheduledAt: number) => boolean) {}
+  constructor(
+    private readonly onArrival: (scheduledAt: number) => boolean,
+    /**
+     * Where this worker's arrivals fall within the shared period (0..1): worker i of n uses i/n,
+     * so n workers at R/n each interleave into one even stream of R instead of n arrivals at once.
+     */
+    phase = 0,
+  ) {
+    this.credit = 1 - Math.min(Math.max(phase, 0), 0.999);
+  }
 
   /** Changes the rate from now on; arrivals due under the old rate are started first. */
   setRate(rate: number): void {

@@ -203,24 +203,27 @@ export class Worker {
         maxUsers,
         maxDelayMs,
       );
-      this.scheduler = new ArrivalScheduler((scheduledAt) => {
-        // The iteration budget is spent by arrivals here, not by the users. Once it is, the
-        // run may end when the iterations already started have finished.
-        if (!this.takeIteration()) {
-          const pool = this.pool!;
-          const done = () => {
-            if (!this.exhaustedSent) {
-              this.exhaustedSent = true;
-              this.transport.send({ type: "exhausted" });
-            }
-          };
-          pool.onAllIdle = done;
-          if (pool.busy === 0) done();
-          return false;
-        }
-        this.pool!.arrive(pickClass(), scheduledAt);
-        return true;
-      });
+      this.scheduler = new ArrivalScheduler(
+        (scheduledAt) => {
+          // The iteration budget is spent by arrivals here, not by the users. Once it is, the
+          // run may end when the iterations already started have finished.
+          if (!this.takeIteration()) {
+            const pool = this.pool!;
+            const done = () => {
+              if (!this.exhaustedSent) {
+                this.exhaustedSent = true;
+                this.transport.send({ type: "exhausted" });
+              }
+            };
+            pool.onAllIdle = done;
+            if (pool.busy === 0) done();
+            return false;
+          }
+          this.pool!.arrive(pickClass(), scheduledAt);
+          return true;
+        },
+        (this.plan?.workerIndex ?? 0) / Math.max(1, this.plan?.workerCount ?? 1),
+      );
     }
     this.pool.maxUsers = maxUsers;
     this.pool.maxDelayMs = maxDelayMs;
