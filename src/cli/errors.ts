@@ -7,7 +7,7 @@ export const ExitCode = {
   Usage: 2,
   /** A threshold failed, or a comparison with a baseline found a regression. */
   Thresholds: 3,
-  /** The target host could not be reached before the run started. */
+  /** The target host could not be reached before the run started (or a master and its workers could not find each other). */
   Unreachable: 4,
   /** An internal error: a bug in Cicada. */
   Internal: 70,
