@@ -1,5 +1,5 @@
 import type { CicadaConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../cli/errors.js";
+import { CicadaError } from "../cli/errors.js";
 import { parseList, parseRate, parseSpawnRate, parseUsers } from "../cli/options.js";
 import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../cli/run.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
