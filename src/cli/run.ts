@@ -392,14 +392,20 @@ export class TestRun {
   metricsSource(): MetricsSource | undefined {
     const r = this.runner;
     if (!r.stats) return undefined;
-    const coordinators =
-      r instanceof ScenarioGroup ? r.scenarios.flatMap((x) => (x.coordinator ? [x.coordinator] : [])) : [r];
     return {
       stats: r.stats,
       elapsedSec: this.statsElapsedSec,
       thresholds: this.watch.latest,
-      workers: coordinators.flatMap((c) => c.workerInfo()),
+      workers: this.workerInfo(),
     };
+  }
+
+  /** Every worker of the test, over all scenarios: users, event-loop use, heap. */
+  workerInfo(): ReturnType<Coordinator["workerInfo"]> {
+    const r = this.runner;
+    const coordinators =
+      r instanceof ScenarioGroup ? r.scenarios.flatMap((x) => (x.coordinator ? [x.coordinator] : [])) : [r];
+    return coordinators.flatMap((c) => c.workerInfo());
   }
 
   /** The result as of now, with thresholds (a running test's downloads in the web UI). */

@@ -173,7 +173,7 @@ function correctedOf(e: EndpointTotals): { correctedLatencyMs?: LatencySummary }
   return c ? { correctedLatencyMs: c } : {};
 }
 
-function metricsOf(e: EndpointTotals): Pick<EndpointResult, "metrics" | "counters"> {
+export function metricsOf(e: EndpointTotals): Pick<EndpointResult, "metrics" | "counters"> {
   const out: Pick<EndpointResult, "metrics" | "counters"> = {};
   const ms = [...(e.metrics ?? new Map<string, Histogram>())].filter(([, h]) => h.totalCount > 0);
   if (ms.length > 0) {

@@ -4,11 +4,10 @@ import { parseList, parseRate, parseSpawnRate, parseUsers } from "../cli/options
 import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../cli/run.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import type { MetricsSource } from "../outputs/prometheus.js";
-import type { RunResult } from "../outputs/result.js";
+import { metricsOf, type RunResult } from "../outputs/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import { ScenarioGroup } from "../runner/scenarios.js";
-import type { EndpointSeriesRow, EndpointTotals, SeriesRow, StatsAggregate } from "../stats/aggregate.js";
-import { type Histogram, summarizeHistogram } from "../stats/histogram.js";
+import type { EndpointSeriesRow, SeriesRow, StatsAggregate } from "../stats/aggregate.js";
 
 interface ClassSummary {
   name: string;
@@ -40,22 +39,6 @@ export interface SeriesCursor {
 
 export function newCursor(): SeriesCursor {
   return { runId: 0, books: undefined, series: 0, endpoints: new Map() };
-}
-
-/** Streaming and protocol metrics of an endpoint, summarized as in the JSON result. */
-function extrasOf(e: EndpointTotals): {
-  metrics?: Record<string, unknown>;
-  counters?: Record<string, number>;
-} {
-  const out: { metrics?: Record<string, unknown>; counters?: Record<string, number> } = {};
-  const ms = [...(e.metrics ?? new Map<string, Histogram>())].filter(([, h]) => h.totalCount > 0);
-  if (ms.length > 0) {
-    out.metrics = Object.fromEntries(
-      ms.map(([k, h]) => [k, { count: h.totalCount, ...summarizeHistogram(h) }]),
-    );
-  }
-  if (e.counters && e.counters.size > 0) out.counters = Object.fromEntries(e.counters);
-  return out;
 }
 
 const endpointKey = (e: { type: string; method: string; name: string }) => `${e.type} ${e.method} ${e.name}`;
@@ -332,13 +315,12 @@ export class WebController {
         currentRps: last ? last.requests : 0,
         latencyMs: e.latencySummary(),
         bytesReceived: e.bytes,
-        ...extrasOf(e),
+        // Summarized as in the JSON result, by the same code.
+        ...metricsOf(e),
       };
     });
     const cur = books.current();
     const total = books.total;
-    const coordinators =
-      r instanceof ScenarioGroup ? r.scenarios.flatMap((x) => (x.coordinator ? [x.coordinator] : [])) : [r];
     return {
       runId: this.runId,
       status: this.status,
@@ -372,7 +354,7 @@ export class WebController {
         fails: c.fails,
         rate: c.passes / Math.max(1, c.passes + c.fails),
       })),
-      workers: coordinators.flatMap((c) => c.workerInfo()),
+      workers: t.workerInfo(),
     };
   }
 }
