@@ -126,11 +126,23 @@ export class LiveView {
   }
 }
 
-function table(header: string[], rows: string[][], alignLeft: number): string {
+/** Column widths for a table: `line` pads a row (left or right per column), `sep` underlines. */
+function columns(
+  header: readonly string[],
+  rows: readonly string[][],
+  left: (col: number) => boolean,
+): { line: (r: readonly string[]) => string; sep: string } {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) =>
-    r.map((cell, i) => (i < alignLeft ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  ");
-  const sep = widths.map((w) => "-".repeat(w)).join("  ");
+  return {
+    line: (r) =>
+      r.map((cell, i) => (left(i) ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("  "),
+    sep: widths.map((w) => "-".repeat(w)).join("  "),
+  };
+}
+
+/** A table whose last row (the aggregate) is set apart. */
+function table(header: string[], rows: string[][], alignLeft: number): string {
+  const { line, sep } = columns(header, rows, (i) => i < alignLeft);
   return [line(header), sep, ...rows.slice(0, -1).map(line), sep, line(rows[rows.length - 1]!)].join("\n");
 }
 
@@ -196,12 +208,8 @@ export function formatSummary(r: RunResult): string {
       }
     }
     if (mrows.length > 0) {
-      const widths = mh.map((h, i) => Math.max(h.length, ...mrows.map((x) => x[i]!.length)));
-      const line = (cells: string[]) =>
-        cells.map((c, i) => (i < 3 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
-      out.push(line(mh));
-      out.push(widths.map((w) => "-".repeat(w)).join("  "));
-      for (const x of mrows) out.push(line(x));
+      const { line, sep } = columns(mh, mrows, (i) => i < 3);
+      out.push(line(mh), sep, ...mrows.map(line));
     }
     for (const e of withMetrics) {
       if (!e.counters) continue;
@@ -245,14 +253,8 @@ export function formatSummary(r: RunResult): string {
       x.totals.droppedIterations === undefined ? "-" : String(x.totals.droppedIterations),
       x.stopReason,
     ]);
-    const widths = sh.map((h, i) => Math.max(h.length, ...srows.map((x) => x[i]!.length)));
-    const line = (cells: string[]) =>
-      cells
-        .map((c, i) => (i < 2 || i === cells.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
-        .join("  ");
-    out.push(line(sh).trimEnd());
-    out.push(widths.map((w) => "-".repeat(w)).join("  "));
-    for (const x of srows) out.push(line(x).trimEnd());
+    const { line, sep } = columns(sh, srows, (i) => i < 2 || i === sh.length - 1);
+    out.push(line(sh).trimEnd(), sep, ...srows.map((x) => line(x).trimEnd()));
   }
   const codes = Object.entries(r.totals.statusCodes ?? {});
   if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
@@ -288,9 +290,8 @@ export function formatSummary(r: RunResult): string {
     out.push("\nFailures");
     const fh = ["Occurrences", "Method", "Name", "Error"];
     const frows = r.failures.map((f) => [String(f.occurrences), f.method, f.name, f.error]);
-    const widths = fh.map((h, i) => Math.max(h.length, ...frows.map((x) => x[i]!.length)));
-    out.push(fh.map((h, i) => h.padEnd(widths[i]!)).join("  "));
-    for (const f of frows) out.push(f.map((c, i) => c.padEnd(widths[i]!)).join("  "));
+    const { line } = columns(fh, frows, () => true);
+    out.push(line(fh), ...frows.map(line));
   }
   if (r.exceptions.length > 0) {
     out.push("\nExceptions in user code");
