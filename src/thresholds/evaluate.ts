@@ -55,41 +55,28 @@ function histogramOf(e: EndpointTotals, name: HistogramName): Histogram | undefi
 function latencyValue(t: Threshold, es: EndpointTotals[]): number | null {
   if (t.metric.kind !== "latency") return null;
   const m = t.metric;
-  if (m.histogram.startsWith("metric:")) {
-    const hs = es
-      .map((e) => histogramOf(e, m.histogram))
-      .filter((h): h is Histogram => h !== undefined && h.totalCount > 0);
-    if (hs.length === 0) return null;
-    const h = hs.length === 1 ? hs[0]! : createHistogram();
-    if (hs.length > 1) for (const x of hs) h.add(x);
-    if (m.stat === "mean") return h.mean / 1000;
-    if (m.stat === "min") return (h.getValueAtPercentile(0) === 0 ? 0 : h.minNonZeroValue) / 1000;
-    if (m.stat === "max") return h.maxValue / 1000;
-    if (m.stat !== "percentile") return null;
-    return percentileMs(h, m.p, h.minNonZeroValue, h.maxValue);
-  }
-  const count = es.reduce((n, e) => n + e.count, 0);
-  if (count === 0) return null;
-  if (m.histogram === "latency") {
-    if (m.stat === "mean") return es.reduce((n, e) => n + e.sumUs, 0) / count / 1000;
-    if (m.stat === "min")
-      return Math.min(...es.map((e) => (e.count > 0 ? e.minUs : Number.POSITIVE_INFINITY))) / 1000;
-    if (m.stat === "max") return Math.max(...es.map((e) => e.maxUs)) / 1000;
-  }
-  const field = m.histogram as "latency" | "ttfb" | "corrected";
-  const h = es.length === 1 ? es[0]![field] : createHistogram();
-  if (es.length > 1) for (const e of es) h.add(e[field]);
-  if (h.totalCount === 0) return null;
+  // The response time keeps an exact min, max and sum beside its histogram; use them.
+  const exact = m.histogram === "latency";
+  const counted = es.filter((e) => e.count > 0);
+  if (exact && counted.length === 0) return null;
+  const minUs = Math.min(...counted.map((e) => e.minUs));
+  const maxUs = Math.max(0, ...counted.map((e) => e.maxUs));
+  if (exact && m.stat === "mean")
+    return counted.reduce((n, e) => n + e.sumUs, 0) / counted.reduce((n, e) => n + e.count, 0) / 1000;
+  if (exact && m.stat === "min") return minUs / 1000;
+  if (exact && m.stat === "max") return maxUs / 1000;
+  const hs = es
+    .map((e) => histogramOf(e, m.histogram))
+    .filter((h): h is Histogram => h !== undefined && h.totalCount > 0);
+  if (hs.length === 0) return null;
+  const h = hs.length === 1 ? hs[0]! : createHistogram();
+  if (hs.length > 1) for (const x of hs) h.add(x);
   if (m.stat === "mean") return h.mean / 1000;
-  if (m.stat === "min") return h.minNonZeroValue / 1000;
+  // Further metrics may record 0 (e.g. no polls), which has no "min non-zero".
+  if (m.stat === "min") return (h.getValueAtPercentile(0) === 0 ? 0 : h.minNonZeroValue) / 1000;
   if (m.stat === "max") return h.maxValue / 1000;
   if (m.stat !== "percentile") return null;
-  if (m.histogram === "latency") {
-    const min = Math.min(...es.map((e) => (e.count > 0 ? e.minUs : Number.POSITIVE_INFINITY)));
-    const max = Math.max(...es.map((e) => e.maxUs));
-    return percentileMs(h, m.p, min, max);
-  }
-  return percentileMs(h, m.p, h.minNonZeroValue, h.maxValue);
+  return exact ? percentileMs(h, m.p, minUs, maxUs) : percentileMs(h, m.p, h.minNonZeroValue, h.maxValue);
 }
 
 /** Measures one threshold's metric over the merged books; `durationSec` is the run's so far. */
