@@ -24,8 +24,10 @@ const MAX_FRAME = 256 * 1024 * 1024;
 export function socketTransport<
   Out extends CoordinatorMessage | WorkerMessage,
   In extends CoordinatorMessage | WorkerMessage,
->(socket: Socket): Transport<Out, In> {
+>(socket: Socket): Transport<Out, In> & { first(): Promise<In> } {
   let handler: ((m: In) => void) | undefined;
+  // A reader of one message only (the master's check of a worker's hello).
+  let once: ((m: In) => void) | undefined;
   let lostHandler: ((reason: string) => void) | undefined;
   // Messages that arrive before anyone listens (a worker's hello) wait here.
   const early: In[] = [];
@@ -52,7 +54,11 @@ export function socketTransport<
           socket.destroy(new Error("not a Cicada message"));
           return;
         }
-        if (handler) handler(m);
+        if (once) {
+          const take = once;
+          once = undefined;
+          take(m);
+        } else if (handler) handler(m);
         else early.push(m);
       }
       i = buf.indexOf("\n");
@@ -73,6 +79,13 @@ export function socketTransport<
       handler = h;
       for (const m of early.splice(0)) h(m);
     },
+    /** The next message, read on its own: later ones still wait for `onMessage`. */
+    first: () =>
+      new Promise<In>((resolve) => {
+        const m = early.shift();
+        if (m !== undefined) resolve(m);
+        else once = resolve;
+      }),
     onLost: (h) => {
       lostHandler = h;
       if (lost !== undefined) h(lost);
@@ -127,7 +140,7 @@ export class RemoteWorkers {
     const transport = socketTransport<CoordinatorMessage, WorkerMessage>(socket);
     // A peer that says nothing useful in time is not a worker.
     const timer = setTimeout(() => socket.destroy(), 10_000);
-    transport.onMessage((m) => {
+    void transport.first().then((m) => {
       clearTimeout(timer);
       if (m.type !== "hello" || m.version !== PROTOCOL_VERSION) {
         this.onNotice(
@@ -136,10 +149,11 @@ export class RemoteWorkers {
         socket.destroy();
         return;
       }
-      // From here on the coordinator listens; until it does, the wrapper keeps the messages.
-      const entry = { transport: socketTransportReset(transport), peer };
+      // Until the coordinator listens, the transport keeps the worker's messages.
+      const entry = { transport, peer };
       this.ready.push(entry);
-      entry.transport.onLost?.(() => {
+      // The coordinator installs its own handler when it takes the worker.
+      transport.onLost?.(() => {
         const i = this.ready.indexOf(entry);
         if (i >= 0) {
           this.ready.splice(i, 1);
@@ -189,40 +203,6 @@ export class RemoteWorkers {
     for (const w of this.ready.splice(0)) w.transport.close();
     return new Promise((r) => this.server.close(() => r()));
   }
-}
-
-/**
- * After the hello, the coordinator attaches its own handler with `onMessage`. The socket
- * transport's handler is swapped there, and messages in between are kept by its queue: this
- * wrapper only makes that explicit (and gives a fresh onMessage that replays the queue).
- */
-function socketTransportReset(
-  t: Transport<CoordinatorMessage, WorkerMessage>,
-): Transport<CoordinatorMessage, WorkerMessage> {
-  const queue: WorkerMessage[] = [];
-  let handler: ((m: WorkerMessage) => void) | undefined;
-  t.onMessage((m) => {
-    if (handler) handler(m);
-    else queue.push(m);
-  });
-  let lostHandler: ((reason: string) => void) | undefined;
-  let lostReason: string | undefined;
-  t.onLost?.((reason) => {
-    lostReason = reason;
-    lostHandler?.(reason);
-  });
-  return {
-    send: (m) => t.send(m),
-    onMessage: (h) => {
-      handler = h;
-      for (const m of queue.splice(0)) h(m);
-    },
-    onLost: (h) => {
-      lostHandler = h;
-      if (lostReason !== undefined) h(lostReason);
-    },
-    close: () => t.close(),
-  };
 }
 
 /**
