@@ -229,3 +229,16 @@ export function browserSkipReason(chromiumPath: string | null): string | false {
     ? "no Chromium found: install one (e.g. the distribution's chromium package) or set CICADA_CHROMIUM"
     : false;
 }
+
+/** A request's whole body as text (for test servers that read what they were sent). */
+export function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let s = "";
+    req.setEncoding("utf8");
+    req.on("data", (d: string) => {
+      s += d;
+    });
+    req.on("end", () => resolve(s));
+    req.on("error", reject);
+  });
+}

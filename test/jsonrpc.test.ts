@@ -3,26 +3,14 @@
  * ("JSONRPC", "", method), none under HTTP, and every kind of bad reply a failure, never a throw.
  */
 import assert from "node:assert/strict";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ServerResponse } from "node:http";
 import { after, before, describe, it } from "node:test";
 import { startDemoServer } from "../src/demo/server.js";
 import { HttpSession } from "../src/protocols/http/session.js";
 import { jsonRpc } from "../src/protocols/jsonrpc/client.js";
 import { Recorder } from "../src/stats/recorder.js";
 import type { StatsSnapshot } from "../src/stats/snapshot.js";
-import { describeRun, runLoad, startServer, type TestServer } from "./helpers.js";
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let s = "";
-    req.setEncoding("utf8");
-    req.on("data", (d: string) => {
-      s += d;
-    });
-    req.on("end", () => resolve(s));
-    req.on("error", reject);
-  });
-}
+import { describeRun, readBody, runLoad, startServer, type TestServer } from "./helpers.js";
 
 function json(res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { "content-type": "application/json" });

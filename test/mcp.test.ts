@@ -11,21 +11,9 @@ import { HttpSession } from "../src/protocols/http/session.js";
 import { mcpClient } from "../src/protocols/mcp/client.js";
 import { Recorder } from "../src/stats/recorder.js";
 import type { StatsSnapshot } from "../src/stats/snapshot.js";
-import { describeRun, runLoad, startServer, type TestServer } from "./helpers.js";
+import { describeRun, readBody, runLoad, startServer, type TestServer } from "./helpers.js";
 
 const VERSION = "2025-06-18";
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let s = "";
-    req.setEncoding("utf8");
-    req.on("data", (d: string) => {
-      s += d;
-    });
-    req.on("end", () => resolve(s));
-    req.on("error", reject);
-  });
-}
 
 interface SseMcpServer extends TestServer {
   /** JSON-RPC methods received (requests and notifications), and "DELETE" for closes. */
