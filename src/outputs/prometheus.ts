@@ -1,7 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
-import type { StatsAggregate } from "../stats/aggregate.js";
+import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import { percentileMs } from "../stats/histogram.js";
 import type { ThresholdResult } from "../thresholds/evaluate.js";
 
@@ -73,30 +73,26 @@ export class PrometheusOutput {
         this.set({ quantile: "0.95" }, cur.p95 / 1000);
       },
     });
-    new Counter({
-      name: "cicada_requests_total",
-      help: "Completed requests (successes and failures) per endpoint.",
-      labelNames: endpointLabels,
-      registers,
-      collect() {
-        this.reset();
-        for (const e of src()?.stats.endpoints.values() ?? []) {
-          this.inc({ type: e.type, method: e.method, name: e.name }, e.count);
-        }
-      },
-    });
-    new Counter({
-      name: "cicada_failures_total",
-      help: "Failed requests per endpoint.",
-      labelNames: endpointLabels,
-      registers,
-      collect() {
-        this.reset();
-        for (const e of src()?.stats.endpoints.values() ?? []) {
-          this.inc({ type: e.type, method: e.method, name: e.name }, e.failures);
-        }
-      },
-    });
+    // One counter per endpoint figure, read from the merged books at each scrape.
+    const perEndpoint = (name: string, help: string, value: (e: EndpointTotals) => number) =>
+      new Counter({
+        name,
+        help,
+        labelNames: endpointLabels,
+        registers,
+        collect() {
+          this.reset();
+          for (const e of src()?.stats.endpoints.values() ?? []) {
+            this.inc({ type: e.type, method: e.method, name: e.name }, value(e));
+          }
+        },
+      });
+    perEndpoint(
+      "cicada_requests_total",
+      "Completed requests (successes and failures) per endpoint.",
+      (e) => e.count,
+    );
+    perEndpoint("cicada_failures_total", "Failed requests per endpoint.", (e) => e.failures);
     new Gauge({
       name: "cicada_response_time_seconds",
       help: "Response time percentiles per endpoint since the test started (exact, from HDR histograms).",
