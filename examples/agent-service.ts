@@ -6,7 +6,7 @@
  *   npx cicada run examples/agent-service.ts -H http://127.0.0.1:8000 -u 50 -r 10 -t 1m
  *   npx cicada run examples/agent-service.ts AgentInvocationUser -H ... -u 20
  */
-import { between, check, constant, HttpUser, jsonRpc, mcpClient, tag, task } from "cicada";
+import { between, check, constant, HttpUser, jsonRpc, mcpClient, tag, task } from "cicada-load";
 
 const MESSAGES = [
   "Summarise today's tickets",

@@ -18,7 +18,7 @@ const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
 describe("stop timeout", () => {
   const SLOW_MS = 2000;
   const loadfile = `
-import { HttpUser, constant, task } from "cicada";
+import { HttpUser, constant, task } from "cicada-load";
 export class Slow extends HttpUser {
   // One request, then a long sleep that the stop interrupts at once.
   static waitTime = constant(30);
@@ -89,7 +89,7 @@ describe("request accounting", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Busy extends HttpUser {
   @task(2) x() { return this.client.get("/x"); }
   @task(1) y() { return this.client.post("/y", { json: { n: 1 } }); }
@@ -158,7 +158,7 @@ describe("latency", () => {
       const baseline = await baselineP50(`${server.url}/baseline`, 40);
       const r = await runLoad(
         `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Timed extends HttpUser {
   @task t() { return this.client.get("/d"); }
 }
@@ -223,7 +223,7 @@ describe("cookies", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, constant, task } from "cicada";
+import { HttpUser, constant, task } from "cicada-load";
 
 export class Member extends HttpUser {
   static waitTime = constant(0.05);
@@ -298,7 +298,7 @@ describe("redirects, catchResponse and request names", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Client extends HttpUser {
   @task async flow() {
     const moved = await this.client.get("/old");
@@ -358,7 +358,7 @@ describe("custom samples from a plain User", () => {
   it("measure() and record() appear in the endpoints with their type", async () => {
     const r = await runLoad(
       `
-import { User, task } from "cicada";
+import { User, task } from "cicada-load";
 export class Db extends User {
   @task async query() {
     await this.measure("DB", "query", () => new Promise((resolve) => setTimeout(resolve, 15)));

@@ -42,7 +42,7 @@ const ok = (_req: IncomingMessage, res: ServerResponse) => res.end("ok");
 
 describe("user classes: weight and fixedCount", () => {
   const loadfile = `
-import { HttpUser, constant, task } from "cicada";
+import { HttpUser, constant, task } from "cicada-load";
 
 export class A extends HttpUser {
   static weight = 3;
@@ -106,7 +106,7 @@ describe("task weights", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, constant, task } from "cicada";
+import { HttpUser, constant, task } from "cicada-load";
 export class Weighted extends HttpUser {
   static waitTime = constant(0);
   @task(3) a() { return this.client.get("/a"); }
@@ -139,7 +139,7 @@ describe("wait times", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, constant, task } from "cicada";
+import { HttpUser, constant, task } from "cicada-load";
 export class Waiter extends HttpUser {
   static waitTime = constant(0.5);
   ${userHeader}
@@ -169,7 +169,7 @@ export class Waiter extends HttpUser {
     try {
       const r = await runLoad(
         `
-import { HttpUser, constantPacing, task } from "cicada";
+import { HttpUser, constantPacing, task } from "cicada-load";
 export class Pacer extends HttpUser {
   static waitTime = constantPacing(0.5);
   ${userHeader}
@@ -199,7 +199,7 @@ export class Pacer extends HttpUser {
     try {
       const r = await runLoad(
         `
-import { HttpUser, between, task } from "cicada";
+import { HttpUser, between, task } from "cicada-load";
 export class Random extends HttpUser {
   static waitTime = between(0.2, 0.4);
   ${userHeader}
@@ -231,7 +231,7 @@ export class Random extends HttpUser {
 
 describe("--tags and --exclude-tags", () => {
   const loadfile = `
-import { HttpUser, TaskSet, constant, tag, task } from "cicada";
+import { HttpUser, TaskSet, constant, tag, task } from "cicada-load";
 
 export class Tagged extends HttpUser {
   static waitTime = constant(0.02);
@@ -318,7 +318,7 @@ describe("--iterations", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Looper extends HttpUser {
   @task one() { return this.client.get("/it"); }
 }
@@ -351,7 +351,7 @@ describe("task sets", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, SequentialTaskSet, TaskSet, constant, task } from "cicada";
+import { HttpUser, SequentialTaskSet, TaskSet, constant, task } from "cicada-load";
 
 // A random task set with one task that leaves at once: control must go back to Flow.
 class Inner extends TaskSet<Shopper> {
@@ -402,7 +402,7 @@ describe("decorators", () => {
     try {
       const r = await runLoad(
         `
-import { HttpUser, tag, task } from "cicada";
+import { HttpUser, tag, task } from "cicada-load";
 
 // Records which decorator flavour esbuild emitted: legacy ones get (target, key, descriptor).
 let flavour = "unknown";

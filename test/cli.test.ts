@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { type CliResult, readJson, runCli, startServer, type TestServer, tempProject } from "./helpers.js";
 
 /** Hits GET / with a short wait, so a run makes a modest, steady number of requests. */
-const WEB = `import { HttpUser, constant, task } from "cicada";
+const WEB = `import { HttpUser, constant, task } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
   @task()
@@ -17,7 +17,7 @@ export class Web extends HttpUser {
 `;
 
 /** Two classes hitting different paths, to see which ones ran. */
-const TWO = `import { HttpUser, constant, task } from "cicada";
+const TWO = `import { HttpUser, constant, task } from "cicada-load";
 export class Alpha extends HttpUser {
   static waitTime = constant(0.02);
   @task()
@@ -98,7 +98,7 @@ describe("cicada run: loadfile errors", { concurrency: 3 }, () => {
   it("syntax error → exit 2 with file:line:column", async () => {
     const r = await runIn(
       {
-        "loadtest.ts": 'import { HttpUser, task } from "cicada";\nconst a = 1;\nconst = 1;\n',
+        "loadtest.ts": 'import { HttpUser, task } from "cicada-load";\nconst a = 1;\nconst = 1;\n',
       },
       ["run", "loadtest.ts", "-H", "http://127.0.0.1:1"],
     );
@@ -129,7 +129,7 @@ describe("cicada run: loadfile errors", { concurrency: 3 }, () => {
     const r = await runIn(
       {
         "loadtest.ts":
-          'import { HttpUser, task } from "cicada";\nclass Hidden extends HttpUser {\n  @task() a() {}\n}\nexport const x = Hidden.name;\n',
+          'import { HttpUser, task } from "cicada-load";\nclass Hidden extends HttpUser {\n  @task() a() {}\n}\nexport const x = Hidden.name;\n',
       },
       ["run", "loadtest.ts", "-H", "http://127.0.0.1:1"],
     );
@@ -485,7 +485,7 @@ describe("cicada run: settings precedence", { concurrency: 3 }, () => {
   }
 
   const configFile = (settings: string) =>
-    `import { defineConfig } from "cicada";\nexport default defineConfig(${settings});\n`;
+    `import { defineConfig } from "cicada-load";\nexport default defineConfig(${settings});\n`;
   const baseConfig = (host: string) =>
     configFile(`{ users: 3, spawnRate: 100, runTime: "1s", host: "${host}" }`);
   const args = ["run", "loadtest.ts", "--only-summary", "--json", "result.json"];

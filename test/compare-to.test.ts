@@ -8,7 +8,7 @@ import type { RunResult } from "../src/outputs/result.js";
 import { describeRun, runCli, startServer, tempProject } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0);
   @task hit() { return this.client.get("/work"); }

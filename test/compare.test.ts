@@ -19,7 +19,7 @@ import {
 } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0);
   @task async hit() { await this.client.get("/hit"); }

@@ -15,7 +15,7 @@ const WARNING =
 describe("saturated generator warning", () => {
   it("warns when a task burns the CPU without pause", async () => {
     // ~50 ms of synchronous work per task and no wait time: each worker's loop is busy all the time.
-    const loadfile = `import { User, task } from "cicada";
+    const loadfile = `import { User, task } from "cicada-load";
 export class Burner extends User {
   @task async burn() {
     const end = performance.now() + 50;
@@ -49,7 +49,7 @@ export class Burner extends User {
   it("does not warn for a light run", async () => {
     const srv = await startServer((_req, res) => res.end("ok"));
     try {
-      const loadfile = `import { HttpUser, constant, task } from "cicada";
+      const loadfile = `import { HttpUser, constant, task } from "cicada-load";
 export class Light extends HttpUser {
   static waitTime = constant(0.05);
   @task async get() { await this.client.get("/"); }

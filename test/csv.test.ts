@@ -58,7 +58,7 @@ function readCsv(path: string): Array<Record<string, string>> {
 }
 
 const LOADFILE = `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.01);
   @task(3) ok() { return this.client.get("/ok"); }
@@ -172,7 +172,7 @@ describe("CSV output", () => {
     const server = await startServer((_req, res) => res.end("x"));
     const project = tempProject({
       "loadtest.ts": `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
   @task hit() { return this.client.get("/x"); }

@@ -18,7 +18,7 @@ import {
 } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
   @task hit() { return this.client.get("/hit", { headers: { "x-user": String(this.userId) } }); }

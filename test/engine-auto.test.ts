@@ -13,7 +13,7 @@ import { after, before, describe, it } from "node:test";
 import { readJson, runCli, startServer, type TestServer, tempProject } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Web extends HttpUser {
   @task async hit() { await this.client.get("/hello"); }
 }

@@ -11,7 +11,7 @@ import type { RunResult } from "../src/outputs/result.js";
 import { browserSkipReason, describeRun, findChromium, runLoad, startServer } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant, check } from "cicada";
+import { HttpUser, task, constant, check } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
   @task async ok() {

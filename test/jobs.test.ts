@@ -213,7 +213,7 @@ describe("jobs in a run", () => {
     const demo = await startDemoServer({ jobDurationMs: 1000 });
     try {
       const loadfile = `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Jobs extends HttpUser {
   @task async run() {
     const ok = await this.client.job({

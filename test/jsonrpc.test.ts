@@ -226,7 +226,7 @@ describe("JSON-RPC over HTTP", () => {
     const demo = await startDemoServer();
     try {
       const loadfile = `
-import { HttpUser, task, jsonRpc } from "cicada";
+import { HttpUser, task, jsonRpc } from "cicada-load";
 export class Agent extends HttpUser {
   rpc!: ReturnType<typeof jsonRpc>;
   onStart() { this.rpc = jsonRpc(this.client, "/api/v1/a2a"); }

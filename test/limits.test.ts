@@ -4,7 +4,7 @@ import { it } from "node:test";
 import { runLoad, startServer } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.05);
   @task async hit() { await this.client.get("/hit"); }

@@ -260,7 +260,7 @@ describe("MCP client", () => {
     server.violations.length = 0;
     const before = server.total();
     const loadfile = `
-import { HttpUser, task, constant, mcpClient } from "cicada";
+import { HttpUser, task, constant, mcpClient } from "cicada-load";
 export class Agent extends HttpUser {
   static waitTime = constant(0.01);
   mcp!: ReturnType<typeof mcpClient>;

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { runLoad, startServer } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Web extends HttpUser {
   @task async hit() { await this.client.get("/hit"); }
 }

@@ -58,7 +58,7 @@ function ok(r: Exec, what: string): void {
   assert.equal(r.code, 0, `${what} failed (exit ${r.code})\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
 }
 
-const LOADFILE = `import { constant, HttpUser, task } from "cicada";
+const LOADFILE = `import { constant, HttpUser, task } from "cicada-load";
 
 export class Shopper extends HttpUser {
   static override waitTime = constant(0.05);
@@ -188,11 +188,11 @@ describe("the published package", { timeout: 240_000 }, () => {
   });
 
   it("the installed package's types and exports point to existing declaration files", () => {
-    const dir = join(proj, "node_modules", "cicada");
+    const dir = join(proj, "node_modules", "cicada-load");
     // Installed from the tarball: a copy, not a link back to this repository.
     assert.ok(!realpathSync(dir).startsWith(realpathSync(ROOT)), "cicada is linked, not installed");
     const pj = readJson(join(dir, "package.json"));
-    assert.equal(pj.name, "cicada");
+    assert.equal(pj.name, "cicada-load");
     assert.equal(pj.type, "module");
     const types: string[] = [pj.types, pj.exports?.["."]?.types].filter(Boolean);
     assert.ok(types.length === 2, `package.json lacks "types" or exports["."].types: ${JSON.stringify(pj)}`);
@@ -217,7 +217,7 @@ describe("the published package", { timeout: 240_000 }, () => {
     // ...and really checks it: a misuse of the API is an error, so the types are not `any`.
     writeFileSync(
       join(proj, "bad.ts"),
-      `import { HttpUser, constant } from "cicada";
+      `import { HttpUser, constant } from "cicada-load";
 export class Bad extends HttpUser {
   static override waitTime = constant("1");
   async t(): Promise<void> {

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { describeRun, startCli, startServer, tempProject } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant, check } from "cicada";
+import { HttpUser, task, constant, check } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
   @task async hit() {

@@ -10,7 +10,7 @@ describe("HTML report from the CLI", () => {
     const server = await startServer((_req, res) => res.end("ok"));
     const project = tempProject({
       "loadtest.ts": `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.05);
   @task hit() { return this.client.get("/report-me"); }
@@ -75,7 +75,7 @@ export class Web extends HttpUser {
     const server = await startServer((_req, res) => res.end("ok"));
     const project = tempProject({
       "loadtest.ts": `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Web extends HttpUser {
   @task hit() { return this.client.get("/x"); }
 }

@@ -26,7 +26,7 @@ async function timedServer() {
 }
 
 const CLASSES = `
-import { HttpUser, LoadShape, type ShapeTick, task, constant } from "cicada";
+import { HttpUser, LoadShape, type ShapeTick, task, constant } from "cicada-load";
 export class Browser extends HttpUser {
   static waitTime = constant(0.05);
   @task browse() { return this.client.get("/browse", { headers: { "x-user": String(this.userId) } }); }

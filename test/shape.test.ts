@@ -20,7 +20,7 @@ describe("LoadShape", () => {
         result: res,
       } = await run(
         `
-import { HttpUser, LoadShape, type ShapeTick, task } from "cicada";
+import { HttpUser, LoadShape, type ShapeTick, task } from "cicada-load";
 export class Web extends HttpUser {
   @task async hit() { await this.client.get("/burst"); }
 }
@@ -57,7 +57,7 @@ export class Burst extends LoadShape {
         result: res,
       } = await run(
         `
-import { HttpUser, LoadShape, type ShapeTick, task, constant } from "cicada";
+import { HttpUser, LoadShape, type ShapeTick, task, constant } from "cicada-load";
 export class A extends HttpUser {
   static waitTime = constant(0.2);
   override async onStart() { await this.client.get("/start/A"); }
@@ -132,7 +132,7 @@ describe("burst against a rate-limited target", () => {
         stdout,
       } = await run(
         `
-import { HttpUser, LoadShape, type ShapeTick, task } from "cicada";
+import { HttpUser, LoadShape, type ShapeTick, task } from "cicada-load";
 export class Web extends HttpUser {
   @task async hit() { await this.client.get("/limited"); }
 }

@@ -15,7 +15,7 @@ import {
   tempProject,
 } from "./helpers.js";
 
-const LOADFILE = `import { HttpUser, constant, task } from "cicada";
+const LOADFILE = `import { HttpUser, constant, task } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
   @task()

@@ -249,7 +249,7 @@ describe("SSE client", () => {
 });
 
 const CHAT_LOADFILE = `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Chat extends HttpUser {
   @task async chat() {
     await this.client.sse("/v1/chat/completions", {
@@ -358,7 +358,7 @@ describe("SSE in a run", () => {
     const server = await brokenServer();
     try {
       const loadfile = `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Broken extends HttpUser {
   @task async all() {
     for (const path of ["/malformed", "/abrupt", "/early", "/json", "/stall"]) {

@@ -47,7 +47,7 @@ describe("stages: parsing and levels", () => {
 });
 
 const LOADFILE = `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.1);
   override async onStart() { await this.client.get("/start"); }

@@ -13,7 +13,7 @@ it("counts responses by status code, and 429s are failures unless the loadfile s
   try {
     const { result: res, ...r } = await runLoad(
       `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Web extends HttpUser {
   @task async hit() { await this.client.get("/limited"); }
 }

@@ -13,7 +13,7 @@ describe("streaming metrics in the outputs", () => {
     const demo = await startDemoServer({ firstTokenDelayMs: 20, tokenDelayMs: 5 });
     const project = tempProject({
       "loadtest.ts": `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Chat extends HttpUser {
   static waitTime = constant(0.05);
   @task async chat() {

@@ -82,7 +82,7 @@ describe("threshold expressions", () => {
 });
 
 const SLOW_FAST = `
-import { HttpUser, task, tag, constant } from "cicada";
+import { HttpUser, task, tag, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.01);
   @task @tag("slow") slow() { return this.client.get("/slow"); }
@@ -194,7 +194,7 @@ describe("thresholds in a run", () => {
       res.end("x");
     });
     const loadfile = `
-import { HttpUser, task } from "cicada";
+import { HttpUser, task } from "cicada-load";
 export class Web extends HttpUser {
   @task hit() { return this.client.get("/limited"); }
 }
@@ -238,7 +238,7 @@ describe("checks", () => {
       res.end(n % 2 === 1 ? JSON.stringify({ id: n }) : "{}");
     });
     const loadfile = (failRequest: boolean) => `
-import { HttpUser, task, check } from "cicada";
+import { HttpUser, task, check } from "cicada-load";
 export class Web extends HttpUser {
   @task async item() {
     const r = await this.client.get("/item");
@@ -293,7 +293,7 @@ describe("JUnit output", () => {
     const server = await startServer((_req, res) => setTimeout(() => res.end("{}"), 5));
     const project = tempProject({
       "loadtest.ts": `
-import { HttpUser, task, check } from "cicada";
+import { HttpUser, task, check } from "cicada-load";
 export class Web extends HttpUser {
   @task async hit() {
     const r = await this.client.get("/x");

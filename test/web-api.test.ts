@@ -5,7 +5,7 @@ import type { RunResult } from "../src/outputs/result.js";
 import { assertValidResult, describeRun, startCli, startServer, tempProject } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant } from "cicada";
+import { HttpUser, task, constant } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
   @task hit() { return this.client.get("/hit"); }

@@ -15,7 +15,7 @@ import {
 } from "./helpers.js";
 
 const LOADFILE = `
-import { HttpUser, task, constant, check } from "cicada";
+import { HttpUser, task, constant, check } from "cicada-load";
 export class Web extends HttpUser {
   static waitTime = constant(0.05);
   @task async ok() {

@@ -88,7 +88,7 @@ describe("WebSocketUser", () => {
     try {
       const { code, stderr, result } = await runLoad(
         `
-import { WebSocketUser, task, constant } from "cicada";
+import { WebSocketUser, task, constant } from "cicada-load";
 export class Talker extends WebSocketUser {
   static override waitTime = constant(0.05);
   static override sourceAddresses = ["127.0.0.2", "127.0.0.3"];
@@ -161,7 +161,7 @@ export class Talker extends WebSocketUser {
     try {
       const { code, stderr, result } = await runLoad(
         `
-import { WebSocketUser, task, constant } from "cicada";
+import { WebSocketUser, task, constant } from "cicada-load";
 class Base extends WebSocketUser {
   static abstract = true;
   static fixedCount = 1;
@@ -234,7 +234,7 @@ export class Mute extends Base { path = "/mute"; }
     try {
       const { code, stderr, result } = await runLoad(
         `
-import { WebSocketUser, task } from "cicada";
+import { WebSocketUser, task } from "cicada-load";
 export class Waiter extends WebSocketUser {
   @task async wait() {
     const conn = await this.connect("/wait");
@@ -264,7 +264,7 @@ export class Waiter extends WebSocketUser {
     try {
       const { code, stderr, result } = await runLoad(
         `
-import { WebSocketUser, task, constant } from "cicada";
+import { WebSocketUser, task, constant } from "cicada-load";
 export class Demo extends WebSocketUser {
   static override waitTime = constant(0.1);
   chat; echo; n = 0; notices = 0;
@@ -320,7 +320,7 @@ export class Demo extends WebSocketUser {
     try {
       const { code, stderr, result } = await runLoad(
         `
-import { WebSocketUser, task, between } from "cicada";
+import { WebSocketUser, task, between } from "cicada-load";
 export class Holder extends WebSocketUser {
   static override waitTime = between(1, 2);
   conn;

@@ -48,7 +48,7 @@ async function recordingServer(): Promise<TestServer & { starts: Start[] }> {
 
 const HEADERS = `{ headers: { "x-user": String(this.userId), "x-thread": String(threadId) } }`;
 
-const TWO_ENDPOINTS = `import { HttpUser, constant, task } from "cicada";
+const TWO_ENDPOINTS = `import { HttpUser, constant, task } from "cicada-load";
 import { threadId } from "node:worker_threads";
 export class Web extends HttpUser {
   static waitTime = constant(0.005);
@@ -162,7 +162,7 @@ describe("--processes 2: users in two worker threads", () => {
   });
 
   it("respects fixedCount across threads (3 fixed users over 2 workers = 3 in all)", async () => {
-    const loadfile = `import { HttpUser, constant, task } from "cicada";
+    const loadfile = `import { HttpUser, constant, task } from "cicada-load";
 import { threadId } from "node:worker_threads";
 export class Fixed extends HttpUser {
   static fixedCount = 3;
@@ -204,7 +204,7 @@ export class Rest extends HttpUser {
   });
 
   it("-i 25 over 2 threads runs exactly 25 iterations", async () => {
-    const loadfile = `import { HttpUser, task } from "cicada";
+    const loadfile = `import { HttpUser, task } from "cicada-load";
 export class Web extends HttpUser {
   @task async it() { await this.client.get("/it"); }
 }
@@ -242,7 +242,7 @@ export class Web extends HttpUser {
 
   it("records exceptions thrown by tasks in one thread", async () => {
     // Worker w1 hands out the odd user ids (index + k × count), so only its users throw.
-    const loadfile = `import { HttpUser, constant, task } from "cicada";
+    const loadfile = `import { HttpUser, constant, task } from "cicada-load";
 import { threadId } from "node:worker_threads";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
@@ -349,7 +349,7 @@ export class Web extends HttpUser {
 describe("a worker thread that dies", () => {
   it("ends the run normally with the other thread, a notice and a written JSON", async () => {
     // process.exit() in a worker thread ends that thread only. User 1 lives in worker w1.
-    const loadfile = `import { HttpUser, constant, task } from "cicada";
+    const loadfile = `import { HttpUser, constant, task } from "cicada-load";
 import { threadId } from "node:worker_threads";
 export class Web extends HttpUser {
   static waitTime = constant(0.02);
@@ -394,7 +394,7 @@ export class Web extends HttpUser {
   });
 
   it("ends the run at once when every thread has died", async () => {
-    const loadfile = `import { HttpUser, task } from "cicada";
+    const loadfile = `import { HttpUser, task } from "cicada-load";
 export class Web extends HttpUser {
   override async onStart() { process.exit(3); }
   @task async work() { await this.client.get("/w"); }
@@ -502,7 +502,7 @@ describe("choosing the number of workers", () => {
   });
 
   it("never starts more workers than fixedCount-only classes have users (-i still ends the run)", async () => {
-    const loadfile = `import { HttpUser, task } from "cicada";
+    const loadfile = `import { HttpUser, task } from "cicada-load";
 export class Only extends HttpUser {
   static fixedCount = 1;
   @task async a() { await this.client.get("/only"); }

@@ -1,4 +1,4 @@
-import { constant, HttpUser, task } from "cicada";
+import { constant, HttpUser, task } from "cicada-load";
 
 /** The benchmark user: one GET, no wait. */
 export class Getter extends HttpUser {

@@ -1,4 +1,4 @@
-import { between, HttpUser, task } from "cicada";
+import { between, HttpUser, task } from "cicada-load";
 
 /** Memory benchmark user: one GET, then 1–3 s asleep, holding its keep-alive connection. */
 export class Idler extends HttpUser {

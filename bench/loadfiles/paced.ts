@@ -1,4 +1,4 @@
-import { constantPacing, HttpUser, task } from "cicada";
+import { constantPacing, HttpUser, task } from "cicada-load";
 
 /** Latency benchmark user: one GET every 10 ms, so 10 users make about 1,000 requests/s. */
 export class Paced extends HttpUser {

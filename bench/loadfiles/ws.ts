@@ -1,4 +1,4 @@
-import { constantPacing, task, WebSocketUser, type WsConnection } from "cicada";
+import { constantPacing, task, WebSocketUser, type WsConnection } from "cicada-load";
 
 /** WebSocket connections benchmark user: holds one connection, one round trip every 5 s. */
 export class Holder extends WebSocketUser {

@@ -1,5 +1,5 @@
 /**
- * Everything a loadfile imports from "cicada". Keep this surface small and typed.
+ * Everything a loadfile imports from "cicada-load". Keep this surface small and typed.
  */
 
 export { HttpResponse } from "../protocols/http/response.js";

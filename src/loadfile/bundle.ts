@@ -20,15 +20,15 @@ export interface Bundle {
 }
 
 /**
- * The loadfile's `import ... from "cicada"` must reach the very classes the runtime checks
+ * The loadfile's `import ... from "cicada-load"` must reach the very classes the runtime checks
  * with `instanceof`, even if the user's node_modules holds another copy, and even when the
- * bundle is shipped to another thread or machine. So "cicada" becomes a virtual module that
+ * bundle is shipped to another thread or machine. So both names become one virtual module that
  * reads the API from a global the runtime sets before importing the bundle.
  */
 const apiPlugin: esbuild.Plugin = {
   name: "cicada-api",
   setup(build) {
-    build.onResolve({ filter: /^cicada$/ }, () => ({ path: "cicada", namespace: "cicada-api" }));
+    build.onResolve({ filter: /^cicada(-load)?$/ }, () => ({ path: "cicada-load", namespace: "cicada-api" }));
     build.onLoad({ filter: /.*/, namespace: "cicada-api" }, () => {
       const names = Object.keys(api).filter((n) => /^[A-Za-z_$][\w$]*$/.test(n));
       const lines = [
