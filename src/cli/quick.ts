@@ -295,6 +295,8 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
       onlySummary: f.onlySummary,
       exitCodeOnError: f.exitCodeOnError,
       verifyTls: f.insecure ? false : undefined,
+      // quick has no web UI: it runs and exits, whatever CICADA_HEADLESS says.
+      headless: true,
       config: configFile,
     };
     return (await executeRun(cfg, { ...io, env })).exitCode;
