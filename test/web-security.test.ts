@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { type Browser, chromium, type Request } from "playwright-core";
+import { RequestGuard } from "../src/web/guard.js";
 import {
   browserSkipReason,
   findChromium,
@@ -501,5 +502,70 @@ describe("web UI security: in a browser", { skip: browserSkipReason(chromiumPath
     } finally {
       await context.close();
     }
+  });
+});
+
+describe("web UI security: the Host names it answers to", () => {
+  // The rule for addresses a test should not bind (all interfaces, a LAN name), on the guard itself.
+  const allowed = (bind: string, address: string, hosts: string[]) => {
+    const g = new RequestGuard(bind, address, 8089, "Build-Box.lan");
+    return hosts.filter((h) => g.hostAllowed(h));
+  };
+
+  it("bound to loopback: its address and the loopback names, with its port", () => {
+    assert.deepEqual(
+      allowed("127.0.0.1", "127.0.0.1", [
+        "127.0.0.1:8089",
+        "localhost:8089",
+        "[::1]:8089",
+        "2130706433:8089",
+        "127.0.0.1",
+        "127.0.0.1:8090",
+        "192.168.1.5:8089",
+        "build-box:8089",
+        "evil.example:8089",
+        "localhost.evil.example:8089",
+      ]),
+      ["127.0.0.1:8089", "localhost:8089", "[::1]:8089", "2130706433:8089"],
+    );
+    assert.deepEqual(allowed("::1", "::1", ["[::1]:8089", "[0:0:0:0:0:0:0:1]:8089", "localhost:8089"]), [
+      "[::1]:8089",
+      "[0:0:0:0:0:0:0:1]:8089",
+      "localhost:8089",
+    ]);
+  });
+
+  it("bound to all interfaces: any IP address, localhost and the machine's name", () => {
+    for (const bind of ["0.0.0.0", "::"]) {
+      assert.deepEqual(
+        allowed(bind, bind, [
+          "192.168.1.5:8089",
+          "[fe80::1]:8089",
+          "localhost:8089",
+          "build-box.lan:8089",
+          "BUILD-BOX:8089",
+          "192.168.1.5:80",
+          "build-box.evil.example:8089",
+          "evil.example:8089",
+        ]),
+        ["192.168.1.5:8089", "[fe80::1]:8089", "localhost:8089", "build-box.lan:8089", "BUILD-BOX:8089"],
+        bind,
+      );
+    }
+  });
+
+  it("bound to one address or name: that, its address and the machine's name", () => {
+    assert.deepEqual(
+      allowed("ui.lan", "192.168.1.5", [
+        "ui.lan:8089",
+        "UI.LAN.:8089",
+        "192.168.1.5:8089",
+        "build-box:8089",
+        "192.168.1.6:8089",
+        "localhost:8089",
+        "evil.example:8089",
+      ]),
+      ["ui.lan:8089", "UI.LAN.:8089", "192.168.1.5:8089", "build-box:8089"],
+    );
   });
 });
