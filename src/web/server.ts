@@ -10,6 +10,7 @@ import { exceptionsCsv, failuresCsv, statsCsv } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { type MetricsSource, PrometheusOutput } from "../outputs/prometheus.js";
 import { ApiError, newCursor, type SeriesCursor, type WebController } from "./controller.js";
+import { type Refusal, RequestGuard } from "./guard.js";
 
 /** The built UI: dist/web next to dist/src (this file is dist/src/web/server.js). */
 export const ASSETS_DIR = fileURLToPath(new URL("../../web/", import.meta.url));
@@ -24,6 +25,13 @@ const TYPES: Record<string, string> = {
   ".json": "application/json",
   ".woff2": "font/woff2",
 };
+
+const SECURITY_HEADERS: Array<[string, string]> = [
+  ["x-frame-options", "DENY"],
+  ["content-security-policy", "frame-ancestors 'none'"],
+  ["cross-origin-resource-policy", "same-origin"],
+  ["x-content-type-options", "nosniff"],
+];
 
 /** Bodies of API requests are small; a bigger one is a mistake or an attack. */
 const MAX_BODY = 64 * 1024 * 1024;
@@ -58,6 +66,10 @@ function send(
   res.end(text);
 }
 
+function refuse(res: ServerResponse, r: Refusal): void {
+  send(res, r.status, { error: r.message, reason: r.reason });
+}
+
 async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
   const chunks: Buffer[] = [];
   let size = 0;
@@ -88,6 +100,8 @@ export class WebServer {
   private readonly clients = new Set<Client>();
   private readonly expected: Buffer | undefined;
   private prometheus: PrometheusOutput | undefined;
+  /** Set once listening: the Host names it accepts depend on the address and port it got. */
+  private guard: RequestGuard | undefined;
   url = "";
 
   constructor(
@@ -120,6 +134,7 @@ export class WebServer {
       });
     });
     const a = this.server.address() as AddressInfo;
+    this.guard = new RequestGuard(this.opts.host, a.address, a.port);
     const host = a.family === "IPv6" ? `[${a.address}]` : a.address;
     this.url = `http://${host}:${a.port}`;
     return this.url;
@@ -139,6 +154,13 @@ export class WebServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // No other site may frame the UI (and click Start in it) or read its answers.
+    for (const [k, v] of SECURITY_HEADERS) res.setHeader(k, v);
+    const guard = this.guard;
+    if (!guard) throw new ApiError(503, "not listening yet");
+    // Before the login: a browser sends its cached login with a cross-site request too.
+    const refusal = guard.checkSite(req);
+    if (refusal) return refuse(res, refusal);
     if (!this.authorized(req)) {
       send(
         res,
@@ -148,11 +170,14 @@ export class WebServer {
       );
       return;
     }
+    const badBody = guard.checkBody(req);
+    if (badBody) return refuse(res, badBody);
     const url = new URL(req.url ?? "/", "http://x");
     const path = url.pathname;
     const method = req.method ?? "GET";
     const c = this.controller;
     if (path === "/metrics" && this.opts.metrics) {
+      if (method !== "GET" && method !== "HEAD") throw new ApiError(405, "method not allowed");
       this.prometheus ??= new PrometheusOutput(this.opts.metrics);
       const text = await this.prometheus.metrics();
       res.writeHead(200, { "content-type": this.prometheus.contentType, "cache-control": "no-store" });

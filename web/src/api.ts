@@ -167,6 +167,7 @@ export class ApiError extends Error {
 export async function post(path: string, body: unknown = {}): Promise<unknown> {
   const res = await fetch(`api/${path}`, {
     method: "POST",
+    // The server refuses a write without it: that is what keeps other sites' forms out.
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
   });
