@@ -28,12 +28,22 @@ export interface RunningCli {
   output(): { stdout: string; stderr: string };
 }
 
+/**
+ * The environment of a CLI run: this process's, without the CICADA_* settings a developer's
+ * shell may hold, so every run sees only what its test passes (a command line as a user types
+ * it, plus `env`).
+ */
+export function cliEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^CICADA_/i.test(k)) out[k] = v;
+  return { ...out, ...env };
+}
+
 /** Starts `cicada ARGS` as a real child process. */
 export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): RunningCli {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: opts.cwd,
-    // Tests run headless unless they say otherwise: the web UI has its own tests.
-    env: { CICADA_HEADLESS: "true", ...process.env, ...opts.env },
+    env: cliEnv(opts.env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -164,7 +174,7 @@ export interface LoadRun extends CliResult {
 
 /**
  * Writes `loadfile` (plus `extra` files) into a temp dir and runs
- * `cicada run loadtest.ts ARGS --json out.json --only-summary` there.
+ * `cicada run loadtest.ts --headless ARGS --json out.json --only-summary` there.
  */
 export async function runLoad(
   loadfile: string,
@@ -174,7 +184,7 @@ export async function runLoad(
   const project = tempProject({ "loadtest.ts": loadfile, ...extra });
   try {
     const out = join(project.dir, "out.json");
-    const cli = await runCli(["run", "loadtest.ts", ...args, "--json", out, "--only-summary"], {
+    const cli = await runCli(["run", "loadtest.ts", "--headless", ...args, "--json", out, "--only-summary"], {
       cwd: project.dir,
       timeoutMs: 30_000,
     });
