@@ -157,7 +157,7 @@ const ENV = { TOKEN: "doc-test-token", npm_config_update_notifier: "false" };
 interface Entry {
   /**
    * The exit code as the shell sees it. After a Ctrl-C that is npm's: `npx` exits 130 whatever
-   * Cicada returned (README, "Stopping"), so Cicada's own outcome is checked by its outputs.
+   * Cicada returned (README, "Spawning and stopping"), so Cicada's own outcome is checked by its outputs.
    */
   exit: number;
   /** Seconds the line may take, Ctrl-C included. */
