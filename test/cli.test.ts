@@ -100,7 +100,7 @@ describe("cicada run: loadfile errors", { concurrency: 3 }, () => {
       {
         "loadtest.ts": 'import { HttpUser, task } from "cicada-load";\nconst a = 1;\nconst = 1;\n',
       },
-      ["run", "loadtest.ts", "-H", "http://127.0.0.1:1"],
+      ["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:1"],
     );
     assertUsageError(r, 2, /^cicada: loadtest\.ts:3:7: error: \S/);
   });
@@ -110,7 +110,7 @@ describe("cicada run: loadfile errors", { concurrency: 3 }, () => {
       {
         "loadtest.ts": `import { x } from "./nothere.js";\n${WEB}export const y = x;\n`,
       },
-      ["run", "loadtest.ts", "-H", "http://127.0.0.1:1"],
+      ["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:1"],
     );
     assertUsageError(r, 2, /^cicada: loadtest\.ts:1:19: error: .*nothere\.js/);
   });
@@ -120,7 +120,7 @@ describe("cicada run: loadfile errors", { concurrency: 3 }, () => {
       {
         "loadtest.ts": `${WEB}import pkg from "no-such-package-cicada-test";\nexport const y = pkg;\n`,
       },
-      ["run", "loadtest.ts", "-H", "http://127.0.0.1:1"],
+      ["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:1"],
     );
     assertUsageError(r, 2, /^cicada: loadtest\.ts:9:17: error: .*no-such-package-cicada-test/);
   });
@@ -131,7 +131,7 @@ describe("cicada run: loadfile errors", { concurrency: 3 }, () => {
         "loadtest.ts":
           'import { HttpUser, task } from "cicada-load";\nclass Hidden extends HttpUser {\n  @task() a() {}\n}\nexport const x = Hidden.name;\n',
       },
-      ["run", "loadtest.ts", "-H", "http://127.0.0.1:1"],
+      ["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:1"],
     );
     assertUsageError(r, 2, /^cicada: loadtest\.ts\b.*no user class/);
   });
@@ -141,18 +141,18 @@ describe("cicada run: loadfile errors", { concurrency: 3 }, () => {
       {
         "loadtest.ts": `${WEB}\nthrow new Error("boom at top level");\n`,
       },
-      ["run", "loadtest.ts", "-H", "http://127.0.0.1:1"],
+      ["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:1"],
     );
     assertUsageError(r, 2, /^cicada: loadtest\.ts:10:\d+: error: .*boom at top level/);
   });
 
   it("missing loadfile → exit 2 not found", async () => {
-    const r = await runIn({}, ["run", "nope.ts", "-H", "http://127.0.0.1:1"]);
+    const r = await runIn({}, ["run", "--headless", "nope.ts", "-H", "http://127.0.0.1:1"]);
     assertUsageError(r, 2, /not found.*nope\.ts/);
   });
 
   it("default loadfile loadtest.ts missing → exit 2 not found", async () => {
-    const r = await runIn({}, ["run", "-H", "http://127.0.0.1:1"]);
+    const r = await runIn({}, ["run", "--headless", "-H", "http://127.0.0.1:1"]);
     assertUsageError(r, 2, /not found.*loadtest\.ts/);
   });
 });
@@ -169,6 +169,7 @@ describe("cicada run: bad flags and settings", { concurrency: 3 }, () => {
     it(`${label} → exit 2 naming the flag`, async () => {
       const r = await runIn({ "loadtest.ts": WEB }, [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         "http://127.0.0.1:1",
@@ -181,6 +182,7 @@ describe("cicada run: bad flags and settings", { concurrency: 3 }, () => {
   it("unknown user class → exit 2 listing the available classes", async () => {
     const r = await runIn({ "loadtest.ts": TWO }, [
       "run",
+      "--headless",
       "loadtest.ts",
       "Gamma",
       "-H",
@@ -192,6 +194,7 @@ describe("cicada run: bad flags and settings", { concurrency: 3 }, () => {
   it("unreachable host → exit 4 cannot reach", async () => {
     const r = await runIn({ "loadtest.ts": WEB }, [
       "run",
+      "--headless",
       "loadtest.ts",
       "-H",
       "http://127.0.0.1:1",
@@ -202,7 +205,7 @@ describe("cicada run: bad flags and settings", { concurrency: 3 }, () => {
   });
 
   it("HttpUser without any host → exit 2 no host", async () => {
-    const r = await runIn({ "loadtest.ts": WEB }, ["run", "loadtest.ts", "-t", "1s"]);
+    const r = await runIn({ "loadtest.ts": WEB }, ["run", "--headless", "loadtest.ts", "-t", "1s"]);
     assertUsageError(r, 2, /no host for Web/);
   });
 
@@ -210,6 +213,7 @@ describe("cicada run: bad flags and settings", { concurrency: 3 }, () => {
     const tagged = WEB.replace("@task()", '@tag("browse")\n  @task()').replace("constant,", "constant, tag,");
     const r = await runIn({ "loadtest.ts": tagged }, [
       "run",
+      "--headless",
       "loadtest.ts",
       "-H",
       "http://127.0.0.1:1",
@@ -256,6 +260,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
   const on500 = (extra: string[]) =>
     runIn({ "loadtest.ts": WEB }, [
       "run",
+      "--headless",
       "loadtest.ts",
       "-H",
       failing.url,
@@ -293,6 +298,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
     try {
       const r = await runIn({ "load.ts": WEB }, [
         "run",
+        "--headless",
         "-f",
         "load.ts",
         "-H",
@@ -318,6 +324,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
     try {
       const r = await runIn({ "loadtest.ts": WEB }, [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         srv.url,
@@ -345,6 +352,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
     try {
       const r = await runIn({ "loadtest.ts": TWO }, [
         "run",
+        "--headless",
         "loadtest.ts",
         "Beta",
         "-H",
@@ -373,6 +381,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
     try {
       const r = await runIn({ "load.ts": TWO }, [
         "run",
+        "--headless",
         "-f",
         "load.ts",
         "Alpha",
@@ -396,6 +405,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
   it("--json - writes only valid JSON to stdout and the summary to stderr", async () => {
     const r = await runIn({ "loadtest.ts": WEB }, [
       "run",
+      "--headless",
       "loadtest.ts",
       "-H",
       ok.url,
@@ -418,6 +428,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
     try {
       const r = await runIn({ "loadtest.ts": WEB }, [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         srv.url,
@@ -450,6 +461,7 @@ describe("cicada run: runs against a real server", { concurrency: 3 }, () => {
     try {
       const r = await runIn({ "loadtest.ts": WEB }, [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         `http://127.0.0.1:${port}`,
@@ -488,7 +500,7 @@ describe("cicada run: settings precedence", { concurrency: 3 }, () => {
     `import { defineConfig } from "cicada-load";\nexport default defineConfig(${settings});\n`;
   const baseConfig = (host: string) =>
     configFile(`{ users: 3, spawnRate: 100, runTime: "1s", host: "${host}" }`);
-  const args = ["run", "loadtest.ts", "--only-summary", "--json", "result.json"];
+  const args = ["run", "--headless", "loadtest.ts", "--only-summary", "--json", "result.json"];
 
   it("cicada.config.ts in the cwd sets users, runTime and host", () =>
     withServers(async (srv) => {

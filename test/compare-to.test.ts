@@ -24,6 +24,7 @@ describe("run --compare-to", () => {
       runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           server.url,

@@ -87,6 +87,7 @@ describe("CSV output", () => {
       const r = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           server.url,
@@ -182,7 +183,21 @@ export class Web extends HttpUser {
     try {
       const prefix = join(project.dir, "live");
       const run = startCli(
-        ["run", "loadtest.ts", "-H", server.url, "-u", "2", "-r", "100", "--csv", prefix, "--json", "r.json"],
+        [
+          "run",
+          "--headless",
+          "loadtest.ts",
+          "-H",
+          server.url,
+          "-u",
+          "2",
+          "-r",
+          "100",
+          "--csv",
+          prefix,
+          "--json",
+          "r.json",
+        ],
         {
           cwd: project.dir,
         },
@@ -221,7 +236,7 @@ export class Web extends HttpUser {
     const project = tempProject({ "loadtest.ts": LOADFILE });
     try {
       const r = await runCli(
-        ["run", "loadtest.ts", "-H", server.url, "-t", "1s", "--csv", "/nonexistent/dir/out"],
+        ["run", "--headless", "loadtest.ts", "-H", server.url, "-t", "1s", "--csv", "/nonexistent/dir/out"],
         {
           cwd: project.dir,
         },

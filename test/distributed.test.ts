@@ -27,7 +27,17 @@ export class Web extends HttpUser {
 
 async function startMaster(dir: string, args: string[]) {
   const master = startCli(
-    ["run", "loadtest.ts", "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0", ...args],
+    [
+      "run",
+      "--headless",
+      "loadtest.ts",
+      "--master",
+      "--master-bind-host",
+      "127.0.0.1",
+      "--master-bind-port",
+      "0",
+      ...args,
+    ],
     { cwd: dir },
   );
   await master.waitFor(/master listening on 127\.0\.0\.1:\d+/);
@@ -140,6 +150,7 @@ describe("distributed: master and workers", () => {
       const waiting = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "--master",
           "--master-bind-host",
@@ -161,7 +172,6 @@ describe("distributed: master and workers", () => {
 
       const ui = await runCli(["run", "loadtest.ts", "--master", "-H", "http://127.0.0.1:9"], {
         cwd: project.dir,
-        env: { CICADA_HEADLESS: "false" },
       });
       assert.equal(ui.code, 2, describeRun(ui));
       assert.match(ui.stderr, /--master runs headless/);

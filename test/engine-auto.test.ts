@@ -73,6 +73,7 @@ describe("auto engine", () => {
       const r = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           target.url,
@@ -118,6 +119,7 @@ describe("auto engine", () => {
       const r = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           target.url,
@@ -183,6 +185,7 @@ describe("auto engine", () => {
       const r = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           url,

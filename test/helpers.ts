@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -8,6 +8,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Ajv from "ajv";
 import type { RunResult } from "../src/outputs/result.js";
+
+/** The repository root (tests run from dist/test/). */
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The compiled CLI entry point (tests run from dist/test/). */
 export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -28,12 +31,22 @@ export interface RunningCli {
   output(): { stdout: string; stderr: string };
 }
 
+/**
+ * The environment of a CLI run: this process's, without the CICADA_* settings a developer's
+ * shell may hold, so every run sees only what its test passes (a command line as a user types
+ * it, plus `env`).
+ */
+export function cliEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^CICADA_/i.test(k)) out[k] = v;
+  return { ...out, ...env };
+}
+
 /** Starts `cicada ARGS` as a real child process. */
 export function startCli(args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): RunningCli {
   const child = spawn(process.execPath, [CLI, ...args], {
     cwd: opts.cwd,
-    // Tests run headless unless they say otherwise: the web UI has its own tests.
-    env: { CICADA_HEADLESS: "true", ...process.env, ...opts.env },
+    env: cliEnv(opts.env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let stdout = "";
@@ -164,7 +177,7 @@ export interface LoadRun extends CliResult {
 
 /**
  * Writes `loadfile` (plus `extra` files) into a temp dir and runs
- * `cicada run loadtest.ts ARGS --json out.json --only-summary` there.
+ * `cicada run loadtest.ts --headless ARGS --json out.json --only-summary` there.
  */
 export async function runLoad(
   loadfile: string,
@@ -174,7 +187,7 @@ export async function runLoad(
   const project = tempProject({ "loadtest.ts": loadfile, ...extra });
   try {
     const out = join(project.dir, "out.json");
-    const cli = await runCli(["run", "loadtest.ts", ...args, "--json", out, "--only-summary"], {
+    const cli = await runCli(["run", "loadtest.ts", "--headless", ...args, "--json", out, "--only-summary"], {
       cwd: project.dir,
       timeoutMs: 30_000,
     });
@@ -241,4 +254,108 @@ export function readBody(req: IncomingMessage): Promise<string> {
     req.on("end", () => resolve(s));
     req.on("error", reject);
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The published package: packed from this repository and installed into an empty project.
+
+/**
+ * The environment for npm/npx in a temp project. When a suite runs under `npm test`, npm
+ * exports its own lifecycle variables; npm_config_local_prefix in particular would point npm
+ * commands at this repository instead of the temp project. Keep only machine-wide settings,
+ * and none of a developer's CICADA_* settings.
+ */
+export function npmEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const keep = /^npm_config_(cache|userconfig|globalconfig|cafile|registry|strict_ssl|.*proxy)$/i;
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(cliEnv())) {
+    if (/^npm_/i.test(k) && !keep.test(k)) continue;
+    if (k === "INIT_CWD") continue;
+    env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+export interface Exec {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to its end (killed after timeoutMs); a failure is a non-zero code, never a throw. */
+export function exec(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<Exec> {
+  return new Promise((resolve) => {
+    execFile(
+      cmd,
+      args,
+      { cwd, env: npmEnv(), timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
+  });
+}
+
+export function assertExecOk(r: Exec, what: string): void {
+  assert.equal(r.code, 0, `${what} failed (exit ${r.code})\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+}
+
+export interface InstalledPackage {
+  /** Holds pack/ (the tarball) and proj/; removed by cleanup. */
+  tmp: string;
+  /** An ESM npm project with the tarball installed as a dev dependency. */
+  proj: string;
+  tarball: string;
+  /** The tarball's file list, as npm pack reported it. */
+  packed: string[];
+  cleanup(): void;
+}
+
+/**
+ * `npm pack` of this repository, installed with `npm i -D` (plus `extra` packages) into a new
+ * empty project, as a user installs it from the registry. dist/ must be built already.
+ */
+export async function installPackedPackage(extra: string[] = []): Promise<InstalledPackage> {
+  assert.ok(
+    existsSync(join(ROOT, "dist/src/cli/main.js")),
+    "dist/ is missing: run `npm run build` first (npm test does)",
+  );
+  const tmp = mkdtempSync(join(tmpdir(), "cicada-pkg-"));
+  const cleanup = () => rmSync(tmp, { recursive: true, force: true });
+  try {
+    const packDir = join(tmp, "pack");
+    const proj = join(tmp, "proj");
+    mkdirSync(packDir);
+    mkdirSync(proj);
+    // --ignore-scripts skips `prepare`, which would rebuild dist/ under the feet of tests
+    // running in parallel.
+    const pack = await exec(
+      "npm",
+      ["pack", "--ignore-scripts", "--json", "--pack-destination", packDir],
+      ROOT,
+      120_000,
+    );
+    assertExecOk(pack, "npm pack");
+    const info = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const tarball = join(packDir, info[0]!.filename);
+    assert.ok(existsSync(tarball), `no tarball at ${tarball}`);
+    assertExecOk(await exec("npm", ["init", "-y"], proj, 60_000), "npm init");
+    const pj = JSON.parse(readFileSync(join(proj, "package.json"), "utf8"));
+    pj.type = "module";
+    writeFileSync(join(proj, "package.json"), JSON.stringify(pj, null, 2));
+    assertExecOk(
+      await exec(
+        "npm",
+        ["i", "-D", tarball, ...extra, "--prefer-offline", "--no-audit", "--no-fund"],
+        proj,
+        200_000,
+      ),
+      "npm install of the tarball",
+    );
+    return { tmp, proj, tarball, packed: info[0]!.files.map((f) => f.path), cleanup };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
 }

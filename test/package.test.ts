@@ -1,62 +1,16 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  realpathSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, normalize, posix } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
-import { readJson, startServer, type TestServer } from "./helpers.js";
-
-/** The repository root (tests run from dist/test/). */
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-
-/**
- * The environment for npm/npx in the temp project. When this suite runs under `npm test`, npm
- * exports its own lifecycle variables; npm_config_local_prefix in particular would point npm
- * commands at this repository instead of the temp project. Keep only machine-wide settings.
- */
-function cleanEnv(): NodeJS.ProcessEnv {
-  const keep = /^npm_config_(cache|userconfig|globalconfig|cafile|registry|strict_ssl|.*proxy)$/i;
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (/^npm_/i.test(k) && !keep.test(k)) continue;
-    if (k === "INIT_CWD") continue;
-    env[k] = v;
-  }
-  return env;
-}
-
-interface Exec {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], cwd: string, timeoutMs: number): Promise<Exec> {
-  return new Promise((resolve) => {
-    execFile(
-      cmd,
-      args,
-      { cwd, env: cleanEnv(), timeout: timeoutMs, killSignal: "SIGKILL", maxBuffer: 64 * 1024 * 1024 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === "number" ? err.code : -1) : 0;
-        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-      },
-    );
-  });
-}
-
-function ok(r: Exec, what: string): void {
-  assert.equal(r.code, 0, `${what} failed (exit ${r.code})\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
-}
+import {
+  assertExecOk,
+  exec,
+  installPackedPackage,
+  ROOT,
+  readJson,
+  startServer,
+  type TestServer,
+} from "./helpers.js";
 
 const LOADFILE = `import { constant, HttpUser, task } from "cicada-load";
 
@@ -87,55 +41,21 @@ const TSCONFIG = {
 };
 
 describe("the published package", { timeout: 240_000 }, () => {
-  let tmp: string;
+  let cleanup: (() => void) | undefined;
   let proj: string;
-  let tarball: string;
   let packed: string[];
   let server: TestServer;
 
   before(
     async () => {
-      assert.ok(
-        existsSync(join(ROOT, "dist/src/cli/main.js")),
-        "dist/ is missing: run `npm run build` first (npm test does)",
-      );
-      tmp = mkdtempSync(join(tmpdir(), "cicada-pkg-"));
-      const packDir = join(tmp, "pack");
-      proj = join(tmp, "proj");
-      mkdirSync(packDir);
-      mkdirSync(proj);
       server = await startServer((_req, res) => {
         res.setHeader("content-type", "text/plain");
         res.end("hello");
       });
-
-      // dist/ is already built (npm test builds first); --ignore-scripts skips `prepare`, which would
-      // rebuild dist/ under the feet of tests running in parallel.
-      const pack = await run(
-        "npm",
-        ["pack", "--ignore-scripts", "--json", "--pack-destination", packDir],
-        ROOT,
-        120_000,
-      );
-      ok(pack, "npm pack");
-      const info = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
-      tarball = join(packDir, info[0]!.filename);
-      packed = info[0]!.files.map((f) => f.path);
-      assert.ok(existsSync(tarball), `no tarball at ${tarball}`);
-
-      ok(await run("npm", ["init", "-y"], proj, 60_000), "npm init");
-      const pj = JSON.parse(readFileSync(join(proj, "package.json"), "utf8"));
-      pj.type = "module";
-      writeFileSync(join(proj, "package.json"), JSON.stringify(pj, null, 2));
-      ok(
-        await run(
-          "npm",
-          ["i", "-D", tarball, "typescript@5", "--prefer-offline", "--no-audit", "--no-fund"],
-          proj,
-          200_000,
-        ),
-        "npm install of the tarball",
-      );
+      const pkg = await installPackedPackage(["typescript@5"]);
+      cleanup = pkg.cleanup;
+      proj = pkg.proj;
+      packed = pkg.packed;
       writeFileSync(join(proj, "loadtest.ts"), LOADFILE);
       writeFileSync(join(proj, "tsconfig.json"), JSON.stringify(TSCONFIG, null, 2));
     },
@@ -144,7 +64,7 @@ describe("the published package", { timeout: 240_000 }, () => {
 
   after(async () => {
     await server?.close();
-    if (tmp) rmSync(tmp, { recursive: true, force: true });
+    cleanup?.();
   });
 
   it("the tarball holds the CLI, the API with its types and the schema, and no tests or sources", () => {
@@ -213,7 +133,10 @@ describe("the published package", { timeout: 240_000 }, () => {
   });
 
   it("tsc type-checks a decorated loadfile against the installed types", async () => {
-    ok(await run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"], proj, 120_000), "tsc --noEmit");
+    assertExecOk(
+      await exec("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"], proj, 120_000),
+      "tsc --noEmit",
+    );
     // ...and really checks it: a misuse of the API is an error, so the types are not `any`.
     writeFileSync(
       join(proj, "bad.ts"),
@@ -227,7 +150,7 @@ export class Bad extends HttpUser {
 `,
     );
     try {
-      const bad = await run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"], proj, 120_000);
+      const bad = await exec("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"], proj, 120_000);
       const out = bad.stdout + bad.stderr;
       assert.notEqual(bad.code, 0, `tsc accepted a bad loadfile:\n${out}`);
       assert.match(out, /bad\.ts\(3,/, out);
@@ -240,7 +163,7 @@ export class Bad extends HttpUser {
 
   it("npx cicada runs the TypeScript loadfile against a real server", async () => {
     const before = server.total();
-    const r = await run(
+    const r = await exec(
       "npx",
       [
         "cicada",
@@ -262,7 +185,7 @@ export class Bad extends HttpUser {
       proj,
       90_000,
     );
-    ok(r, "npx cicada run");
+    assertExecOk(r, "npx cicada run");
     const result = readJson(join(proj, "r.json"));
     assert.equal(result.tool, "cicada");
     assert.equal(result.version, readJson(join(ROOT, "package.json")).version);

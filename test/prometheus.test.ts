@@ -46,6 +46,7 @@ describe("Prometheus metrics", () => {
     const run = startCli(
       [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         server.url,
@@ -100,7 +101,6 @@ describe("Prometheus metrics", () => {
     const project = tempProject({ "loadtest.ts": LOADFILE });
     const run = startCli(["run", "loadtest.ts", "-H", server.url, "--web-port", "0", "--web-login", "a:b"], {
       cwd: project.dir,
-      env: { CICADA_HEADLESS: "false" },
     });
     try {
       await run.waitFor(/web UI on http:\/\/\S+/);
@@ -131,6 +131,7 @@ describe("Prometheus metrics", () => {
     const run = startCli(
       [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         server.url,

@@ -21,6 +21,7 @@ export class Web extends HttpUser {
       const run = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           server.url,
@@ -84,7 +85,7 @@ export class Web extends HttpUser {
     try {
       for (const flag of ["--html", "--json", "--junit"]) {
         const r = await runCli(
-          ["run", "loadtest.ts", "-H", server.url, "-t", "1s", flag, "/nonexistent-dir/out"],
+          ["run", "--headless", "loadtest.ts", "-H", server.url, "-t", "1s", flag, "/nonexistent-dir/out"],
           {
             cwd: project.dir,
           },

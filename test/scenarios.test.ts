@@ -225,9 +225,12 @@ describe("scenarios", () => {
       for (const [scenarios, args, message] of cases) {
         const project = tempProject({ "loadtest.ts": loadfile(scenarios) });
         try {
-          const r = await runCli(["run", "loadtest.ts", "-H", server.url, "-t", "1s", ...args], {
-            cwd: project.dir,
-          });
+          const r = await runCli(
+            ["run", "--headless", "loadtest.ts", "-H", server.url, "-t", "1s", ...args],
+            {
+              cwd: project.dir,
+            },
+          );
           assert.equal(r.code, 2, `${scenarios} ${args.join(" ")}: ${describeRun(r)}`);
           assert.match(r.stderr, message);
           assert.ok(!/at .*\.js:\d+/.test(r.stderr), `a stack trace leaked: ${r.stderr}`);

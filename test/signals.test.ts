@@ -91,7 +91,21 @@ describe("signals during a run", { concurrency: 2 }, () => {
       const srv = await serverWithFirst((res) => res.end("ok"));
       const p = tempProject({ "loadtest.ts": LOADFILE });
       const run = startCli(
-        ["run", "loadtest.ts", "-H", srv.url, "-u", "2", "-r", "10", "-t", "30s", "--json", "result.json"],
+        [
+          "run",
+          "--headless",
+          "loadtest.ts",
+          "-H",
+          srv.url,
+          "-u",
+          "2",
+          "-r",
+          "10",
+          "-t",
+          "30s",
+          "--json",
+          "result.json",
+        ],
         { cwd: p.dir },
       );
       try {
@@ -132,9 +146,12 @@ describe("signals during a run", { concurrency: 2 }, () => {
   it("with --json -, stdout stays pure JSON when a signal stops the run", async () => {
     const srv = await serverWithFirst((res) => res.end("ok"));
     const p = tempProject({ "loadtest.ts": LOADFILE });
-    const run = startCli(["run", "loadtest.ts", "-H", srv.url, "-u", "1", "-t", "30s", "--json", "-"], {
-      cwd: p.dir,
-    });
+    const run = startCli(
+      ["run", "--headless", "loadtest.ts", "-H", srv.url, "-u", "1", "-t", "30s", "--json", "-"],
+      {
+        cwd: p.dir,
+      },
+    );
     try {
       await withTimeout(srv.first, 15000, "first request at the server");
       await delay(500);
@@ -180,6 +197,7 @@ describe("a second SIGINT while users are stuck in slow requests", () => {
     const run = startCli(
       [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         srv.url,

@@ -97,9 +97,12 @@ describe("stages: real runs", () => {
   it("a malformed --stages is a usage error", async () => {
     const p = tempProject({ "loadtest.ts": LOADFILE });
     try {
-      const r = await runCli(["run", "loadtest.ts", "-H", "http://127.0.0.1:9", "--stages", "10s:x"], {
-        cwd: p.dir,
-      });
+      const r = await runCli(
+        ["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:9", "--stages", "10s:x"],
+        {
+          cwd: p.dir,
+        },
+      );
       assert.equal(r.code, 2);
       assert.match(r.stderr, /--stages/);
     } finally {

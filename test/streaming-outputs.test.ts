@@ -29,6 +29,7 @@ export class Chat extends HttpUser {
       const r = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           demo.url,

@@ -307,6 +307,7 @@ export class Web extends HttpUser {
       const r = await runCli(
         [
           "run",
+          "--headless",
           "loadtest.ts",
           "-H",
           server.url,

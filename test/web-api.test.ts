@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { RunResult } from "../src/outputs/result.js";
-import { assertValidResult, describeRun, startCli, startServer, tempProject } from "./helpers.js";
+import { assertValidResult, describeRun, runCli, startCli, startServer, tempProject } from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task, constant } from "cicada-load";
@@ -22,7 +22,6 @@ interface Ui {
 async function startUi(args: string[], dir: string, auth?: string): Promise<Ui> {
   const run = startCli(["run", "loadtest.ts", "--web-port", "0", ...args], {
     cwd: dir,
-    env: { CICADA_HEADLESS: "false" },
   });
   await run.waitFor(/web UI on http:\/\/\S+/);
   const url = /web UI on (http:\/\/\S+)/.exec(run.output().stderr)![1]!;
@@ -287,7 +286,7 @@ describe("web UI API", () => {
           "--json",
           "r.json",
         ],
-        { cwd: project.dir, env: { CICADA_HEADLESS: "false" } },
+        { cwd: project.dir },
       );
       const timer = setTimeout(() => run.child.kill("SIGKILL"), 20000);
       const r = await run.result;
@@ -302,6 +301,24 @@ describe("web UI API", () => {
     }
   });
 
+  it("--autoquit without --autostart is a usage error, not a web UI that never quits", async () => {
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const r = await runCli(
+        ["run", "loadtest.ts", "-H", "http://127.0.0.1:9", "--web-port", "0", "--autoquit", "1"],
+        {
+          cwd: project.dir,
+          timeoutMs: 20000,
+        },
+      );
+      assert.equal(r.code, 2, describeRun(r));
+      assert.match(r.stderr, /--autoquit .*add --autostart/);
+      assert.doesNotMatch(r.stderr, /web UI on/);
+    } finally {
+      project.cleanup();
+    }
+  });
+
   it("warns when it listens beyond this machine without a login", async () => {
     const project = tempProject({ "loadtest.ts": LOADFILE });
     try {
@@ -309,7 +326,6 @@ describe("web UI API", () => {
         ["run", "loadtest.ts", "-H", "http://127.0.0.1:9", "--web-port", "0", "--web-host", "0.0.0.0"],
         {
           cwd: project.dir,
-          env: { CICADA_HEADLESS: "false" },
         },
       );
       await run.waitFor(/without --web-login/);

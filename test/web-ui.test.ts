@@ -39,7 +39,6 @@ interface WebCli extends RunningCli {
 async function startWeb(dir: string, args: string[]): Promise<WebCli> {
   const cli = startCli(["run", "loadtest.ts", "--web-port", "0", ...args], {
     cwd: dir,
-    env: { CICADA_HEADLESS: "false" },
   });
   let out = "";
   cli.child.stderr!.on("data", (d) => (out += d));

@@ -297,6 +297,7 @@ export class Web extends HttpUser {
     const run = startCli(
       [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         srv.url,
@@ -475,6 +476,7 @@ describe("choosing the number of workers", () => {
           const r = await runCli(
             [
               "run",
+              "--headless",
               "loadtest.ts",
               "-H",
               srv.url,
@@ -541,6 +543,7 @@ export class Only extends HttpUser {
     try {
       const base = [
         "run",
+        "--headless",
         "loadtest.ts",
         "-H",
         srv.url,
@@ -572,7 +575,7 @@ export class Only extends HttpUser {
       const p = tempProject({ "loadtest.ts": TWO_ENDPOINTS });
       try {
         const r = await runCli(
-          ["run", "loadtest.ts", "-H", "http://127.0.0.1:9", "-t", "1s", `--processes=${bad}`],
+          ["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:9", "-t", "1s", `--processes=${bad}`],
           {
             cwd: p.dir,
           },
@@ -589,7 +592,7 @@ export class Only extends HttpUser {
   it("CICADA_PROCESSES=0 is a usage error (exit 2)", async () => {
     const p = tempProject({ "loadtest.ts": TWO_ENDPOINTS });
     try {
-      const r = await runCli(["run", "loadtest.ts", "-H", "http://127.0.0.1:9", "-t", "1s"], {
+      const r = await runCli(["run", "--headless", "loadtest.ts", "-H", "http://127.0.0.1:9", "-t", "1s"], {
         cwd: p.dir,
         env: { CICADA_PROCESSES: "0" },
       });

@@ -10,6 +10,14 @@ import { isLoopback, WebServer } from "./server.js";
  * after the test ends. The exit code is the last test's.
  */
 export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
+  // Without --autostart nothing would ever start the countdown: the process would serve the
+  // UI until Ctrl-C while the user waits for the quit they asked for.
+  if (s.autoquit !== undefined && s.autostart !== true) {
+    throw new CicadaError(
+      "--autoquit counts from the end of the test --autostart starts: add --autostart (or use --headless)",
+      ExitCode.Usage,
+    );
+  }
   const host = s.webHost ?? "127.0.0.1";
   const controller = new WebController(loaded, s, io, s.webLogin !== undefined);
   const server = new WebServer(controller, {
