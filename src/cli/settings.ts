@@ -34,8 +34,10 @@ export type Parse<T> = (value: unknown, name: string) => T;
 
 export interface Setting<T> {
   parse: Parse<T>;
-  /** Commander syntax of its `run` flag, e.g. "-u, --users <n>"; none if it has no flag. */
+  /** Commander syntax of its flag, e.g. "-u, --users <n>"; none if it has no flag. */
   flag?: string;
+  /** A flag of another command only (`cicada worker`), not of `cicada run`. */
+  run?: false;
   help?: string;
   /** How the command line gives it when not by a flag. */
   cliName?: string;
@@ -513,6 +515,7 @@ export const SETTINGS: Table = {
     parse: int(0),
     flag: "--connect-timeout <seconds>",
     help: "keep trying to reach the master this long",
+    run: false,
     env: false,
     file: false,
     default: 60,
@@ -526,7 +529,7 @@ const ENV_KEYS = ALL_KEYS.filter((k) => setting(k).env !== false);
 const SCENARIO_KEYS = ALL_KEYS.filter((k) => setting(k).scenario !== undefined);
 
 /** The keys whose flags `cicada run` has, in help order. */
-export const RUN_FLAGS = ALL_KEYS.filter((k) => setting(k).flag !== undefined && k !== "connectTimeout");
+export const RUN_FLAGS = ALL_KEYS.filter((k) => setting(k).flag !== undefined && setting(k).run !== false);
 
 /** How the command line names a setting: "-u/--users", "--iterations-per-user". */
 export function flagLabel(key: SettingKey): string {

@@ -10,11 +10,11 @@ import { isLoopback, WebServer } from "./server.js";
  * after the test ends. The exit code is the last test's.
  */
 export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
-  const host = s.webHost ?? "127.0.0.1";
+  const host = s.webHost!;
   const controller = new WebController(loaded, s, io, s.webLogin !== undefined);
   const server = new WebServer(controller, {
     host,
-    port: s.webPort ?? 8089,
+    port: s.webPort!,
     ...(s.webLogin ? { login: s.webLogin } : {}),
     baselines: new BaselineStore(baselineDir(s.baselineDir, io.env)),
     metrics: () => controller.metricsSource(),
@@ -25,7 +25,7 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
     url = await server.listen();
   } catch (err) {
     throw new CicadaError(
-      `cannot serve the web UI on ${host}:${s.webPort ?? 8089}: ${(err as Error).message} (use --web-port, or --headless)`,
+      `cannot serve the web UI on ${host}:${s.webPort}: ${(err as Error).message} (use --web-port, or --headless)`,
       ExitCode.Usage,
     );
   }
