@@ -214,11 +214,20 @@ describe("scenarios", () => {
         [
           `{ a: { userClasses: ["Browser"], startTIme: "1s" } }`,
           [],
-          /scenario "a": unknown setting "startTIme"/,
+          /loadtest\.ts: options\.scenarios\.a: unknown setting "startTIme" \(did you mean "startTime"\?\)/,
         ],
         [`{ a: { userClasses: ["Nobody"] } }`, [], /scenario "a":.*Nobody/],
         [`{ a: { userClasses: ["Buyer"], shape: "Nope" } }`, [], /scenario "a": shape "Nope".*OneBurst/],
-        [`{ a: { userClasses: ["Buyer"], startTime: "soon" } }`, [], /scenario "a": startTime/],
+        [
+          `{ a: { userClasses: ["Buyer"], startTime: "soon" } }`,
+          [],
+          /options\.scenarios\.a\.startTime: expected a duration/,
+        ],
+        [
+          `{ a: { userClasses: ["Buyer"], users: 0 } }`,
+          [],
+          /options\.scenarios\.a\.users: expected an integer ≥ 1/,
+        ],
         [`{ a: { userClasses: ["Buyer"] } }`, ["-u", "5"], /-u\/--users does not apply .*scenarios/],
         [`{ a: { userClasses: ["Buyer"] } }`, ["--scenario", "b"], /no scenario "b"; defined: a/],
       ];

@@ -563,7 +563,7 @@ export class Only extends HttpUser {
       assert.equal(readJson(join(p.dir, "b.json")).config.processes, 2, "--processes over options");
       const bad = await runCli([...base, "--config", "bad.config.ts"], { cwd: p.dir });
       assert.equal(bad.code, 2, show(bad));
-      assert.match(bad.stderr, /--processes: expected/);
+      assert.match(bad.stderr, /bad\.config\.ts: processes: expected/);
     } finally {
       await srv.close();
       p.cleanup();
@@ -597,7 +597,7 @@ export class Only extends HttpUser {
         env: { CICADA_PROCESSES: "0" },
       });
       assert.equal(r.code, 2, show(r));
-      assert.match(r.stderr, /--processes: expected/);
+      assert.match(r.stderr, /CICADA_PROCESSES: expected/);
     } finally {
       p.cleanup();
     }

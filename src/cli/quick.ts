@@ -4,9 +4,10 @@ import { join } from "node:path";
 import type { Command } from "commander";
 import type { CicadaConfig } from "../api/config.js";
 import { CicadaError, ExitCode } from "./errors.js";
-import { envName, fromEnv, parseDuration, parseExitCode } from "./options.js";
+import { addSettingFlags } from "./flags.js";
 import { checkReachable } from "./preflight.js";
 import { executeRun, type RunIo } from "./run.js";
+import { envName, fromEnv, int, positiveSeconds } from "./settings.js";
 
 /**
  * `cicada quick URL`: a loadfile-free benchmark of one endpoint, like hey, ab or autocannon.
@@ -51,7 +52,7 @@ interface QuickFlags {
   onlySummary?: boolean;
   exitCodeOnError?: number;
   timeout?: number;
-  insecure?: boolean;
+  verifyTls?: boolean;
 }
 
 /** What the generated loadfile does. Everything here is user input: it is only ever JSON-encoded. */
@@ -67,38 +68,9 @@ export interface QuickRequest {
   users: number;
 }
 
-function positiveInt(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < 1) {
-      throw new CicadaError(`${flag}: expected an integer ≥ 1, got "${v}"`, ExitCode.Usage);
-    }
-    return n;
-  };
-}
-
-function positiveNumber(flag: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === "" || !Number.isFinite(n) || n <= 0) {
-      throw new CicadaError(`${flag}: expected a number > 0, got "${v}"`, ExitCode.Usage);
-    }
-    return n;
-  };
-}
-
-function positiveDuration(flag: string) {
-  return (v: string): number => {
-    const sec = parseDuration(v, flag);
-    if (!(sec > 0)) throw new CicadaError(`${flag}: must be more than 0, got "${v}"`, ExitCode.Usage);
-    return sec;
-  };
-}
-
-const parseConnections = positiveInt("-c/--connections");
-const parseRequests = positiveInt("-n/--requests");
-const parseRate = positiveNumber("--rate");
-const parseTimeout = positiveDuration("-t/--timeout");
+const parseConnections = (v: string) => int(1)(v, "-c/--connections");
+const parseRequests = (v: string) => int(1)(v, "-n/--requests");
+const parseTimeout = (v: string) => positiveSeconds(v, "-t/--timeout");
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
 
 /** Parses and checks the target URL: http(s) only, exit 2 otherwise. */
@@ -222,10 +194,7 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
   if (f.requests !== undefined && f.duration !== undefined) {
     throw new CicadaError("-n/--requests and -d/--duration cannot be used together", ExitCode.Usage);
   }
-  const runTimeSec = f.duration !== undefined ? parseDuration(f.duration, "-d/--duration") : undefined;
-  if (runTimeSec !== undefined && !(runTimeSec > 0)) {
-    throw new CicadaError(`-d/--duration: must be more than 0, got "${f.duration}"`, ExitCode.Usage);
-  }
+  const runTimeSec = f.duration !== undefined ? positiveSeconds(f.duration, "-d/--duration") : undefined;
   const method = f.method.trim().toUpperCase();
   if (!TOKEN.test(method)) throw new CicadaError(`-m/--method: invalid method "${f.method}"`, ExitCode.Usage);
 
@@ -294,7 +263,7 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
       json: f.json,
       onlySummary: f.onlySummary,
       exitCodeOnError: f.exitCodeOnError,
-      verifyTls: f.insecure ? false : undefined,
+      verifyTls: f.verifyTls,
       // quick has no web UI: it runs and exits, whatever CICADA_HEADLESS says.
       headless: true,
       config: configFile,
@@ -307,7 +276,7 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
 
 /** Adds the `quick` subcommand to the program; `setExit` receives the exit code. */
 export function registerQuick(program: Command, io: RunIo, setExit: (code: number) => void): void {
-  program
+  const cmd = program
     .command("quick")
     .description("benchmark one URL without a loadfile (like hey, ab or autocannon)")
     .argument("<url>", "the full URL to request, e.g. http://127.0.0.1:8000/api/health")
@@ -321,22 +290,21 @@ export function registerQuick(program: Command, io: RunIo, setExit: (code: numbe
     .option("-d, --duration <duration>", `stop after this long: 30s, 5m (default ${DEFAULT_DURATION})`)
     .option("-m, --method <method>", "HTTP method", "GET")
     .option("-H, --header <header>", 'request header "Name: value" (repeatable)', collect, [])
-    .option("-b, --body <text>", "request body, or @file to read it from a file")
-    .option(
-      "--rate <r>",
-      "total requests per second, paced per connection (rate / connections each)",
-      parseRate,
-    )
-    .option(
-      "-t, --timeout <seconds>",
-      `per-request timeout: 5, 5s, 500ms (default ${DEFAULT_TIMEOUT_SEC}s)`,
-      parseTimeout,
-    )
-    .option("--json <file>", "write the JSON result to FILE (- for stdout)")
-    .option("--only-summary", "no live view; print only the final summary")
-    .option("--exit-code-on-error <n>", "exit code when any request failed (default 1)", parseExitCode)
-    .option("--insecure", "do not verify TLS certificates")
-    .action(async (url: string, flags: QuickFlags) => {
-      setExit(await runQuick(url, flags, io));
-    });
+    .option("-b, --body <text>", "request body, or @file to read it from a file");
+  // Flags shared with `run`: the same parsers, some with help that fits quick.
+  const rate = addSettingFlags(cmd, ["rate"], {
+    rate: { help: "total requests per second, paced per connection (rate / connections each)" },
+  });
+  cmd.option(
+    "-t, --timeout <seconds>",
+    `per-request timeout: 5, 5s, 500ms (default ${DEFAULT_TIMEOUT_SEC}s)`,
+    parseTimeout,
+  );
+  const outputs = addSettingFlags(cmd, ["json", "onlySummary", "exitCodeOnError", "verifyTls"], {
+    exitCodeOnError: { help: "exit code when any request failed (default 1)" },
+  });
+  cmd.action(async (url: string, opts: Record<string, unknown>) => {
+    const flags = { ...opts, ...rate(opts), ...outputs(opts) } as unknown as QuickFlags;
+    setExit(await runQuick(url, flags, io));
+  });
 }

@@ -1,7 +1,7 @@
 import { accessSync, constants, statSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
 import { dirname, resolve } from "node:path";
-import type { CicadaConfig, ScenarioConfig } from "../api/config.js";
+import type { CicadaConfig } from "../api/config.js";
 import { LoadShape } from "../api/shape.js";
 import { HttpUser } from "../api/user.js";
 import { compareResults } from "../compare/compare.js";
@@ -25,9 +25,11 @@ import type { ClosedInterval } from "../stats/aggregate.js";
 import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
 import { parseThreshold } from "../thresholds/parse.js";
 import { parseTolerances } from "./baseline.js";
+import { loadConfigFile } from "./config-file.js";
 import { CicadaError, ExitCode } from "./errors.js";
-import { fromEnv, loadConfigFile, mergeConfigs, parseDuration, resolveProcesses } from "./options.js";
+import { parseDuration, resolveProcesses } from "./options.js";
 import { checkReachable } from "./preflight.js";
+import { checkNoWorkload, fromEnv, mergeConfigs, readConfigObject, settingDefaults } from "./settings.js";
 
 export interface RunIo {
   stdout: NodeJS.WriteStream;
@@ -55,14 +57,8 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
   const bundle = await bundleLoadfile(loadfile);
   try {
     const mod = await importBundle(bundle.path, loadfile);
-    const fromLoadfile = (mod.options ?? {}) as CicadaConfig;
-    const s = mergeConfigs(
-      { users: 1, spawnRate: 1, stopTimeout: 0, exitCodeOnError: 1 },
-      fromLoadfile,
-      file.config,
-      env,
-      cliSettings,
-    );
+    const fromLoadfile = readConfigObject(mod.options ?? {}, `${loadfile}: options`, ".");
+    const s = mergeConfigs(settingDefaults(), fromLoadfile, file.config, env, cliSettings);
     const shapes = Object.values(mod).filter(
       (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
     );
@@ -92,10 +88,8 @@ export async function executeRun(cli: CicadaConfig & { config?: string }, io: Ru
  */
 async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
   const { RemoteWorkers } = await import("../runner/remote.js");
-  const expected = s.expectWorkers ?? 1;
-  const pool = new RemoteWorkers(s.masterBindHost ?? "0.0.0.0", s.masterBindPort ?? 5557, (m) =>
-    io.stderr.write(`${m}\n`),
-  );
+  const expected = s.expectWorkers!;
+  const pool = new RemoteWorkers(s.masterBindHost!, s.masterBindPort!, (m) => io.stderr.write(`${m}\n`));
   let address: string;
   try {
     address = await pool.listen();
@@ -169,7 +163,7 @@ export async function startMetrics(
   source: () => MetricsSource | undefined,
 ): Promise<{ close(): Promise<void> } | undefined> {
   if (s.prometheusPort === undefined) return undefined;
-  const host = s.prometheusHost ?? "127.0.0.1";
+  const host = s.prometheusHost!;
   const output = new PrometheusOutput(source);
   let server: Server;
   try {
@@ -517,17 +511,16 @@ function resolvePlan(
     runTimeSec: s.runTime === undefined ? null : parseDuration(s.runTime),
     iterations: s.iterations ?? null,
     iterationsPerUser: s.iterationsPerUser ?? null,
-    stopTimeoutSec:
-      typeof s.stopTimeout === "number" ? s.stopTimeout : parseDuration(s.stopTimeout!, "--stop-timeout"),
+    stopTimeoutSec: s.stopTimeout!,
     tags: s.tags ?? [],
     excludeTags: s.excludeTags ?? [],
-    verifyTls: s.verifyTls ?? true,
+    verifyTls: s.verifyTls!,
     acceptStatus: s.acceptStatus ?? [],
     processes: resolveProcesses(s.processes),
     stages: s.stages === undefined ? null : parseStages(s.stages),
     rate: s.rate ?? null,
     maxUsers: 0,
-    maxDelaySec: s.maxDelay === undefined ? 10 : parseDuration(s.maxDelay, "--max-delay"),
+    maxDelaySec: parseDuration(s.maxDelay!),
     shape: null,
   };
   // Open model: the pool may grow to --max-users, by default enough for one second of
@@ -544,12 +537,6 @@ function resolvePlan(
     plan.shape = shapeClass!.name;
     // The shape decides how many users; every worker may get some.
     plan.users = Math.max(plan.users, plan.processes, plan.maxUsers);
-  }
-  if (plan.host !== undefined && !/^(https?|wss?):\/\/[^/]/i.test(plan.host)) {
-    throw new CicadaError(
-      `-H/--host: expected an http://, https://, ws:// or wss:// URL, got "${plan.host}"`,
-      ExitCode.Usage,
-    );
   }
   // Same checks the workers will make, but here they fail before anything starts.
   const classes = compileUserClasses(mod, {
@@ -577,37 +564,6 @@ function resolvePlan(
   return { plan, shape };
 }
 
-const SCENARIO_KEYS = new Set<keyof ScenarioConfig>([
-  "userClasses",
-  "users",
-  "spawnRate",
-  "rate",
-  "maxUsers",
-  "maxDelay",
-  "stages",
-  "shape",
-  "startTime",
-  "duration",
-  "iterations",
-  "iterationsPerUser",
-  "tags",
-  "excludeTags",
-  "host",
-  "processes",
-]);
-
-/** Settings that describe one workload: with scenarios they belong to each scenario. */
-const PER_SCENARIO: Array<[keyof CicadaConfig, string]> = [
-  ["users", "-u/--users"],
-  ["spawnRate", "-r/--spawn-rate"],
-  ["rate", "--rate"],
-  ["stages", "--stages"],
-  ["maxUsers", "--max-users"],
-  ["iterations", "-i/--iterations"],
-  ["iterationsPerUser", "--iterations-per-user"],
-  ["userClasses", "user class arguments"],
-];
-
 /**
  * The scenarios to run, each as its own plan. A scenario inherits the run-wide settings that
  * are not about the workload (host, tags, stop timeout, TLS, processes) and sets its own load.
@@ -621,22 +577,10 @@ function resolveScenarios(
   loadfile: string,
   hosts: Set<string>,
 ): ScenarioSpec[] {
-  const all = s.scenarios;
-  if (all === null || typeof all !== "object" || Array.isArray(all)) {
-    throw new CicadaError(
-      "scenarios: expected an object of named scenarios, e.g. { browse: { users: 10 } }",
-      ExitCode.Usage,
-    );
-  }
-  for (const [key, flag] of PER_SCENARIO) {
-    if (cli[key] !== undefined || env[key] !== undefined) {
-      throw new CicadaError(
-        `${flag} does not apply when the loadfile defines scenarios; set it per scenario (scenarios: ${Object.keys(all).join(", ")})`,
-        ExitCode.Usage,
-      );
-    }
-  }
+  // Every scenario's keys and values were checked where it was read (config file or loadfile).
+  const all = s.scenarios!;
   const names = Object.keys(all);
+  checkNoWorkload(cli, env, names);
   if (names.length === 0) throw new CicadaError("scenarios: none defined", ExitCode.Usage);
   const picked = s.scenario && s.scenario.length > 0 ? s.scenario : names;
   for (const n of picked) {
@@ -647,15 +591,6 @@ function resolveScenarios(
   return picked.map((name) => {
     const sc = all[name]!;
     try {
-      if (sc === null || typeof sc !== "object") throw new CicadaError("expected an object", ExitCode.Usage);
-      for (const k of Object.keys(sc)) {
-        if (!SCENARIO_KEYS.has(k as keyof ScenarioConfig)) {
-          throw new CicadaError(
-            `unknown setting "${k}"; known: ${[...SCENARIO_KEYS].join(", ")}`,
-            ExitCode.Usage,
-          );
-        }
-      }
       let shapeClass: (new () => LoadShape) | undefined;
       if (sc.shape !== undefined) {
         shapeClass = shapes.find((x) => x.name === sc.shape);
@@ -688,7 +623,7 @@ function resolveScenarios(
         processes: sc.processes ?? s.processes,
       };
       const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts);
-      const startSec = sc.startTime === undefined ? 0 : parseDuration(sc.startTime, "startTime");
+      const startSec = sc.startTime === undefined ? 0 : parseDuration(sc.startTime);
       return { name, plan, shape, startSec };
     } catch (err) {
       if (err instanceof CicadaError)

@@ -24,8 +24,7 @@ function checkTarget(target: number, where: string): number {
  * `--stages 30s:100,2m:100,10s:0`, or the same as a list of {duration, target}: ramp to 100
  * users over 30 s, hold 2 minutes, ramp down to 0 over 10 s.
  */
-export function parseStages(input: string | readonly StageInput[]): Stage[] {
-  const flag = "--stages";
+export function parseStages(input: string | readonly StageInput[], flag = "--stages"): Stage[] {
   const items: StageInput[] =
     typeof input === "string"
       ? input

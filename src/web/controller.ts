@@ -1,7 +1,7 @@
 import type { CicadaConfig } from "../api/config.js";
 import { CicadaError } from "../cli/errors.js";
-import { parseList, parseRate, parseSpawnRate, parseUsers } from "../cli/options.js";
 import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../cli/run.js";
+import { readApiBody } from "../cli/settings.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import type { MetricsSource } from "../outputs/prometheus.js";
 import { metricsOf, type RunResult } from "../outputs/result.js";
@@ -149,30 +149,7 @@ export class WebController {
 
   /** Settings for a new test: the run's settings, overridden by the start form. */
   private settingsFor(req: Record<string, unknown>): CicadaConfig {
-    const s: CicadaConfig = { ...this.base };
-    const num = (v: unknown, parse: (x: string) => number) => parse(String(v));
-    const has = (k: string) => req[k] !== undefined && req[k] !== "";
-    if (has("users")) s.users = num(req.users, parseUsers);
-    if (has("spawnRate")) s.spawnRate = num(req.spawnRate, parseSpawnRate);
-    if (req.rate === null) s.rate = undefined;
-    else if (has("rate")) s.rate = num(req.rate, parseRate);
-    if (req.maxUsers === null) s.maxUsers = undefined;
-    else if (has("maxUsers")) s.maxUsers = num(req.maxUsers, parseUsers);
-    if (has("host")) s.host = String(req.host);
-    if (req.runTime === null) s.runTime = undefined;
-    else if (has("runTime")) s.runTime = String(req.runTime);
-    if (req.stages === null) s.stages = undefined;
-    else if (has("stages")) s.stages = String(req.stages);
-    if (req.shape === null) s.shape = null;
-    else if (has("shape")) s.shape = String(req.shape);
-    for (const k of ["userClasses", "tags", "excludeTags"] as const) {
-      const v = req[k];
-      if (v === undefined) continue;
-      if (!Array.isArray(v) && typeof v !== "string")
-        throw new ApiError(400, `${k}: expected a list of names`);
-      s[k] = parseList(Array.isArray(v) ? v.map(String) : v) ?? [];
-    }
-    return s;
+    return { ...this.base, ...readApiBody(req, "start") };
   }
 
   async start(req: Record<string, unknown>): Promise<{ id: number }> {
@@ -235,15 +212,10 @@ export class WebController {
     const r = t.runner;
     if (!(r instanceof Coordinator)) throw new ApiError(409, "a run with scenarios follows its scenarios");
     try {
-      if (req.rate !== undefined && req.rate !== null && req.rate !== "") {
-        r.setRate(parseRate(String(req.rate)));
-      } else if (req.users !== undefined && req.users !== "") {
-        const spawnRate =
-          req.spawnRate === undefined || req.spawnRate === ""
-            ? undefined
-            : parseSpawnRate(String(req.spawnRate));
-        r.setUsers(parseUsers(String(req.users)), spawnRate);
-      } else throw new ApiError(400, 'expected {"users": N} or {"rate": R}');
+      const e = readApiBody(req, "edit");
+      if (e.rate !== undefined) r.setRate(e.rate);
+      else if (e.users !== undefined) r.setUsers(e.users, e.spawnRate);
+      else throw new ApiError(400, 'expected {"users": N} or {"rate": R}');
     } catch (err) {
       if (err instanceof ApiError) throw err;
       if (err instanceof CicadaError) throw new ApiError(400, err.message);

@@ -18,11 +18,11 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
       ExitCode.Usage,
     );
   }
-  const host = s.webHost ?? "127.0.0.1";
+  const host = s.webHost!;
   const controller = new WebController(loaded, s, io, s.webLogin !== undefined);
   const server = new WebServer(controller, {
     host,
-    port: s.webPort ?? 8089,
+    port: s.webPort!,
     ...(s.webLogin ? { login: s.webLogin } : {}),
     baselines: new BaselineStore(baselineDir(s.baselineDir, io.env)),
     metrics: () => controller.metricsSource(),
@@ -33,7 +33,7 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
     url = await server.listen();
   } catch (err) {
     throw new CicadaError(
-      `cannot serve the web UI on ${host}:${s.webPort ?? 8089}: ${(err as Error).message} (use --web-port, or --headless)`,
+      `cannot serve the web UI on ${host}:${s.webPort}: ${(err as Error).message} (use --web-port, or --headless)`,
       ExitCode.Usage,
     );
   }
