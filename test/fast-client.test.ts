@@ -73,6 +73,7 @@ interface Totals {
   count: number;
   failures: number;
   cancelled: number;
+  notSent: number;
   errors: StatsSnapshot["errors"];
   endpoints: StatsSnapshot["endpoints"];
 }
@@ -83,12 +84,14 @@ function totals(recorder: Recorder): Totals {
   let count = 0;
   let failures = 0;
   let cancelled = 0;
+  let notSent = 0;
   for (const e of snap.endpoints) {
     count += e.count;
     failures += e.failures;
     cancelled += e.cancelled;
+    notSent += e.notSent ?? 0;
   }
-  return { count, failures, cancelled, errors: snap.errors, endpoints: snap.endpoints };
+  return { count, failures, cancelled, notSent, errors: snap.errors, endpoints: snap.endpoints };
 }
 
 interface HttpTestServer {
@@ -653,7 +656,7 @@ describe("errors: clear strings, no throw", () => {
 
 describe("hard stop", () => {
   it(
-    "aborting the signal rejects in-flight requests with RunStopped at once; counted as cancelled",
+    "aborting the signal rejects in-flight requests with RunStopped at once; counted as cancelled, a later one as not sent",
     TEST,
     async (t) => {
       const server = await rawServer(t, () => {});
@@ -678,13 +681,14 @@ describe("hard stop", () => {
       const tot = totals(recorder);
       assert.equal(tot.count, 0);
       assert.equal(tot.failures, 0);
-      assert.equal(tot.cancelled, 4);
+      assert.equal(tot.cancelled, 3, "the three requests the server received");
+      assert.equal(tot.notSent, 1, "the request made after the stop");
       assert.deepEqual(tot.errors, []);
     },
   );
 
   it(
-    "aborting while the connection is still being made rejects with RunStopped, leaving no timer",
+    "aborting while the connection is still being made rejects with RunStopped, not sent, leaving no timer",
     TEST,
     async (t) => {
       const server = await rawServer(t, (sock) => sock.write(okResponse("ok")));
@@ -697,7 +701,8 @@ describe("hard stop", () => {
       ac.abort();
       await assert.rejects(bounded(p, REQ_MS, "GET aborted while connecting"), RunStopped);
       const tot = totals(recorder);
-      assert.equal(tot.cancelled, 1);
+      assert.equal(tot.cancelled, 0);
+      assert.equal(tot.notSent, 1, "nothing was written: the connection was not up");
       assert.equal(tot.failures, 0);
       await sleep(50);
       // A connect timer left running would keep a stopped process alive (10 s connect timeout).
@@ -728,7 +733,8 @@ describe("hard stop", () => {
     assert.equal(server.connections(), 1, "no new connection after the stop");
     const tot = totals(recorder);
     assert.equal(tot.failures, 0);
-    assert.equal(tot.cancelled, 3);
+    assert.equal(tot.cancelled, 1, "the request on the wire");
+    assert.equal(tot.notSent, 2, "the two queued ones");
   });
 });
 
