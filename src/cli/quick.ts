@@ -341,7 +341,11 @@ export function registerQuick(program: Command, io: RunIo, setExit: (code: numbe
     )
     .option("--json <file>", "write the JSON result to FILE (- for stdout)")
     .option("--only-summary", "no live view; print only the final summary")
-    .option("--exit-code-on-error <n>", "exit code when any request failed (default 1)", parseExitCode)
+    .option(
+      "--exit-code-on-error <n>",
+      "exit code when any request failed (default 1; no completed request at all exits 1 regardless)",
+      parseExitCode,
+    )
     .option("--insecure", "do not verify TLS certificates")
     .action(async (url: string, flags: QuickFlags) => {
       setExit(await runQuick(url, flags, io));
