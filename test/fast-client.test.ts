@@ -1146,4 +1146,62 @@ describe("differential: fast engine vs undici engine", () => {
     assert.deepEqual(results.fast!.slice(0, 2), results.undici!.slice(0, 2));
     assert.ok(results.undici![2]?.includes(PROTOCOL), results.undici![2]);
   });
+
+  it("timeouts are deadlines: bytes trickling in every 100 ms do not extend them", TEST, async (t) => {
+    const timers = new Set<NodeJS.Timeout>();
+    t.after(() => {
+      for (const x of timers) clearInterval(x);
+    });
+    const trickle = (sock: Socket, next: () => string) => {
+      const timer = setInterval(() => sock.write(next()), 100);
+      timers.add(timer);
+      sock.on("close", () => clearInterval(timer));
+    };
+    // A head that never ends, and a 1 MB body that never ends, both a byte every 100 ms.
+    const slowHead = await rawServer(t, (sock) => {
+      sock.write("HTTP/1.1 200 OK\r\n");
+      trickle(sock, () => "x");
+    });
+    const slowBody = await rawServer(t, (sock) => {
+      sock.write("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n");
+      trickle(sock, () => "x");
+    });
+    for (const engine of ["fast", "undici"] as const) {
+      const head = client(t, slowHead.url, { engine });
+      let t0 = performance.now();
+      const h = await bounded(head.session.get("/", { timeout: 0.5 }), 5000, `${engine} slow head`);
+      const headMs = performance.now() - t0;
+      assert.equal(h.error, "timeout: no response within 0.5s", engine);
+      assert.ok(headMs >= 480 && headMs < 1500, `${engine}: slow head failed after ${headMs} ms`);
+
+      const body = client(t, slowBody.url, { engine });
+      t0 = performance.now();
+      const b = await bounded(
+        body.session.get("/", { timeout: 5, bodyTimeout: 0.5 }),
+        5000,
+        `${engine} slow body`,
+      );
+      const bodyMs = performance.now() - t0;
+      assert.equal(b.status, 0, engine);
+      assert.equal(b.error, "timeout: response body not complete within 0.5s", engine);
+      assert.ok(bodyMs >= 480 && bodyMs < 1500, `${engine}: slow body failed after ${bodyMs} ms`);
+      assert.equal(totals(body.recorder).failures, 1);
+    }
+  });
+
+  it("a timeout that is not a number of seconds > 0 is refused, naming what was given", TEST, async (t) => {
+    const server = await httpServer(t, (_req, res) => res.end("ok"));
+    for (const engine of ["fast", "undici"] as const) {
+      const { session } = client(t, server.url, { engine });
+      await assert.rejects(
+        session.get("/", { timeout: 0 }),
+        /^TypeError: timeout: expected seconds > 0, got 0$/,
+      );
+      await assert.rejects(
+        session.get("/", { bodyTimeout: -1 }),
+        /^TypeError: bodyTimeout: expected seconds > 0, got -1$/,
+      );
+    }
+    assert.equal(server.requests(), 0);
+  });
 });
