@@ -15,13 +15,16 @@ const WARNING =
 describe("saturated generator warning", () => {
   it("warns when a task burns the CPU without pause", async () => {
     // ~50 ms of synchronous work per task and no wait time: each worker's loop is busy all the time.
+    // Each burn is recorded as a sample: a run that records nothing exits 1.
     const loadfile = `import { User, task } from "cicada-load";
 export class Burner extends User {
   @task async burn() {
-    const end = performance.now() + 50;
+    const start = performance.now();
+    const end = start + 50;
     let x = 0;
     while (performance.now() < end) x += Math.sqrt(x + 1);
     if (x < 0) console.log(x);
+    this.record({ type: "CPU", name: "burn", latencyMs: performance.now() - start });
     await new Promise((r) => setImmediate(r));
   }
 }

@@ -73,6 +73,7 @@ interface Totals {
   count: number;
   failures: number;
   cancelled: number;
+  notSent: number;
   errors: StatsSnapshot["errors"];
   endpoints: StatsSnapshot["endpoints"];
 }
@@ -83,12 +84,14 @@ function totals(recorder: Recorder): Totals {
   let count = 0;
   let failures = 0;
   let cancelled = 0;
+  let notSent = 0;
   for (const e of snap.endpoints) {
     count += e.count;
     failures += e.failures;
     cancelled += e.cancelled;
+    notSent += e.notSent ?? 0;
   }
-  return { count, failures, cancelled, errors: snap.errors, endpoints: snap.endpoints };
+  return { count, failures, cancelled, notSent, errors: snap.errors, endpoints: snap.endpoints };
 }
 
 interface HttpTestServer {
@@ -653,7 +656,7 @@ describe("errors: clear strings, no throw", () => {
 
 describe("hard stop", () => {
   it(
-    "aborting the signal rejects in-flight requests with RunStopped at once; counted as cancelled",
+    "aborting the signal rejects in-flight requests with RunStopped at once; counted as cancelled, a later one as not sent",
     TEST,
     async (t) => {
       const server = await rawServer(t, () => {});
@@ -678,13 +681,14 @@ describe("hard stop", () => {
       const tot = totals(recorder);
       assert.equal(tot.count, 0);
       assert.equal(tot.failures, 0);
-      assert.equal(tot.cancelled, 4);
+      assert.equal(tot.cancelled, 3, "the three requests the server received");
+      assert.equal(tot.notSent, 1, "the request made after the stop");
       assert.deepEqual(tot.errors, []);
     },
   );
 
   it(
-    "aborting while the connection is still being made rejects with RunStopped, leaving no timer",
+    "aborting while the connection is still being made rejects with RunStopped, not sent, leaving no timer",
     TEST,
     async (t) => {
       const server = await rawServer(t, (sock) => sock.write(okResponse("ok")));
@@ -697,7 +701,8 @@ describe("hard stop", () => {
       ac.abort();
       await assert.rejects(bounded(p, REQ_MS, "GET aborted while connecting"), RunStopped);
       const tot = totals(recorder);
-      assert.equal(tot.cancelled, 1);
+      assert.equal(tot.cancelled, 0);
+      assert.equal(tot.notSent, 1, "nothing was written: the connection was not up");
       assert.equal(tot.failures, 0);
       await sleep(50);
       // A connect timer left running would keep a stopped process alive (10 s connect timeout).
@@ -728,7 +733,8 @@ describe("hard stop", () => {
     assert.equal(server.connections(), 1, "no new connection after the stop");
     const tot = totals(recorder);
     assert.equal(tot.failures, 0);
-    assert.equal(tot.cancelled, 3);
+    assert.equal(tot.cancelled, 1, "the request on the wire");
+    assert.equal(tot.notSent, 2, "the two queued ones");
   });
 });
 
@@ -1139,5 +1145,63 @@ describe("differential: fast engine vs undici engine", () => {
     // Refused and timeout strings match; protocol errors share the prefix and differ in detail.
     assert.deepEqual(results.fast!.slice(0, 2), results.undici!.slice(0, 2));
     assert.ok(results.undici![2]?.includes(PROTOCOL), results.undici![2]);
+  });
+
+  it("timeouts are deadlines: bytes trickling in every 100 ms do not extend them", TEST, async (t) => {
+    const timers = new Set<NodeJS.Timeout>();
+    t.after(() => {
+      for (const x of timers) clearInterval(x);
+    });
+    const trickle = (sock: Socket, next: () => string) => {
+      const timer = setInterval(() => sock.write(next()), 100);
+      timers.add(timer);
+      sock.on("close", () => clearInterval(timer));
+    };
+    // A head that never ends, and a 1 MB body that never ends, both a byte every 100 ms.
+    const slowHead = await rawServer(t, (sock) => {
+      sock.write("HTTP/1.1 200 OK\r\n");
+      trickle(sock, () => "x");
+    });
+    const slowBody = await rawServer(t, (sock) => {
+      sock.write("HTTP/1.1 200 OK\r\ncontent-length: 1000000\r\n\r\n");
+      trickle(sock, () => "x");
+    });
+    for (const engine of ["fast", "undici"] as const) {
+      const head = client(t, slowHead.url, { engine });
+      let t0 = performance.now();
+      const h = await bounded(head.session.get("/", { timeout: 0.5 }), 5000, `${engine} slow head`);
+      const headMs = performance.now() - t0;
+      assert.equal(h.error, "timeout: no response within 0.5s", engine);
+      assert.ok(headMs >= 480 && headMs < 1500, `${engine}: slow head failed after ${headMs} ms`);
+
+      const body = client(t, slowBody.url, { engine });
+      t0 = performance.now();
+      const b = await bounded(
+        body.session.get("/", { timeout: 5, bodyTimeout: 0.5 }),
+        5000,
+        `${engine} slow body`,
+      );
+      const bodyMs = performance.now() - t0;
+      assert.equal(b.status, 0, engine);
+      assert.equal(b.error, "timeout: response body not complete within 0.5s", engine);
+      assert.ok(bodyMs >= 480 && bodyMs < 1500, `${engine}: slow body failed after ${bodyMs} ms`);
+      assert.equal(totals(body.recorder).failures, 1);
+    }
+  });
+
+  it("a timeout that is not a number of seconds > 0 is refused, naming what was given", TEST, async (t) => {
+    const server = await httpServer(t, (_req, res) => res.end("ok"));
+    for (const engine of ["fast", "undici"] as const) {
+      const { session } = client(t, server.url, { engine });
+      await assert.rejects(
+        session.get("/", { timeout: 0 }),
+        /^TypeError: timeout: expected seconds > 0, got 0$/,
+      );
+      await assert.rejects(
+        session.get("/", { bodyTimeout: -1 }),
+        /^TypeError: bodyTimeout: expected seconds > 0, got -1$/,
+      );
+    }
+    assert.equal(server.requests(), 0);
   });
 });

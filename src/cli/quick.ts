@@ -19,7 +19,7 @@ import { envName, fromEnv, int, positiveSeconds } from "./settings.js";
 
 const DEFAULT_CONNECTIONS = 50;
 const DEFAULT_DURATION = "10s";
-/** Seconds per request, and the grace in-flight requests get when the duration is up. */
+/** Seconds for the response head, and again for the body. */
 const DEFAULT_TIMEOUT_SEC = 10;
 /** Name of the generated user class (shows up in `config.userClassesRun` of the JSON). */
 const USER_CLASS = "QuickUser";
@@ -174,7 +174,13 @@ export class ${USER_CLASS} extends HttpUser {
     {
       name: "request",
       task: (user) =>
-        user.client.request(METHOD, TARGET, { name: TARGET, headers: HEADERS, body: BODY, timeout: TIMEOUT }),
+        user.client.request(METHOD, TARGET, {
+          name: TARGET,
+          headers: HEADERS,
+          body: BODY,
+          timeout: TIMEOUT,
+          bodyTimeout: TIMEOUT,
+        }),
     },
   ];
 
@@ -258,8 +264,9 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
       ...(f.rate !== undefined ? { rate: f.rate, maxUsers: users } : {}),
       tags: [],
       excludeTags: [],
-      // When the duration is up, in-flight requests get their timeout to finish (or fail).
-      stopTimeout: timeoutSec,
+      // When the duration is up, in-flight requests get their timeouts (head, then body) to
+      // finish or fail; the extra second covers timeouts firing up to 0.2 s late.
+      stopTimeout: 2 * timeoutSec + 1,
       json: f.json,
       onlySummary: f.onlySummary,
       exitCodeOnError: f.exitCodeOnError,
@@ -297,11 +304,13 @@ export function registerQuick(program: Command, io: RunIo, setExit: (code: numbe
   });
   cmd.option(
     "-t, --timeout <seconds>",
-    `per-request timeout: 5, 5s, 500ms (default ${DEFAULT_TIMEOUT_SEC}s)`,
+    `per-request timeout for the response head, and again for the body: 5, 5s, 500ms (default ${DEFAULT_TIMEOUT_SEC}s)`,
     parseTimeout,
   );
   const outputs = addSettingFlags(cmd, ["json", "onlySummary", "exitCodeOnError", "verifyTls"], {
-    exitCodeOnError: { help: "exit code when any request failed (default 1)" },
+    exitCodeOnError: {
+      help: "exit code when any request failed (default 1; no completed request at all exits 1 regardless)",
+    },
   });
   cmd.action(async (url: string, opts: Record<string, unknown>) => {
     const flags = { ...opts, ...rate(opts), ...outputs(opts) } as unknown as QuickFlags;

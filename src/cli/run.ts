@@ -425,6 +425,9 @@ export class TestRun {
     if (runner.fatalError) exitCode = ExitCode.Internal;
     else if (this.signals >= 2) exitCode = ExitCode.Interrupted;
     else if (thresholds.some((x) => !x.passed)) exitCode = ExitCode.Thresholds;
+    // Nothing completed, nothing measured: a target that never answers in time must not pass,
+    // whatever --exit-code-on-error says. Any recorded row counts (WebSocket, SSE, custom ones).
+    else if (t.count === 0) exitCode = ExitCode.Failures;
     else if (t.failures > 0 || runner.stats.exceptions.size > 0 || runner.lostWorkers > 0) {
       // A worker thread that died took its users and its last interval with it: the run is
       // incomplete, like one where user code threw.
@@ -463,10 +466,25 @@ export class TestRun {
       if (jsonToStdout) io.stdout.write(text);
       else writeOutput(s.json, "--json", text);
     }
+    if (t.count === 0 && exitCode !== ExitCode.Internal && exitCode !== ExitCode.Interrupted) {
+      io.stderr.write(`${noRequestMessage(t.cancelled, t.notSent)}\n`);
+    }
     if (s.junit) writeOutput(s.junit, "--junit", toJUnit(result));
     if (s.html) writeOutput(s.html, "--html", renderHtmlReport(result));
     return { exitCode, result };
   }
+}
+
+/** Why a run that completed no request does not pass. */
+function noRequestMessage(cancelled: number, notSent: number): string {
+  const cut = [
+    ...(cancelled > 0 ? [`${cancelled} cut off in flight`] : []),
+    ...(notSent > 0 ? [`${notSent} never sent`] : []),
+  ];
+  return (
+    `cicada: no request completed, so the run measured nothing${cut.length > 0 ? ` (at the stop: ${cut.join(", ")})` : ""}; ` +
+    "check that the target answers within the request timeout and that the tasks make requests"
+  );
 }
 
 function checkWritable(path: string, flag: string): void {

@@ -297,7 +297,7 @@ export const SETTINGS: Table = {
   exitCodeOnError: {
     parse: exitCode,
     flag: "--exit-code-on-error <n>",
-    help: "exit code when any request failed or user code threw (default 1)",
+    help: "exit code when any request failed or user code threw (default 1; a run that completed no request exits 1 regardless)",
     default: 1,
   },
   headless: {

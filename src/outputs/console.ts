@@ -286,6 +286,12 @@ export function formatSummary(r: RunResult): string {
       `\n${r.totals.cancelled} request(s) were still in flight at the stop timeout and were cancelled (not timed).`,
     );
   }
+  const notSent = r.totals.notSent ?? 0;
+  if (notSent > 0) {
+    out.push(
+      `\n${notSent} request(s) were stopped at the stop timeout before they were sent (still connecting or waiting for a connection): the target never saw them.`,
+    );
+  }
   if (r.failures.length > 0) {
     out.push("\nFailures");
     const fh = ["Occurrences", "Method", "Name", "Error"];

@@ -29,6 +29,11 @@ export interface RunResult {
     requests: number;
     failures: number;
     cancelled: number;
+    /**
+     * Caught by the hard stop before they were written: the target never saw them. Always
+     * written; absent from results of older versions.
+     */
+    notSent?: number;
     rps: number;
     bytesReceived: number;
     iterations: number;
@@ -121,6 +126,8 @@ export interface EndpointResult {
   requests: number;
   failures: number;
   cancelled: number;
+  /** As in the totals. */
+  notSent?: number;
   rps: number;
   bytesReceived: number;
   latencyMs: LatencySummary;
@@ -200,6 +207,7 @@ function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
     requests: e.count,
     failures: e.failures,
     cancelled: e.cancelled,
+    notSent: e.notSent,
     rps: round(durationSec > 0 ? e.count / durationSec : 0),
     bytesReceived: e.bytes,
     latencyMs: e.latencySummary(),
@@ -220,6 +228,7 @@ function figures(s: StatsAggregate, durationSec: number, open: boolean) {
       requests: t.count,
       failures: t.failures,
       cancelled: t.cancelled,
+      notSent: t.notSent,
       rps: round(durationSec > 0 ? t.count / durationSec : 0),
       bytesReceived: t.bytes,
       iterations: s.iterations,

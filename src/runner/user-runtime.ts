@@ -137,6 +137,7 @@ export class UserRuntime implements UserContext {
       request: (type, method, name, latencyUs, ttfbUs, bytes, error, status) =>
         r.request(type, method, name, latencyUs, ttfbUs, bytes, error, status, this.lagUs, this.tags),
       cancelled: (type, method, name) => r.cancelled(type, method, name),
+      notSent: (type, method, name) => r.notSent(type, method, name),
       exception: (err, where) => r.exception(err, where),
       iteration: () => r.iteration(),
       check: (name, passed) => r.check(name, passed),

@@ -29,6 +29,8 @@ export class EndpointTotals extends EndpointStats {
     this.count += d.count;
     this.failures += d.failures;
     this.cancelled += d.cancelled;
+    // Absent from the snapshots of workers older than the field.
+    this.notSent += d.notSent ?? 0;
     this.bytes += d.bytes;
     this.sumUs += d.sumUs;
     if (d.count > 0) {

@@ -8,6 +8,8 @@ export class EndpointStats {
   count = 0;
   failures = 0;
   cancelled = 0;
+  /** Caught by the hard stop before it was written: the target never saw it. */
+  notSent = 0;
   bytes = 0;
   sumUs = 0;
   minUs = Number.POSITIVE_INFINITY;
@@ -36,7 +38,7 @@ export class EndpointStats {
   ) {}
 
   reset(): void {
-    this.count = this.failures = this.cancelled = this.bytes = this.sumUs = this.maxUs = 0;
+    this.count = this.failures = this.cancelled = this.notSent = this.bytes = this.sumUs = this.maxUs = 0;
     this.minUs = Number.POSITIVE_INFINITY;
     this.latency.reset();
     this.ttfb.reset();

@@ -26,8 +26,13 @@ export interface StatsRecorder {
     /** Tags of the task that made the request, for per-tag figures (thresholds on `tag:X`). */
     tags?: readonly string[] | null,
   ): void;
-  /** A request that was cut off by the run's hard stop: counted, but not timed. */
+  /** A request that was cut off by the run's hard stop after it was sent: counted, but not timed. */
   cancelled(type: string, method: string, name: string): void;
+  /**
+   * A request the run's hard stop caught before any of it was written (still connecting, or
+   * queued for a connection): the target never saw it. Counted apart from cancelled.
+   */
+  notSent(type: string, method: string, name: string): void;
   /** An exception thrown by user code (task, onStart, onStop). */
   exception(err: unknown, where: string): void;
   /** One more task iteration started. */
@@ -158,6 +163,10 @@ export class Recorder implements StatsRecorder {
     this.acc(type, method, name).cancelled++;
   }
 
+  notSent(type: string, method: string, name: string): void {
+    this.acc(type, method, name).notSent++;
+  }
+
   private error(method: string, name: string, error: string): void {
     const key = method + SEP + name + SEP + error;
     const e = this.errors.get(key);
@@ -187,7 +196,8 @@ export class Recorder implements StatsRecorder {
   snapshot(users: number, final = false, peakUsers = users): StatsSnapshot {
     const endpoints: EndpointDelta[] = [];
     for (const a of this.endpoints.values()) {
-      if (a.count === 0 && a.cancelled === 0 && a.failures === 0 && !hasExtras(a)) continue;
+      if (a.count === 0 && a.cancelled === 0 && a.notSent === 0 && a.failures === 0 && !hasExtras(a))
+        continue;
       endpoints.push(delta(a));
       a.reset();
     }
@@ -229,6 +239,7 @@ function delta(a: EndpointStats): EndpointDelta {
     count: a.count,
     failures: a.failures,
     cancelled: a.cancelled,
+    notSent: a.notSent,
     bytes: a.bytes,
     sumUs: a.sumUs,
     minUs: a.count > 0 ? a.minUs : 0,

@@ -40,6 +40,8 @@ export interface EndpointDelta {
   count: number;
   failures: number;
   cancelled: number;
+  /** Stopped before it was written (absent from older workers). */
+  notSent?: number;
   bytes: number;
   sumUs: number;
   minUs: number;

@@ -166,6 +166,7 @@ function prepare(result: RunResult): { rows: Prepared[]; total: Prepared; data: 
     requests: tot.requests,
     failures: tot.failures,
     cancelled: tot.cancelled,
+    notSent: tot.notSent ?? 0,
     rps: tot.rps,
     bytesReceived: tot.bytesReceived,
     latencyMs: tot.latencyMs,

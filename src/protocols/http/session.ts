@@ -9,7 +9,15 @@ import { VERSION } from "../../version.js";
 import { type JobOptions, type JobResult, runJob } from "../jobs.js";
 import { streamSse } from "../sse/client.js";
 import type { SseOptions, SseResult } from "../sse/types.js";
-import { FastPool, type OriginInfo, originInfo } from "./fast/connection.js";
+import {
+  bodyTimeoutText,
+  FastHttpError,
+  FastPool,
+  headTimeoutText,
+  NotSentError,
+  type OriginInfo,
+  originInfo,
+} from "./fast/connection.js";
 import { parseHeaders } from "./fast/parser.js";
 import { HttpResponse, kRecorded, kRecorder, kStatName } from "./response.js";
 
@@ -33,8 +41,16 @@ export interface RequestOptions {
   form?: Record<string, string | number | boolean>;
   /** Raw body. */
   body?: string | Uint8Array;
-  /** Seconds to wait for the response head, and between body chunks. Default 60. */
+  /**
+   * Seconds from sending the request to the complete response head (redirects: per hop).
+   * A deadline: bytes trickling in do not extend it. Default 60.
+   */
   timeout?: number;
+  /**
+   * Seconds from the response head to the last byte of the body, as a deadline too.
+   * Default 60.
+   */
+  bodyTimeout?: number;
   /** Follow 3xx redirects (default true), at most `maxRedirects` (default 10) hops. */
   allowRedirects?: boolean;
   maxRedirects?: number;
@@ -204,6 +220,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 /** Shared by calls without options, so the hot path allocates none. */
 const NO_OPTIONS: RequestOptions = Object.freeze({});
 const EMPTY_BODY = Buffer.alloc(0);
+const DEFAULT_TIMEOUT_MS = 60_000;
 const USER_AGENT = `cicada/${VERSION}`;
 
 /**
@@ -436,7 +453,8 @@ export class HttpSession {
       ).toString();
       contentType = "application/x-www-form-urlencoded";
     }
-    const timeoutMs = (opts.timeout ?? 60) * 1000;
+    const timeoutMs = timeoutOption(opts.timeout, "timeout");
+    const bodyTimeoutMs = timeoutOption(opts.bodyTimeout, "bodyTimeout");
     const maxHops = opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10);
     const signal = this.#o.signal;
     let currentMethod = method;
@@ -446,13 +464,13 @@ export class HttpSession {
     let res: HttpResponse;
     try {
       for (let hop = 0; ; hop++) {
-        if (signal.aborted) throw new RunStopped();
+        if (signal.aborted) throw hop === 0 ? new NotSentError(new RunStopped()) : new RunStopped();
         const head = this.#head(currentMethod, route, opts, body, contentType, rewritten);
         const payload =
           typeof body === "string" || body === undefined
             ? body
             : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-        const raw = await this.#pool(route).request(currentMethod, head, payload, timeoutMs);
+        const raw = await this.#pool(route).request(currentMethod, head, payload, timeoutMs, bodyTimeoutMs);
         ttfb = raw.headAt - t0;
         const rawHeaders = raw.head.rawHeaders;
         const status = raw.head.status;
@@ -488,13 +506,13 @@ export class HttpSession {
         break;
       }
     } catch (err) {
-      if (signal.aborted) this.#cancel(method, name, opts.stat);
+      if (signal.aborted) this.#cancel(method, name, opts.stat, !(err instanceof NotSentError));
       if (err instanceof TypeError) throw err;
       if (this.#auto && isH2Only(err) && !undiciOrigins.has(route.key)) {
         undiciOrigins.add(route.key);
         return this.#undiciRequest(method, url, opts);
       }
-      res = failedResponse(method, route.href, err, timeoutMs, t0, ttfb);
+      res = failedResponse(method, route.href, err, t0, ttfb);
     }
     const pending = this.#finish(res, name, opts.catchResponse, opts.stat);
     if (pending) await pending;
@@ -516,7 +534,8 @@ export class HttpSession {
       ).toString();
       headers["content-type"] ??= "application/x-www-form-urlencoded";
     }
-    const timeoutMs = (opts.timeout ?? 60) * 1000;
+    const timeoutMs = timeoutOption(opts.timeout, "timeout");
+    const bodyTimeoutMs = timeoutOption(opts.bodyTimeout, "bodyTimeout");
     const maxHops = opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10);
     const signal = this.#o.signal;
 
@@ -526,46 +545,43 @@ export class HttpSession {
     let currentMethod = method;
     try {
       for (let hop = 0; ; hop++) {
+        if (signal.aborted) throw hop === 0 ? new NotSentError(new RunStopped()) : new RunStopped();
         if (this.#jar) {
           const cookie = this.#jar.getCookieStringSync(target.href);
           if (cookie) headers.cookie = cookie;
           else delete headers.cookie;
         }
-        const r = await this.dispatcher.request({
-          origin: target.origin,
-          path: target.pathname + target.search,
-          method: currentMethod,
-          headers,
-          body: body ?? null,
+        const r = await undiciExchange(
+          this.dispatcher,
+          {
+            origin: target.origin,
+            path: target.pathname + target.search,
+            method: currentMethod,
+            headers,
+            body: body ?? null,
+          },
+          timeoutMs,
+          bodyTimeoutMs,
           signal,
-          headersTimeout: timeoutMs,
-          bodyTimeout: timeoutMs,
-        });
-        ttfb = performance.now() - t0;
+        );
+        ttfb = r.headAt - t0;
         this.#storeCookies(r.headers, target.href);
         const location = r.headers.location;
-        if (hop < maxHops && REDIRECTS.has(r.statusCode) && typeof location === "string") {
-          await r.body.dump();
+        if (hop < maxHops && REDIRECTS.has(r.status) && typeof location === "string") {
           target = new URL(location, target);
-          if (
-            r.statusCode === 303 ||
-            ((r.statusCode === 301 || r.statusCode === 302) && currentMethod === "POST")
-          ) {
+          if (r.status === 303 || ((r.status === 301 || r.status === 302) && currentMethod === "POST")) {
             if (currentMethod !== "HEAD") currentMethod = "GET";
             body = undefined;
             delete headers["content-type"];
           }
           continue;
         }
-        const chunks: Buffer[] = [];
-        for await (const chunk of r.body) chunks.push(chunk as Buffer);
-        const buf = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
         res = new HttpResponse(
           method,
           target.href,
-          r.statusCode,
+          r.status,
           r.headers,
-          buf,
+          r.body,
           null,
           performance.now() - t0,
           ttfb,
@@ -573,17 +589,23 @@ export class HttpSession {
         break;
       }
     } catch (err) {
-      if (signal.aborted) this.#cancel(method, name, opts.stat);
-      res = failedResponse(method, target.href, err, timeoutMs, t0, ttfb);
+      if (signal.aborted) this.#cancel(method, name, opts.stat, !(err instanceof NotSentError));
+      res = failedResponse(method, target.href, err, t0, ttfb);
     }
     const pending = this.#finish(res, name, opts.catchResponse, opts.stat);
     if (pending) await pending;
     return res;
   }
 
-  /** The run's hard stop cut this request off: counted as cancelled, and the task unwinds. */
-  #cancel(method: string, name: string, stat?: RequestOptions["stat"]): never {
-    this.#o.recorder.cancelled(stat?.type ?? "HTTP", stat ? (stat.method ?? "") : method, name);
+  /**
+   * The run's hard stop cut this request off: counted as cancelled when it had been written
+   * (the target may have seen it), as not sent otherwise; the task unwinds.
+   */
+  #cancel(method: string, name: string, stat?: RequestOptions["stat"], sent = true): never {
+    const type = stat?.type ?? "HTTP";
+    const m = stat ? (stat.method ?? "") : method;
+    if (sent) this.#o.recorder.cancelled(type, m, name);
+    else this.#o.recorder.notSent(type, m, name);
     throw new RunStopped();
   }
 
@@ -743,41 +765,148 @@ export class HttpSession {
 }
 
 /** A request that got no response: status 0 and the error, as Locust's clients give. */
-function failedResponse(
-  method: string,
-  href: string,
-  err: unknown,
+function failedResponse(method: string, href: string, err: unknown, t0: number, ttfb: number): HttpResponse {
+  return new HttpResponse(method, href, 0, {}, EMPTY_BODY, describeError(err), performance.now() - t0, ttfb);
+}
+
+/** `timeout` / `bodyTimeout` in ms; a value that is not a number of seconds > 0 is the caller's bug. */
+function timeoutOption(sec: number | undefined, option: string): number {
+  if (sec === undefined) return DEFAULT_TIMEOUT_MS;
+  if (typeof sec !== "number" || !(sec > 0) || sec === Number.POSITIVE_INFINITY) {
+    throw new TypeError(`${option}: expected seconds > 0, got ${JSON.stringify(sec) ?? String(sec)}`);
+  }
+  return sec * 1000;
+}
+
+/** A timeout of the undici engine, with the same code and text as the fast engine's. */
+class DeadlineError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = "DeadlineError";
+  }
+}
+
+interface UndiciReply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** performance.now() when the head arrived. */
+  headAt: number;
+}
+
+/**
+ * One exchange through undici, with the fast engine's deadlines: undici's own headersTimeout and
+ * bodyTimeout are idle timers that every byte re-arms, so a server trickling one byte a second
+ * would never time out; they stay set only as a backstop. Also tells a request cut off by the
+ * hard stop before undici wrote it (NotSentError) from one it had written.
+ */
+function undiciExchange(
+  dispatcher: Dispatcher,
+  opts: Dispatcher.DispatchOptions,
   timeoutMs: number,
-  t0: number,
-  ttfb: number,
-): HttpResponse {
-  return new HttpResponse(
-    method,
-    href,
-    0,
-    {},
-    EMPTY_BODY,
-    describeError(err, timeoutMs),
-    performance.now() - t0,
-    ttfb,
-  );
+  bodyTimeoutMs: number,
+  signal: AbortSignal,
+): Promise<UndiciReply> {
+  return new Promise<UndiciReply>((resolve, reject) => {
+    let controller: Dispatcher.DispatchController | undefined;
+    let sent = false;
+    let done = false;
+    let timer: NodeJS.Timeout | undefined;
+    let status = 0;
+    let headers: IncomingHttpHeaders = {};
+    let headAt = 0;
+    const chunks: Buffer[] = [];
+    const settle = (err: Error | undefined): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      signal.removeEventListener("abort", onStop);
+      if (err === undefined) {
+        const body =
+          chunks.length === 0 ? EMPTY_BODY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        resolve({ status, headers, body, headAt });
+        return;
+      }
+      // Closes the connection of a request that is still running; its late error goes nowhere.
+      controller?.abort(err);
+      reject(err);
+    };
+    const onStop = (): void => settle(sent ? new RunStopped() : new NotSentError(new RunStopped()));
+    const handler: Dispatcher.DispatchHandler = {
+      onRequestStart(c) {
+        controller = c;
+        // Called just before undici writes the request; a request already given up is dropped.
+        if (done) {
+          c.abort(new RunStopped());
+          return;
+        }
+        sent = true;
+        clearTimeout(timer);
+        timer = setTimeout(
+          () => settle(new DeadlineError(headTimeoutText(timeoutMs), "UND_ERR_HEADERS_TIMEOUT")),
+          timeoutMs,
+        );
+      },
+      onResponseStart(_c, statusCode, h) {
+        // 1xx interim heads are not the answer.
+        if (statusCode < 200) return;
+        status = statusCode;
+        headers = h;
+        headAt = performance.now();
+        clearTimeout(timer);
+        timer = setTimeout(
+          () => settle(new DeadlineError(bodyTimeoutText(bodyTimeoutMs), "UND_ERR_BODY_TIMEOUT")),
+          bodyTimeoutMs,
+        );
+      },
+      onResponseData(_c, chunk) {
+        chunks.push(chunk);
+      },
+      onResponseEnd() {
+        settle(undefined);
+      },
+      onResponseError(_c, err) {
+        settle(err);
+      },
+    };
+    if (signal.aborted) {
+      onStop();
+      return;
+    }
+    signal.addEventListener("abort", onStop, { once: true });
+    try {
+      dispatcher.dispatch({ ...opts, headersTimeout: timeoutMs, bodyTimeout: bodyTimeoutMs }, handler);
+    } catch (err) {
+      settle(err as Error);
+    }
+  });
 }
 
 function parseRawHeaders(raw: string): IncomingHttpHeaders {
   return parseHeaders(raw) as IncomingHttpHeaders;
 }
 
-/** One stable line per kind of error, so failures group well. */
-export function describeError(err: unknown, timeoutMs: number): string {
+/**
+ * One stable line per kind of error, so failures group well. Timeouts carry their text; a
+ * `timeoutMs` is only for undici's own timeout errors, which do not (fetch and SSE).
+ */
+export function describeError(err: unknown, timeoutMs?: number): string {
   const e = err as { code?: string; message?: string; errors?: Array<{ message?: string }>; cause?: unknown };
   const code = e?.code;
+  if (err instanceof DeadlineError || err instanceof FastHttpError) {
+    if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") return e.message!;
+  }
   if (code === "UND_ERR_HEADERS_TIMEOUT" || code === "UND_ERR_BODY_TIMEOUT") {
-    return `timeout: no response within ${timeoutMs / 1000}s`;
+    return timeoutMs === undefined ? "timeout" : headTimeoutText(timeoutMs);
   }
   if (code === "UND_ERR_CONNECT_TIMEOUT") return "connect timeout";
   if (code === "UND_ERR_SOCKET") return "connection closed by server";
   let message = e?.message || e?.errors?.[0]?.message || String(err);
   if (message === "fetch failed" && e.cause) return describeError(e.cause, timeoutMs);
+  if (err instanceof NotSentError) return describeError(err.reason, timeoutMs);
   if (code && !code.startsWith("HPE_") && !message.includes(code)) message = `${code}: ${message}`;
   return message;
 }

@@ -38,6 +38,22 @@ export class FastHttpError extends Error {
   }
 }
 
+/**
+ * The run's hard stop caught a request before any byte of it was written (still connecting, or
+ * queued for a connection): the target never saw it. Counted apart from cancelled requests.
+ */
+export class NotSentError extends Error {
+  constructor(readonly reason: Error) {
+    super(`not sent: ${reason.message}`);
+    this.name = "NotSentError";
+  }
+}
+
+/** Error texts shared by both engines, so failures group the same whichever one ran. */
+export const headTimeoutText = (ms: number): string => `timeout: no response within ${ms / 1000}s`;
+export const bodyTimeoutText = (ms: number): string =>
+  `timeout: response body not complete within ${ms / 1000}s`;
+
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -86,8 +102,15 @@ export class FastConnection implements ParserHandler {
   private resolve: ((r: RawResponse) => void) | undefined;
   private reject: ((e: Error) => void) | undefined;
   private timeoutMs = 0;
-  /** Coarse-clock time by which the next response byte must arrive; 0 when idle. */
+  private bodyTimeoutMs = 0;
+  /**
+   * Coarse-clock time by which the response head (then, once it is in, the whole body) must have
+   * arrived; 0 when idle. A deadline, not an idle timer: a server trickling one byte a second
+   * must not hold a request open for ever.
+   */
   private deadline = 0;
+  /** The current request's bytes went to the socket: the target may have seen it. */
+  private written = false;
   private closeAfter = false;
   private method = "GET";
   private reqHead: Buffer | string | undefined;
@@ -182,13 +205,16 @@ export class FastConnection implements ParserHandler {
     head: Buffer | string,
     body: Buffer | string | undefined,
     timeoutMs: number,
+    bodyTimeoutMs: number,
   ): Promise<RawResponse> {
     if (this.busy) return Promise.reject(new Error("FastConnection is busy"));
     this.method = method;
     this.reqHead = head;
     this.reqBody = body;
     this.retried = false;
+    this.written = false;
     if (timeoutMs !== this.timeoutMs) this.timeoutMs = timeoutMs;
+    if (bodyTimeoutMs !== this.bodyTimeoutMs) this.bodyTimeoutMs = bodyTimeoutMs;
     const p = new Promise<RawResponse>(this.capture);
     this.send();
     return p;
@@ -206,6 +232,7 @@ export class FastConnection implements ParserHandler {
     // coarseNow may be up to one sweep old: never time out early, at most two sweeps late.
     this.deadline = coarseNow + this.timeoutMs + SWEEP_MS;
     this.parser.expect(this.method);
+    this.written = true;
     const body = this.reqBody;
     if (body !== undefined && body.length > 0) {
       sock.cork();
@@ -219,6 +246,8 @@ export class FastConnection implements ParserHandler {
     this.head = head;
     this.headAt = performance.now();
     this.closeAfter = head.close;
+    // The head is in: from now on the body has its own deadline.
+    this.deadline = coarseNow + this.bodyTimeoutMs + SWEEP_MS;
   }
 
   onBody(chunk: Buffer): void {
@@ -242,18 +271,18 @@ export class FastConnection implements ParserHandler {
     resolve(res);
   }
 
-  /** Called by the sweep: fails a request whose server went quiet for longer than the timeout. */
+  /** Called by the sweep: fails a request whose head, or body, is past its deadline. */
   checkDeadline(now: number): void {
     if (this.deadline !== 0 && now > this.deadline && this.busy) {
       this.fail(
-        new FastHttpError(`timeout: no response within ${this.timeoutMs / 1000}s`, "UND_ERR_HEADERS_TIMEOUT"),
+        this.head === undefined
+          ? new FastHttpError(headTimeoutText(this.timeoutMs), "UND_ERR_HEADERS_TIMEOUT")
+          : new FastHttpError(bodyTimeoutText(this.bodyTimeoutMs), "UND_ERR_BODY_TIMEOUT"),
       );
     }
   }
 
   private onData(d: Buffer): void {
-    // The timeout bounds silence, not the whole transfer: each chunk re-arms it.
-    if (this.deadline !== 0) this.deadline = coarseNow + this.timeoutMs + SWEEP_MS;
     try {
       this.parser.execute(d);
     } catch (err) {
@@ -285,6 +314,8 @@ export class FastConnection implements ParserHandler {
     // Retry once when a reused keep-alive connection turned out to be closed, as browsers do.
     if (this.busy && err instanceof FastHttpError && err.retryable && !this.retried && !this.dead) {
       this.retried = true;
+      // The server dropped the first attempt unread: this one is what it may see.
+      this.written = false;
       this.chunks = [];
       this.head = undefined;
       this.teardown();
@@ -318,8 +349,10 @@ export class FastConnection implements ParserHandler {
   /** Closes the connection; a pending request fails with `reason`. */
   destroy(reason?: Error): void {
     this.dead = true;
-    if (this.busy) this.fail(reason ?? new FastHttpError("connection destroyed", "UND_ERR_DESTROYED"));
-    else this.teardown();
+    if (this.busy) {
+      const err = reason ?? new FastHttpError("connection destroyed", "UND_ERR_DESTROYED");
+      this.fail(this.written ? err : new NotSentError(err));
+    } else this.teardown();
   }
 }
 
@@ -332,6 +365,7 @@ interface Waiter {
   head: Buffer | string;
   body: Buffer | string | undefined;
   timeoutMs: number;
+  bodyTimeoutMs: number;
   resolve: (r: RawResponse) => void;
   reject: (e: Error) => void;
 }
@@ -373,7 +407,7 @@ export class FastPool {
     }
     if (!conn) return;
     const w = this.waiting.shift();
-    if (w) conn.request(w.method, w.head, w.body, w.timeoutMs).then(w.resolve, w.reject);
+    if (w) conn.request(w.method, w.head, w.body, w.timeoutMs, w.bodyTimeoutMs).then(w.resolve, w.reject);
     else this.idle.push(conn);
   }
 
@@ -382,11 +416,12 @@ export class FastPool {
     head: Buffer | string,
     body: Buffer | string | undefined,
     timeoutMs: number,
+    bodyTimeoutMs: number,
   ): Promise<RawResponse> {
     const conn = this.idle.pop() ?? (this.all.size < this.options.maxConnections ? this.create() : undefined);
-    if (conn) return conn.request(method, head, body, timeoutMs);
+    if (conn) return conn.request(method, head, body, timeoutMs, bodyTimeoutMs);
     return new Promise((resolve, reject) =>
-      this.waiting.push({ method, head, body, timeoutMs, resolve, reject }),
+      this.waiting.push({ method, head, body, timeoutMs, bodyTimeoutMs, resolve, reject }),
     );
   }
 
@@ -397,7 +432,8 @@ export class FastPool {
   /** Closes every connection; pending and queued requests fail with `reason`. */
   destroy(reason?: Error): void {
     const err = reason ?? new FastHttpError("connection pool closed", "UND_ERR_DESTROYED");
-    for (const w of this.waiting.splice(0)) w.reject(err);
+    // Queued requests never reached a connection.
+    for (const w of this.waiting.splice(0)) w.reject(new NotSentError(err));
     for (const c of this.all) {
       c.onIdle = undefined;
       c.destroy(err);
