@@ -321,7 +321,7 @@ export const SETTINGS: Table = {
   autoquit: {
     parse: int(0),
     flag: "--autoquit <seconds>",
-    help: "web UI: quit this many seconds after the test ends",
+    help: "web UI, with --autostart: quit this many seconds after the test ends",
   },
   webLogin: {
     parse: webLogin,
