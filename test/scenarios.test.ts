@@ -66,7 +66,7 @@ describe("scenarios", () => {
           browse: { userClasses: ["Browser"], users: 3, spawnRate: 100 },
           buy: { userClasses: ["Buyer"], rate: 20, startTime: "1s", duration: "2s", maxUsers: 20 },
         }`),
-        ["-H", server.url, "-t", "4s", "-s", "2"],
+        ["-H", server.url, "-t", "5s", "-s", "2"],
       );
       const r = run.result;
       assert.equal(run.code, 0, describeRun(run));
