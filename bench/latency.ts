@@ -93,7 +93,7 @@ const json = join(work, "r.json");
 const gen = spawnSync(
   process.execPath,
   [
-    join(root, "dist/src/cli/main.js"),
+    join(root, "dist/src/cicada.js"),
     "run",
     "--headless",
     join(root, "bench/loadfiles/paced.ts"),

@@ -59,7 +59,7 @@ const gen = spawn(
   process.execPath,
   [
     ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(" ") : []),
-    join(root, "dist/src/cli/main.js"),
+    join(root, "dist/src/cicada.js"),
     "run",
     "--headless",
     join(root, "bench/loadfiles/idle.ts"),

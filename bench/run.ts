@@ -88,7 +88,7 @@ function cicada(url: string, work: string, extra: string[] = []): number {
     [
       ...genPrefix.slice(1),
       ...(genPrefix.length > 0 ? [process.execPath] : []),
-      join(root, "dist/src/cli/main.js"),
+      join(root, "dist/src/cicada.js"),
       "run",
       "--headless",
       join(root, "bench/loadfiles/get.ts"),

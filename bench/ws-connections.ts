@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   const gen = spawn(
     process.execPath,
     [
-      join(root, "dist/src/cli/main.js"),
+      join(root, "dist/src/cicada.js"),
       "run",
       "--headless",
       join(root, "bench/loadfiles/ws.ts"),

@@ -12,7 +12,7 @@ import { existsSync } from "node:fs";
 import { type AddressInfo, connect, createServer as createNetServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import {
   assertValidResult,
   type CliResult,

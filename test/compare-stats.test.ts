@@ -1,7 +1,6 @@
 /** The statistics behind `cicada compare`, on synthetic data with known answers. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { parseTolerances } from "../src/cli/baseline.js";
 import { compareResults } from "../src/compare/compare.js";
 import { formatComparison } from "../src/compare/format.js";
 import {
@@ -15,7 +14,8 @@ import {
   separation,
   twoProportionZ,
 } from "../src/compare/stats.js";
-import type { RunResult } from "../src/outputs/result.js";
+import { parseTolerances } from "../src/compare/tolerance.js";
+import type { RunResult } from "../src/result/result.js";
 import {
   createHistogram,
   encodeHistogram,

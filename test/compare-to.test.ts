@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { XMLParser } from "fast-xml-parser";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import { describeRun, runCli, startServer, tempProject } from "./helpers.js";
 
 const LOADFILE = `

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import type { Comparison } from "../src/compare/types.js";
-import type { RunResult } from "../src/outputs/result.js";
+import type { Comparison } from "../src/result/comparison.js";
+import type { RunResult } from "../src/result/result.js";
 import {
   describeRun,
   readJson,

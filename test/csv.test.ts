@@ -10,7 +10,7 @@ import {
   locustType,
   STATS_HEADER,
 } from "../src/outputs/csv.js";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import { describeRun, runCli, startCli, startServer, tempProject } from "./helpers.js";
 
 // The header lines Locust 2.12 writes, verbatim.

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { connect, createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import type { CoordinatorMessage, WorkerMessage } from "../src/runner/protocol.js";
 import { socketTransport } from "../src/runner/remote.js";
 import {

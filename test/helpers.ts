@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Ajv from "ajv";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 
 /** The repository root (tests run from dist/test/). */
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The compiled CLI entry point (tests run from dist/test/). */
-export const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
+export const CLI = fileURLToPath(new URL("../src/cicada.js", import.meta.url));
 
 export interface CliResult {
   code: number | null;
@@ -318,7 +318,7 @@ export interface InstalledPackage {
  */
 export async function installPackedPackage(extra: string[] = []): Promise<InstalledPackage> {
   assert.ok(
-    existsSync(join(ROOT, "dist/src/cli/main.js")),
+    existsSync(join(ROOT, "dist/src/cicada.js")),
     "dist/ is missing: run `npm run build` first (npm test does)",
   );
   const tmp = mkdtempSync(join(tmpdir(), "cicada-pkg-"));

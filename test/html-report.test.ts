@@ -7,7 +7,7 @@ import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { chromium } from "playwright-core";
 import { embedJson, renderHtmlReport } from "../src/outputs/html/report.js";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import { browserSkipReason, describeRun, findChromium, runLoad, startServer } from "./helpers.js";
 
 const LOADFILE = `

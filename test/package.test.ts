@@ -70,7 +70,7 @@ describe("the published package", { timeout: 240_000 }, () => {
   it("the tarball holds the CLI, the API with its types and the schema, and no tests or sources", () => {
     for (const f of [
       "package.json",
-      "dist/src/cli/main.js",
+      "dist/src/cicada.js",
       "dist/src/api/index.js",
       "dist/src/api/index.d.ts",
       "dist/src/loadfile/bundle.js",

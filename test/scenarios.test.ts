@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { describe, it } from "node:test";
-import type { RunResult, ScenarioResult } from "../src/outputs/result.js";
+import type { RunResult, ScenarioResult } from "../src/result/result.js";
 import { describeRun, runCli, runLoad, startServer, tempProject } from "./helpers.js";
 
 /** A server that notes when each path was first and last hit, and which user ids it saw. */

@@ -1,7 +1,7 @@
 /** Load shapes from stages: parsing, the level at any time, and real runs that follow them. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { CicadaError } from "../src/cli/errors.js";
+import { CicadaError } from "../src/core/errors.js";
 import { parseStages, stageLevel, stagesDuration, stagesPeak } from "../src/runner/stages.js";
 import { runCli, runLoad, startServer, tempProject } from "./helpers.js";
 

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import { startDemoServer } from "../src/demo/server.js";
 import { renderHtmlReport } from "../src/outputs/html/report.js";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import { assertValidResult, describeRun, runCli, tempProject } from "./helpers.js";
 
 describe("streaming metrics in the outputs", () => {

@@ -3,7 +3,7 @@ import { describe, it } from "node:test";
 import { collectTasks, filterTasks, type TaskDef, tag, task } from "../src/api/tasks.js";
 import { HttpUser, TaskSet, User } from "../src/api/user.js";
 import { between, constant, constantPacing, constantThroughput } from "../src/api/wait.js";
-import { CicadaError, ExitCode } from "../src/cli/errors.js";
+import { CicadaError, ExitCode } from "../src/core/errors.js";
 import { compileUserClasses, findUserClasses } from "../src/loadfile/inspect.js";
 
 /** Applies a standard (TC39) method decorator by hand, as TypeScript 5 / esbuild emit it. */

@@ -4,8 +4,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { latencyTrend, recommend, spearman } from "../src/outputs/recommendations.js";
-import type { RunResult } from "../src/outputs/result.js";
+import { latencyTrend, recommend, spearman } from "../src/result/recommendations.js";
+import type { RunResult } from "../src/result/result.js";
 import { parseThreshold } from "../src/thresholds/parse.js";
 import { describeRun, runCli, runLoad, startServer, tempProject } from "./helpers.js";
 

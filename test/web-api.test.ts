@@ -1,7 +1,7 @@
 /** The web UI's HTTP API, against a real `cicada run` serving it and a real loopback target. */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import { assertValidResult, describeRun, runCli, startCli, startServer, tempProject } from "./helpers.js";
 
 const LOADFILE = `

@@ -8,7 +8,7 @@ import type { Duplex } from "node:stream";
 import { describe, it } from "node:test";
 import { WebSocketServer } from "ws";
 import { attachWebSocketDemo } from "../src/demo/ws.js";
-import type { RunResult } from "../src/outputs/result.js";
+import type { RunResult } from "../src/result/result.js";
 import { runLoad, startServer, type TestServer } from "./helpers.js";
 
 type Endpoint = RunResult["endpoints"][number];

@@ -1,3 +1,5 @@
+export { RunStopped } from "../core/errors.js";
+
 /** Throw from a task (or call `this.stopUser()`) to stop this user for the rest of the run. */
 export class StopUser extends Error {
   constructor(message = "user stopped") {
@@ -13,13 +15,5 @@ export class InterruptTaskSet extends Error {
     super("task set interrupted");
     this.name = "InterruptTaskSet";
     this.reschedule = reschedule;
-  }
-}
-
-/** Thrown into user code when the run stops and the stop timeout has passed. */
-export class RunStopped extends Error {
-  constructor() {
-    super("run stopped");
-    this.name = "RunStopped";
   }
 }

@@ -1,4 +1,4 @@
-import type { StageInput } from "../runner/stages.js";
+import type { StageInput } from "../core/types.js";
 
 /** What a shape asks for at one moment. */
 export type ShapeTick =

@@ -1,58 +1,14 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
-import { compareResults, METRICS } from "../compare/compare.js";
+import { compareResults } from "../compare/compare.js";
 import { formatComparison } from "../compare/format.js";
 import { BaselineStore, baselineDir, checkBaselineName, readResultFile } from "../compare/store.js";
-import type { MetricName } from "../compare/types.js";
+import { parseTolerances } from "../compare/tolerance.js";
+import { ExitCode } from "../core/errors.js";
 import { formatSummary } from "../outputs/console.js";
-import { CicadaError, ExitCode } from "./errors.js";
-import type { RunIo } from "./run.js";
+import type { RunIo } from "../testrun/testrun.js";
 
 const DIR_HELP = "baseline directory (default $CICADA_BASELINE_DIR, else .cicada/baselines)";
-
-function percentage(text: string, spec: string): number {
-  const m = /^(\d+(?:\.\d+)?)%$/.exec(text.trim());
-  if (!m) {
-    throw new CicadaError(
-      `--tolerance "${spec}": expected a percentage such as 15%, got "${text.trim()}"`,
-      ExitCode.Usage,
-    );
-  }
-  return Number(m[1]) / 100;
-}
-
-/**
- * `15%` sets every metric; `p99=20%,error_rate=50%` sets some; `15%,p99=30%` both, the named
- * metrics winning whatever the order. Returns fractions (0.15 for 15%).
- */
-export function parseTolerances(spec: string): Partial<Record<MetricName, number>> {
-  const parts = spec
-    .split(",")
-    .map((p) => p.trim())
-    .filter((p) => p !== "");
-  if (parts.length === 0) {
-    throw new CicadaError(`--tolerance: empty; expected e.g. 15% or p99=20%,error_rate=50%`, ExitCode.Usage);
-  }
-  const all: Partial<Record<MetricName, number>> = {};
-  const named: Partial<Record<MetricName, number>> = {};
-  for (const part of parts) {
-    const eq = part.indexOf("=");
-    if (eq < 0) {
-      const t = percentage(part, spec);
-      for (const m of METRICS) all[m] = t;
-      continue;
-    }
-    const metric = part.slice(0, eq).trim();
-    if (!(METRICS as readonly string[]).includes(metric)) {
-      throw new CicadaError(
-        `--tolerance "${spec}": unknown metric "${metric}"; use ${METRICS.join(", ")}`,
-        ExitCode.Usage,
-      );
-    }
-    named[metric as MetricName] = percentage(part.slice(eq + 1), spec);
-  }
-  return { ...all, ...named };
-}
 
 function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

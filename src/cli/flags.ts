@@ -1,6 +1,12 @@
 /** Commander options built from the settings table, and the settings read back from them. */
 import { type Command, Option } from "commander";
-import { flagLabel, SETTINGS, type Setting, type SettingKey, type SettingValues } from "./settings.js";
+import {
+  flagLabel,
+  SETTINGS,
+  type Setting,
+  type SettingKey,
+  type SettingValues,
+} from "../testrun/settings.js";
 
 /** What one command shows differently for a shared flag: its help text or a default. */
 export interface FlagOverride {

@@ -1,17 +1,16 @@
-#!/usr/bin/env node
-import { realpathSync } from "node:fs";
+// The `cicada` command line: its commands and flags, parsed by commander, and the exit code.
 import { fileURLToPath } from "node:url";
-import { setFlagsFromString } from "node:v8";
 import { Command, CommanderError } from "commander";
 import type { CicadaConfig } from "../api/config.js";
-import { VERSION } from "../version.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import { VERSION } from "../core/version.js";
+import { RUN_FLAGS, SETTINGS, type SettingValues } from "../testrun/settings.js";
+import type { RunIo, WebUiFront } from "../testrun/testrun.js";
 import { registerBaselineCommands } from "./baseline.js";
-import { CicadaError, ExitCode } from "./errors.js";
 import { addSettingFlags } from "./flags.js";
 import { registerQuick } from "./quick.js";
 import { registerReport } from "./report.js";
-import { executeRun, type RunIo } from "./run.js";
-import { RUN_FLAGS, SETTINGS, type SettingValues } from "./settings.js";
+import { executeRun } from "./run.js";
 
 const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 
@@ -37,7 +36,12 @@ function runSettings(flags: SettingValues, positional: string[]): CicadaConfig &
   return cfg;
 }
 
-export async function main(argv: string[], io: RunIo): Promise<number> {
+/** The other fronts the CLI can hand a run to; the `cicada` command passes the web UI. */
+export interface Fronts {
+  webUi?: WebUiFront;
+}
+
+export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Promise<number> {
   let exitCode: number = ExitCode.Ok;
   const program = new Command("cicada")
     .description("Load testing for TypeScript and Node.js")
@@ -66,7 +70,7 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
       );
       return;
     }
-    exitCode = (await executeRun(runSettings(flags, positional), io)).exitCode;
+    exitCode = (await executeRun(runSettings(flags, positional), io, fronts.webUi)).exitCode;
   });
 
   const worker = program
@@ -144,29 +148,4 @@ export async function main(argv: string[], io: RunIo): Promise<number> {
     io.stderr.write(`cicada: internal error: ${(err as Error)?.stack ?? err}\n`);
     return ExitCode.Internal;
   }
-}
-
-function invokedDirectly(): boolean {
-  const script = process.argv[1];
-  if (!script) return false;
-  try {
-    // npm's bin entry is a symlink; compare real paths.
-    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (invokedDirectly()) {
-  // V8 lets the heap grow to several times its live size between full collections. With
-  // 100,000 users that slack is most of the RSS; a smaller growth step keeps it near the live
-  // size at no measurable cost in throughput (docs/performance.md). Process-wide: it also
-  // applies to worker threads.
-  setFlagsFromString("--heap-growing-percent=30");
-  const code = await main(process.argv.slice(2), {
-    stdout: process.stdout,
-    stderr: process.stderr,
-    env: process.env,
-  });
-  process.exit(code);
 }

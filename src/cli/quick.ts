@@ -3,11 +3,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { CicadaConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "./errors.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import { checkReachable } from "../testrun/preflight.js";
+import { envName, fromEnv, int, positiveSeconds } from "../testrun/settings.js";
+import type { RunIo } from "../testrun/testrun.js";
 import { addSettingFlags } from "./flags.js";
-import { checkReachable } from "./preflight.js";
-import { executeRun, type RunIo } from "./run.js";
-import { envName, fromEnv, int, positiveSeconds } from "./settings.js";
+import { executeRun } from "./run.js";
 
 /**
  * `cicada quick URL`: a loadfile-free benchmark of one endpoint, like hey, ab or autocannon.

@@ -1,10 +1,10 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { readResultFile } from "../compare/store.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
-import { CicadaError, ExitCode } from "./errors.js";
-import type { RunIo } from "./run.js";
+import type { RunIo } from "../testrun/testrun.js";
 
 function write(path: string, flag: string, text: string): void {
   try {

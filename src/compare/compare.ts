@@ -1,5 +1,6 @@
 import hdr from "hdr-histogram-js";
-import type { EndpointResult, RunResult } from "../outputs/result.js";
+import type { Comparison, ComparisonRow, MetricName, MetricVerdict } from "../result/comparison.js";
+import type { EndpointResult, RunResult } from "../result/result.js";
 import { createHistogram, type Histogram } from "../stats/histogram.js";
 import {
   classify,
@@ -13,7 +14,6 @@ import {
   separation,
   twoProportionZ,
 } from "./stats.js";
-import type { Comparison, ComparisonRow, MetricName, MetricVerdict } from "./types.js";
 
 export const METRICS: readonly MetricName[] = ["p50", "p95", "p99", "rps", "error_rate"];
 export const DEFAULT_TOLERANCE = 0.1;

@@ -1,4 +1,4 @@
-import type { Comparison, ComparisonRow, MetricName } from "./types.js";
+import type { Comparison, ComparisonRow, MetricName } from "../result/comparison.js";
 
 function value(metric: MetricName, v: number | null): string {
   if (v === null) return "-";

@@ -5,8 +5,9 @@
  * (they share connections, queues, GC pauses), so the intervals are a lower bound on the real
  * uncertainty; that is why a regression must also exceed the tolerance.
  */
+
+import type { MetricName } from "../result/comparison.js";
 import type { Histogram } from "../stats/histogram.js";
-import type { MetricName } from "./types.js";
 
 /** Two-sided 95 %. */
 export const Z95 = 1.959964;

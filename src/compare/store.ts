@@ -9,8 +9,8 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
-import { CicadaError, ExitCode } from "../cli/errors.js";
-import type { RunResult } from "../outputs/result.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import type { RunResult } from "../result/result.js";
 
 /**
  * Baselines: one `<name>.json` per baseline, holding the run's JSON result exactly as `cicada

@@ -5,7 +5,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type * as esbuild from "esbuild";
 import * as api from "../api/index.js";
-import { CicadaError, ExitCode } from "../cli/errors.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
 
 /** Where the loaded loadfile finds the Cicada API: the runtime's own instance of it. */
 export const API_GLOBAL = Symbol.for("cicada.api");

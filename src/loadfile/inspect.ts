@@ -1,7 +1,7 @@
 import { collectTasks, filterTasks, type TagFilter, type TaskDef } from "../api/tasks.js";
 import { HttpUser, isUserClass, User, type UserClass } from "../api/user.js";
 import type { WaitTime } from "../api/wait.js";
-import { CicadaError, ExitCode } from "../cli/errors.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
 
 /** A user class ready to run: its tasks already filtered by tags. */
 export interface CompiledClass {

@@ -12,7 +12,8 @@ function stageIndex(stages: readonly Stage[], elapsed: number): number {
   return stages.length;
 }
 
-import type { RunResult } from "./result.js";
+import { formatMetric } from "../result/format.js";
+import type { RunResult } from "../result/result.js";
 
 export function formatDuration(sec: number): string {
   const s = Math.max(0, Math.round(sec));
@@ -144,16 +145,6 @@ function columns(
 function table(header: string[], rows: string[][], alignLeft: number): string {
   const { line, sep } = columns(header, rows, (i) => i < alignLeft);
   return [line(header), sep, ...rows.slice(0, -1).map(line), sep, line(rows[rows.length - 1]!)].join("\n");
-}
-
-/** A threshold's measured value in its metric's unit. */
-export function formatMetric(metric: string, v: number): string {
-  if (metric === "error_rate" || metric === "checks") return `${(v * 100).toFixed(2)}%`;
-  if (metric === "rps") return `${v.toFixed(1)}/s`;
-  if (metric === "requests" || metric === "failures") return String(v);
-  // Further metrics that are not times: rates and counts per item.
-  if (/(^|_)(tokens_per_sec|polls)(_|$)/.test(metric)) return v.toFixed(2);
-  return `${v.toFixed(2)} ms`;
 }
 
 const n2 = (x: number) => (Number.isInteger(x) ? String(x) : x.toFixed(2));

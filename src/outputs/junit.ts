@@ -1,4 +1,4 @@
-import type { RunResult } from "./result.js";
+import type { RunResult } from "../result/result.js";
 
 // XML 1.0 cannot carry most control characters, even escaped; an error text may hold them.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point

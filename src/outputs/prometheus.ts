@@ -1,9 +1,9 @@
 import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
+import type { ThresholdResult } from "../result/thresholds.js";
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import { percentileMs } from "../stats/histogram.js";
-import type { ThresholdResult } from "../thresholds/evaluate.js";
 
 type PromClient = typeof import("prom-client");
 

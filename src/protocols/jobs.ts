@@ -1,7 +1,28 @@
-import { RunStopped } from "../api/errors.js";
+import { RunStopped } from "../core/errors.js";
 import type { StatsRecorder } from "../stats/recorder.js";
 import type { HttpResponse } from "./http/response.js";
-import type { HttpSession } from "./http/session.js";
+import type { SseOptions, SseResult } from "./sse/types.js";
+
+/**
+ * What a job needs of its HTTP session (HttpSession has it). Declared here, not imported, so
+ * that the session, which offers `job()`, and this file do not import each other.
+ */
+export interface JobSession {
+  resolve(url: string, query?: undefined): URL;
+  request(
+    method: string,
+    url: string,
+    opts: {
+      json?: unknown;
+      body?: string | Uint8Array;
+      headers?: Record<string, string>;
+      name?: string;
+      timeout: number;
+    },
+  ): Promise<HttpResponse>;
+  get(url: string, opts: { name: string; timeout: number }): Promise<HttpResponse>;
+  sse(url: string, opts: SseOptions): Promise<SseResult>;
+}
 
 /** What `done` says about a status: still going, or one of the two ends. */
 export type JobState = "pending" | "completed" | "failed";
@@ -143,7 +164,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
-export async function runJob(session: HttpSession, ctx: JobContext, opts: JobOptions): Promise<JobResult> {
+export async function runJob(session: JobSession, ctx: JobContext, opts: JobOptions): Promise<JobResult> {
   const method = (opts.submit.method ?? "POST").toUpperCase();
   const name = opts.name ?? session.resolve(opts.submit.url).pathname;
   const done = opts.done ?? jobState;

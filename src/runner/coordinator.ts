@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { LoadShape, ShapeTick } from "../api/shape.js";
-import { CicadaError, ExitCode } from "../cli/errors.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";

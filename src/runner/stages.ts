@@ -1,15 +1,12 @@
-import { CicadaError, ExitCode } from "../cli/errors.js";
-import { parseDuration } from "../cli/options.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import { parseDuration } from "../core/parse.js";
+import type { StageInput } from "../core/types.js";
+
+export type { StageInput };
 
 /** One step of a load shape: move linearly to `target` over `durationSec`. */
 export interface Stage {
   durationSec: number;
-  target: number;
-}
-
-/** As written in a loadfile or config: durations may be strings like "30s". */
-export interface StageInput {
-  duration: string | number;
   target: number;
 }
 

@@ -1,6 +1,6 @@
 import { getHeapStatistics } from "node:v8";
 import { setWorkerRecorder } from "../api/checks.js";
-import { CicadaError } from "../cli/errors.js";
+import { CicadaError } from "../core/errors.js";
 import { importBundle } from "../loadfile/bundle.js";
 import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
 import { Recorder } from "../stats/recorder.js";

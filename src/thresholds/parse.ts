@@ -1,6 +1,6 @@
 import type { ThresholdConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../cli/errors.js";
-import { parseDuration } from "../cli/options.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import { parseDuration } from "../core/parse.js";
 
 export type Op = "<" | "<=" | ">" | ">=" | "==" | "!=";
 

@@ -1,13 +1,13 @@
 import type { CicadaConfig } from "../api/config.js";
-import { CicadaError } from "../cli/errors.js";
-import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../cli/run.js";
-import { readApiBody } from "../cli/settings.js";
+import { CicadaError } from "../core/errors.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import type { MetricsSource } from "../outputs/prometheus.js";
-import { metricsOf, type RunResult } from "../outputs/result.js";
+import { metricsOf, type RunResult } from "../result/result.js";
 import { Coordinator } from "../runner/coordinator.js";
 import { ScenarioGroup } from "../runner/scenarios.js";
 import type { EndpointSeriesRow, SeriesRow, StatsAggregate } from "../stats/aggregate.js";
+import { readApiBody } from "../testrun/settings.js";
+import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../testrun/testrun.js";
 
 interface ClassSummary {
   name: string;

@@ -1,7 +1,7 @@
 import type { CicadaConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../cli/errors.js";
-import { type LoadedLoadfile, type RunIo, type RunOutcome, startMetrics } from "../cli/run.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import { type LoadedLoadfile, type RunIo, type RunOutcome, startMetrics } from "../testrun/testrun.js";
 import { ApiError, WebController } from "./controller.js";
 import { isLoopback, WebServer } from "./server.js";
 

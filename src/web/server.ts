@@ -4,8 +4,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
-import { CicadaError } from "../cli/errors.js";
 import { BaselineStore, parseResult } from "../compare/store.js";
+import { CicadaError } from "../core/errors.js";
 import { exceptionsCsv, failuresCsv, statsCsv } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { type MetricsSource, PrometheusOutput } from "../outputs/prometheus.js";

@@ -3,7 +3,8 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import hdr from "hdr-histogram-js";
 import { AGGREGATED, endpointLabel } from "../../compare/compare.js";
-import type { ComparisonRow } from "../../compare/types.js";
+import type { ComparisonRow } from "../../result/comparison.js";
+import type { EndpointResult, RunResult } from "../../result/result.js";
 import {
   createHistogram,
   type Histogram,
@@ -12,7 +13,6 @@ import {
   percentileMs,
   toSparse,
 } from "../../stats/histogram.js";
-import type { EndpointResult, RunResult } from "../result.js";
 
 /** Values in ms; null where a second had no requests, so the charts show a gap, not a zero. */
 export interface ChartSeries {

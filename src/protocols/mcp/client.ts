@@ -1,4 +1,4 @@
-import { VERSION } from "../../version.js";
+import { VERSION } from "../../core/version.js";
 import type { HttpResponse } from "../http/response.js";
 import type { HttpSession } from "../http/session.js";
 import { JsonRpcClient, type RpcCallOptions } from "../jsonrpc/client.js";

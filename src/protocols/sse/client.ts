@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { createParser } from "eventsource-parser";
 import type { Dispatcher } from "undici";
-import { RunStopped } from "../../api/errors.js";
+import { RunStopped } from "../../core/errors.js";
 import type { StatsRecorder } from "../../stats/recorder.js";
 import { type TokenReader, tokenReader } from "./tokens.js";
 import type { SseEnd, SseEvent, SseOptions, SseResult } from "./types.js";

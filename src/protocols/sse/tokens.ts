@@ -1,13 +1,6 @@
-import type { SseEvent } from "./types.js";
+import type { SseEvent, TokenCount, TokenCounter, TokenPreset } from "./types.js";
 
-/**
- * What a token counter says about one event: a number of tokens, the text of the tokens (its
- * whitespace-separated words are counted), a list of tokens, or nothing.
- */
-export type TokenCount = number | string | readonly string[] | null | undefined;
-
-/** Reads the tokens an event carries. Throw to mark the event (and the stream) malformed. */
-export type TokenCounter = (event: SseEvent) => TokenCount;
+export type { TokenCount, TokenCounter, TokenPreset };
 
 /** What one event meant for the stream, after the counter looked at it. */
 export interface TokenStep {
@@ -21,8 +14,6 @@ export interface TokenStep {
 
 const NOTHING: TokenStep = Object.freeze({ tokens: 0, text: "", done: false, error: null });
 const DONE: TokenStep = Object.freeze({ tokens: 0, text: "", done: true, error: null });
-
-export type TokenPreset = "openai" | "ag-ui";
 
 /** A stream that must end with a final event knows when it was cut short. */
 export interface TokenReader {

@@ -1,5 +1,4 @@
-import type { TokenCounter, TokenPreset } from "./tokens.js";
-
+// The types of an SSE stream: its events, options, result, and how its tokens are counted.
 /** One server-sent event. `event` and `id` are absent when the server did not send them. */
 export interface SseEvent {
   event?: string;
@@ -52,3 +51,14 @@ export interface SseResult {
   /** Why the stream failed, as recorded; null when it completed. */
   error: string | null;
 }
+
+/**
+ * What a token counter says about one event: a number of tokens, the text of the tokens (its
+ * whitespace-separated words are counted), a list of tokens, or nothing.
+ */
+export type TokenCount = number | string | readonly string[] | null | undefined;
+
+/** Reads the tokens an event carries. Throw to mark the event (and the stream) malformed. */
+export type TokenCounter = (event: SseEvent) => TokenCount;
+
+export type TokenPreset = "openai" | "ag-ui";

@@ -27,3 +27,11 @@ export class CicadaError extends Error {
     this.name = "CicadaError";
   }
 }
+
+/** Thrown into user code when the run stops and the stop timeout has passed. */
+export class RunStopped extends Error {
+  constructor() {
+    super("run stopped");
+    this.name = "RunStopped";
+  }
+}

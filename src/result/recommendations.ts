@@ -1,12 +1,8 @@
-import { formatMetric } from "./console.js";
-import type { RunResult } from "./result.js";
+// Findings: plain-language advice read off a finished result.
+import { formatMetric } from "./format.js";
+import type { Recommendation, RunResult } from "./result.js";
 
-export interface Recommendation {
-  kind: "threshold" | "regression" | "errors" | "generator" | "trend";
-  /** The endpoint ("GET /x"), tag or check the finding is about; absent for the whole run. */
-  subject?: string;
-  message: string;
-}
+export type { Recommendation };
 
 /** Spearman's rank correlation of two equally long series (ties get their mean rank). */
 export function spearman(xs: readonly number[], ys: readonly number[]): number {

@@ -1,5 +1,5 @@
 import { connect } from "node:net";
-import { CicadaError, ExitCode } from "./errors.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
 
 /**
  * Before any user starts, check that each target accepts TCP connections, so a typo in -H

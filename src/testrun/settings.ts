@@ -4,10 +4,10 @@
  * and the web API all read their settings through this table, so they agree on names and ranges.
  */
 import type { CicadaConfig, ScenarioConfig, ThresholdConfig } from "../api/config.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import { parseDuration, parseList } from "../core/parse.js";
 import { parseStages } from "../runner/stages.js";
 import { parseThreshold } from "../thresholds/parse.js";
-import { CicadaError, ExitCode } from "./errors.js";
-import { parseDuration, parseList } from "./options.js";
 
 /** Flags of commands other than `run` that share this table's parsers. */
 export interface CommandOnly {

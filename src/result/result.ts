@@ -1,5 +1,5 @@
 import { cpus, hostname } from "node:os";
-import type { Comparison } from "../compare/types.js";
+import { VERSION } from "../core/version.js";
 import type { Coordinator } from "../runner/coordinator.js";
 import type { ScenarioGroup } from "../runner/scenarios.js";
 import {
@@ -10,9 +10,8 @@ import {
 } from "../stats/aggregate.js";
 import type { Histogram, LatencySummary } from "../stats/histogram.js";
 import { encodeHistogram, summarizeHistogram } from "../stats/histogram.js";
-import type { ThresholdResult } from "../thresholds/evaluate.js";
-import { VERSION } from "../version.js";
-import type { Recommendation } from "./recommendations.js";
+import type { Comparison } from "./comparison.js";
+import type { ThresholdResult } from "./thresholds.js";
 
 /**
  * The JSON result. Its shape is documented by schema/result.schema.json; fields may be added,
@@ -373,4 +372,12 @@ export function buildScenarioResult(g: ScenarioGroup, loadfile: string, exitCode
     machine: machine(),
     exitCode,
   };
+}
+
+/** One finding about a run (see recommendations.ts). */
+export interface Recommendation {
+  kind: "threshold" | "regression" | "errors" | "generator" | "trend";
+  /** The endpoint ("GET /x"), tag or check the finding is about; absent for the whole run. */
+  subject?: string;
+  message: string;
 }

@@ -1,0 +1,572 @@
+import { accessSync, constants, statSync, writeFileSync } from "node:fs";
+import type { Server } from "node:http";
+import { dirname, resolve } from "node:path";
+import type { CicadaConfig } from "../api/config.js";
+import { LoadShape } from "../api/shape.js";
+import { HttpUser } from "../api/user.js";
+import { compareResults } from "../compare/compare.js";
+import { formatComparison } from "../compare/format.js";
+import { BaselineStore, baselineDir } from "../compare/store.js";
+import { parseTolerances } from "../compare/tolerance.js";
+import { CicadaError, ExitCode } from "../core/errors.js";
+import { parseDuration, resolveProcesses } from "../core/parse.js";
+import type { Bundle } from "../loadfile/bundle.js";
+import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
+import { compileUserClasses } from "../loadfile/inspect.js";
+import { formatSummary, groupStatusLine, type LiveView, statusLine } from "../outputs/console.js";
+import { CsvOutput } from "../outputs/csv.js";
+import { renderHtmlReport } from "../outputs/html/report.js";
+import { toJUnit } from "../outputs/junit.js";
+import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
+import { recommend } from "../result/recommendations.js";
+import { buildResult, buildScenarioResult, type RunResult } from "../result/result.js";
+import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
+import type { RunPlan } from "../runner/plan.js";
+import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
+import { parseStages, stagesPeak } from "../runner/stages.js";
+import type { ClosedInterval } from "../stats/aggregate.js";
+import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
+import { parseThreshold } from "../thresholds/parse.js";
+import { loadConfigFile } from "./config-file.js";
+import { checkReachable } from "./preflight.js";
+import { checkNoWorkload, fromEnv, mergeConfigs, readConfigObject, settingDefaults } from "./settings.js";
+
+export interface RunIo {
+  stdout: NodeJS.WriteStream;
+  stderr: NodeJS.WriteStream;
+  env: NodeJS.ProcessEnv;
+}
+
+/** A front that serves a web UI for a loaded test (the CLI gets one from the `cicada` command). */
+export type WebUiFront = (loaded: LoadedLoadfile, settings: CicadaConfig, io: RunIo) => Promise<RunOutcome>;
+
+export interface RunOutcome {
+  exitCode: number;
+  /** Absent when the web UI quit before any test ran. */
+  result?: RunResult;
+}
+
+/**
+ * Settings are merged as defaults < loadfile `options` < config file < CICADA_* env < the
+ * front's own (command line, web form, API call); the loadfile is bundled and imported once.
+ * `use` gets the loaded loadfile and the merged settings; the bundle is removed when it returns.
+ */
+export async function withLoadedTest<T>(
+  front: CicadaConfig & { config?: string },
+  io: Pick<RunIo, "env">,
+  use: (loaded: LoadedLoadfile, settings: CicadaConfig) => Promise<T>,
+): Promise<T> {
+  const { config: configPath, ...frontSettings } = front;
+  const file = await loadConfigFile(configPath);
+  const env = fromEnv(io.env);
+  const early = mergeConfigs(file.config, env, frontSettings);
+  const loadfile = early.loadfile ?? "loadtest.ts";
+
+  const bundle = await bundleLoadfile(loadfile);
+  try {
+    const mod = await importBundle(bundle.path, loadfile);
+    const fromLoadfile = readConfigObject(mod.options ?? {}, `${loadfile}: options`, ".");
+    const s = mergeConfigs(settingDefaults(), fromLoadfile, file.config, env, frontSettings);
+    const shapes = Object.values(mod).filter(
+      (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
+    );
+    return await use({ loadfile, bundle, mod, shapes, cli: frontSettings, env }, s);
+  } finally {
+    bundle.dispose();
+  }
+}
+
+/** `--prometheus-port`: a /metrics endpoint that reads the running test's merged books. */
+export async function startMetrics(
+  s: CicadaConfig,
+  io: RunIo,
+  source: () => MetricsSource | undefined,
+): Promise<{ close(): Promise<void> } | undefined> {
+  if (s.prometheusPort === undefined) return undefined;
+  const host = s.prometheusHost!;
+  const output = new PrometheusOutput(source);
+  let server: Server;
+  try {
+    server = await servePrometheus(output, host, s.prometheusPort);
+  } catch (err) {
+    throw new CicadaError(
+      `cannot serve Prometheus metrics on ${host}:${s.prometheusPort}: ${(err as Error).message}`,
+      ExitCode.Usage,
+    );
+  }
+  io.stderr.write(`Prometheus metrics on ${serverUrl(server)}/metrics\n`);
+  return {
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** What every test of one `cicada run` shares: the loadfile, bundled and imported once. */
+export interface LoadedLoadfile {
+  loadfile: string;
+  bundle: Bundle;
+  mod: Record<string, unknown>;
+  shapes: Array<new () => LoadShape>;
+  /** Settings from the command line and the environment, kept apart for scenario checks. */
+  cli: CicadaConfig;
+  env: CicadaConfig;
+}
+
+export interface TestRunOptions {
+  /** The live terminal line; none for --only-summary or the web UI. */
+  view?: LiveView;
+  /** Once a second, after the books were updated and thresholds checked. */
+  onTick?(t: TestRun): void;
+  onNotice?(message: string): void;
+  /** `--master`: the connected remote workers run the users. */
+  remote?: RemoteWorkerSource;
+}
+
+/**
+ * One test: plan, runner, live thresholds and CSV, and at the end the result with every
+ * requested output. The headless CLI runs one; the web UI runs one per start.
+ */
+export class TestRun {
+  /** Set once the run has ended and its outputs were written. */
+  outcome: RunOutcome | undefined;
+  private signals = 0;
+  private ticks = 0;
+  private csvFailed = false;
+
+  private constructor(
+    readonly loaded: LoadedLoadfile,
+    readonly settings: CicadaConfig,
+    private readonly io: RunIo,
+    readonly runner: Coordinator | ScenarioGroup,
+    readonly watch: ThresholdWatch,
+    readonly csv: CsvOutput | undefined,
+    private readonly baseline: RunResult | undefined,
+    private readonly tolerances: ReturnType<typeof parseTolerances> | undefined,
+    private readonly opts: TestRunOptions,
+  ) {}
+
+  /** Resolves the plan and checks everything that can be checked before any load starts. */
+  static async create(
+    loaded: LoadedLoadfile,
+    s: CicadaConfig,
+    io: RunIo,
+    opts: TestRunOptions = {},
+  ): Promise<TestRun> {
+    const { loadfile, mod, shapes, bundle } = loaded;
+    const hosts = new Set<string>();
+    let single: Resolved | undefined;
+    let specs: ScenarioSpec[] | undefined;
+    if (s.scenarios !== undefined) {
+      specs = resolveScenarios(s, loaded.cli, loaded.env, mod, shapes, loadfile, hosts);
+    } else {
+      // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape); the
+      // web UI may pick one by name.
+      let shape = shapes[0];
+      if (s.shape !== undefined && s.shape !== null) {
+        shape = shapes.find((x) => x.name === s.shape);
+        if (!shape)
+          throw new CicadaError(
+            `shape "${s.shape}" is not a LoadShape exported by ${loadfile}`,
+            ExitCode.Usage,
+          );
+      } else if (shapes.length > 1) {
+        throw new CicadaError(`${loadfile}: more than one LoadShape exported; export one`, ExitCode.Usage);
+      }
+      single = resolvePlan(s, mod, loadfile, s.shape === null ? undefined : shape, hosts);
+    }
+    const watch = new ThresholdWatch((s.thresholds ?? []).map((x) => parseThreshold(x)));
+    // A missing baseline or a bad tolerance is a usage error before the run, not after it.
+    const tolerances = s.tolerance === undefined ? undefined : parseTolerances(s.tolerance);
+    const baseline =
+      s.compareTo === undefined
+        ? undefined
+        : new BaselineStore(baselineDir(s.baselineDir, io.env)).resolve(s.compareTo);
+    // An output that cannot be written is found out now, not after the whole test.
+    for (const [flag, path] of [
+      ["--json", s.json === "-" ? undefined : s.json],
+      ["--html", s.html],
+      ["--junit", s.junit],
+    ] as const) {
+      if (path) checkWritable(path, flag);
+    }
+    if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
+    let csv: CsvOutput | undefined;
+    const keepHistory = s.headless !== true;
+    if (s.csv || keepHistory) {
+      try {
+        csv = new CsvOutput(s.csv ?? null, s.csvFullHistory === true, keepHistory);
+      } catch (err) {
+        throw new CicadaError(`cannot write --csv ${s.csv}: ${(err as Error).message}`, ExitCode.Usage);
+      }
+    }
+    let self: TestRun | undefined;
+    const onInterval = (iv: ClosedInterval) =>
+      self?.csvSafe(() => self?.csv?.interval(iv, self.runner.stats));
+    const runner: Coordinator | ScenarioGroup = specs
+      ? new ScenarioGroup(
+          specs,
+          bundle,
+          {
+            onTick: (g) => self?.tick((tty) => groupStatusLine(g, tty)),
+            onNotice: (m) => self?.notice(m),
+            onInterval,
+          },
+          s.runTime === undefined ? null : parseDuration(s.runTime),
+        )
+      : new Coordinator(
+          single!.plan,
+          bundle,
+          {
+            onTick: (c) => self?.tick((tty) => statusLine(c, tty)),
+            onNotice: (m) => self?.notice(m),
+            onInterval,
+          },
+          single!.shape,
+          opts.remote,
+        );
+    self = new TestRun(loaded, s, io, runner, watch, csv, baseline, tolerances, opts);
+    return self;
+  }
+
+  get stopTimeoutSec(): number {
+    const r = this.runner;
+    return r instanceof ScenarioGroup
+      ? Math.max(...r.scenarios.map((x) => x.spec.plan.stopTimeoutSec))
+      : r.plan.stopTimeoutSec;
+  }
+
+  /** Seconds the current books cover (since the start, or the last stats reset). */
+  get statsElapsedSec(): number {
+    const r = this.runner;
+    return r instanceof ScenarioGroup ? r.elapsedSec : r.statsElapsedSec;
+  }
+
+  notice(m: string): void {
+    const view = this.opts.view;
+    if (this.opts.onNotice) this.opts.onNotice(m);
+    else if (view) view.notice(m);
+    else this.io.stderr.write(`${m}\n`);
+  }
+
+  /** A CSV file that cannot be written (disk full, directory gone) is reported once; the run goes on. */
+  private csvSafe(fn: () => void): void {
+    if (this.csvFailed) return;
+    try {
+      fn();
+    } catch (err) {
+      this.csvFailed = true;
+      this.notice(`warning: cannot write --csv ${this.settings.csv} files: ${(err as Error).message}`);
+    }
+  }
+
+  private tick(line: (tty: boolean) => string): void {
+    const r = this.runner;
+    // Locust refreshes its CSV files every few seconds; a crash mid-run keeps what was written.
+    if (this.csv && ++this.ticks % 2 === 0)
+      this.csvSafe(() => this.csv!.write(r.stats, this.statsElapsedSec));
+    // Live thresholds: checked on the merged books once a second.
+    if (this.watch.tick(r.stats, this.statsElapsedSec)) {
+      const t = this.watch.abortedBy!;
+      const v = this.watch.latest.find((x) => x.expr === t.expr)?.value;
+      this.notice(`threshold "${t.expr}" failed (measured ${v}): stopping the run (abortOnFail)`);
+      r.stop("threshold");
+    }
+    this.opts.view?.tick((tty) => {
+      const th = this.watch.status();
+      return th ? `${line(tty)}  ${th}` : line(tty);
+    });
+    this.opts.onTick?.(this);
+  }
+
+  stop(reason: "signal" | "api" = "signal"): void {
+    this.signals = Math.max(this.signals, 1);
+    this.runner.stop(reason);
+  }
+
+  /** Stops at once; the outputs are still written. */
+  abort(): void {
+    this.signals = 2;
+    this.runner.abort();
+  }
+
+  async run(): Promise<RunOutcome> {
+    try {
+      await this.runner.run();
+    } finally {
+      this.opts.view?.clear();
+    }
+    this.outcome = this.finish();
+    return this.outcome;
+  }
+
+  /** What the Prometheus exporter reads at each scrape; undefined until the books exist. */
+  metricsSource(): MetricsSource | undefined {
+    const r = this.runner;
+    if (!r.stats) return undefined;
+    return {
+      stats: r.stats,
+      elapsedSec: this.statsElapsedSec,
+      thresholds: this.watch.latest,
+      workers: this.workerInfo(),
+    };
+  }
+
+  /** Every worker of the test, over all scenarios: users, event-loop use, heap. */
+  workerInfo(): ReturnType<Coordinator["workerInfo"]> {
+    const r = this.runner;
+    const coordinators =
+      r instanceof ScenarioGroup ? r.scenarios.flatMap((x) => (x.coordinator ? [x.coordinator] : [])) : [r];
+    return coordinators.flatMap((c) => c.workerInfo());
+  }
+
+  /** The result as of now, with thresholds (a running test's downloads in the web UI). */
+  currentResult(): RunResult {
+    if (this.outcome?.result) return this.outcome.result;
+    const r = this.runner;
+    if (!r.stats) throw new CicadaError("the test is still starting; try again in a moment", ExitCode.Usage);
+    const result =
+      r instanceof ScenarioGroup ? buildScenarioResult(r, this.loaded.loadfile, 0) : buildResult(r, 0);
+    const thresholds = evaluate(this.watch.thresholds, r.stats, this.statsElapsedSec);
+    if (thresholds.length > 0) result.thresholds = thresholds;
+    const findings = recommend(result);
+    if (findings.length > 0) result.recommendations = findings;
+    return result;
+  }
+
+  private finish(): RunOutcome {
+    const { runner, settings: s, io } = this;
+    const t = runner.stats.total;
+    this.csvSafe(() => this.csv?.write(runner.stats, this.statsElapsedSec));
+    const thresholds = evaluate(this.watch.thresholds, runner.stats, this.statsElapsedSec);
+    let exitCode: number = ExitCode.Ok;
+    if (runner.fatalError) exitCode = ExitCode.Internal;
+    else if (this.signals >= 2) exitCode = ExitCode.Interrupted;
+    else if (thresholds.some((x) => !x.passed)) exitCode = ExitCode.Thresholds;
+    // Nothing completed, nothing measured: a target that never answers in time must not pass,
+    // whatever --exit-code-on-error says. Any recorded row counts (WebSocket, SSE, custom ones).
+    else if (t.count === 0) exitCode = ExitCode.Failures;
+    else if (t.failures > 0 || runner.stats.exceptions.size > 0 || runner.lostWorkers > 0) {
+      // A worker thread that died took its users and its last interval with it: the run is
+      // incomplete, like one where user code threw.
+      exitCode = s.exitCodeOnError!;
+    }
+    const result =
+      runner instanceof ScenarioGroup
+        ? buildScenarioResult(runner, this.loaded.loadfile, exitCode)
+        : buildResult(runner, exitCode);
+    if (thresholds.length > 0) result.thresholds = thresholds;
+    if (this.baseline) {
+      result.comparison = compareResults(this.baseline, result, {
+        ...(this.tolerances ? { tolerances: this.tolerances } : {}),
+        baselineLabel: s.compareTo!,
+        currentLabel: "this run",
+      });
+      if (
+        result.comparison.verdict === "regression" &&
+        (exitCode === ExitCode.Ok || exitCode === s.exitCodeOnError)
+      ) {
+        exitCode = ExitCode.Thresholds;
+        result.exitCode = exitCode;
+      }
+    }
+    const jsonToStdout = s.json === "-";
+    const findings = recommend(result);
+    if (findings.length > 0) result.recommendations = findings;
+    (jsonToStdout ? io.stderr : io.stdout).write(formatSummary(result));
+    if (result.comparison) {
+      (jsonToStdout ? io.stderr : io.stdout).write(
+        `\nCompared with ${s.compareTo}\n${formatComparison(result.comparison)}`,
+      );
+    }
+    if (s.json) {
+      const text = `${JSON.stringify(result, null, 2)}\n`;
+      if (jsonToStdout) io.stdout.write(text);
+      else writeOutput(s.json, "--json", text);
+    }
+    if (t.count === 0 && exitCode !== ExitCode.Internal && exitCode !== ExitCode.Interrupted) {
+      io.stderr.write(`${noRequestMessage(t.cancelled, t.notSent)}\n`);
+    }
+    if (s.junit) writeOutput(s.junit, "--junit", toJUnit(result));
+    if (s.html) writeOutput(s.html, "--html", renderHtmlReport(result));
+    return { exitCode, result };
+  }
+}
+
+/** Why a run that completed no request does not pass. */
+function noRequestMessage(cancelled: number, notSent: number): string {
+  const cut = [
+    ...(cancelled > 0 ? [`${cancelled} cut off in flight`] : []),
+    ...(notSent > 0 ? [`${notSent} never sent`] : []),
+  ];
+  return (
+    `cicada: no request completed, so the run measured nothing${cut.length > 0 ? ` (at the stop: ${cut.join(", ")})` : ""}; ` +
+    "check that the target answers within the request timeout and that the tasks make requests"
+  );
+}
+
+function checkWritable(path: string, flag: string): void {
+  const dir = dirname(resolve(path));
+  try {
+    if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    const why =
+      (err as NodeJS.ErrnoException).code === "ENOENT" ? `no directory ${dir}` : (err as Error).message;
+    throw new CicadaError(`cannot write ${flag} ${path}: ${why}`, ExitCode.Usage);
+  }
+}
+
+function writeOutput(path: string, flag: string, text: string): void {
+  try {
+    writeFileSync(path, text);
+  } catch (err) {
+    throw new CicadaError(`cannot write ${flag} ${path}: ${(err as Error).message}`, ExitCode.Usage);
+  }
+}
+
+interface Resolved {
+  plan: RunPlan;
+  shape?: LoadShape;
+}
+
+/** One workload's plan from merged settings; checks its classes and collects its hosts. */
+function resolvePlan(
+  s: CicadaConfig,
+  mod: Record<string, unknown>,
+  loadfile: string,
+  shapeClass: (new () => LoadShape) | undefined,
+  hosts: Set<string>,
+): Resolved {
+  const plan: RunPlan = {
+    loadfile,
+    userClasses: s.userClasses ?? [],
+    host: s.host,
+    users: s.users!,
+    spawnRate: s.spawnRate!,
+    runTimeSec: s.runTime === undefined ? null : parseDuration(s.runTime),
+    iterations: s.iterations ?? null,
+    iterationsPerUser: s.iterationsPerUser ?? null,
+    stopTimeoutSec: s.stopTimeout!,
+    tags: s.tags ?? [],
+    excludeTags: s.excludeTags ?? [],
+    verifyTls: s.verifyTls!,
+    acceptStatus: s.acceptStatus ?? [],
+    processes: resolveProcesses(s.processes),
+    stages: s.stages === undefined ? null : parseStages(s.stages),
+    rate: s.rate ?? null,
+    maxUsers: 0,
+    maxDelaySec: parseDuration(s.maxDelay!),
+    shape: null,
+  };
+  // Open model: the pool may grow to --max-users, by default enough for one second of
+  // arrivals at the peak rate, and at least -u.
+  const peakRate = plan.stages && plan.rate !== null ? stagesPeak(plan.stages) : (plan.rate ?? 0);
+  plan.maxUsers = s.maxUsers ?? Math.max(s.users ?? 1, Math.ceil(peakRate), 1);
+  if (plan.stages && plan.rate === null) {
+    // The shape sets the user count over time; -u is its peak, for the views.
+    plan.users = Math.max(1, stagesPeak(plan.stages));
+  }
+  if (plan.rate !== null) plan.users = plan.maxUsers;
+  const shape = shapeClass ? new shapeClass() : undefined;
+  if (shape) {
+    plan.shape = shapeClass!.name;
+    // The shape decides how many users; every worker may get some.
+    plan.users = Math.max(plan.users, plan.processes, plan.maxUsers);
+  }
+  // Same checks the workers will make, but here they fail before anything starts.
+  const classes = compileUserClasses(mod, {
+    loadfile,
+    userClasses: plan.userClasses,
+    include: plan.tags,
+    exclude: plan.excludeTags,
+  });
+  // With only fixedCount classes there are never more users than their sum, whatever -u says;
+  // a worker beyond that would sit idle on an iteration share nobody uses.
+  if (!classes.some((c) => c.fixedCount <= 0 && c.weight > 0)) {
+    const fixed = classes.reduce((n, c) => n + c.fixedCount, 0);
+    plan.processes = Math.max(1, Math.min(plan.processes, fixed));
+  }
+  for (const c of classes) {
+    const host = plan.host ?? c.host;
+    if (host) hosts.add(host);
+    else if (c.cls.prototype instanceof HttpUser) {
+      throw new CicadaError(
+        `no host for ${c.name}: pass -H/--host or set static host on the class`,
+        ExitCode.Usage,
+      );
+    }
+  }
+  return { plan, shape };
+}
+
+/**
+ * The scenarios to run, each as its own plan. A scenario inherits the run-wide settings that
+ * are not about the workload (host, tags, stop timeout, TLS, processes) and sets its own load.
+ */
+function resolveScenarios(
+  s: CicadaConfig,
+  cli: CicadaConfig,
+  env: CicadaConfig,
+  mod: Record<string, unknown>,
+  shapes: Array<new () => LoadShape>,
+  loadfile: string,
+  hosts: Set<string>,
+): ScenarioSpec[] {
+  // Every scenario's keys and values were checked where it was read (config file or loadfile).
+  const all = s.scenarios!;
+  const names = Object.keys(all);
+  checkNoWorkload(cli, env, names);
+  if (names.length === 0) throw new CicadaError("scenarios: none defined", ExitCode.Usage);
+  const picked = s.scenario && s.scenario.length > 0 ? s.scenario : names;
+  for (const n of picked) {
+    if (!names.includes(n)) {
+      throw new CicadaError(`--scenario: no scenario "${n}"; defined: ${names.join(", ")}`, ExitCode.Usage);
+    }
+  }
+  return picked.map((name) => {
+    const sc = all[name]!;
+    try {
+      let shapeClass: (new () => LoadShape) | undefined;
+      if (sc.shape !== undefined) {
+        shapeClass = shapes.find((x) => x.name === sc.shape);
+        if (!shapeClass) {
+          throw new CicadaError(
+            `shape "${sc.shape}" is not a LoadShape exported by ${loadfile}` +
+              (shapes.length > 0 ? ` (exported: ${shapes.map((x) => x.name).join(", ")})` : ""),
+            ExitCode.Usage,
+          );
+        }
+      }
+      const merged: CicadaConfig = {
+        users: sc.users ?? 1,
+        spawnRate: sc.spawnRate ?? 1,
+        rate: sc.rate,
+        maxUsers: sc.maxUsers,
+        maxDelay: sc.maxDelay ?? s.maxDelay,
+        stages: sc.stages,
+        runTime: sc.duration,
+        iterations: sc.iterations,
+        iterationsPerUser: sc.iterationsPerUser,
+        userClasses: sc.userClasses,
+        tags: sc.tags ?? s.tags,
+        excludeTags: sc.excludeTags ?? s.excludeTags,
+        // The command line's -H wins over a scenario's host, as it wins over a class's.
+        host: cli.host ?? env.host ?? sc.host ?? s.host,
+        stopTimeout: s.stopTimeout,
+        verifyTls: s.verifyTls,
+        acceptStatus: s.acceptStatus,
+        processes: sc.processes ?? s.processes,
+      };
+      const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts);
+      const startSec = sc.startTime === undefined ? 0 : parseDuration(sc.startTime);
+      return { name, plan, shape, startSec };
+    } catch (err) {
+      if (err instanceof CicadaError)
+        throw new CicadaError(`scenario "${name}": ${err.message}`, err.exitCode);
+      throw err;
+    }
+  });
+}
