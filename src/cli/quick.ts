@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { CicadaConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { checkReachable } from "../testrun/preflight.js";
 import { envName, fromEnv, int, positiveSeconds } from "../testrun/settings.js";
 import type { RunIo } from "../testrun/testrun.js";
@@ -80,12 +80,12 @@ export function parseTargetUrl(text: string): URL {
   try {
     u = new URL(text);
   } catch {
-    throw new CicadaError(`invalid URL "${text}": expected e.g. http://127.0.0.1:8000/path`, ExitCode.Usage);
+    throw new UsageError(`invalid URL "${text}": expected e.g. http://127.0.0.1:8000/path`);
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") {
-    throw new CicadaError(`URL must start with http:// or https://, got "${text}"`, ExitCode.Usage);
+    throw new UsageError(`URL must start with http:// or https://, got "${text}"`);
   }
-  if (!u.hostname) throw new CicadaError(`URL has no host: "${text}"`, ExitCode.Usage);
+  if (!u.hostname) throw new UsageError(`URL has no host: "${text}"`);
   return u;
 }
 
@@ -96,11 +96,11 @@ export function parseHeaders(list: readonly string[]): Record<string, string> {
     const colon = h.indexOf(":");
     const name = colon > 0 ? h.slice(0, colon).trim() : "";
     if (!TOKEN.test(name)) {
-      throw new CicadaError(`-H/--header: expected "Name: value", got "${h}"`, ExitCode.Usage);
+      throw new UsageError(`-H/--header: expected "Name: value", got "${h}"`);
     }
     const value = h.slice(colon + 1).trim();
     if (/[\r\n\0]/.test(value)) {
-      throw new CicadaError(`-H/--header: the value of ${name} contains a line break`, ExitCode.Usage);
+      throw new UsageError(`-H/--header: the value of ${name} contains a line break`);
     }
     out[name.toLowerCase()] = value;
   }
@@ -112,14 +112,13 @@ export function readBody(arg: string | undefined): Buffer | undefined {
   if (arg === undefined) return undefined;
   if (!arg.startsWith("@")) return Buffer.from(arg, "utf8");
   const file = arg.slice(1);
-  if (file === "")
-    throw new CicadaError(`-b/--body: "@" needs a file name, e.g. -b @body.json`, ExitCode.Usage);
+  if (file === "") throw new UsageError(`-b/--body: "@" needs a file name, e.g. -b @body.json`);
   try {
     return readFileSync(file);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === "ENOENT" ? "no such file" : e.code === "EISDIR" ? "is a directory" : e.message;
-    throw new CicadaError(`-b/--body: cannot read ${file}: ${why}`, ExitCode.Usage);
+    throw new UsageError(`-b/--body: cannot read ${file}: ${why}`);
   }
 }
 
@@ -199,11 +198,11 @@ function describeLoad(method: string, url: URL, f: QuickFlags, users: number): s
 async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<number> {
   const url = parseTargetUrl(urlText);
   if (f.requests !== undefined && f.duration !== undefined) {
-    throw new CicadaError("-n/--requests and -d/--duration cannot be used together", ExitCode.Usage);
+    throw new UsageError("-n/--requests and -d/--duration cannot be used together");
   }
   const runTimeSec = f.duration !== undefined ? positiveSeconds(f.duration, "-d/--duration") : undefined;
   const method = f.method.trim().toUpperCase();
-  if (!TOKEN.test(method)) throw new CicadaError(`-m/--method: invalid method "${f.method}"`, ExitCode.Usage);
+  if (!TOKEN.test(method)) throw new UsageError(`-m/--method: invalid method "${f.method}"`);
 
   const headers = parseHeaders(f.header);
   if (url.username && headers.authorization === undefined) {

@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
 import { readResultFile } from "../compare/store.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
 import type { RunIo } from "../testrun/testrun.js";
@@ -10,7 +10,7 @@ function write(path: string, flag: string, text: string): void {
   try {
     writeFileSync(path, text);
   } catch (err) {
-    throw new CicadaError(`cannot write ${flag} ${path}: ${(err as Error).message}`, ExitCode.Usage);
+    throw new UsageError(`cannot write ${flag} ${path}: ${(err as Error).message}`);
   }
 }
 
@@ -24,10 +24,7 @@ export function registerReport(program: Command, io: RunIo): void {
     .option("--junit <file>", "write thresholds, checks and comparison verdicts as JUnit XML")
     .action((file: string, flags: { html?: string; junit?: string }) => {
       if (!flags.html && !flags.junit) {
-        throw new CicadaError(
-          "report: nothing to write; pass --html FILE and/or --junit FILE",
-          ExitCode.Usage,
-        );
+        throw new UsageError("report: nothing to write; pass --html FILE and/or --junit FILE");
       }
       const result = readResultFile(file);
       if (flags.html) {

@@ -1,7 +1,7 @@
 // `cicada run` in the terminal: headless runs with their live view and Ctrl-C, and the master
 // of remote workers; the web UI comes in from the `cicada` command.
 import type { CicadaConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { Interrupted, UsageError, WorkersUnreachable } from "../core/errors.js";
 import { LiveView } from "../outputs/console.js";
 import type { RemoteWorkerSource } from "../runner/coordinator.js";
 import {
@@ -26,15 +26,15 @@ export async function executeRun(
   return withLoadedTest(cli, io, async (loaded, s) => {
     if (s.master) {
       if (s.headless !== true) {
-        throw new CicadaError("--master runs headless for now: add --headless", ExitCode.Usage);
+        throw new UsageError("--master runs headless for now: add --headless");
       }
       if (s.scenarios !== undefined) {
-        throw new CicadaError("--master does not run scenarios yet; run them on one machine", ExitCode.Usage);
+        throw new UsageError("--master does not run scenarios yet; run them on one machine");
       }
       return await runMaster(loaded, s, io);
     }
     if (s.headless !== true) {
-      if (!webUi) throw new CicadaError("this build of cicada has no web UI: add --headless", ExitCode.Usage);
+      if (!webUi) throw new UsageError("this build of cicada has no web UI: add --headless");
       return await webUi(loaded, s, io);
     }
     return await runHeadless(loaded, s, io);
@@ -53,12 +53,11 @@ async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Pr
   try {
     address = await pool.listen();
   } catch (err) {
-    throw new CicadaError(`--master: cannot listen: ${(err as Error).message}`, ExitCode.Usage);
+    throw new UsageError(`--master: cannot listen: ${(err as Error).message}`);
   }
   let cancel!: (err: Error) => void;
   const cancelled = new Promise<never>((_, reject) => (cancel = reject));
-  const onSignal = () =>
-    cancel(new CicadaError("interrupted while waiting for workers", ExitCode.Interrupted));
+  const onSignal = () => cancel(new Interrupted("interrupted while waiting for workers"));
   try {
     io.stderr.write(`master listening on ${address}; waiting for ${expected} worker(s)\n`);
     process.once("SIGINT", onSignal);
@@ -66,7 +65,7 @@ async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Pr
     try {
       await Promise.race([
         pool.waitFor(expected, s.expectWorkersMaxWait).catch((err: Error) => {
-          throw new CicadaError(`--expect-workers: ${err.message}`, ExitCode.Unreachable);
+          throw new WorkersUnreachable(`--expect-workers: ${err.message}`);
         }),
         cancelled,
       ]);

@@ -9,7 +9,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import type { RunResult } from "../result/result.js";
 
 /**
@@ -36,9 +36,8 @@ export function baselineDir(
 
 export function checkBaselineName(name: string): void {
   if (!BASELINE_NAME.test(name)) {
-    throw new CicadaError(
+    throw new UsageError(
       `invalid baseline name "${name}": use letters, digits, ".", "_" and "-", starting with a letter or digit`,
-      ExitCode.Usage,
     );
   }
 }
@@ -49,26 +48,19 @@ export function parseResult(text: string, source: string): RunResult {
   try {
     doc = JSON.parse(text);
   } catch (err) {
-    throw new CicadaError(
-      `${source} is not a Cicada result: not valid JSON (${(err as Error).message})`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`${source} is not a Cicada result: not valid JSON (${(err as Error).message})`);
   }
   const r = doc as Partial<RunResult> | null;
   if (typeof r !== "object" || r === null || Array.isArray(r) || r.tool !== "cicada") {
-    throw new CicadaError(
+    throw new UsageError(
       `${source} is not a Cicada result: no "tool": "cicada" (write one with cicada run --json FILE)`,
-      ExitCode.Usage,
     );
   }
   if (!Array.isArray(r.endpoints)) {
-    throw new CicadaError(`${source} is not a Cicada result: it has no endpoints`, ExitCode.Usage);
+    throw new UsageError(`${source} is not a Cicada result: it has no endpoints`);
   }
   if (typeof r.totals !== "object" || r.totals === null || typeof r.durationSec !== "number") {
-    throw new CicadaError(
-      `${source} is not a Cicada result: it has no totals or durationSec`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`${source} is not a Cicada result: it has no totals or durationSec`);
   }
   return r as RunResult;
 }
@@ -79,7 +71,7 @@ export function readResultFile(path: string, shownAs: string = path): RunResult 
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new CicadaError(`cannot read ${shownAs}: ${(err as Error).message}`, ExitCode.Usage);
+    throw new UsageError(`cannot read ${shownAs}: ${(err as Error).message}`);
   }
   return parseResult(text, shownAs);
 }
@@ -120,10 +112,7 @@ export class BaselineStore {
   save(name: string, result: RunResult, opts: { force?: boolean } = {}): string {
     const path = this.pathOf(name);
     if (!opts.force && existsSync(path)) {
-      throw new CicadaError(
-        `baseline "${name}" already exists in ${this.dir}; pass --force to overwrite it`,
-        ExitCode.Usage,
-      );
+      throw new UsageError(`baseline "${name}" already exists in ${this.dir}; pass --force to overwrite it`);
     }
     mkdirSync(this.dir, { recursive: true });
     // Through a temporary file, so an interrupted save never leaves half a baseline behind.
@@ -154,13 +143,13 @@ export class BaselineStore {
 
   load(name: string): RunResult {
     const path = this.pathOf(name);
-    if (!isFile(path)) throw new CicadaError(`no baseline "${name}" in ${this.dir}`, ExitCode.Usage);
+    if (!isFile(path)) throw new UsageError(`no baseline "${name}" in ${this.dir}`);
     return readResultFile(path);
   }
 
   delete(name: string): void {
     const path = this.pathOf(name);
-    if (!isFile(path)) throw new CicadaError(`no baseline "${name}" in ${this.dir}`, ExitCode.Usage);
+    if (!isFile(path)) throw new UsageError(`no baseline "${name}" in ${this.dir}`);
     unlinkSync(path);
   }
 
@@ -169,9 +158,6 @@ export class BaselineStore {
     const asPath = resolve(cwd, nameOrPath);
     if (isFile(asPath)) return readResultFile(asPath, nameOrPath);
     if (this.has(nameOrPath)) return this.load(nameOrPath);
-    throw new CicadaError(
-      `"${nameOrPath}" is neither a result file nor a baseline in ${this.dir}`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`"${nameOrPath}" is neither a result file nor a baseline in ${this.dir}`);
   }
 }

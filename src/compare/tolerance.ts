@@ -1,15 +1,12 @@
 // `--tolerance`: how much worse a metric may get before a comparison calls it a regression.
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import type { MetricName } from "../result/comparison.js";
 import { METRICS } from "./compare.js";
 
 function percentage(text: string, spec: string): number {
   const m = /^(\d+(?:\.\d+)?)%$/.exec(text.trim());
   if (!m) {
-    throw new CicadaError(
-      `--tolerance "${spec}": expected a percentage such as 15%, got "${text.trim()}"`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`--tolerance "${spec}": expected a percentage such as 15%, got "${text.trim()}"`);
   }
   return Number(m[1]) / 100;
 }
@@ -24,7 +21,7 @@ export function parseTolerances(spec: string): Partial<Record<MetricName, number
     .map((p) => p.trim())
     .filter((p) => p !== "");
   if (parts.length === 0) {
-    throw new CicadaError(`--tolerance: empty; expected e.g. 15% or p99=20%,error_rate=50%`, ExitCode.Usage);
+    throw new UsageError(`--tolerance: empty; expected e.g. 15% or p99=20%,error_rate=50%`);
   }
   const all: Partial<Record<MetricName, number>> = {};
   const named: Partial<Record<MetricName, number>> = {};
@@ -37,10 +34,7 @@ export function parseTolerances(spec: string): Partial<Record<MetricName, number
     }
     const metric = part.slice(0, eq).trim();
     if (!(METRICS as readonly string[]).includes(metric)) {
-      throw new CicadaError(
-        `--tolerance "${spec}": unknown metric "${metric}"; use ${METRICS.join(", ")}`,
-        ExitCode.Usage,
-      );
+      throw new UsageError(`--tolerance "${spec}": unknown metric "${metric}"; use ${METRICS.join(", ")}`);
     }
     named[metric as MetricName] = percentage(part.slice(eq + 1), spec);
   }

@@ -1,15 +1,14 @@
 /** Value formats shared by settings and their users: durations, name lists, worker counts. */
 import { availableParallelism } from "node:os";
-import { CicadaError, ExitCode } from "./errors.js";
+import { UsageError } from "./errors.js";
 
 /** Parses Locust-style durations: "90", "30s", "5m", "1h30m", "1.5h". Returns seconds. */
 export function parseDuration(text: string | number, flag = "--run-time"): number {
   // Config files and the web API may hand over any JSON value.
   if (typeof text !== "string") {
     if (typeof text === "number" && Number.isFinite(text) && text >= 0) return text;
-    throw new CicadaError(
+    throw new UsageError(
       `${flag}: expected a duration such as 30s, 5m or 1h30m, got ${JSON.stringify(text) ?? String(text)}`,
-      ExitCode.Usage,
     );
   }
   const s = text.trim().toLowerCase();
@@ -24,10 +23,7 @@ export function parseDuration(text: string | number, flag = "--run-time"): numbe
     total += m[2] === "h" ? v * 3600 : m[2] === "m" ? v * 60 : m[2] === "s" ? v : v / 1000;
   }
   if (consumed !== s.length || s.length === 0) {
-    throw new CicadaError(
-      `${flag}: expected a duration such as 30s, 5m or 1h30m, got "${text}"`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`${flag}: expected a duration such as 30s, 5m or 1h30m, got "${text}"`);
   }
   return total;
 }

@@ -5,7 +5,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type * as esbuild from "esbuild";
 import * as api from "../api/index.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 
 /** Where the loaded loadfile finds the Cicada API: the runtime's own instance of it. */
 export const API_GLOBAL = Symbol.for("cicada.api");
@@ -61,7 +61,7 @@ function formatLocation(loadfile: string, m: esbuild.Message): string {
 export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promise<Bundle> {
   const abs = resolve(loadfile);
   if (!existsSync(abs) || !statSync(abs).isFile()) {
-    throw new CicadaError(`${kind} not found: ${loadfile}`, ExitCode.Usage);
+    throw new UsageError(`${kind} not found: ${loadfile}`);
   }
   const dir = tempDir();
   const out = join(dir, "loadfile.mjs");
@@ -93,9 +93,9 @@ export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promi
     if (Array.isArray(failure.errors) && failure.errors.length > 0) {
       const first = failure.errors[0]!;
       const more = failure.errors.length > 1 ? ` (and ${failure.errors.length - 1} more errors)` : "";
-      throw new CicadaError(formatLocation(loadfile, first) + more, ExitCode.Usage);
+      throw new UsageError(formatLocation(loadfile, first) + more);
     }
-    throw new CicadaError(`${loadfile}: cannot bundle: ${(err as Error).message}`, ExitCode.Usage);
+    throw new UsageError(`${loadfile}: cannot bundle: ${(err as Error).message}`);
   }
   return {
     loadfile,
@@ -121,10 +121,7 @@ export async function importBundle(bundlePath: string, loadfile: string): Promis
   } catch (err) {
     const e = err as Error;
     const where = locateInStack(e.stack ?? "", loadfile);
-    throw new CicadaError(
-      `${where ?? loadfile}: error: loading failed: ${e.name}: ${e.message}`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`${where ?? loadfile}: error: loading failed: ${e.name}: ${e.message}`);
   }
 }
 

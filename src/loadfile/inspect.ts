@@ -1,7 +1,7 @@
 import { collectTasks, filterTasks, type TagFilter, type TaskDef } from "../api/tasks.js";
 import { HttpUser, isUserClass, User, type UserClass } from "../api/user.js";
 import type { WaitTime } from "../api/wait.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 
 /** A user class ready to run: its tasks already filtered by tags. */
 export interface CompiledClass {
@@ -41,9 +41,8 @@ export interface CompileOptions extends TagFilter {
 export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOptions): CompiledClass[] {
   const all = findUserClasses(mod);
   if (all.length === 0) {
-    throw new CicadaError(
+    throw new UsageError(
       `${opts.loadfile}:1:1: error: no user class exported (export a class that extends User or HttpUser)`,
-      ExitCode.Usage,
     );
   }
   let picked = all;
@@ -51,9 +50,8 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
     const byName = new Map(all.map((c) => [c.name, c]));
     const unknown = opts.userClasses.filter((n) => !byName.has(n));
     if (unknown.length > 0) {
-      throw new CicadaError(
+      throw new UsageError(
         `unknown user class ${unknown.map((n) => JSON.stringify(n)).join(", ")} in ${opts.loadfile}; it exports: ${all.map((c) => c.name).join(", ")}`,
-        ExitCode.Usage,
       );
     }
     picked = opts.userClasses.map((n) => byName.get(n)!);
@@ -66,16 +64,12 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
       ["fixedCount", Number.isInteger(cls.fixedCount) && cls.fixedCount >= 0],
     ] as const) {
       if (!ok) {
-        throw new CicadaError(
-          `${opts.loadfile}: ${cls.name}.${key} must be a non-negative integer`,
-          ExitCode.Usage,
-        );
+        throw new UsageError(`${opts.loadfile}: ${cls.name}.${key} must be a non-negative integer`);
       }
     }
     if (cls.waitTime !== undefined && typeof cls.waitTime !== "function") {
-      throw new CicadaError(
+      throw new UsageError(
         `${opts.loadfile}: ${cls.name}.waitTime must be a wait-time function such as between(1, 3)`,
-        ExitCode.Usage,
       );
     }
     const tasks = filterTasks(collectTasks(cls, User.prototype), opts);
@@ -83,9 +77,8 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
       // Like Locust: a class left without tasks by the tag filter simply does not run, but a
       // class that has no tasks at all is a mistake worth stopping for.
       if (filtered) continue;
-      throw new CicadaError(
+      throw new UsageError(
         `${opts.loadfile}: ${cls.name} has no tasks (decorate methods with @task or set static tasks)`,
-        ExitCode.Usage,
       );
     }
     compiled.push({
@@ -99,11 +92,10 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
     });
   }
   if (compiled.length === 0) {
-    throw new CicadaError(
+    throw new UsageError(
       filtered
         ? `no task of ${picked.map((c) => c.name).join(", ")} matches --tags/--exclude-tags`
         : `${opts.loadfile}: ${picked.map((c) => c.name).join(", ")} ${picked.length === 1 ? "has" : "have"} no tasks (decorate methods with @task or set static tasks)`,
-      ExitCode.Usage,
     );
   }
   return compiled;

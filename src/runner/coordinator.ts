@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { LoadShape, ShapeTick } from "../api/shape.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
@@ -204,7 +204,7 @@ export class Coordinator {
           this.checkExhausted();
           break;
         case "error":
-          if (!isReady) rejectReady(new CicadaError(m.message, ExitCode.Usage));
+          if (!isReady) rejectReady(new UsageError(m.message));
           else {
             this.hooks.onNotice?.(`worker ${id}: ${m.message}`);
             if (m.fatal) {
@@ -237,7 +237,7 @@ export class Coordinator {
       handle.lost = true;
       resolveDone();
       if (!isReady) {
-        rejectReady(new CicadaError(`worker ${id} ${reason} before it was ready`, ExitCode.Usage));
+        rejectReady(new UsageError(`worker ${id} ${reason} before it was ready`));
         return;
       }
       const users = Object.values(handle.targets).reduce((a, b) => a + b, 0);

@@ -1,4 +1,4 @@
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { parseDuration } from "../core/parse.js";
 import type { StageInput } from "../core/types.js";
 
@@ -12,7 +12,7 @@ export interface Stage {
 
 function checkTarget(target: number, where: string): number {
   if (!Number.isFinite(target) || target < 0 || !Number.isInteger(target)) {
-    throw new CicadaError(`${where}: target must be a non-negative integer, got ${target}`, ExitCode.Usage);
+    throw new UsageError(`${where}: target must be a non-negative integer, got ${target}`);
   }
   return target;
 }
@@ -31,18 +31,15 @@ export function parseStages(input: string | readonly StageInput[], flag = "--sta
           .map((s) => {
             const m = /^([^:]+):(\d+)$/.exec(s);
             if (!m) {
-              throw new CicadaError(
-                `${flag}: expected DURATION:TARGET items such as 30s:100, got "${s}"`,
-                ExitCode.Usage,
-              );
+              throw new UsageError(`${flag}: expected DURATION:TARGET items such as 30s:100, got "${s}"`);
             }
             return { duration: m[1]!, target: Number(m[2]) };
           })
       : [...input];
-  if (items.length === 0) throw new CicadaError(`${flag}: no stages given`, ExitCode.Usage);
+  if (items.length === 0) throw new UsageError(`${flag}: no stages given`);
   return items.map((it, i) => {
     if (typeof it !== "object" || it === null) {
-      throw new CicadaError(`${flag}: stage ${i + 1} must be {duration, target}`, ExitCode.Usage);
+      throw new UsageError(`${flag}: stage ${i + 1} must be {duration, target}`);
     }
     const durationSec = parseDuration(it.duration, flag);
     return { durationSec, target: checkTarget(it.target, `${flag} stage ${i + 1}`) };

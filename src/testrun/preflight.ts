@@ -1,5 +1,5 @@
 import { connect } from "node:net";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { TargetUnreachable, UsageError } from "../core/errors.js";
 
 /**
  * Before any user starts, check that each target accepts TCP connections, so a typo in -H
@@ -10,10 +10,7 @@ export async function checkReachable(hostUrl: string, timeoutMs = 3000): Promise
   try {
     u = new URL(hostUrl);
   } catch {
-    throw new CicadaError(
-      `invalid host URL "${hostUrl}" (expected e.g. http://127.0.0.1:8000)`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`invalid host URL "${hostUrl}" (expected e.g. http://127.0.0.1:8000)`);
   }
   if (u.protocol !== "http:" && u.protocol !== "https:") return;
   const port = Number(u.port || (u.protocol === "https:" ? 443 : 80));
@@ -22,7 +19,7 @@ export async function checkReachable(hostUrl: string, timeoutMs = 3000): Promise
     const sock = connect({ host, port, timeout: timeoutMs });
     const fail = (why: string) => {
       sock.destroy();
-      reject(new CicadaError(`cannot reach ${u.origin}: ${why}`, ExitCode.Unreachable));
+      reject(new TargetUnreachable(`cannot reach ${u.origin}: ${why}`));
     };
     sock.once("connect", () => {
       sock.destroy();

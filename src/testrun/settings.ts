@@ -4,7 +4,7 @@
  * and the web API all read their settings through this table, so they agree on names and ranges.
  */
 import type { CicadaConfig, ScenarioConfig, ThresholdConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { CicadaError, UsageError } from "../core/errors.js";
 import { parseDuration, parseList } from "../core/parse.js";
 import { parseStages } from "../runner/stages.js";
 import { parseThreshold } from "../thresholds/parse.js";
@@ -73,7 +73,7 @@ function shown(v: unknown): string {
 }
 
 export function usageError(name: string, expected: string, got: unknown): CicadaError {
-  return new CicadaError(`${name}: expected ${expected}, got ${shown(got)}`, ExitCode.Usage);
+  return new UsageError(`${name}: expected ${expected}, got ${shown(got)}`);
 }
 
 function numeric(v: unknown, integer: boolean): number {
@@ -128,7 +128,7 @@ export const seconds: Parse<number> = (v, name) => {
 /** A duration > 0 in seconds. */
 export const positiveSeconds: Parse<number> = (v, name) => {
   const sec = seconds(v, name);
-  if (!(sec > 0)) throw new CicadaError(`${name}: must be more than 0, got ${shown(v)}`, ExitCode.Usage);
+  if (!(sec > 0)) throw new UsageError(`${name}: must be more than 0, got ${shown(v)}`);
   return sec;
 };
 
@@ -207,7 +207,7 @@ const thresholds: Parse<Array<string | ThresholdConfig>> = (v, name) => {
     try {
       parseThreshold(t as string | ThresholdConfig);
     } catch (err) {
-      if (err instanceof CicadaError) throw new CicadaError(`${name}: ${err.message}`, err.exitCode);
+      if (err instanceof CicadaError) throw err.within(name);
       throw err;
     }
   }
@@ -629,7 +629,7 @@ function readObject<T>(
 ): T {
   const unknown = Object.keys(obj).filter((k) => !(known as readonly string[]).includes(k));
   if (unknown.length > 0) {
-    throw new CicadaError(`${where}: ${unknownKeys(unknown, known, "setting")}`, ExitCode.Usage);
+    throw new UsageError(`${where}: ${unknownKeys(unknown, known, "setting")}`);
   }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(obj)) {
@@ -644,7 +644,7 @@ function readObject<T>(
  */
 export function readConfigObject(obj: unknown, where: string, sep = ": "): CicadaConfig {
   if (obj === null || typeof obj !== "object" || Array.isArray(obj)) {
-    throw new CicadaError(`${where}: expected an object of settings, got ${shown(obj)}`, ExitCode.Usage);
+    throw new UsageError(`${where}: expected an object of settings, got ${shown(obj)}`);
   }
   return readObject<CicadaConfig>(obj as Record<string, unknown>, FILE_KEYS, where, sep);
 }
@@ -659,9 +659,8 @@ export function checkNoWorkload(cli: CicadaConfig, env: CicadaConfig, scenarioNa
     const k = key as keyof CicadaConfig;
     const from = cli[k] !== undefined ? flagLabel(key) : env[k] !== undefined ? envName(key) : undefined;
     if (from) {
-      throw new CicadaError(
+      throw new UsageError(
         `${from} does not apply when the loadfile defines scenarios; set it per scenario (scenarios: ${scenarioNames.join(", ")})`,
-        ExitCode.Usage,
       );
     }
   }
@@ -675,7 +674,7 @@ export function checkNoWorkload(cli: CicadaConfig, env: CicadaConfig, scenarioNa
 export function readApiBody(body: Record<string, unknown>, request: "start" | "edit"): Partial<CicadaConfig> {
   const known = ALL_KEYS.filter((k) => setting(k).api?.[request]);
   const unknown = Object.keys(body).filter((k) => !(known as string[]).includes(k));
-  if (unknown.length > 0) throw new CicadaError(unknownKeys(unknown, known, "field"), ExitCode.Usage);
+  if (unknown.length > 0) throw new UsageError(unknownKeys(unknown, known, "field"));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(body)) {
     const s = setting(k as SettingKey);

@@ -8,7 +8,7 @@ import { compareResults } from "../compare/compare.js";
 import { formatComparison } from "../compare/format.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
 import { parseTolerances } from "../compare/tolerance.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { CicadaError, ExitCode, UsageError } from "../core/errors.js";
 import { parseDuration, resolveProcesses } from "../core/parse.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
@@ -89,9 +89,8 @@ export async function startMetrics(
   try {
     server = await servePrometheus(output, host, s.prometheusPort);
   } catch (err) {
-    throw new CicadaError(
+    throw new UsageError(
       `cannot serve Prometheus metrics on ${host}:${s.prometheusPort}: ${(err as Error).message}`,
-      ExitCode.Usage,
     );
   }
   io.stderr.write(`Prometheus metrics on ${serverUrl(server)}/metrics\n`);
@@ -167,13 +166,9 @@ export class TestRun {
       let shape = shapes[0];
       if (s.shape !== undefined && s.shape !== null) {
         shape = shapes.find((x) => x.name === s.shape);
-        if (!shape)
-          throw new CicadaError(
-            `shape "${s.shape}" is not a LoadShape exported by ${loadfile}`,
-            ExitCode.Usage,
-          );
+        if (!shape) throw new UsageError(`shape "${s.shape}" is not a LoadShape exported by ${loadfile}`);
       } else if (shapes.length > 1) {
-        throw new CicadaError(`${loadfile}: more than one LoadShape exported; export one`, ExitCode.Usage);
+        throw new UsageError(`${loadfile}: more than one LoadShape exported; export one`);
       }
       single = resolvePlan(s, mod, loadfile, s.shape === null ? undefined : shape, hosts);
     }
@@ -199,7 +194,7 @@ export class TestRun {
       try {
         csv = new CsvOutput(s.csv ?? null, s.csvFullHistory === true, keepHistory);
       } catch (err) {
-        throw new CicadaError(`cannot write --csv ${s.csv}: ${(err as Error).message}`, ExitCode.Usage);
+        throw new UsageError(`cannot write --csv ${s.csv}: ${(err as Error).message}`);
       }
     }
     let self: TestRun | undefined;
@@ -326,7 +321,7 @@ export class TestRun {
   currentResult(): RunResult {
     if (this.outcome?.result) return this.outcome.result;
     const r = this.runner;
-    if (!r.stats) throw new CicadaError("the test is still starting; try again in a moment", ExitCode.Usage);
+    if (!r.stats) throw new UsageError("the test is still starting; try again in a moment");
     const result =
       r instanceof ScenarioGroup ? buildScenarioResult(r, this.loaded.loadfile, 0) : buildResult(r, 0);
     const thresholds = evaluate(this.watch.thresholds, r.stats, this.statsElapsedSec);
@@ -415,7 +410,7 @@ function checkWritable(path: string, flag: string): void {
   } catch (err) {
     const why =
       (err as NodeJS.ErrnoException).code === "ENOENT" ? `no directory ${dir}` : (err as Error).message;
-    throw new CicadaError(`cannot write ${flag} ${path}: ${why}`, ExitCode.Usage);
+    throw new UsageError(`cannot write ${flag} ${path}: ${why}`);
   }
 }
 
@@ -423,7 +418,7 @@ function writeOutput(path: string, flag: string, text: string): void {
   try {
     writeFileSync(path, text);
   } catch (err) {
-    throw new CicadaError(`cannot write ${flag} ${path}: ${(err as Error).message}`, ExitCode.Usage);
+    throw new UsageError(`cannot write ${flag} ${path}: ${(err as Error).message}`);
   }
 }
 
@@ -493,10 +488,7 @@ function resolvePlan(
     const host = plan.host ?? c.host;
     if (host) hosts.add(host);
     else if (c.cls.prototype instanceof HttpUser) {
-      throw new CicadaError(
-        `no host for ${c.name}: pass -H/--host or set static host on the class`,
-        ExitCode.Usage,
-      );
+      throw new UsageError(`no host for ${c.name}: pass -H/--host or set static host on the class`);
     }
   }
   return { plan, shape };
@@ -519,11 +511,11 @@ function resolveScenarios(
   const all = s.scenarios!;
   const names = Object.keys(all);
   checkNoWorkload(cli, env, names);
-  if (names.length === 0) throw new CicadaError("scenarios: none defined", ExitCode.Usage);
+  if (names.length === 0) throw new UsageError("scenarios: none defined");
   const picked = s.scenario && s.scenario.length > 0 ? s.scenario : names;
   for (const n of picked) {
     if (!names.includes(n)) {
-      throw new CicadaError(`--scenario: no scenario "${n}"; defined: ${names.join(", ")}`, ExitCode.Usage);
+      throw new UsageError(`--scenario: no scenario "${n}"; defined: ${names.join(", ")}`);
     }
   }
   return picked.map((name) => {
@@ -533,10 +525,9 @@ function resolveScenarios(
       if (sc.shape !== undefined) {
         shapeClass = shapes.find((x) => x.name === sc.shape);
         if (!shapeClass) {
-          throw new CicadaError(
+          throw new UsageError(
             `shape "${sc.shape}" is not a LoadShape exported by ${loadfile}` +
               (shapes.length > 0 ? ` (exported: ${shapes.map((x) => x.name).join(", ")})` : ""),
-            ExitCode.Usage,
           );
         }
       }
@@ -564,8 +555,7 @@ function resolveScenarios(
       const startSec = sc.startTime === undefined ? 0 : parseDuration(sc.startTime);
       return { name, plan, shape, startSec };
     } catch (err) {
-      if (err instanceof CicadaError)
-        throw new CicadaError(`scenario "${name}": ${err.message}`, err.exitCode);
+      if (err instanceof CicadaError) throw err.within(`scenario "${name}"`);
       throw err;
     }
   });

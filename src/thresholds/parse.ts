@@ -1,5 +1,5 @@
 import type { ThresholdConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { UsageError } from "../core/errors.js";
 import { parseDuration } from "../core/parse.js";
 
 export type Op = "<" | "<=" | ">" | ">=" | "==" | "!=";
@@ -53,7 +53,7 @@ const KNOWN =
   "or a further metric such as ttft, itl or rtt (e.g. ttft p95), error_rate, rps, requests, failures, checks";
 
 function bad(expr: string, why: string): never {
-  throw new CicadaError(`threshold "${expr}": ${why}`, ExitCode.Usage);
+  throw new UsageError(`threshold "${expr}": ${why}`);
 }
 
 function parseMetric(expr: string, text: string): { metric: Metric; name: string } {
@@ -124,10 +124,7 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
   const cfg: ThresholdConfig = typeof input === "string" ? { threshold: input } : input;
   const expr = typeof cfg.threshold === "string" ? cfg.threshold.trim() : "";
   if (!expr) {
-    throw new CicadaError(
-      `threshold: expected an expression such as "p95<500", got ${JSON.stringify(input)}`,
-      ExitCode.Usage,
-    );
+    throw new UsageError(`threshold: expected an expression such as "p95<500", got ${JSON.stringify(input)}`);
   }
   const m = /^(.*?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|%)?(?:\s+(.*))?$/i.exec(expr);
   if (!m) bad(expr, `expected "[scope:] metric <op> value", e.g. "p95<500" or "error_rate<1%"`);

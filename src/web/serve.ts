@@ -1,6 +1,6 @@
 import type { CicadaConfig } from "../api/config.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { ExitCode, UsageError } from "../core/errors.js";
 import { type LoadedLoadfile, type RunIo, type RunOutcome, startMetrics } from "../testrun/testrun.js";
 import { ApiError, WebController } from "./controller.js";
 import { isLoopback, WebServer } from "./server.js";
@@ -13,9 +13,8 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
   // Without --autostart nothing would ever start the countdown: the process would serve the
   // UI until Ctrl-C while the user waits for the quit they asked for.
   if (s.autoquit !== undefined && s.autostart !== true) {
-    throw new CicadaError(
+    throw new UsageError(
       "--autoquit counts from the end of the test --autostart starts: add --autostart (or use --headless)",
-      ExitCode.Usage,
     );
   }
   const host = s.webHost!;
@@ -32,9 +31,8 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
   try {
     url = await server.listen();
   } catch (err) {
-    throw new CicadaError(
+    throw new UsageError(
       `cannot serve the web UI on ${host}:${s.webPort}: ${(err as Error).message} (use --web-port, or --headless)`,
-      ExitCode.Usage,
     );
   }
   let quit!: () => void;
@@ -67,7 +65,7 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
       try {
         await controller.start({});
       } catch (err) {
-        if (err instanceof ApiError) throw new CicadaError(err.message, ExitCode.Usage);
+        if (err instanceof ApiError) throw new UsageError(err.message);
         throw err;
       }
       if (s.autoquit !== undefined) {
