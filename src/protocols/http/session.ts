@@ -711,7 +711,7 @@ export class HttpSession {
         elapsed * 1000,
         ttfb >= 0 ? ttfb * 1000 : -1,
         0,
-        describeError(err, 0),
+        describeError(err),
       );
       throw err;
     }
