@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -87,6 +88,10 @@ describe("Prometheus metrics", () => {
       assert.ok(one("cicada_checks_total", { check: "is 200", result: "pass" })!.value > 0);
       assert.ok(one("cicada_worker_users")!.value > 0);
       assert.equal((await fetch(url.replace("/metrics", "/other"))).status, 404);
+      // Bound to loopback, a page that rebinds its own name to 127.0.0.1 is refused.
+      const port = new URL(url).port;
+      assert.equal((await getWithHost(url, `evil.example:${port}`)).status, 403);
+      assert.equal((await getWithHost(url, `localhost:${port}`)).status, 200);
       const r = await run.result;
       assert.equal(r.code, 0, describeRun(r));
     } finally {
@@ -197,3 +202,15 @@ describe("Prometheus metrics", () => {
     }
   });
 });
+
+/** GET with a Host header of our choosing (fetch does not let a caller set Host). */
+function getWithHost(url: string, host: string): Promise<{ status: number }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { headers: { host } }, (res) => {
+      res.resume();
+      res.on("end", () => resolve({ status: res.statusCode ?? 0 }));
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
 import { type Browser, chromium, type Request } from "playwright-core";
-import { RequestGuard } from "../src/web/guard.js";
+import { RequestGuard } from "../src/core/http-guard.js";
 import {
   browserSkipReason,
   findChromium,

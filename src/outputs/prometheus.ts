@@ -1,6 +1,7 @@
 import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
+import { isLoopback, RequestGuard } from "../core/http-guard.js";
 import type { ThresholdResult } from "../result/thresholds.js";
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import { percentileMs } from "../stats/histogram.js";
@@ -209,7 +210,15 @@ export class PrometheusOutput {
 
 /** A bare /metrics endpoint for headless runs (`--prometheus-port`). */
 export async function servePrometheus(output: PrometheusOutput, host: string, port: number): Promise<Server> {
+  // Bound to loopback, only this machine's own names may ask: a DNS-rebinding page would come
+  // under its own name. Bound beyond loopback, scrapers use whatever name their config has.
+  let guard: RequestGuard | undefined;
   const server = createServer((req, res) => {
+    if (guard && !guard.hostAllowed(req.headers.host)) {
+      res.writeHead(403, { "content-type": "text/plain" });
+      res.end("refused: the Host header does not name this server\n");
+      return;
+    }
     if ((req.url ?? "").split("?")[0] !== "/metrics") {
       res.writeHead(404, { "content-type": "text/plain" });
       res.end("only /metrics here\n");
@@ -230,6 +239,8 @@ export async function servePrometheus(output: PrometheusOutput, host: string, po
     server.once("error", reject);
     server.listen(port, host, () => {
       server.off("error", reject);
+      const a = server.address() as AddressInfo;
+      if (isLoopback(host)) guard = new RequestGuard(host, a.address, a.port);
       resolve();
     });
   });

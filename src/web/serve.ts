@@ -1,9 +1,10 @@
 import type { CicadaConfig } from "../api/config.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
 import { ExitCode, UsageError } from "../core/errors.js";
+import { isLoopback } from "../core/http-guard.js";
 import { type LoadedLoadfile, type RunIo, type RunOutcome, startMetrics } from "../testrun/testrun.js";
 import { ApiError, WebController } from "./controller.js";
-import { isLoopback, WebServer } from "./server.js";
+import { WebServer } from "./server.js";
 
 /**
  * `cicada run` without --headless: serve the web UI until Ctrl-C, or until --autoquit seconds

@@ -6,11 +6,13 @@ import { extname, join, normalize, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BaselineStore, parseResult } from "../compare/store.js";
 import { CicadaError } from "../core/errors.js";
+import { isLoopback, type Refusal, RequestGuard } from "../core/http-guard.js";
 import { exceptionsCsv, failuresCsv, statsCsv } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { type MetricsSource, PrometheusOutput } from "../outputs/prometheus.js";
 import { ApiError, newCursor, type SeriesCursor, type WebController } from "./controller.js";
-import { type Refusal, RequestGuard } from "./guard.js";
+
+export { isLoopback };
 
 /** The built UI: dist/web next to dist/src (this file is dist/src/web/server.js). */
 export const ASSETS_DIR = fileURLToPath(new URL("../../web/", import.meta.url));
@@ -328,8 +330,4 @@ export class WebServer {
 }
 
 /** True for addresses only this machine can reach. */
-export function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "::1" || /^127\./.test(host);
-}
-
 export { BaselineStore };

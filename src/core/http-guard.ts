@@ -1,4 +1,4 @@
-/** The web UI's refusals of requests no page of its own would send: DNS rebinding and cross-site writes. */
+/** Refusals of requests no page of the server's own would send: DNS rebinding and cross-site writes (web UI, metrics). */
 import type { IncomingMessage } from "node:http";
 import { isIP } from "node:net";
 import { hostname } from "node:os";
@@ -36,6 +36,11 @@ function canonical(hostPort: string): { host: string; port: string } | undefined
 
 /** The host part of an address as a URL writes it: IPv6 in brackets. */
 const urlHost = (address: string) => (isIP(address) === 6 ? `[${address}]` : address);
+
+/** True for an address a listening socket can bind to that only this machine reaches. */
+export function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || /^127\./.test(host);
+}
 
 function isLoopbackHost(host: string): boolean {
   return host === "localhost" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
