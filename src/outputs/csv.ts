@@ -1,8 +1,10 @@
+// Locust-compatible CSV files: stats, history, failures and exceptions, written from the merged books.
 import { appendFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import type { ClosedInterval, EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import type { Histogram } from "../stats/histogram.js";
 import { percentileMs } from "../stats/histogram.js";
+import type { Sink } from "./sink.js";
 
 /** Locust's percentile columns, in its order. */
 export const CSV_PERCENTILES = [50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100] as const;
@@ -109,7 +111,8 @@ function totalsColumns(e: EndpointTotals | undefined): Array<string | number> {
  * are rewritten every few seconds and at the end; PREFIX_stats_history.csv gets a row per
  * second (and per endpoint with full history). History percentiles cover that second.
  */
-export class CsvOutput {
+export class CsvOutput implements Sink {
+  readonly label: string;
   readonly files: { stats: string; history: string; failures: string; exceptions: string } | undefined;
   /** The history so far, header included, when kept in memory (web UI downloads). */
   private historyText: string[] | undefined;
@@ -120,6 +123,7 @@ export class CsvOutput {
     private readonly fullHistory = false,
     keepHistory = false,
   ) {
+    this.label = `--csv ${prefix ?? ""}`;
     if (keepHistory) this.historyText = [csvLine(HISTORY_HEADER)];
     if (prefix === null) return;
     this.files = {
@@ -171,6 +175,15 @@ export class CsvOutput {
     ]);
     this.historyText?.push(text);
     if (this.files) appendFileSync(this.files.history, text);
+  }
+
+  /** Locust refreshes its CSV files every few seconds; a crash mid-run keeps what was written. */
+  tick(stats: StatsAggregate, elapsedSec: number, n: number): void {
+    if (n % 2 === 0) this.write(stats, elapsedSec);
+  }
+
+  end(stats: StatsAggregate, elapsedSec: number): void {
+    this.write(stats, elapsedSec);
   }
 
   /** Rewrites the stats, failures and exceptions files from the merged books. */
