@@ -14,31 +14,10 @@ import {
   type Transport,
   type WorkerMessage,
 } from "./protocol.js";
-import { stageLevel } from "./stages.js";
+import type { Burst, Phase, Run, RunStatus, RunWarning, StopReason, WorkerInfo } from "./run.js";
+import { stageLevel, stageNumber, stagesDuration } from "./stages.js";
 import { startThreadWorker } from "./thread.js";
 import { Worker } from "./worker.js";
-
-export type StopReason =
-  | "run-time"
-  | "iterations"
-  | "stages"
-  | "shape"
-  | "signal"
-  | "error"
-  | "api"
-  | "scenarios"
-  | "not-started"
-  | "threshold";
-export type Phase = "starting" | "spawning" | "running" | "stopping" | "done";
-
-/** Something that makes the run's numbers suspect; kept for the summary and the JSON result. */
-export interface RunWarning {
-  /** Wall-clock ms. */
-  at: number;
-  /** `cpu`: a saturated generator; `worker`: a worker that was lost during the run. */
-  kind: "cpu" | "worker";
-  message: string;
-}
 
 /** Where remote workers come from: connected and greeted, one transport per worker. */
 export interface RemoteWorkerSource {
@@ -87,7 +66,7 @@ export function workerCountFor(
  * Owns the run: hands each worker its share of users, merges their snapshots exactly,
  * decides when to stop. Outputs read `stats`; they never talk to workers.
  */
-export class Coordinator {
+export class Coordinator implements Run {
   stats!: StatsAggregate;
   startedAt = 0;
   endedAt = 0;
@@ -98,12 +77,14 @@ export class Coordinator {
   currentRate = 0;
   private classesKey = "";
   /** Bursts a shape fired: when (s since start) and how many arrivals. */
-  readonly bursts: Array<{ t: number; count: number }> = [];
+  readonly bursts: Burst[] = [];
   /** Closed-model users a shape has ramped to so far (fractional while spawning). */
   private shapeUsers = 0;
   private lastShapeAt = 0;
   targetUsers = 0;
   classes: ClassInfo[] = [];
+  /** A coordinator runs one plan; scenarios are a ScenarioGroup of coordinators. */
+  readonly scenarios = undefined;
   readonly warnings: RunWarning[] = [];
   /** Workers this run uses: 1 runs them in this thread, more start worker threads. */
   readonly workerCount: number;
@@ -620,8 +601,28 @@ export class Coordinator {
     return ((this.endedAt || Date.now()) - this.statsStartedAt) / 1000;
   }
 
+  get stopTimeoutSec(): number {
+    return this.plan.stopTimeoutSec;
+  }
+
+  status(): RunStatus {
+    const elapsedSec = this.elapsedSec;
+    const { stages, shape, rate, users } = this.plan;
+    return {
+      elapsedSec,
+      plannedSec: this.plan.runTimeSec ?? (stages ? stagesDuration(stages) : null),
+      load: stages
+        ? { kind: "stage", stage: stageNumber(stages, elapsedSec), stages: stages.length }
+        : shape
+          ? { kind: "shape", name: shape }
+          : { kind: "users", target: users },
+      rate: rate !== null ? this.currentRate : null,
+      targetUsers: rate !== null ? null : users,
+    };
+  }
+
   /** Per worker: users (from its last snapshot), event-loop utilization and heap, for the web UI. */
-  workerInfo(): Array<{ id: string; users: number; cpu: number; heapUsedMB: number; lost: boolean }> {
+  workerInfo(): WorkerInfo[] {
     return this.workers.map((w) => ({
       id: w.id,
       users: Object.values(w.targets).reduce((a, b) => a + b, 0),
