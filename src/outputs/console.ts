@@ -1,19 +1,7 @@
-import type { Coordinator } from "../runner/coordinator.js";
-import type { ScenarioGroup } from "../runner/scenarios.js";
-import { type Stage, stagesDuration } from "../runner/stages.js";
-
-/** 1-based number of the stage running at `elapsed`. */
-function stageIndex(stages: readonly Stage[], elapsed: number): number {
-  let end = 0;
-  for (const [i, s] of stages.entries()) {
-    end += s.durationSec;
-    if (elapsed < end) return i + 1;
-  }
-  return stages.length;
-}
-
 import { formatMetric } from "../result/format.js";
 import type { RunResult } from "../result/result.js";
+import type { Run } from "../runner/run.js";
+import type { StatsAggregate } from "../stats/aggregate.js";
 
 export function formatDuration(sec: number): string {
   const s = Math.max(0, Math.round(sec));
@@ -30,21 +18,42 @@ function fmtMs(ms: number): string {
   return `${ms.toFixed(1)}ms`;
 }
 
-/** One line describing the run's current state; used for the TTY view and plain logs alike. */
-export function statusLine(c: Coordinator, tty: boolean): string {
-  const elapsed = c.elapsedSec;
-  const stages = c.plan.stages;
-  const total = c.plan.runTimeSec ?? (stages ? stagesDuration(stages) : null);
-  const progress = progressText(elapsed, total, tty);
+/**
+ * One line describing the run's current state; used for the TTY view and plain logs alike. A run
+ * with scenarios says where each scenario stands, then the run-wide figures.
+ */
+export function statusLine(run: Run, tty: boolean): string {
+  const st = run.status();
+  const { users, dropped } = run.stats;
+  const load = st.load;
+  let driver: string[];
+  switch (load.kind) {
+    case "scenarios": {
+      const states = load.scenarios.map((s) =>
+        s.state === "pending"
+          ? `${s.name} in ${formatDuration(s.startsInSec)}`
+          : s.state === "done"
+            ? `${s.name} done`
+            : `${s.name} ${s.rate !== null ? `${s.rate.toFixed(0)}/s` : `${s.users}u`}`,
+      );
+      driver = [`[${states.join(", ")}]`, `users ${users}`, ...(dropped > 0 ? [`dropped ${dropped}`] : [])];
+      break;
+    }
+    case "stage":
+      driver = [`stage ${load.stage}/${load.stages} users ${users}`];
+      break;
+    case "shape":
+      driver = [`${load.name} users ${users}`];
+      break;
+    case "users":
+      driver = [`users ${users}/${load.target}`];
+      break;
+  }
   return [
-    progress,
-    stages
-      ? `stage ${stageIndex(stages, elapsed)}/${stages.length} users ${c.stats.users}`
-      : c.plan.shape
-        ? `${c.plan.shape} users ${c.stats.users}`
-        : `users ${c.stats.users}/${c.plan.users}`,
-    ...(c.plan.rate !== null ? [`rate ${c.currentRate.toFixed(0)}/s`, `dropped ${c.stats.dropped}`] : []),
-    ...rates(c.stats),
+    progressText(st.elapsedSec, st.plannedSec, tty),
+    ...driver,
+    ...(st.rate !== null ? [`rate ${st.rate.toFixed(0)}/s`, `dropped ${dropped}`] : []),
+    ...rates(run.stats),
   ].join("  ");
 }
 
@@ -57,7 +66,7 @@ function progressText(elapsed: number, total: number | null, tty: boolean): stri
   return `${bar}${formatDuration(elapsed)}/${formatDuration(total)} (${formatDuration(total - elapsed)} left)`;
 }
 
-function rates(stats: Coordinator["stats"]): string[] {
+function rates(stats: StatsAggregate): string[] {
   const cur = stats.current();
   const t = stats.total;
   const failPct = t.count > 0 ? (100 * t.failures) / t.count : 0;
@@ -68,25 +77,6 @@ function rates(stats: Coordinator["stats"]): string[] {
     `p95 ${fmtMs(cur.p95)}`,
     `reqs ${t.count}`,
   ];
-}
-
-/** The status line of a run with scenarios: which are running, and the run-wide figures. */
-export function groupStatusLine(g: ScenarioGroup, tty: boolean): string {
-  const elapsed = g.elapsedSec;
-  const states = g.scenarios.map((s) => {
-    const c = s.coordinator;
-    if (!c) return `${s.spec.name} in ${formatDuration(s.spec.startSec - elapsed)}`;
-    if (c.phase === "done") return `${s.spec.name} done`;
-    const load = c.plan.rate !== null ? `${c.currentRate.toFixed(0)}/s` : `${c.stats?.users ?? 0}u`;
-    return `${s.spec.name} ${load}`;
-  });
-  return [
-    progressText(elapsed, g.plannedSec, tty),
-    `[${states.join(", ")}]`,
-    `users ${g.stats.users}`,
-    ...(g.stats.dropped > 0 ? [`dropped ${g.stats.dropped}`] : []),
-    ...rates(g.stats),
-  ].join("  ");
 }
 
 /**

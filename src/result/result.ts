@@ -1,7 +1,7 @@
 import { cpus, hostname } from "node:os";
 import { VERSION } from "../core/version.js";
-import type { Coordinator } from "../runner/coordinator.js";
-import type { ScenarioGroup } from "../runner/scenarios.js";
+import type { RunPlan } from "../runner/plan.js";
+import type { Run, RunWarning, ScenarioView } from "../runner/run.js";
 import {
   type EndpointSeriesRow,
   type EndpointTotals,
@@ -281,21 +281,25 @@ function header(startedAt: number, endedAt: number, durationSec: number) {
   };
 }
 
-function withoutIds(plan: Coordinator["plan"]): Record<string, unknown> {
+function withoutIds(plan: RunPlan): Record<string, unknown> {
   const { userIds: _ids, ...rest } = plan;
   return rest;
 }
 
-function planConfig(c: Coordinator): Record<string, unknown> {
+function modelOf(plan: RunPlan): "open" | "closed" {
+  return plan.rate !== null ? "open" : "closed";
+}
+
+function planConfig(run: Run, plan: RunPlan): Record<string, unknown> {
   return {
-    ...withoutIds(c.plan),
-    processes: c.workerCount,
-    model: c.plan.rate !== null ? "open" : "closed",
-    userClassesRun: c.classes.map((k) => k.name),
+    ...withoutIds(plan),
+    processes: run.workerCount,
+    model: modelOf(plan),
+    userClassesRun: run.classes.map((k) => k.name),
   };
 }
 
-function warningsOf(ws: Coordinator["warnings"]): RunResult["warnings"] {
+function warningsOf(ws: readonly RunWarning[]): RunResult["warnings"] {
   return ws.map((w) => ({ at: new Date(w.at).toISOString(), kind: w.kind, message: w.message }));
 }
 
@@ -303,72 +307,65 @@ function machine(): RunResult["machine"] {
   return { hostname: hostname(), cpus: cpus().length, node: process.version };
 }
 
-export function buildResult(c: Coordinator, exitCode: number): RunResult {
-  const s = c.stats;
-  // After a stats reset (web UI) the result covers the books since the reset.
-  const durationSec = round(c.statsElapsedSec);
+/** One scenario's figures, from its own books; a scenario the run ended before has none. */
+function scenarioResult(sc: ScenarioView): ScenarioResult {
+  const c = sc.run;
+  const model = modelOf(sc.plan);
+  const open = model === "open";
+  if (!c?.stats) {
+    return {
+      name: sc.name,
+      startOffsetSec: null,
+      durationSec: 0,
+      model,
+      config: { ...withoutIds(sc.plan), startSec: sc.startSec },
+      ...figures(new StatsAggregate(0), 0, open),
+      users: { peak: 0 },
+      series: [],
+      stopReason: "not-started",
+    };
+  }
+  const d = round(c.elapsedSec);
   return {
-    ...header(c.statsStartedAt, c.endedAt, durationSec),
-    config: planConfig(c),
-    ...figures(s, durationSec, c.plan.rate !== null),
+    name: sc.name,
+    startOffsetSec: sc.offsetSec,
+    durationSec: d,
+    model,
+    config: { ...planConfig(c, sc.plan), startSec: sc.startSec },
+    ...figures(c.stats, d, open),
     users: { peak: c.peakUsers },
-    series: s.series,
-    ...(c.bursts.length > 0 ? { bursts: burstRecovery(s.series, c.bursts) } : {}),
+    series: c.stats.series,
+    ...(c.bursts.length > 0 ? { bursts: burstRecovery(c.stats.series, c.bursts) } : {}),
     stopReason: c.stopReason ?? "unknown",
-    warnings: warningsOf(c.warnings),
-    machine: machine(),
-    exitCode,
   };
 }
 
-/** The result of a run with scenarios: run-wide figures on top, each scenario's below. */
-export function buildScenarioResult(g: ScenarioGroup, loadfile: string, exitCode: number): RunResult {
-  const durationSec = round(g.elapsedSec);
-  const scenarios: ScenarioResult[] = g.scenarios.map((st) => {
-    const c = st.coordinator;
-    const open = st.spec.plan.rate !== null;
-    if (!c?.stats) {
-      return {
-        name: st.spec.name,
-        startOffsetSec: null,
-        durationSec: 0,
-        model: open ? "open" : "closed",
-        config: { ...withoutIds(st.spec.plan), startSec: st.spec.startSec },
-        ...figures(new StatsAggregate(0), 0, open),
-        users: { peak: 0 },
-        series: [],
-        stopReason: "not-started",
+/**
+ * The result of a run: its figures on top, and for a run with scenarios each scenario's below.
+ * After a stats reset (web UI) it covers the books since the reset.
+ */
+export function buildResult(run: Run, exitCode: number): RunResult {
+  const durationSec = round(run.statsElapsedSec);
+  const scenarios = run.scenarios?.map(scenarioResult);
+  const models = new Set(scenarios ? scenarios.map((x) => x.model) : run.plan ? [modelOf(run.plan)] : []);
+  const config = run.plan
+    ? planConfig(run, run.plan)
+    : {
+        loadfile: run.scenarios?.[0]?.plan.loadfile,
+        model: models.size === 1 ? [...models][0] : "mixed",
+        scenarios: (scenarios ?? []).map((x) => x.name),
+        runTimeSec: run.status().plannedSec,
       };
-    }
-    const d = round(c.elapsedSec);
-    return {
-      name: st.spec.name,
-      startOffsetSec: st.offsetSec,
-      durationSec: d,
-      model: open ? "open" : "closed",
-      config: { ...planConfig(c), startSec: st.spec.startSec },
-      ...figures(c.stats, d, open),
-      users: { peak: c.peakUsers },
-      series: c.stats.series,
-      ...(c.bursts.length > 0 ? { bursts: burstRecovery(c.stats.series, c.bursts) } : {}),
-      stopReason: c.stopReason ?? "unknown",
-    };
-  });
-  const models = new Set(scenarios.map((x) => x.model));
   return {
-    ...header(g.startedAt, g.endedAt, durationSec),
-    config: {
-      loadfile,
-      model: models.size === 1 ? [...models][0] : "mixed",
-      scenarios: scenarios.map((x) => x.name),
-      runTimeSec: g.plannedSec,
-    },
-    ...figures(g.stats, durationSec, models.has("open")),
-    users: { peak: g.peakUsers },
-    series: g.stats.series,
-    scenarios,
-    stopReason: g.stopReason ?? "unknown",
-    warnings: warningsOf(g.warnings),
+    ...header(run.statsStartedAt, run.endedAt, durationSec),
+    config,
+    ...figures(run.stats, durationSec, models.has("open")),
+    users: { peak: run.peakUsers },
+    series: run.stats.series,
+    ...(run.bursts.length > 0 ? { bursts: burstRecovery(run.stats.series, run.bursts) } : {}),
+    ...(scenarios ? { scenarios } : {}),
+    stopReason: run.stopReason ?? "unknown",
+    warnings: warningsOf(run.warnings),
     machine: machine(),
     exitCode,
   };

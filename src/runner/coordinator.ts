@@ -1,11 +1,12 @@
 import { readFileSync } from "node:fs";
-import type { LoadShape, ShapeTick } from "../api/shape.js";
+import type { LoadShape } from "../api/shape.js";
 import { UsageError } from "../core/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 import { type DispatchClass, dispatchUsers, splitEvenly } from "./dispatch.js";
 import { SaturationWatch } from "./load.js";
+import { LOAD_TICK_MS, type LoadModel, loadModelFor } from "./models/index.js";
 import type { RunPlan } from "./plan.js";
 import {
   type ClassInfo,
@@ -14,31 +15,10 @@ import {
   type Transport,
   type WorkerMessage,
 } from "./protocol.js";
-import { stageLevel } from "./stages.js";
+import type { Burst, Phase, Run, RunStatus, RunWarning, StopReason, WorkerInfo } from "./run.js";
+import { stageNumber, stagesDuration } from "./stages.js";
 import { startThreadWorker } from "./thread.js";
 import { Worker } from "./worker.js";
-
-export type StopReason =
-  | "run-time"
-  | "iterations"
-  | "stages"
-  | "shape"
-  | "signal"
-  | "error"
-  | "api"
-  | "scenarios"
-  | "not-started"
-  | "threshold";
-export type Phase = "starting" | "spawning" | "running" | "stopping" | "done";
-
-/** Something that makes the run's numbers suspect; kept for the summary and the JSON result. */
-export interface RunWarning {
-  /** Wall-clock ms. */
-  at: number;
-  /** `cpu`: a saturated generator; `worker`: a worker that was lost during the run. */
-  kind: "cpu" | "worker";
-  message: string;
-}
 
 /** Where remote workers come from: connected and greeted, one transport per worker. */
 export interface RemoteWorkerSource {
@@ -73,8 +53,6 @@ interface WorkerHandle {
   lastHeard: number;
 }
 
-const SPAWN_TICK_MS = 100;
-
 /** How many workers a plan gets: never more than there are users or iterations to share. */
 export function workerCountFor(
   plan: Pick<RunPlan, "processes" | "users" | "iterations" | "rate" | "maxUsers">,
@@ -87,7 +65,7 @@ export function workerCountFor(
  * Owns the run: hands each worker its share of users, merges their snapshots exactly,
  * decides when to stop. Outputs read `stats`; they never talk to workers.
  */
-export class Coordinator {
+export class Coordinator implements Run {
   stats!: StatsAggregate;
   startedAt = 0;
   endedAt = 0;
@@ -98,12 +76,12 @@ export class Coordinator {
   currentRate = 0;
   private classesKey = "";
   /** Bursts a shape fired: when (s since start) and how many arrivals. */
-  readonly bursts: Array<{ t: number; count: number }> = [];
-  /** Closed-model users a shape has ramped to so far (fractional while spawning). */
-  private shapeUsers = 0;
-  private lastShapeAt = 0;
+  readonly bursts: Burst[] = [];
+  /** Users handed out to the workers now. */
   targetUsers = 0;
   classes: ClassInfo[] = [];
+  /** A coordinator runs one plan; scenarios are a ScenarioGroup of coordinators. */
+  readonly scenarios = undefined;
   readonly warnings: RunWarning[] = [];
   /** Workers this run uses: 1 runs them in this thread, more start worker threads. */
   readonly workerCount: number;
@@ -124,21 +102,21 @@ export class Coordinator {
   private readonly workerLoad = new Map<string, { elu: number; heapUsedMB: number }>();
   /** When the current books started: the run's start, or the last stats reset. */
   statsStartedAt = 0;
-  /** Closed model: the ramp in progress, from `rampFrom` users at `rampAt` (ms) toward plan.users. */
-  private rampFrom = 0;
-  private rampAt = 0;
+  /** Decides the load every LOAD_TICK_MS (src/runner/models/). */
+  private readonly model: LoadModel;
 
   constructor(
     readonly plan: RunPlan,
     private readonly bundle: Bundle,
     private readonly hooks: CoordinatorHooks = {},
     /** A LoadShape from the loadfile: it drives users or rates instead of -u/-r/stages. */
-    private readonly shape?: LoadShape,
+    shape?: LoadShape,
     /** Workers on other machines, already connected (`--master`), instead of threads. */
     private readonly remote?: RemoteWorkerSource,
   ) {
     this.stopPromise = new Promise((r) => (this.stopRequested = r));
     this.workerCount = workerCountFor(plan);
+    this.model = loadModelFor(plan, shape);
   }
 
   get elapsedSec(): number {
@@ -357,13 +335,6 @@ export class Coordinator {
    * the mix of classes, and no worker's share ever shrinks while the total grows. Only workers
    * whose share changed get a (absolute, idempotent) `spawn`.
    */
-  private endShapeUsers(): void {
-    if (this.shapeUsers > 0) {
-      this.shapeUsers = 0;
-      this.dispatch(0);
-    }
-  }
-
   private dispatch(total: number, only?: readonly string[]): void {
     const key = only ? only.join("\u0000") : "";
     if (total === this.targetUsers && key === this.classesKey) return;
@@ -410,7 +381,6 @@ export class Coordinator {
     }
     this.startedAt = Date.now();
     this.statsStartedAt = this.startedAt;
-    this.rampAt = this.startedAt;
     this.stats = new StatsAggregate(this.startedAt);
     this.stats.onInterval = this.hooks.onInterval;
     for (const s of this.early) {
@@ -422,7 +392,6 @@ export class Coordinator {
     for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;
     this.phase = "spawning";
 
-    const { stages } = this.plan;
     let lastRate = -1;
     const sendRate = (level: number) => {
       if (level === lastRate) return;
@@ -439,44 +408,45 @@ export class Coordinator {
         });
       }
     };
-    const spawn = () => {
+    // Arrivals replace users: a shape that switches to them takes its users away first.
+    const toOpenModel = () => {
+      if (this.plan.rate === null) this.plan.rate = 0;
+      if (this.targetUsers > 0) this.dispatch(0);
+    };
+    const drive = () => {
       if (this.stopReason) return;
-      const elapsed = (Date.now() - this.startedAt) / 1000;
-      if (this.shape) {
-        this.phase = "running";
-        let r: ShapeTick | null;
-        try {
-          r = this.shape.tick(elapsed);
-        } catch (err) {
-          this.hooks.onNotice?.(`the load shape's tick() threw: ${(err as Error)?.message ?? err}`);
-          this.fatal = `load shape failed: ${(err as Error)?.message ?? err}`;
+      const elapsedMs = Date.now() - this.startedAt;
+      const step = this.model.tick(elapsedMs);
+      switch (step.kind) {
+        case "end":
+          this.stop(step.reason);
+          return;
+        case "fail":
+          this.hooks.onNotice?.(step.notice);
+          this.fatal = step.fatal;
           this.stop("error");
           return;
-        }
-        if (r === null) {
-          this.stop("shape");
-          return;
-        }
-        const dt = this.lastShapeAt === 0 ? 0 : elapsed - this.lastShapeAt;
-        this.lastShapeAt = elapsed;
-        // A tick describes the whole load: users and arrivals do not run side by side.
-        if ("users" in r) {
+        case "users":
           if (lastRate > 0) sendRate(0);
-          const target = Math.max(0, Math.round(r.users));
-          const step = r.spawnRate === undefined ? Number.POSITIVE_INFINITY : r.spawnRate * Math.max(dt, 0.1);
-          const cur = this.shapeUsers;
-          this.shapeUsers = cur < target ? Math.min(target, cur + step) : Math.max(target, cur - step);
-          this.dispatch(Math.floor(this.shapeUsers), r.userClasses);
-        } else if ("rate" in r) {
-          if (this.plan.rate === null) this.plan.rate = 0;
-          this.endShapeUsers();
-          sendRate(Math.max(0, r.rate));
-        } else if ("burst" in r && r.burst > 0) {
-          if (this.plan.rate === null) this.plan.rate = 0;
-          this.endShapeUsers();
-          this.bursts.push({ t: Math.round(elapsed * 10) / 10, count: Math.floor(r.burst) });
+          this.dispatch(step.users, step.userClasses);
+          // Spawning is over once the model stops ramping; with --iterations-per-user, users that
+          // finished during the ramp may end the run only now.
+          if (!step.ramping && this.phase !== "running") {
+            this.phase = "running";
+            this.checkExhausted();
+          }
+          return;
+        case "rate":
+          this.phase = "running";
+          toOpenModel();
+          sendRate(step.rate);
+          return;
+        case "burst": {
+          this.phase = "running";
+          toOpenModel();
+          this.bursts.push({ t: Math.round(elapsedMs / 100) / 10, count: step.count });
           const n = this.workers.length;
-          const counts = splitEvenly(Math.floor(r.burst), n);
+          const counts = splitEvenly(step.count, n);
           const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
           for (const [i, w] of this.workers.entries()) {
             if (counts[i]! > 0) {
@@ -488,50 +458,15 @@ export class Coordinator {
               });
             }
           }
-        }
-        return;
-      }
-      const { users, spawnRate, rate } = this.plan;
-      if (rate !== null) {
-        // Open model: the level is an arrival rate, shaped by stages or constant.
-        const level = stages ? stageLevel(stages, elapsed) : rate;
-        if (level === null) {
-          this.stop("stages");
           return;
         }
-        this.phase = "running";
-        sendRate(level);
-        return;
-      }
-      if (stages) {
-        // A shape drives the user count up and down; the run ends with its last stage.
-        const level = stageLevel(stages, elapsed);
-        if (level === null) {
-          this.stop("stages");
+        case "hold":
+          this.phase = "running";
           return;
-        }
-        this.phase = "running";
-        this.dispatch(Math.round(level));
-        return;
-      }
-      // Ramps toward the user count at the spawn rate, up or down (a live edit may lower it). A
-      // spawn rate at or above the change means "all at once", not "one now, the rest at the
-      // next tick".
-      const from = this.rampFrom;
-      const gap = Math.abs(users - from);
-      const step =
-        spawnRate >= gap
-          ? gap
-          : Math.min(gap, Math.floor((spawnRate * (Date.now() - this.rampAt)) / 1000) + 1);
-      const total = users >= from ? from + step : from - step;
-      this.dispatch(total);
-      if (total === users && this.phase !== "running") {
-        this.phase = "running";
-        this.checkExhausted();
       }
     };
-    const spawnTimer = setInterval(spawn, SPAWN_TICK_MS);
-    spawn();
+    const driveTimer = setInterval(drive, LOAD_TICK_MS);
+    drive();
     const tickTimer = setInterval(() => {
       this.checkSilent();
       this.hooks.onTick?.(this);
@@ -542,7 +477,7 @@ export class Coordinator {
         : undefined;
 
     await this.stopPromise;
-    clearInterval(spawnTimer);
+    clearInterval(driveTimer);
     clearTimeout(runTimer);
     this.phase = "stopping";
     const timeoutMs = Math.round(this.plan.stopTimeoutSec * 1000);
@@ -584,11 +519,11 @@ export class Coordinator {
    * plan's). Not for runs driven by stages or a LoadShape.
    */
   setUsers(users: number, spawnRate?: number): void {
-    if (this.plan.rate !== null || this.plan.stages || this.shape) {
+    if (!this.model.setUsers) {
       throw new Error("this run's load follows its model, stages or shape; it cannot be set by hand");
     }
-    this.rampFrom = this.targetUsers;
-    this.rampAt = Date.now();
+    // Before the clock starts, the ramp starts with it.
+    this.model.setUsers(users, spawnRate, this.startedAt === 0 ? 0 : Date.now() - this.startedAt);
     this.plan.users = users;
     if (spawnRate !== undefined) this.plan.spawnRate = spawnRate;
     this.phase = "spawning";
@@ -596,9 +531,10 @@ export class Coordinator {
 
   /** Live edit, open model: the arrival rate from now on. */
   setRate(rate: number): void {
-    if (this.plan.rate === null || this.plan.stages || this.shape) {
+    if (!this.model.setRate) {
       throw new Error("only an open-model run without stages or a shape has a rate to set");
     }
+    this.model.setRate(rate);
     this.plan.rate = rate;
     if (rate > this.plan.maxUsers) this.plan.maxUsers = Math.ceil(rate);
   }
@@ -620,8 +556,28 @@ export class Coordinator {
     return ((this.endedAt || Date.now()) - this.statsStartedAt) / 1000;
   }
 
+  get stopTimeoutSec(): number {
+    return this.plan.stopTimeoutSec;
+  }
+
+  status(): RunStatus {
+    const elapsedSec = this.elapsedSec;
+    const { stages, shape, rate, users } = this.plan;
+    return {
+      elapsedSec,
+      plannedSec: this.plan.runTimeSec ?? (stages ? stagesDuration(stages) : null),
+      load: stages
+        ? { kind: "stage", stage: stageNumber(stages, elapsedSec), stages: stages.length }
+        : shape
+          ? { kind: "shape", name: shape }
+          : { kind: "users", target: users },
+      rate: rate !== null ? this.currentRate : null,
+      targetUsers: rate !== null ? null : users,
+    };
+  }
+
   /** Per worker: users (from its last snapshot), event-loop utilization and heap, for the web UI. */
-  workerInfo(): Array<{ id: string; users: number; cpu: number; heapUsedMB: number; lost: boolean }> {
+  workerInfo(): WorkerInfo[] {
     return this.workers.map((w) => ({
       id: w.id,
       users: Object.values(w.targets).reduce((a, b) => a + b, 0),

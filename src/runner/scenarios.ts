@@ -2,8 +2,20 @@ import type { LoadShape } from "../api/shape.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
-import { Coordinator, type RunWarning, type StopReason, workerCountFor } from "./coordinator.js";
+import { Coordinator, workerCountFor } from "./coordinator.js";
 import type { RunPlan } from "./plan.js";
+import type { ClassInfo } from "./protocol.js";
+import type {
+  Burst,
+  Phase,
+  Run,
+  RunStatus,
+  RunWarning,
+  ScenarioStatus,
+  ScenarioView,
+  StopReason,
+  WorkerInfo,
+} from "./run.js";
 
 /** One scenario as the CLI resolved it: a plan of its own, started `startSec` into the run. */
 export interface ScenarioSpec {
@@ -13,7 +25,7 @@ export interface ScenarioSpec {
   startSec: number;
 }
 
-export interface ScenarioState {
+interface ScenarioState {
   spec: ScenarioSpec;
   /** Created when the scenario starts; absent if the run ended first. */
   coordinator?: Coordinator;
@@ -32,9 +44,9 @@ export interface ScenarioGroupHooks {
  * started after its offset. Every snapshot is also merged into one run-wide aggregate, with its
  * interval shifted by the scenario's offset, so the run's totals and series are exact too.
  */
-export class ScenarioGroup {
+export class ScenarioGroup implements Run {
   readonly stats: StatsAggregate;
-  readonly scenarios: ScenarioState[];
+  private readonly states: ScenarioState[];
   startedAt = 0;
   endedAt = 0;
   stopReason: StopReason | undefined;
@@ -43,6 +55,12 @@ export class ScenarioGroup {
   private readonly pending = new Set<NodeJS.Timeout>();
   private aborted = false;
   private settleOne: () => void = () => {};
+  /** Workers of all the scenarios together. */
+  readonly workerCount: number;
+  /** Each scenario has its own plan. */
+  readonly plan = undefined;
+  /** Bursts are kept per scenario. */
+  readonly bursts: readonly Burst[] = [];
 
   constructor(
     specs: ScenarioSpec[],
@@ -51,10 +69,11 @@ export class ScenarioGroup {
     /** Caps the whole run, whatever the scenarios' own durations. */
     private readonly runTimeSec: number | null = null,
   ) {
-    this.scenarios = specs.map((spec) => ({ spec, offsetSec: null }));
+    this.states = specs.map((spec) => ({ spec, offsetSec: null }));
     // User ids stay unique across scenarios: the scenarios' workers interleave one id space.
     const counts = specs.map((s) => workerCountFor(s.plan));
     const stride = counts.reduce((a, b) => a + b, 0);
+    this.workerCount = stride;
     let first = 0;
     for (const [i, s] of specs.entries()) {
       s.plan.userIds = { first, stride };
@@ -69,11 +88,45 @@ export class ScenarioGroup {
     return ((this.endedAt || Date.now()) - this.startedAt) / 1000;
   }
 
+  /** The books cannot be reset: they always cover the whole run. */
+  get statsStartedAt(): number {
+    return this.startedAt;
+  }
+
+  get statsElapsedSec(): number {
+    return this.elapsedSec;
+  }
+
+  get phase(): Phase {
+    return this.endedAt > 0 ? "done" : this.stopReason ? "stopping" : "running";
+  }
+
+  get scenarios(): ScenarioView[] {
+    return this.states.map((s) => ({
+      name: s.spec.name,
+      plan: s.spec.plan,
+      startSec: s.spec.startSec,
+      offsetSec: s.offsetSec,
+      run: s.coordinator,
+    }));
+  }
+
+  get stopTimeoutSec(): number {
+    return Math.max(...this.states.map((x) => x.spec.plan.stopTimeoutSec));
+  }
+
+  /** The classes of the scenarios started so far, each once. */
+  get classes(): ClassInfo[] {
+    const byName = new Map<string, ClassInfo>();
+    for (const s of this.states) for (const c of s.coordinator?.classes ?? []) byName.set(c.name, c);
+    return [...byName.values()];
+  }
+
   /** The run's planned length, if every scenario's end is known. */
   get plannedSec(): number | null {
     if (this.runTimeSec !== null) return this.runTimeSec;
     let end = 0;
-    for (const s of this.scenarios) {
+    for (const s of this.states) {
       const d = s.spec.plan.runTimeSec;
       if (d === null) return null;
       end = Math.max(end, s.spec.startSec + d);
@@ -82,20 +135,55 @@ export class ScenarioGroup {
   }
 
   get running(): number {
-    return this.scenarios.filter((s) => s.coordinator && s.coordinator.phase !== "done").length;
+    return this.states.filter((s) => s.coordinator && s.coordinator.phase !== "done").length;
   }
 
   get lostWorkers(): number {
-    return this.scenarios.reduce((n, s) => n + (s.coordinator?.lostWorkers ?? 0), 0);
+    return this.states.reduce((n, s) => n + (s.coordinator?.lostWorkers ?? 0), 0);
   }
 
   get fatalError(): string | undefined {
-    for (const s of this.scenarios) if (s.coordinator?.fatalError) return s.coordinator.fatalError;
+    for (const s of this.states) if (s.coordinator?.fatalError) return s.coordinator.fatalError;
     return undefined;
   }
 
   get warnings(): RunWarning[] {
-    return this.scenarios.flatMap((s) => s.coordinator?.warnings ?? []).sort((a, b) => a.at - b.at);
+    return this.states.flatMap((s) => s.coordinator?.warnings ?? []).sort((a, b) => a.at - b.at);
+  }
+
+  status(): RunStatus {
+    const elapsedSec = this.elapsedSec;
+    const scenarios = this.states.map((s): ScenarioStatus => {
+      const name = s.spec.name;
+      const c = s.coordinator;
+      if (!c) return { name, state: "pending", startsInSec: s.spec.startSec - elapsedSec };
+      if (c.phase === "done") return { name, state: "done" };
+      return { name, state: "running", users: c.stats?.users ?? 0, rate: c.status().rate };
+    });
+    return {
+      elapsedSec,
+      plannedSec: this.plannedSec,
+      load: { kind: "scenarios", scenarios },
+      rate: null,
+      targetUsers: null,
+    };
+  }
+
+  /** Every worker of every scenario started so far. */
+  workerInfo(): WorkerInfo[] {
+    return this.states.flatMap((s) => s.coordinator?.workerInfo() ?? []);
+  }
+
+  setUsers(): void {
+    throw new Error("a run with scenarios follows its scenarios");
+  }
+
+  setRate(): void {
+    throw new Error("a run with scenarios follows its scenarios");
+  }
+
+  resetStats(): void {
+    throw new Error("a run with scenarios cannot reset its stats");
   }
 
   stop(reason: StopReason): void {
@@ -107,13 +195,13 @@ export class ScenarioGroup {
       this.settleOne();
     }
     this.pending.clear();
-    for (const s of this.scenarios) s.coordinator?.stop(reason);
+    for (const s of this.states) s.coordinator?.stop(reason);
   }
 
   abort(): void {
     this.aborted = true;
     this.stop("signal");
-    for (const s of this.scenarios) s.coordinator?.abort();
+    for (const s of this.states) s.coordinator?.abort();
   }
 
   private merge(state: ScenarioState, snap: StatsSnapshot, c: Coordinator): void {
@@ -153,7 +241,7 @@ export class ScenarioGroup {
 
   async run(): Promise<void> {
     let failed: unknown;
-    let outstanding = this.scenarios.length;
+    let outstanding = this.states.length;
     let allDone!: () => void;
     const done = new Promise<void>((r) => (allDone = r));
     this.settleOne = () => {
@@ -168,7 +256,7 @@ export class ScenarioGroup {
         })
         .finally(this.settleOne);
     };
-    for (const state of this.scenarios) {
+    for (const state of this.states) {
       if (state.spec.startSec <= 0) start(state);
       else {
         const t = setTimeout(() => {

@@ -54,6 +54,16 @@ export function stagesPeak(stages: readonly Stage[]): number {
   return stages.reduce((m, x) => Math.max(m, x.target), 0);
 }
 
+/** 1-based number of the stage running at `elapsedSec` (the last once all are over). */
+export function stageNumber(stages: readonly Stage[], elapsedSec: number): number {
+  let end = 0;
+  for (const [i, s] of stages.entries()) {
+    end += s.durationSec;
+    if (elapsedSec < end) return i + 1;
+  }
+  return stages.length;
+}
+
 /**
  * The level at `elapsedSec`, ramping linearly from the previous stage's target (0 before the
  * first); null once every stage is over. A zero-length stage jumps.

@@ -13,15 +13,16 @@ import { parseDuration, resolveProcesses } from "../core/parse.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
-import { formatSummary, groupStatusLine, type LiveView, statusLine } from "../outputs/console.js";
+import { formatSummary, type LiveView, statusLine } from "../outputs/console.js";
 import { CsvOutput } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
 import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
 import { recommend } from "../result/recommendations.js";
-import { buildResult, buildScenarioResult, type RunResult } from "../result/result.js";
+import { buildResult, type RunResult } from "../result/result.js";
 import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
+import type { Run, WorkerInfo } from "../runner/run.js";
 import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { parseStages, stagesPeak } from "../runner/stages.js";
 import type { ClosedInterval } from "../stats/aggregate.js";
@@ -139,7 +140,7 @@ export class TestRun {
     readonly loaded: LoadedLoadfile,
     readonly settings: CicadaConfig,
     private readonly io: RunIo,
-    readonly runner: Coordinator | ScenarioGroup,
+    readonly runner: Run,
     readonly watch: ThresholdWatch,
     readonly csv: CsvOutput | undefined,
     private readonly baseline: RunResult | undefined,
@@ -200,43 +201,25 @@ export class TestRun {
     let self: TestRun | undefined;
     const onInterval = (iv: ClosedInterval) =>
       self?.csvSafe(() => self?.csv?.interval(iv, self.runner.stats));
-    const runner: Coordinator | ScenarioGroup = specs
-      ? new ScenarioGroup(
-          specs,
-          bundle,
-          {
-            onTick: (g) => self?.tick((tty) => groupStatusLine(g, tty)),
-            onNotice: (m) => self?.notice(m),
-            onInterval,
-          },
-          s.runTime === undefined ? null : parseDuration(s.runTime),
-        )
-      : new Coordinator(
-          single!.plan,
-          bundle,
-          {
-            onTick: (c) => self?.tick((tty) => statusLine(c, tty)),
-            onNotice: (m) => self?.notice(m),
-            onInterval,
-          },
-          single!.shape,
-          opts.remote,
-        );
+    const hooks = {
+      onTick: (r: Run) => self?.tick((tty) => statusLine(r, tty)),
+      onNotice: (m: string) => self?.notice(m),
+      onInterval,
+    };
+    const runner: Run = specs
+      ? new ScenarioGroup(specs, bundle, hooks, s.runTime === undefined ? null : parseDuration(s.runTime))
+      : new Coordinator(single!.plan, bundle, hooks, single!.shape, opts.remote);
     self = new TestRun(loaded, s, io, runner, watch, csv, baseline, tolerances, opts);
     return self;
   }
 
   get stopTimeoutSec(): number {
-    const r = this.runner;
-    return r instanceof ScenarioGroup
-      ? Math.max(...r.scenarios.map((x) => x.spec.plan.stopTimeoutSec))
-      : r.plan.stopTimeoutSec;
+    return this.runner.stopTimeoutSec;
   }
 
   /** Seconds the current books cover (since the start, or the last stats reset). */
   get statsElapsedSec(): number {
-    const r = this.runner;
-    return r instanceof ScenarioGroup ? r.elapsedSec : r.statsElapsedSec;
+    return this.runner.statsElapsedSec;
   }
 
   notice(m: string): void {
@@ -310,11 +293,8 @@ export class TestRun {
   }
 
   /** Every worker of the test, over all scenarios: users, event-loop use, heap. */
-  workerInfo(): ReturnType<Coordinator["workerInfo"]> {
-    const r = this.runner;
-    const coordinators =
-      r instanceof ScenarioGroup ? r.scenarios.flatMap((x) => (x.coordinator ? [x.coordinator] : [])) : [r];
-    return coordinators.flatMap((c) => c.workerInfo());
+  workerInfo(): WorkerInfo[] {
+    return this.runner.workerInfo();
   }
 
   /** The result as of now, with thresholds (a running test's downloads in the web UI). */
@@ -322,8 +302,7 @@ export class TestRun {
     if (this.outcome?.result) return this.outcome.result;
     const r = this.runner;
     if (!r.stats) throw new UsageError("the test is still starting; try again in a moment");
-    const result =
-      r instanceof ScenarioGroup ? buildScenarioResult(r, this.loaded.loadfile, 0) : buildResult(r, 0);
+    const result = buildResult(r, 0);
     const thresholds = evaluate(this.watch.thresholds, r.stats, this.statsElapsedSec);
     if (thresholds.length > 0) result.thresholds = thresholds;
     const findings = recommend(result);
@@ -348,10 +327,7 @@ export class TestRun {
       // incomplete, like one where user code threw.
       exitCode = s.exitCodeOnError!;
     }
-    const result =
-      runner instanceof ScenarioGroup
-        ? buildScenarioResult(runner, this.loaded.loadfile, exitCode)
-        : buildResult(runner, exitCode);
+    const result = buildResult(runner, exitCode);
     if (thresholds.length > 0) result.thresholds = thresholds;
     if (this.baseline) {
       result.comparison = compareResults(this.baseline, result, {

@@ -3,8 +3,6 @@ import { CicadaError } from "../core/errors.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import type { MetricsSource } from "../outputs/prometheus.js";
 import { metricsOf, type RunResult } from "../result/result.js";
-import { Coordinator } from "../runner/coordinator.js";
-import { ScenarioGroup } from "../runner/scenarios.js";
 import type { EndpointSeriesRow, SeriesRow, StatsAggregate } from "../stats/aggregate.js";
 import { readApiBody } from "../testrun/settings.js";
 import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../testrun/testrun.js";
@@ -66,9 +64,7 @@ export class WebController {
     const t = this.test;
     if (!t) return "ready";
     if (t.outcome) return "stopped";
-    const r = t.runner;
-    if (r instanceof ScenarioGroup) return r.stopReason ? "stopping" : "running";
-    switch (r.phase) {
+    switch (t.runner.phase) {
       case "starting":
       case "spawning":
         return "spawning";
@@ -135,10 +131,7 @@ export class WebController {
         ? {
             id: this.runId,
             startedAt: t.runner.startedAt > 0 ? new Date(t.runner.startedAt).toISOString() : null,
-            config:
-              t.runner instanceof Coordinator
-                ? { ...t.runner.plan, userIds: undefined }
-                : { scenarios: true },
+            config: t.runner.plan ? { ...t.runner.plan, userIds: undefined } : { scenarios: true },
             stopReason: t.runner.stopReason ?? null,
             exitCode: t.outcome?.exitCode ?? null,
           }
@@ -210,7 +203,6 @@ export class WebController {
     const t = this.test;
     if (!this.busy || !t) throw new ApiError(409, "no test is running");
     const r = t.runner;
-    if (!(r instanceof Coordinator)) throw new ApiError(409, "a run with scenarios follows its scenarios");
     try {
       const e = readApiBody(req, "edit");
       if (e.rate !== undefined) r.setRate(e.rate);
@@ -227,9 +219,12 @@ export class WebController {
   reset(): void {
     const t = this.test;
     if (!this.busy || !t) throw new ApiError(409, "no test is running");
-    if (!(t.runner instanceof Coordinator))
-      throw new ApiError(409, "a run with scenarios cannot reset its stats");
-    t.runner.resetStats();
+    try {
+      t.runner.resetStats();
+    } catch (err) {
+      // The run's model has no such knob (a run with scenarios).
+      throw new ApiError(409, (err as Error).message);
+    }
     this.onChange?.("stats");
   }
 
@@ -293,13 +288,14 @@ export class WebController {
     });
     const cur = books.current();
     const total = books.total;
+    const st = r.status();
     return {
       runId: this.runId,
       status: this.status,
       elapsedSec: Math.round(r.elapsedSec * 10) / 10,
       users: books.users,
-      targetUsers: r instanceof Coordinator ? (r.plan.rate !== null ? null : r.plan.users) : null,
-      rate: r instanceof Coordinator ? (r.plan.rate !== null ? r.currentRate : null) : null,
+      targetUsers: st.targetUsers,
+      rate: st.rate,
       dropped: books.dropped,
       current: {
         rps: Math.round(cur.rps * 10) / 10,
