@@ -269,7 +269,7 @@ function median(xs: number[]): number {
 }
 
 describe("SSE in a run", () => {
-  it("ttft and itl match the server's own send times within 2 ms (medians); counts are exact", async () => {
+  it("ttft and itl match the server's own send times (medians: itl within 2 ms, ttft plus the loopback trip); counts are exact", async () => {
     const TOKENS = 10;
     const STREAMS = 15;
     const serverTtft: number[] = [];
@@ -320,7 +320,12 @@ describe("SSE in a run", () => {
       assert.equal(serverTtft.length, STREAMS);
       const ttft = median(serverTtft);
       const itl = median(serverGaps);
-      assert.ok(Math.abs(m.ttft!.p50 - ttft) <= 2, `client ttft p50 ${m.ttft!.p50} vs server ${ttft}`);
+      // The client's clock starts before the request reaches the server, so its ttft is the
+      // server's plus the trip over loopback (about 1 ms, a few on a busy machine), never less.
+      assert.ok(
+        m.ttft!.p50 >= ttft - 0.5 && m.ttft!.p50 <= ttft + 5,
+        `client ttft p50 ${m.ttft!.p50} vs server ${ttft}`,
+      );
       assert.ok(Math.abs(m.itl!.p50 - itl) <= 2, `client itl p50 ${m.itl!.p50} vs server ${itl}`);
       // tokens_per_sec is the inverse of a stream's mean itl.
       assert.ok(Math.abs(m.tokens_per_sec!.p50 - 1000 / itl) < 10, `tokens/s ${m.tokens_per_sec!.p50}`);
