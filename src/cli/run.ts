@@ -110,6 +110,6 @@ async function runHeadless(
   } finally {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
-    await metrics?.close();
+    await metrics?.close?.();
   }
 }

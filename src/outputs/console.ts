@@ -1,7 +1,10 @@
+// The terminal: the live status line, the end-of-run summary and its tables.
+import { formatComparison } from "../compare/format.js";
 import { formatMetric } from "../result/format.js";
 import type { RunResult } from "../result/result.js";
 import type { Run } from "../runner/run.js";
 import type { StatsAggregate } from "../stats/aggregate.js";
+import type { Sink } from "./sink.js";
 
 export function formatDuration(sec: number): string {
   const s = Math.max(0, Math.round(sec));
@@ -312,4 +315,15 @@ export function formatSummary(r: RunResult): string {
     for (const w of r.warnings) out.push(`  ${w.message.replace(/^warning: /, "")}`);
   }
   return `${out.join("\n")}\n`;
+}
+
+/** The summary at the end of a run, and the comparison with a baseline when there is one. */
+export function summarySink(out: { write(s: string): unknown }, compareLabel?: string): Sink {
+  return {
+    label: "the summary",
+    result(r) {
+      out.write(formatSummary(r));
+      if (r.comparison) out.write(`\nCompared with ${compareLabel}\n${formatComparison(r.comparison)}`);
+    },
+  };
 }

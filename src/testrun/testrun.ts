@@ -1,11 +1,8 @@
-import { accessSync, constants, statSync, writeFileSync } from "node:fs";
 import type { Server } from "node:http";
-import { dirname, resolve } from "node:path";
 import type { CicadaConfig } from "../api/config.js";
 import { LoadShape } from "../api/shape.js";
 import { HttpUser } from "../api/user.js";
 import { compareResults } from "../compare/compare.js";
-import { formatComparison } from "../compare/format.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
 import { parseTolerances } from "../compare/tolerance.js";
 import { CicadaError, ExitCode, UsageError } from "../core/errors.js";
@@ -13,11 +10,12 @@ import { parseDuration, resolveProcesses } from "../core/parse.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
-import { formatSummary, type LiveView, statusLine } from "../outputs/console.js";
+import { type LiveView, statusLine, summarySink } from "../outputs/console.js";
 import { CsvOutput } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
 import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
+import { jsonText, resultFile, type Sink } from "../outputs/sink.js";
 import { recommend } from "../result/recommendations.js";
 import { buildResult, type RunResult } from "../result/result.js";
 import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
@@ -82,7 +80,7 @@ export async function startMetrics(
   s: CicadaConfig,
   io: RunIo,
   source: () => MetricsSource | undefined,
-): Promise<{ close(): Promise<void> } | undefined> {
+): Promise<Sink | undefined> {
   if (s.prometheusPort === undefined) return undefined;
   const host = s.prometheusHost!;
   const output = new PrometheusOutput(source);
@@ -96,6 +94,7 @@ export async function startMetrics(
   }
   io.stderr.write(`Prometheus metrics on ${serverUrl(server)}/metrics\n`);
   return {
+    label: `--prometheus-port ${s.prometheusPort}`,
     close: () =>
       new Promise<void>((r) => {
         server.closeAllConnections();
@@ -134,7 +133,8 @@ export class TestRun {
   outcome: RunOutcome | undefined;
   private signals = 0;
   private ticks = 0;
-  private csvFailed = false;
+  /** Live sinks that failed once: reported, then left alone for the rest of the run. */
+  private readonly broken = new Set<Sink>();
 
   private constructor(
     readonly loaded: LoadedLoadfile,
@@ -143,6 +143,8 @@ export class TestRun {
     readonly runner: Run,
     readonly watch: ThresholdWatch,
     readonly csv: CsvOutput | undefined,
+    /** Every output of the test, in the order it writes at the end (the CSV files among them). */
+    private readonly sinks: readonly Sink[],
     private readonly baseline: RunResult | undefined,
     private readonly tolerances: ReturnType<typeof parseTolerances> | undefined,
     private readonly opts: TestRunOptions,
@@ -181,13 +183,7 @@ export class TestRun {
         ? undefined
         : new BaselineStore(baselineDir(s.baselineDir, io.env)).resolve(s.compareTo);
     // An output that cannot be written is found out now, not after the whole test.
-    for (const [flag, path] of [
-      ["--json", s.json === "-" ? undefined : s.json],
-      ["--html", s.html],
-      ["--junit", s.junit],
-    ] as const) {
-      if (path) checkWritable(path, flag);
-    }
+    const files = resultSinks(s, io);
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
     let csv: CsvOutput | undefined;
     const keepHistory = s.headless !== true;
@@ -198,9 +194,9 @@ export class TestRun {
         throw new UsageError(`cannot write --csv ${s.csv}: ${(err as Error).message}`);
       }
     }
+    const sinks: Sink[] = [...(csv ? [csv] : []), ...files];
     let self: TestRun | undefined;
-    const onInterval = (iv: ClosedInterval) =>
-      self?.csvSafe(() => self?.csv?.interval(iv, self.runner.stats));
+    const onInterval = (iv: ClosedInterval) => self?.toSinks((k) => k.interval?.(iv, self!.runner.stats));
     const hooks = {
       onTick: (r: Run) => self?.tick((tty) => statusLine(r, tty)),
       onNotice: (m: string) => self?.notice(m),
@@ -209,7 +205,7 @@ export class TestRun {
     const runner: Run = specs
       ? new ScenarioGroup(specs, bundle, hooks, s.runTime === undefined ? null : parseDuration(s.runTime))
       : new Coordinator(single!.plan, bundle, hooks, single!.shape, opts.remote);
-    self = new TestRun(loaded, s, io, runner, watch, csv, baseline, tolerances, opts);
+    self = new TestRun(loaded, s, io, runner, watch, csv, sinks, baseline, tolerances, opts);
     return self;
   }
 
@@ -229,22 +225,23 @@ export class TestRun {
     else this.io.stderr.write(`${m}\n`);
   }
 
-  /** A CSV file that cannot be written (disk full, directory gone) is reported once; the run goes on. */
-  private csvSafe(fn: () => void): void {
-    if (this.csvFailed) return;
-    try {
-      fn();
-    } catch (err) {
-      this.csvFailed = true;
-      this.notice(`warning: cannot write --csv ${this.settings.csv} files: ${(err as Error).message}`);
+  /** A live output that cannot write (disk full, directory gone) is reported once; the run goes on. */
+  private toSinks(call: (sink: Sink) => void): void {
+    for (const sink of this.sinks) {
+      if (this.broken.has(sink)) continue;
+      try {
+        call(sink);
+      } catch (err) {
+        this.broken.add(sink);
+        this.notice(`warning: cannot write ${sink.label}: ${(err as Error).message}`);
+      }
     }
   }
 
   private tick(line: (tty: boolean) => string): void {
     const r = this.runner;
-    // Locust refreshes its CSV files every few seconds; a crash mid-run keeps what was written.
-    if (this.csv && ++this.ticks % 2 === 0)
-      this.csvSafe(() => this.csv!.write(r.stats, this.statsElapsedSec));
+    const n = ++this.ticks;
+    this.toSinks((k) => k.tick?.(r.stats, this.statsElapsedSec, n));
     // Live thresholds: checked on the merged books once a second.
     if (this.watch.tick(r.stats, this.statsElapsedSec)) {
       const t = this.watch.abortedBy!;
@@ -313,7 +310,7 @@ export class TestRun {
   private finish(): RunOutcome {
     const { runner, settings: s, io } = this;
     const t = runner.stats.total;
-    this.csvSafe(() => this.csv?.write(runner.stats, this.statsElapsedSec));
+    this.toSinks((k) => k.end?.(runner.stats, this.statsElapsedSec));
     const thresholds = evaluate(this.watch.thresholds, runner.stats, this.statsElapsedSec);
     let exitCode: number = ExitCode.Ok;
     if (runner.fatalError) exitCode = ExitCode.Internal;
@@ -343,27 +340,39 @@ export class TestRun {
         result.exitCode = exitCode;
       }
     }
-    const jsonToStdout = s.json === "-";
     const findings = recommend(result);
     if (findings.length > 0) result.recommendations = findings;
-    (jsonToStdout ? io.stderr : io.stdout).write(formatSummary(result));
-    if (result.comparison) {
-      (jsonToStdout ? io.stderr : io.stdout).write(
-        `\nCompared with ${s.compareTo}\n${formatComparison(result.comparison)}`,
-      );
-    }
-    if (s.json) {
-      const text = `${JSON.stringify(result, null, 2)}\n`;
-      if (jsonToStdout) io.stdout.write(text);
-      else writeOutput(s.json, "--json", text);
+    // Every output gets the result even when one of them cannot write: the first error is
+    // thrown once all have had their turn, so nothing measured is lost with it.
+    let failed: unknown;
+    for (const sink of this.sinks) {
+      try {
+        sink.result?.(result);
+      } catch (err) {
+        failed ??= err;
+      }
     }
     if (t.count === 0 && exitCode !== ExitCode.Internal && exitCode !== ExitCode.Interrupted) {
       io.stderr.write(`${noRequestMessage(t.cancelled, t.notSent)}\n`);
     }
-    if (s.junit) writeOutput(s.junit, "--junit", toJUnit(result));
-    if (s.html) writeOutput(s.html, "--html", renderHtmlReport(result));
+    if (failed !== undefined) throw failed;
     return { exitCode, result };
   }
+}
+
+/**
+ * The outputs of the finished result that the settings ask for, in the order they are written:
+ * the summary on the terminal, then the JSON result, the JUnit XML and the HTML report. Each
+ * checks its path now, so a test is not run for an output that cannot be written.
+ */
+function resultSinks(s: CicadaConfig, io: RunIo): Sink[] {
+  const jsonToStdout = s.json === "-";
+  return [
+    summarySink(jsonToStdout ? io.stderr : io.stdout, s.compareTo),
+    ...(s.json ? [resultFile("--json", s.json, jsonText, io.stdout)] : []),
+    ...(s.junit ? [resultFile("--junit", s.junit, toJUnit)] : []),
+    ...(s.html ? [resultFile("--html", s.html, renderHtmlReport)] : []),
+  ];
 }
 
 /** Why a run that completed no request does not pass. */
@@ -376,26 +385,6 @@ function noRequestMessage(cancelled: number, notSent: number): string {
     `cicada: no request completed, so the run measured nothing${cut.length > 0 ? ` (at the stop: ${cut.join(", ")})` : ""}; ` +
     "check that the target answers within the request timeout and that the tasks make requests"
   );
-}
-
-function checkWritable(path: string, flag: string): void {
-  const dir = dirname(resolve(path));
-  try {
-    if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
-    accessSync(dir, constants.W_OK);
-  } catch (err) {
-    const why =
-      (err as NodeJS.ErrnoException).code === "ENOENT" ? `no directory ${dir}` : (err as Error).message;
-    throw new UsageError(`cannot write ${flag} ${path}: ${why}`);
-  }
-}
-
-function writeOutput(path: string, flag: string, text: string): void {
-  try {
-    writeFileSync(path, text);
-  } catch (err) {
-    throw new UsageError(`cannot write ${flag} ${path}: ${(err as Error).message}`);
-  }
 }
 
 interface Resolved {

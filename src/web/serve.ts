@@ -81,6 +81,6 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await server.close();
-    await metrics?.close();
+    await metrics?.close?.();
   }
 }
