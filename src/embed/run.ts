@@ -295,6 +295,7 @@ export async function run(options: RunOptions): Promise<LoadTestResult> {
     source,
     settings,
     base: { processes: 1 },
+    spawnAtOnce: true,
     ...(shape ? { shape } : {}),
     ...(o.config !== undefined ? { config: o.config } : {}),
     ...(o.env !== undefined ? { env } : {}),

@@ -30,6 +30,8 @@ export interface EmbeddedTest {
   settings: CicadaConfig;
   /** Defaults of this front, under the loadfile's `options` (e.g. one thread). */
   base?: CicadaConfig;
+  /** Unless some source sets a spawn rate, start all users at once (not one per second). */
+  spawnAtOnce?: boolean;
   /** A load shape given by the caller; it drives the run. */
   shape?: ShapeClass;
   /** A config file to read; none is looked for otherwise. */
@@ -87,9 +89,12 @@ export async function runEmbedded(t: EmbeddedTest): Promise<RunOutcome> {
       mod = t.source.mod;
       bundle = memoryBundle(loadfile, mod);
     }
-    const s = mergeConfigs(settingDefaults(), t.base ?? {}, fromLoadfile, file.config, env, t.settings, {
+    const defaults = settingDefaults();
+    if (t.spawnAtOnce) delete defaults.spawnRate;
+    const s = mergeConfigs(defaults, t.base ?? {}, fromLoadfile, file.config, env, t.settings, {
       headless: true,
     });
+    s.spawnRate ??= Math.max(1, s.users ?? 1);
     if (!("loadfile" in t.source)) checkThreads(loadfile, s);
     const shapes = [...(t.shape ? [t.shape] : []), ...Object.values(mod).filter(isShapeClass)];
     if (t.shape) s.shape = t.shape.name;
