@@ -47,11 +47,20 @@ function tempDir(): string {
   return dir;
 }
 
+/** esbuild's text, with the virtual module named as the user wrote it. */
+function errorText(m: esbuild.Message): string {
+  const text = m.text.replace('"cicada-api:cicada-load"', '"cicada-load"');
+  // The package's entry point has more than loadfiles get: say why the name is missing.
+  return /for import "(run|benchmark)"$/.test(text)
+    ? `${text} (run() and benchmark() are for programs and test suites; a loadfile exports user classes)`
+    : text;
+}
+
 function formatLocation(loadfile: string, m: esbuild.Message): string {
   const loc = m.location;
-  if (!loc) return `${loadfile}: error: ${m.text}`;
+  if (!loc) return `${loadfile}: error: ${errorText(m)}`;
   const file = loc.file ? relative(process.cwd(), resolve(loc.file)) || loc.file : loadfile;
-  return `${file}:${loc.line}:${loc.column + 1}: error: ${m.text}`;
+  return `${file}:${loc.line}:${loc.column + 1}: error: ${errorText(m)}`;
 }
 
 /** Builds in progress, so that `stopBundler` never cuts one off. */
