@@ -144,12 +144,21 @@ function mergeCodes(es: readonly EndpointResult[]): Record<string, number> {
   return out;
 }
 
-/** "p95 of GET /health measured 250.31 ms, limit < 100.00 ms". */
+/** A limit as precise as it was written (0.5 ms, not 0.50 ms; 0.1 %, not 0.10 %). */
+function formatLimit(metric: string, target: number): string {
+  const trim = (x: number) => String(Number(x.toFixed(6)));
+  if (metric === "error_rate" || metric === "checks") return `${trim(target * 100)}%`;
+  if (metric === "rps") return `${trim(target)}/s`;
+  const shown = formatMetric(metric, target);
+  return shown.endsWith(" ms") ? `${trim(target)} ms` : trim(target);
+}
+
+/** 'threshold "GET /health: p95<100" failed: p95 of GET /health measured 250.31 ms, limit < 100 ms'. */
 function describeThreshold(t: ThresholdResult): string {
   const what = t.scope === "all" ? t.metric : `${t.metric} of ${t.scope}`;
   const measured =
     t.value === null ? (t.note ?? "nothing measured") : `measured ${formatMetric(t.metric, t.value)}`;
-  return `threshold "${t.expr}" failed: ${what} ${measured}, limit ${t.op} ${formatMetric(t.metric, t.target)}`;
+  return `threshold "${t.expr}" failed: ${what} ${measured}, limit ${t.op} ${formatLimit(t.metric, t.target)}`;
 }
 
 /** Every reason a run did not pass, one per line. */
