@@ -220,9 +220,14 @@ describe("run(): a load test in-process", () => {
         UsageError,
         /duration: expected a duration/,
       ],
-      [() => run({ tasks: { health } }), UsageError, /no host for Tasks: pass host/],
+      [() => run({ tasks: { health }, duration: 1 }), UsageError, /no host for Tasks: pass host/],
       [
-        () => run({ host: server.url, tasks: { health }, processes: 2 }),
+        () => run({ host: server.url, tasks: { health }, users: 2 }),
+        UsageError,
+        /run\(\{ tasks \}\): this run would never end: give duration, iterations/,
+      ],
+      [
+        () => run({ host: server.url, tasks: { health }, processes: 2, duration: 1 }),
         UsageError,
         /processes: 2 runs users in worker threads.*Pass loadfile/,
       ],
@@ -232,7 +237,7 @@ describe("run(): a load test in-process", () => {
         /loadfile not found: .*missing\.ts/,
       ],
       [
-        () => run({ host: "http://127.0.0.1:1", tasks: { health } }),
+        () => run({ host: "http://127.0.0.1:1", tasks: { health }, duration: 1 }),
         TargetUnreachable,
         /cannot reach http:\/\/127\.0\.0\.1:1/,
       ],
@@ -249,7 +254,9 @@ describe("run(): a load test in-process", () => {
         return true;
       });
     }
-    const unreachable = await run({ host: "http://127.0.0.1:1", tasks: { health } }).catch((e: unknown) => e);
+    const unreachable = await run({ host: "http://127.0.0.1:1", tasks: { health }, duration: 1 }).catch(
+      (e: unknown) => e,
+    );
     assert.ok(unreachable instanceof TargetUnreachable);
     assert.equal(unreachable.exitCode, 4);
     assert.equal(unreachable.code, "ERR_CICADA_UNREACHABLE");

@@ -296,6 +296,7 @@ export async function run(options: RunOptions): Promise<LoadTestResult> {
     settings,
     base: { processes: 1 },
     spawnAtOnce: true,
+    requireEnd: true,
     ...(shape ? { shape } : {}),
     ...(o.config !== undefined ? { config: o.config } : {}),
     ...(o.env !== undefined ? { env } : {}),

@@ -46,6 +46,9 @@ export interface BenchmarkContext {
 
 export type BenchmarkFunction = (ctx: BenchmarkContext) => unknown;
 
+/** A bench file's default export: benchmarks by name, each a function or one with its own settings. */
+export type Benchmarks = Record<string, BenchmarkFunction | (BenchmarkOptions & { fn: BenchmarkFunction })>;
+
 export interface BenchmarkSpec extends BenchmarkOptions {
   name: string;
   fn: BenchmarkFunction;

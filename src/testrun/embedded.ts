@@ -32,6 +32,8 @@ export interface EmbeddedTest {
   base?: CicadaConfig;
   /** Unless some source sets a spawn rate, start all users at once (not one per second). */
   spawnAtOnce?: boolean;
+  /** Refuse a run that nothing would end (no duration, limit, stages, shape, scenarios or signal). */
+  requireEnd?: boolean;
   /** A load shape given by the caller; it drives the run. */
   shape?: ShapeClass;
   /** A config file to read; none is looked for otherwise. */
@@ -98,6 +100,19 @@ export async function runEmbedded(t: EmbeddedTest): Promise<RunOutcome> {
     if (!("loadfile" in t.source)) checkThreads(loadfile, s);
     const shapes = [...(t.shape ? [t.shape] : []), ...Object.values(mod).filter(isShapeClass)];
     if (t.shape) s.shape = t.shape.name;
+    const ends =
+      s.runTime !== undefined ||
+      s.iterations !== undefined ||
+      s.iterationsPerUser !== undefined ||
+      s.stages !== undefined ||
+      s.scenarios !== undefined ||
+      (shapes.length > 0 && s.shape !== null) ||
+      t.signal !== undefined;
+    if (t.requireEnd && !ends) {
+      throw new UsageError(
+        `${loadfile}: this run would never end: give duration, iterations, iterationsPerUser, stages, a shape or a signal`,
+      );
+    }
     const loaded: LoadedLoadfile = { loadfile, bundle, mod, shapes, cli: t.settings, env };
     const test = await TestRun.create(loaded, s, t.io);
     const signal = t.signal;
