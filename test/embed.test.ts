@@ -84,12 +84,20 @@ describe("run(): a load test in-process", () => {
       tasks: { health, flaky: (u) => u.client.get("/flaky") },
       users: 4,
       iterations: 200,
+      json: join(project.dir, "r.json"),
+      html: join(project.dir, "r.html"),
+      junit: join(project.dir, "r.xml"),
+      csv: join(project.dir, "r"),
     });
     // The plain JSON result, as `cicada run --json` writes it: the helpers are not its fields.
     const json = JSON.parse(JSON.stringify(r));
     assertValidResult(json);
+    assert.deepEqual(json, JSON.parse(readFileSync(join(project.dir, "r.json"), "utf8")));
     assert.deepEqual(Object.keys(json).sort(), Object.keys(r).sort());
     assert.ok(!("passed" in json) && !("endpoint" in json));
+    assert.match(readFileSync(join(project.dir, "r.html"), "utf8"), /<html/i);
+    assert.match(readFileSync(join(project.dir, "r.xml"), "utf8"), /<testsuites/);
+    assert.match(readFileSync(join(project.dir, "r_stats.csv"), "utf8"), /GET,\/flaky,/);
     const h = r.endpoint("GET /health");
     const f = r.endpoint("/flaky");
     assert.equal(h.requests, count(server, "GET /health") - before.health);
