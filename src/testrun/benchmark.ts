@@ -36,7 +36,7 @@ export interface BenchmarkOptions {
 
 /** What each round's function gets. */
 export interface BenchmarkContext {
-  /** 0-based index of the round (warm-up rounds count from 0 too). */
+  /** 0-based index of the round: the warm-up rounds first, then the measured ones. */
   readonly round: number;
   /** Aborted when the benchmark is stopped: pass it to fetch() and the like. */
   readonly signal: AbortSignal;
