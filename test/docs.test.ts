@@ -387,6 +387,25 @@ const LINES: Record<string, Entry> = {
         /✓ pass\s+JOB \/api\/v1\/jobs: p95<30000\s+measured \d/,
       ],
     },
+  // docs/test-suites.md: the page's bench file (its last ts block), run twice and compared. One
+  // second per benchmark is too short for a verdict: the comparison is inconclusive and exits 0.
+  "npx cicada bench bench.ts -H http://127.0.0.1:8000 --json before.json": {
+    exit: 0,
+    limitSec: 60,
+    files: () => ({ "bench.ts": tsBlock("docs/test-suites.md", 8) }),
+    json: { file: "before.json", exitCode: 0 },
+    prints: [/Name \(time in (ns|us|ms|s)\)/, /GET \/health\s/, /POST \/api\/v1\/agents\/invoke\s/],
+  },
+  "npx cicada bench bench.ts -H http://127.0.0.1:8000 --json after.json": {
+    exit: 0,
+    limitSec: 60,
+    json: { file: "after.json", exitCode: 0 },
+  },
+  "npx cicada compare before.json after.json": {
+    exit: 0,
+    limitSec: 20,
+    prints: [/BENCH GET \/health/, /BENCH POST \/api\/v1\/agents\/invoke/, /Verdict: inconclusive/i],
+  },
 };
 
 /** Lines that cannot run here, and why. */

@@ -71,6 +71,8 @@ describe("the published package", { timeout: 240_000 }, () => {
     for (const f of [
       "package.json",
       "dist/src/cicada.js",
+      "dist/src/index.js",
+      "dist/src/index.d.ts",
       "dist/src/api/index.js",
       "dist/src/api/index.d.ts",
       "dist/src/loadfile/bundle.js",
@@ -80,6 +82,8 @@ describe("the published package", { timeout: 240_000 }, () => {
       "dist/src/web/server.js",
       "dist/src/outputs/html/client.js",
       "dist/web/index.html",
+      "examples/node-test.test.mjs",
+      "examples/vitest.test.ts",
     ]) {
       assert.ok(packed.includes(f), `${f} is not in the tarball`);
     }
@@ -126,9 +130,26 @@ describe("the published package", { timeout: 240_000 }, () => {
     assert.ok(existsSync(bin), `bin ${pj.bin.cicada} does not exist`);
     assert.match(readFileSync(bin, "utf8"), /^#!\/usr\/bin\/env node/);
     assert.ok(existsSync(join(proj, "node_modules", ".bin", "cicada")), "no cicada in node_modules/.bin");
-    const d = readFileSync(join(dir, dirname(normalize(types[0]!)), "index.d.ts"), "utf8");
-    for (const name of ["HttpUser", "task", "constant", "between", "TaskSet"]) {
-      assert.match(d, new RegExp(`\\b${name}\\b`), `index.d.ts does not export ${name}`);
+    // The declarations reachable from the types entry, through its `export * from` re-exports.
+    const declared = (file: string): string => {
+      const text = readFileSync(file, "utf8");
+      const more = [...text.matchAll(/export \* from "(\.[^"]+)\.js"/g)].map((m) =>
+        declared(join(dirname(file), `${m[1]}.d.ts`)),
+      );
+      return [text, ...more].join("\n");
+    };
+    const d = declared(join(dir, normalize(types[0]!)));
+    for (const name of [
+      "HttpUser",
+      "task",
+      "constant",
+      "between",
+      "TaskSet",
+      "run",
+      "benchmark",
+      "UsageError",
+    ]) {
+      assert.match(d, new RegExp(`\\b${name}\\b`), `${types[0]} does not export ${name}`);
     }
   });
 

@@ -7,6 +7,7 @@ import { VERSION } from "../core/version.js";
 import { RUN_FLAGS, SETTINGS, type SettingValues } from "../testrun/settings.js";
 import type { RunIo, WebUiFront } from "../testrun/testrun.js";
 import { registerBaselineCommands } from "./baseline.js";
+import { registerBench } from "./bench.js";
 import { addSettingFlags } from "./flags.js";
 import { registerQuick } from "./quick.js";
 import { registerReport } from "./report.js";
@@ -125,6 +126,9 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
     exitCode = code;
   });
   registerReport(program, io);
+  registerBench(program, io, (code) => {
+    exitCode = code;
+  });
 
   try {
     await program.parseAsync(argv, { from: "user" });

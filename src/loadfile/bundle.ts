@@ -13,7 +13,7 @@ export const API_GLOBAL = Symbol.for("cicada.api");
 export interface Bundle {
   /** The loadfile as the user named it (for messages). */
   readonly loadfile: string;
-  /** Absolute path of the bundled ESM file. */
+  /** Absolute path of the bundled ESM file, or the key of a module held in memory (`memoryBundle`). */
   readonly path: string;
   /** Removes the bundle's temporary directory. */
   dispose(): void;
@@ -47,11 +47,49 @@ function tempDir(): string {
   return dir;
 }
 
+/** esbuild's text, with the virtual module named as the user wrote it. */
+function errorText(m: esbuild.Message): string {
+  const text = m.text.replace('"cicada-api:cicada-load"', '"cicada-load"');
+  // The package's entry point has more than loadfiles get: say why the name is missing.
+  return /for import "(run|benchmark)"$/.test(text)
+    ? `${text} (run() and benchmark() are for programs and test suites; a loadfile exports user classes)`
+    : text;
+}
+
 function formatLocation(loadfile: string, m: esbuild.Message): string {
   const loc = m.location;
-  if (!loc) return `${loadfile}: error: ${m.text}`;
+  if (!loc) return `${loadfile}: error: ${errorText(m)}`;
   const file = loc.file ? relative(process.cwd(), resolve(loc.file)) || loc.file : loadfile;
-  return `${file}:${loc.line}:${loc.column + 1}: error: ${m.text}`;
+  return `${file}:${loc.line}:${loc.column + 1}: error: ${errorText(m)}`;
+}
+
+/** Builds in progress, so that `stopBundler` never cuts one off. */
+let building = 0;
+let esbuildLoaded = false;
+
+/**
+ * Stops esbuild's service process, unless a build is running. esbuild keeps it between builds
+ * and starts it again for the next one, so this only matters to a process that must be left
+ * with nothing open: the programmatic API, once its run is over.
+ */
+export async function stopBundler(): Promise<void> {
+  if (!esbuildLoaded || building > 0) return;
+  const { stop } = await import("esbuild");
+  // A build may have started while esbuild was being looked up.
+  if (building === 0) await stop();
+}
+
+/** Modules handed over in memory (user classes defined beside a programmatic run), by key. */
+const inMemory = new Map<string, Record<string, unknown>>();
+
+/**
+ * A bundle that is no file: `importBundle` in this thread returns `mod` itself. Worker threads
+ * and other machines cannot import it; the programmatic API only runs such modules in-process.
+ */
+export function memoryBundle(loadfile: string, mod: Record<string, unknown>): Bundle {
+  const path = `memory:${randomBytes(8).toString("hex")}`;
+  inMemory.set(path, mod);
+  return { loadfile, path, dispose: () => inMemory.delete(path) };
 }
 
 /**
@@ -65,9 +103,11 @@ export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promi
   }
   const dir = tempDir();
   const out = join(dir, "loadfile.mjs");
+  building++;
   try {
     // Loaded here, not at module load: worker threads import this module but never bundle.
     const { build } = await import("esbuild");
+    esbuildLoaded = true;
     await build({
       entryPoints: [abs],
       outfile: out,
@@ -96,6 +136,8 @@ export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promi
       throw new UsageError(formatLocation(loadfile, first) + more);
     }
     throw new UsageError(`${loadfile}: cannot bundle: ${(err as Error).message}`);
+  } finally {
+    building--;
   }
   return {
     loadfile,
@@ -114,6 +156,8 @@ export function installApiGlobal(): void {
  * the loadfile line, found through the inline source map.
  */
 export async function importBundle(bundlePath: string, loadfile: string): Promise<Record<string, unknown>> {
+  const held = inMemory.get(bundlePath);
+  if (held) return held;
   installApiGlobal();
   process.setSourceMapsEnabled(true);
   try {

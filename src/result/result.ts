@@ -10,6 +10,7 @@ import {
 } from "../stats/aggregate.js";
 import type { Histogram, LatencySummary } from "../stats/histogram.js";
 import { encodeHistogram, summarizeHistogram } from "../stats/histogram.js";
+import type { SampleStats } from "../stats/samples.js";
 import type { Comparison } from "./comparison.js";
 import type { ThresholdResult } from "./thresholds.js";
 
@@ -64,6 +65,8 @@ export interface RunResult {
   bursts?: BurstResult[];
   /** Runs with scenarios: each scenario's own figures; the top level covers them all. */
   scenarios?: ScenarioResult[];
+  /** Benchmark results (`cicada bench`): each benchmark's exact round statistics; it is also an endpoint. */
+  benchmarks?: BenchmarkResult[];
   stopReason: string;
   /** Things that make the numbers suspect: a saturated generator, a lost worker. */
   warnings: Array<{ at: string; kind: "cpu" | "worker"; message: string }>;
@@ -368,6 +371,62 @@ export function buildResult(run: Run, exitCode: number): RunResult {
     warnings: warningsOf(run.warnings),
     machine: machine(),
     exitCode,
+  };
+}
+
+/**
+ * One benchmark: pytest-benchmark's statistics of its successful rounds (times in ms, `ops` per
+ * second), with what it ran. Its rounds are also the endpoint (type "BENCH", the benchmark's name).
+ */
+export interface BenchmarkResult extends SampleStats {
+  name: string;
+  /** Rounds whose function threw; they are not in the statistics. */
+  failures: number;
+  /** Rounds run before the measured ones, not counted. */
+  warmup: number;
+  /** Rounds in flight at once. */
+  concurrency: number;
+  /** Wall-clock seconds of the measured rounds. */
+  durationSec: number;
+  /** Rounds completed per wall-clock second (with concurrency above 1, more than `ops`). */
+  throughput: number;
+}
+
+/**
+ * A result from books filled without a coordinator (benchmarks): the same figures as a run's.
+ * `rates` sets an endpoint's rps from its own duration, keyed by its name.
+ */
+export function buildBooksResult(
+  s: StatsAggregate,
+  info: {
+    startedAt: number;
+    endedAt: number;
+    durationSec: number;
+    config: Record<string, unknown>;
+    peakUsers: number;
+    stopReason: string;
+    exitCode: number;
+    rates?: ReadonlyMap<string, number>;
+  },
+): RunResult {
+  const durationSec = round(info.durationSec);
+  const f = figures(s, durationSec, false);
+  if (info.rates) {
+    for (const e of f.endpoints) {
+      const r = info.rates.get(e.name);
+      if (r !== undefined) e.rps = round(r);
+    }
+  }
+  return {
+    ...header(info.startedAt, info.endedAt, durationSec),
+    config: info.config,
+    ...f,
+    users: { peak: info.peakUsers },
+    series: s.series,
+    stopReason: info.stopReason,
+    warnings: [],
+    machine: machine(),
+    exitCode: info.exitCode,
   };
 }
 

@@ -326,6 +326,9 @@ export class Coordinator implements Run {
   abort(): void {
     this.aborted = true;
     this.stop("signal");
+    // Workers still loading the test would take the abort before their `ready`; `run` tells
+    // them once they are ready.
+    if (this.phase === "starting") return;
     for (const w of this.workers) if (!w.finished) w.transport.send({ type: "abort" });
   }
 
@@ -481,8 +484,8 @@ export class Coordinator implements Run {
     clearTimeout(runTimer);
     this.phase = "stopping";
     const timeoutMs = Math.round(this.plan.stopTimeoutSec * 1000);
-    if (!this.aborted) {
-      for (const wk of this.workers) if (!wk.finished) wk.transport.send({ type: "stop", timeoutMs });
+    for (const wk of this.workers) {
+      if (!wk.finished) wk.transport.send(this.aborted ? { type: "abort" } : { type: "stop", timeoutMs });
     }
 
     // A worker that does not report back in time is told to abort, then given up on:

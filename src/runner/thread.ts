@@ -56,6 +56,17 @@ export function portTransport<
   };
 }
 
+/** Threads told to end that have not yet ended. */
+const ending = new Set<Promise<unknown>>();
+
+/**
+ * Resolves once every worker thread told to end has ended, so that a caller that must leave
+ * nothing running (the programmatic API) returns only then.
+ */
+export async function threadsEnded(): Promise<void> {
+  await Promise.allSettled([...ending]);
+}
+
 /**
  * Starts a worker thread and returns the coordinator's end of its transport. `onLost` fires if
  * the thread ends before the coordinator closes the transport: a crash, or user code calling
@@ -69,7 +80,11 @@ export function startThreadWorker(id: string): Transport<CoordinatorMessage, Wor
   let lostHandler: ((reason: string) => void) | undefined;
   let lastError: Error | undefined;
   const transport = portTransport<CoordinatorMessage, WorkerMessage>(thread, () => {
-    void thread.terminate();
+    const ended: Promise<unknown> = thread
+      .terminate()
+      .catch(() => undefined)
+      .finally(() => ending.delete(ended));
+    ending.add(ended);
   });
   thread.on("error", (err) => {
     lastError = err;
