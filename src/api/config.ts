@@ -94,6 +94,10 @@ export interface CicadaConfig {
   expectWorkers?: number;
   /** Seconds the master waits for them; default: until they come or Ctrl-C. */
   expectWorkersMaxWait?: number;
+  /** Seconds of silence after which a worker (or, on a worker, its master) counts as gone (default 3). */
+  heartbeatTimeout?: number;
+  /** Exit with code 4 when a worker was lost during the run. */
+  failOnWorkerLoss?: boolean;
 }
 
 export interface ThresholdConfig {

@@ -18,12 +18,12 @@ const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 async function workerCommand(
   host: string | undefined,
   port: number | undefined,
-  connectTimeoutSec: number,
+  opts: { connectTimeoutSec: number; once?: boolean; heartbeatTimeoutSec?: number },
   io: RunIo,
 ): Promise<number> {
   const { runRemoteWorker } = await import("../runner/remote.js");
   return runRemoteWorker(host ?? SETTINGS.masterHost.default!, port ?? SETTINGS.masterPort.default!, {
-    connectTimeoutSec,
+    ...opts,
     log: (m) => io.stderr.write(`worker: ${m}\n`),
   });
 }
@@ -66,7 +66,10 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
       exitCode = await workerCommand(
         flags.masterHost,
         flags.masterPort,
-        SETTINGS.connectTimeout.default!,
+        {
+          connectTimeoutSec: SETTINGS.connectTimeout.default!,
+          heartbeatTimeoutSec: flags.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
+        },
         io,
       );
       return;
@@ -77,14 +80,31 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
   const worker = program
     .command("worker")
     .description("run as a worker of a master on another machine (cicada run --master)");
-  const workerFlags = addSettingFlags(worker, ["masterHost", "masterPort", "connectTimeout"], {
-    masterHost: { help: "the master's address", default: SETTINGS.masterHost.default },
-    masterPort: { help: "the master's port", default: SETTINGS.masterPort.default },
-    connectTimeout: { default: SETTINGS.connectTimeout.default },
-  });
+  const workerFlags = addSettingFlags(
+    worker,
+    ["masterHost", "masterPort", "connectTimeout", "heartbeatTimeout", "once"],
+    {
+      masterHost: { help: "the master's address", default: SETTINGS.masterHost.default },
+      masterPort: { help: "the master's port", default: SETTINGS.masterPort.default },
+      connectTimeout: { default: SETTINGS.connectTimeout.default },
+      heartbeatTimeout: {
+        help: "stop the test when the master is silent this long (default 3s)",
+        default: SETTINGS.heartbeatTimeout.default,
+      },
+    },
+  );
   worker.action(async (opts: Record<string, unknown>) => {
     const f = workerFlags(opts);
-    exitCode = await workerCommand(f.masterHost, f.masterPort, f.connectTimeout!, io);
+    exitCode = await workerCommand(
+      f.masterHost,
+      f.masterPort,
+      {
+        connectTimeoutSec: f.connectTimeout!,
+        ...(f.once ? { once: true } : {}),
+        heartbeatTimeoutSec: f.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
+      },
+      io,
+    );
   });
 
   const demo = program

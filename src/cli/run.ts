@@ -48,7 +48,12 @@ export async function executeRun(
 async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
   const { RemoteWorkers } = await import("../runner/remote.js");
   const expected = s.expectWorkers!;
-  const pool = new RemoteWorkers(s.masterBindHost!, s.masterBindPort!, (m) => io.stderr.write(`${m}\n`));
+  const pool = new RemoteWorkers(
+    s.masterBindHost!,
+    s.masterBindPort!,
+    (m) => io.stderr.write(`${m}\n`),
+    s.heartbeatTimeout,
+  );
   let address: string;
   try {
     address = await pool.listen();

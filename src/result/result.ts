@@ -1,7 +1,7 @@
 import { cpus, hostname } from "node:os";
 import { VERSION } from "../core/version.js";
 import type { RunPlan } from "../runner/plan.js";
-import type { Run, RunWarning, ScenarioView } from "../runner/run.js";
+import type { Run, RunWarning, ScenarioView, WorkerEvent } from "../runner/run.js";
 import {
   type EndpointSeriesRow,
   type EndpointTotals,
@@ -69,7 +69,13 @@ export interface RunResult {
   benchmarks?: BenchmarkResult[];
   stopReason: string;
   /** Things that make the numbers suspect: a saturated generator, a lost worker. */
-  warnings: Array<{ at: string; kind: "cpu" | "worker"; message: string }>;
+  warnings: Array<{
+    at: string;
+    kind: "cpu" | "worker";
+    message: string;
+    /** `worker` warnings of remote workers: who was lost, went missing, came back or joined, and where its users went. */
+    worker?: WorkerEvent;
+  }>;
   machine: { hostname: string; cpus: number; node: string };
   exitCode: number;
 }
@@ -303,7 +309,12 @@ function planConfig(run: Run, plan: RunPlan): Record<string, unknown> {
 }
 
 function warningsOf(ws: readonly RunWarning[]): RunResult["warnings"] {
-  return ws.map((w) => ({ at: new Date(w.at).toISOString(), kind: w.kind, message: w.message }));
+  return ws.map((w) => ({
+    at: new Date(w.at).toISOString(),
+    kind: w.kind,
+    message: w.message,
+    ...(w.worker ? { worker: w.worker } : {}),
+  }));
 }
 
 function machine(): RunResult["machine"] {

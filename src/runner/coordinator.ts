@@ -1,6 +1,6 @@
 import { readFileSync } from "node:fs";
 import type { LoadShape } from "../api/shape.js";
-import { UsageError } from "../core/errors.js";
+import { UsageError, WorkersUnreachable } from "../core/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
@@ -20,9 +20,34 @@ import { stageNumber, stagesDuration } from "./stages.js";
 import { startThreadWorker } from "./thread.js";
 import { Worker } from "./worker.js";
 
-/** Where remote workers come from: connected and greeted, one transport per worker. */
+/** A connected, greeted worker on another machine. */
+export interface RemoteWorkerLink {
+  transport: Transport<CoordinatorMessage, WorkerMessage>;
+  /** Its address and port, for messages. */
+  peer: string;
+  /** Its machine (the address it connects from) and that machine's CPUs. */
+  host: string;
+  cores: number;
+}
+
+/** Where remote workers come from: connected and greeted, one link per worker. */
 export interface RemoteWorkerSource {
-  take(): Transport<CoordinatorMessage, WorkerMessage>;
+  /** The next connected worker nobody runs yet, if any. */
+  take(): RemoteWorkerLink | undefined;
+  /** Silence (ms) after which a worker counts as missing. */
+  readonly heartbeatTimeoutMs: number;
+  /** Told when a worker connects while the run is on, so it can get a share. */
+  onJoin(listener: (() => void) | undefined): void;
+}
+
+/** How many users a handle was last told to have alive. */
+/** Joiners number their users from multiples of this, clear of the first workers' ids. */
+const JOINER_ID_BLOCK = 1_000_000_000;
+
+function usersOf(w: { targets: Record<string, number> }): number {
+  let n = 0;
+  for (const v of Object.values(w.targets)) n += v;
+  return n;
 }
 
 export interface CoordinatorHooks {
@@ -39,7 +64,7 @@ export interface CoordinatorHooks {
 interface WorkerHandle {
   id: string;
   transport: Transport<CoordinatorMessage, WorkerMessage>;
-  ready: Promise<ClassInfo[]>;
+  ready: Promise<ClassInfo[] | null>;
   done: Promise<void>;
   finished: boolean;
   /** Ended without a `done`: crashed, or exited. */
@@ -51,6 +76,18 @@ interface WorkerHandle {
   lastAt: number;
   /** When the coordinator last heard from it (its clock). */
   lastHeard: number;
+  /** Remote workers: where it runs, and its machine's CPUs (threads: one each, same machine). */
+  peer: string;
+  host: string;
+  cores: number;
+  /** Remote: silent past the heartbeat timeout. Its users went to the others; it may come back. */
+  missing: boolean;
+  /** Ready and running its share (it said `ready` and is neither lost nor missing). */
+  isReady: boolean;
+  /** When its `done` arrived: the run's end is the last of these, not when a dead one was given up on. */
+  doneAt: number;
+  /** Settles `ready` with null: a remote worker gone before it was ready is left out, not fatal. */
+  dropBeforeReady: () => void;
 }
 
 /** How many workers a plan gets: never more than there are users or iterations to share. */
@@ -93,7 +130,6 @@ export class Coordinator implements Run {
   private readonly exhausted = new Set<string>();
   /** Users of each class handed out so far, and the worker that gets the next one. */
   private readonly assigned = new Map<string, number>();
-  private nextWorker = 0;
   /** Snapshots that arrive before the clock starts (a worker ready before the others). */
   private early: StatsSnapshot[] = [];
   private readonly saturation = new SaturationWatch();
@@ -124,13 +160,12 @@ export class Coordinator implements Run {
     return ((this.endedAt || Date.now()) - this.startedAt) / 1000;
   }
 
-  /** Workers that ended without reporting back (crashed threads). */
+  /** Workers that ended without reporting back (crashed threads), or were missing at the end. */
   get lostWorkers(): number {
-    return this.workers.filter((w) => w.lost).length;
+    return this.workers.filter((w) => w.lost || w.missing).length;
   }
 
   private openTransport(id: string): Transport<CoordinatorMessage, WorkerMessage> {
-    if (this.remote) return this.remote.take();
     if (this.workerCount === 1) {
       const pair = inProcessPair();
       new Worker(pair.worker, this.plan.loadfile);
@@ -139,10 +174,10 @@ export class Coordinator implements Run {
     return startThreadWorker(id);
   }
 
-  private startWorker(index: number): WorkerHandle {
+  private startWorker(index: number, link?: RemoteWorkerLink): WorkerHandle {
     const id = `w${index}`;
-    const transport = this.openTransport(id);
-    let resolveReady!: (c: ClassInfo[]) => void;
+    const transport = link ? link.transport : this.openTransport(id);
+    let resolveReady!: (c: ClassInfo[] | null) => void;
     let rejectReady!: (e: Error) => void;
     let resolveDone!: () => void;
     const handle: WorkerHandle = {
@@ -159,14 +194,23 @@ export class Coordinator implements Run {
       lastSeq: 0,
       lastAt: 0,
       lastHeard: Date.now(),
+      peer: link?.peer ?? id,
+      host: link?.host ?? "",
+      cores: Math.max(1, link?.cores ?? 1),
+      missing: false,
+      isReady: false,
+      doneAt: 0,
+      dropBeforeReady: () => resolveReady(null),
     };
     let isReady = false;
     transport.onMessage((m) => {
-      if (handle.finished) return;
+      if (handle.finished || handle.lost) return;
       handle.lastHeard = Date.now();
+      if (handle.missing) this.returned(handle);
       switch (m.type) {
         case "ready":
           isReady = true;
+          handle.isReady = true;
           resolveReady(m.classes);
           break;
         case "stats":
@@ -175,7 +219,9 @@ export class Coordinator implements Run {
         case "done":
           this.merge(handle, m.snapshot);
           handle.finished = true;
+          handle.doneAt = Date.now();
           resolveDone();
+          this.settleCheck();
           break;
         case "exhausted":
           this.exhausted.add(id);
@@ -192,7 +238,9 @@ export class Coordinator implements Run {
           }
           break;
         case "heartbeat":
-          this.workerLoad.set(id, { elu: m.elu ?? 0, heapUsedMB: m.heapUsedMB ?? 0 });
+          // A remote worker's connection also beats on its own, without load figures.
+          if (m.elu === undefined) break;
+          this.workerLoad.set(id, { elu: m.elu, heapUsedMB: m.heapUsedMB ?? 0 });
           if (m.elu !== undefined && this.startedAt > 0 && this.phase !== "done") {
             // The receiving clock, not the worker's: a remote machine's clock may differ.
             const warning = this.saturation.observe(
@@ -210,34 +258,32 @@ export class Coordinator implements Run {
       }
     });
     transport.onLost?.((reason) => {
-      if (handle.finished) return;
+      if (handle.finished || handle.lost) return;
+      const wasMissing = handle.missing;
       handle.finished = true;
       handle.lost = true;
+      handle.missing = false;
       resolveDone();
+      this.settleCheck();
       if (!isReady) {
-        rejectReady(new UsageError(`worker ${id} ${reason} before it was ready`));
+        if (this.remote) {
+          this.warn(
+            "worker",
+            `warning: worker ${id} (${handle.peer}) ${reason} before it was ready; the test runs without it`,
+            {
+              worker: id,
+              peer: handle.peer,
+              event: "lost",
+              usersMoved: 0,
+            },
+          );
+          resolveReady(null);
+        } else rejectReady(new UsageError(`worker ${id} ${reason} before it was ready`));
         return;
       }
-      const users = Object.values(handle.targets).reduce((a, b) => a + b, 0);
-      this.warn(
-        "worker",
-        `warning: worker ${id} ${reason}; its ${users} user(s) are gone and what it measured since its last snapshot is lost`,
-      );
-      // Take its users out of the live count with an empty last snapshot.
-      this.merge(handle, {
-        workerId: id,
-        seq: handle.lastSeq,
-        at: handle.lastAt || Date.now(),
-        final: true,
-        users: 0,
-        peakUsers: 0,
-        iterations: 0,
-        endpoints: [],
-        errors: [],
-        exceptions: [],
-      });
-      if (this.workers.every((w) => w.lost)) this.stop("error");
-      else this.checkExhausted();
+      // A missing worker's users were moved already.
+      if (wasMissing) return;
+      this.dropWorker(handle, `${reason}`, "lost");
     });
     transport.send({
       type: "plan",
@@ -246,10 +292,15 @@ export class Coordinator implements Run {
         bundlePath: this.bundle.path,
         ...(this.remote ? { bundleCode: (this.bundleCode ??= readFileSync(this.bundle.path, "utf8")) } : {}),
         loadfile: this.plan.loadfile,
-        workerIndex: index,
+        workerIndex: Math.min(index, this.workerCount - 1),
         workerCount: this.workerCount,
-        userIdIndex: (this.plan.userIds?.first ?? 0) + index,
-        userIdStride: this.plan.userIds?.stride ?? this.workerCount,
+        // A worker that joins mid-run numbers its users from a block of its own, clear of the
+        // others' `index + k × count` ids.
+        userIdIndex:
+          index < this.workerCount
+            ? (this.plan.userIds?.first ?? 0) + index
+            : JOINER_ID_BLOCK * (index - this.workerCount + 1),
+        userIdStride: index < this.workerCount ? (this.plan.userIds?.stride ?? this.workerCount) : 1,
         host: this.plan.host,
         userClasses: this.plan.userClasses,
         tags: this.plan.tags,
@@ -271,26 +322,255 @@ export class Coordinator implements Run {
   private iterationShare(index: number): number | null {
     const { iterations } = this.plan;
     if (iterations === null) return null;
-    return splitEvenly(iterations, this.workerCount)[index]!;
+    return splitEvenly(iterations, this.workerCount)[index] ?? 0;
   }
 
   /**
-   * A worker whose event loop is blocked cannot even send its heartbeat. Silence is saturation
-   * too: it counts as 100 % busy for as long as it lasts.
+   * A worker thread whose event loop is blocked cannot even send its heartbeat: silence is
+   * saturation too, 100 % busy for as long as it lasts. A remote worker's silence is no such
+   * proof (a stopped process or a cut link is as quiet): past the heartbeat timeout it is
+   * missing, and its users go to the others.
    */
   private checkSilent(): void {
     const now = Date.now();
     for (const w of this.workers) {
+      if (w.finished || w.lost || w.missing) continue;
       const silentMs = now - w.lastHeard;
-      if (w.finished || silentMs < 2500) continue;
+      if (this.remote) {
+        if (silentMs >= this.remote.heartbeatTimeoutMs) this.markMissing(w, silentMs);
+        continue;
+      }
+      if (silentMs < 2500 || this.startedAt === 0 || this.phase === "done") continue;
       const warning = this.saturation.observe(w.id, 1, silentMs, now, this.startedAt);
       if (warning) this.warn("cpu", warning);
     }
   }
 
-  private warn(kind: RunWarning["kind"], message: string): void {
-    this.warnings.push({ at: Date.now(), kind, message });
+  private warn(kind: RunWarning["kind"], message: string, detail?: RunWarning["worker"]): void {
+    this.warnings.push({ at: Date.now(), kind, message, ...(detail ? { worker: detail } : {}) });
     this.hooks.onNotice?.(message);
+  }
+
+  /** Seconds since the clock started, for messages. */
+  private get atSec(): string {
+    return this.startedAt === 0
+      ? "before the start"
+      : `at ${((Date.now() - this.startedAt) / 1000).toFixed(1)}s`;
+  }
+
+  /** Workers that can take users now. */
+  private liveWorkers(): WorkerHandle[] {
+    return this.workers.filter((w) => w.isReady && !w.lost && !w.missing && !w.finished);
+  }
+
+  /**
+   * A worker's share weight: its machine's CPUs, split among the live workers on that machine,
+   * so a bigger machine takes more and several workers on one machine share it.
+   */
+  private weightOf(w: WorkerHandle, live: readonly WorkerHandle[]): number {
+    if (!this.remote) return 1;
+    const sameHost = live.filter((x) => x.host === w.host).length || 1;
+    return w.cores / sameHost;
+  }
+
+  /** The live worker that would be least loaded with one more user. */
+  private lightest(live: readonly WorkerHandle[], except?: WorkerHandle): WorkerHandle | undefined {
+    let best: WorkerHandle | undefined;
+    let bestLoad = Number.POSITIVE_INFINITY;
+    for (const w of live) {
+      if (w === except) continue;
+      const load = (usersOf(w) + 1) / this.weightOf(w, live);
+      if (load < bestLoad) {
+        best = w;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  /** The most loaded live worker, among those with users of `name` if given. */
+  private heaviest(
+    live: readonly WorkerHandle[],
+    name?: string,
+    except?: WorkerHandle,
+  ): WorkerHandle | undefined {
+    let best: WorkerHandle | undefined;
+    let bestLoad = -1;
+    for (const w of live) {
+      if (w === except || (name !== undefined && (w.targets[name] ?? 0) <= 0) || usersOf(w) === 0) continue;
+      const load = usersOf(w) / this.weightOf(w, live);
+      if (load > bestLoad) {
+        best = w;
+        bestLoad = load;
+      }
+    }
+    return best;
+  }
+
+  private sendTargets(ws: Iterable<WorkerHandle>): void {
+    for (const w of ws) {
+      this.exhausted.delete(w.id);
+      w.transport.send({ type: "spawn", targets: { ...w.targets } });
+    }
+  }
+
+  /**
+   * Hands a gone worker's users to the live ones at once, and says so. `event` is `lost` for a
+   * closed connection, `missing` for silence (it may come back).
+   */
+  private dropWorker(w: WorkerHandle, reason: string, event: "lost" | "missing"): void {
+    const from = { ...w.targets };
+    const users = usersOf(w);
+    for (const name of Object.keys(w.targets)) w.targets[name] = 0;
+    // Should it wake up, it stops its users before anything else it reads.
+    if (event === "missing") {
+      w.transport.send({ type: "spawn", targets: { ...w.targets } });
+      if (this.lastRate > 0) w.transport.send({ type: "rate", rate: 0, maxUsers: 1, maxDelayMs: 0 });
+    }
+    const live = this.liveWorkers();
+    const changed = new Set<WorkerHandle>();
+    let moved = 0;
+    if (this.phase === "spawning" || this.phase === "running") {
+      for (const [name, n] of Object.entries(from)) {
+        for (let i = 0; i < n; i++) {
+          const to = this.lightest(live);
+          if (!to) {
+            this.assigned.set(name, (this.assigned.get(name) ?? 0) - 1);
+            continue;
+          }
+          to.targets[name] = (to.targets[name] ?? 0) + 1;
+          changed.add(to);
+          moved++;
+        }
+      }
+      this.sendTargets(changed);
+      this.resendRate();
+    }
+    const to = [...changed].map((x) => x.id);
+    this.warn(
+      "worker",
+      `warning: worker ${w.id} (${w.peer}) ${reason} ${this.atSec}; ${
+        moved > 0 ? `its ${moved} user(s) moved to ${to.join(", ")}` : `its ${users} user(s) are gone`
+      }; what it measured since its last snapshot is lost`,
+      { worker: w.id, peer: w.peer, event, usersMoved: moved, movedTo: to },
+    );
+    // Take its users out of the live count with an empty last snapshot.
+    this.merge(w, {
+      workerId: w.id,
+      seq: w.lastSeq,
+      at: w.lastAt || Date.now(),
+      final: true,
+      users: 0,
+      peakUsers: 0,
+      iterations: 0,
+      endpoints: [],
+      errors: [],
+      exceptions: [],
+    });
+    if (this.liveWorkers().length === 0 && this.phase !== "stopping" && this.phase !== "done")
+      this.stop("error");
+    else this.checkExhausted();
+    this.settleCheck();
+  }
+
+  private markMissing(w: WorkerHandle, silentMs: number): void {
+    w.missing = true;
+    if (!w.isReady) {
+      // Silent while loading the test: left out for good.
+      w.lost = true;
+      w.missing = false;
+      w.finished = true;
+      w.transport.close();
+      this.warn(
+        "worker",
+        `warning: worker ${w.id} (${w.peer}) went silent before it was ready; the test runs without it`,
+        {
+          worker: w.id,
+          peer: w.peer,
+          event: "lost",
+          usersMoved: 0,
+        },
+      );
+      w.dropBeforeReady();
+      this.settleCheck();
+      return;
+    }
+    this.dropWorker(w, `silent for ${(silentMs / 1000).toFixed(1)}s, missing`, "missing");
+  }
+
+  /** A missing worker spoke again: it gets a share again while the run is on. */
+  private returned(w: WorkerHandle): void {
+    w.missing = false;
+    this.hooks.onNotice?.(`worker ${w.id} (${w.peer}) is back ${this.atSec}`);
+    this.warnings.push({
+      at: Date.now(),
+      kind: "worker",
+      message: `worker ${w.id} (${w.peer}) came back ${this.atSec}`,
+      worker: { worker: w.id, peer: w.peer, event: "returned", usersMoved: 0 },
+    });
+    if (this.stopReason) {
+      w.transport.send(
+        this.aborted
+          ? { type: "abort" }
+          : { type: "stop", timeoutMs: Math.round(this.plan.stopTimeoutSec * 1000) },
+      );
+      return;
+    }
+    this.rebalance(w);
+  }
+
+  /** Gives a worker with no users (a joiner, a returner) its share, taken from the busiest. */
+  private rebalance(w: WorkerHandle): void {
+    const live = this.liveWorkers();
+    const changed = new Set<WorkerHandle>([w]);
+    for (let guard = this.targetUsers; guard > 0; guard--) {
+      const h = this.heaviest(live, undefined, w);
+      if (!h) break;
+      if (usersOf(h) / this.weightOf(h, live) <= (usersOf(w) + 1) / this.weightOf(w, live)) break;
+      let name = "";
+      for (const [k, v] of Object.entries(h.targets)) if (v > (h.targets[name] ?? 0)) name = k;
+      h.targets[name]! -= 1;
+      w.targets[name] = (w.targets[name] ?? 0) + 1;
+      changed.add(h);
+    }
+    this.sendTargets(changed);
+    this.resendRate();
+  }
+
+  /** Remote workers that connect during the run join it. */
+  private adoptJoiners(): void {
+    if (!this.remote || this.startedAt === 0 || this.stopReason) return;
+    // An iteration budget is split when the run starts; a newcomer would have none of it.
+    if (this.plan.iterations !== null) return;
+    for (let link = this.remote.take(); link; link = this.remote.take()) {
+      const h = this.startWorker(this.workers.length, link);
+      this.workers.push(h);
+      this.hooks.onNotice?.(`worker ${h.id} (${h.peer}) joined ${this.atSec}`);
+      void h.ready.then((classes) => {
+        if (!classes || h.lost || h.missing) return;
+        if (this.stopReason) {
+          h.transport.send({ type: "abort" });
+          return;
+        }
+        for (const c of this.classes) h.targets[c.name] ??= 0;
+        this.warnings.push({
+          at: Date.now(),
+          kind: "worker",
+          message: `worker ${h.id} (${h.peer}) joined ${this.atSec}`,
+          worker: { worker: h.id, peer: h.peer, event: "joined", usersMoved: 0 },
+        });
+        this.rebalance(h);
+      });
+    }
+  }
+
+  private readonly settleWaiters: Array<() => void> = [];
+  /** Every worker has finished, or is gone: nothing more to wait for. */
+  private settled(): boolean {
+    return this.workers.every((w) => w.finished || w.lost || w.missing);
+  }
+  private settleCheck(): void {
+    if (this.settleWaiters.length > 0 && this.settled()) for (const r of this.settleWaiters.splice(0)) r();
   }
 
   /** `exhausted` ends the run only once every worker that is still there has used up its share. */
@@ -298,7 +578,7 @@ export class Coordinator implements Run {
     if (this.exhausted.size === 0) return;
     // With a per-user limit, users that finished early during the ramp-up do not end the run.
     if (this.plan.iterationsPerUser !== null && this.phase !== "running") return;
-    if (this.workers.every((w) => w.lost || this.exhausted.has(w.id))) this.stop("iterations");
+    if (this.workers.every((w) => w.lost || w.missing || this.exhausted.has(w.id))) this.stop("iterations");
   }
 
   private merge(w: WorkerHandle, s: StatsSnapshot): void {
@@ -342,7 +622,7 @@ export class Coordinator implements Run {
     const key = only ? only.join("\u0000") : "";
     if (total === this.targetUsers && key === this.classesKey) return;
     this.classesKey = key;
-    const live = this.workers.filter((w) => !w.lost);
+    const live = this.liveWorkers();
     if (live.length === 0) return;
     const changed = new Set<WorkerHandle>();
     const picked = only ? this.classes.filter((c) => only.includes(c.name)) : this.classes;
@@ -352,36 +632,79 @@ export class Coordinator implements Run {
       const n = counts.get(name) ?? 0;
       let have = this.assigned.get(name) ?? 0;
       for (; have < n; have++) {
-        let w = this.workers[this.nextWorker % this.workers.length]!;
-        while (w.lost) w = this.workers[++this.nextWorker % this.workers.length]!;
-        this.nextWorker = (this.nextWorker + 1) % this.workers.length;
+        const w = this.lightest(live)!;
         w.targets[name] = (w.targets[name] ?? 0) + 1;
         changed.add(w);
       }
       for (; have > n; have--) {
-        // Ramping down: take from the worker with the most users of the class.
-        const w = live.reduce((a, b) => ((b.targets[name] ?? 0) > (a.targets[name] ?? 0) ? b : a));
+        // Ramping down: take from the most loaded worker with users of the class.
+        const w = this.heaviest(live, name);
+        if (!w) {
+          have = n;
+          break;
+        }
         w.targets[name] = (w.targets[name] ?? 0) - 1;
         changed.add(w);
       }
       this.assigned.set(name, have);
     }
     this.targetUsers = total;
-    for (const w of changed) {
-      this.exhausted.delete(w.id);
-      w.transport.send({ type: "spawn", targets: { ...w.targets } });
+    this.sendTargets(changed);
+  }
+
+  /** Open model: the arrival rate now in force, last sent to the workers (-1: none yet). */
+  private lastRate = -1;
+
+  /** Splits the arrival rate over the live workers by weight; `force` resends an unchanged one. */
+  private sendRate(level: number, force = false): void {
+    if (level === this.lastRate && !force) return;
+    this.lastRate = level;
+    this.currentRate = level;
+    const live = this.liveWorkers();
+    const n = live.length;
+    if (n === 0) return;
+    const weights = live.map((w) => this.weightOf(w, live));
+    const sum = weights.reduce((a, b) => a + b, 0);
+    const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
+    for (const [i, w] of live.entries()) {
+      w.transport.send({
+        type: "rate",
+        rate: (level * weights[i]!) / sum,
+        maxUsers: maxUsers[i]!,
+        maxDelayMs: this.plan.maxDelaySec * 1000,
+      });
     }
   }
 
+  /** The workers changed: the open model's rate is split again. */
+  private resendRate(): void {
+    if (this.lastRate > 0 && !this.stopReason) this.sendRate(this.lastRate, true);
+  }
+
   async run(): Promise<void> {
-    for (let i = 0; i < this.workerCount; i++) this.workers.push(this.startWorker(i));
+    for (let i = 0; i < this.workerCount; i++) {
+      if (this.remote) {
+        // Workers may have left since they were counted: the test runs with those still here.
+        const link = this.remote.take();
+        if (!link) break;
+        this.workers.push(this.startWorker(i, link));
+      } else this.workers.push(this.startWorker(i));
+    }
+    // Remote workers' silence is watched from the start: one that freezes while loading is left out.
+    const silenceTimer = this.remote ? setInterval(() => this.checkSilent(), 250) : undefined;
     try {
+      if (this.workers.length === 0)
+        throw new WorkersUnreachable("every worker left before the test started");
       const ready = await Promise.all(this.workers.map((w) => w.ready));
-      this.classes = ready[0]!;
+      const classes = ready.find((c) => c !== null);
+      if (!classes) throw new WorkersUnreachable("every worker was lost before the test started");
+      this.classes = classes;
     } catch (err) {
+      clearInterval(silenceTimer);
       for (const w of this.workers) w.transport.close();
       throw err;
     }
+    this.remote?.onJoin(() => this.adoptJoiners());
     this.startedAt = Date.now();
     this.statsStartedAt = this.startedAt;
     this.stats = new StatsAggregate(this.startedAt);
@@ -394,23 +717,7 @@ export class Coordinator implements Run {
     this.peakUsers = this.stats.peakUsers;
     for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;
     this.phase = "spawning";
-
-    let lastRate = -1;
-    const sendRate = (level: number) => {
-      if (level === lastRate) return;
-      lastRate = level;
-      this.currentRate = level;
-      const n = this.workers.length;
-      const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
-      for (const [i, w] of this.workers.entries()) {
-        w.transport.send({
-          type: "rate",
-          rate: level / n,
-          maxUsers: maxUsers[i]!,
-          maxDelayMs: this.plan.maxDelaySec * 1000,
-        });
-      }
-    };
+    const sendRate = (level: number) => this.sendRate(level);
     // Arrivals replace users: a shape that switches to them takes its users away first.
     const toOpenModel = () => {
       if (this.plan.rate === null) this.plan.rate = 0;
@@ -430,7 +737,7 @@ export class Coordinator implements Run {
           this.stop("error");
           return;
         case "users":
-          if (lastRate > 0) sendRate(0);
+          if (this.lastRate > 0) sendRate(0);
           this.dispatch(step.users, step.userClasses);
           // Spawning is over once the model stops ramping; with --iterations-per-user, users that
           // finished during the ramp may end the run only now.
@@ -448,10 +755,11 @@ export class Coordinator implements Run {
           this.phase = "running";
           toOpenModel();
           this.bursts.push({ t: Math.round(elapsedMs / 100) / 10, count: step.count });
-          const n = this.workers.length;
+          const live = this.liveWorkers();
+          const n = Math.max(1, live.length);
           const counts = splitEvenly(step.count, n);
           const maxUsers = splitEvenly(Math.max(n, this.plan.maxUsers), n);
-          for (const [i, w] of this.workers.entries()) {
+          for (const [i, w] of live.entries()) {
             if (counts[i]! > 0) {
               w.transport.send({
                 type: "burst",
@@ -471,7 +779,7 @@ export class Coordinator implements Run {
     const driveTimer = setInterval(drive, LOAD_TICK_MS);
     drive();
     const tickTimer = setInterval(() => {
-      this.checkSilent();
+      if (!this.remote) this.checkSilent();
       this.hooks.onTick?.(this);
     }, 1000);
     const runTimer =
@@ -480,6 +788,8 @@ export class Coordinator implements Run {
         : undefined;
 
     await this.stopPromise;
+    const stoppedAt = Date.now();
+    this.remote?.onJoin(undefined);
     clearInterval(driveTimer);
     clearTimeout(runTimer);
     this.phase = "stopping";
@@ -488,31 +798,38 @@ export class Coordinator implements Run {
       if (!wk.finished) wk.transport.send(this.aborted ? { type: "abort" } : { type: "stop", timeoutMs });
     }
 
-    // A worker that does not report back in time is told to abort, then given up on:
-    // the run must end, with whatever was merged so far.
-    const allDone = Promise.all(this.workers.map((wk) => wk.done));
+    // A worker that does not report back in time is told to abort, then given up on: the run
+    // must end, with whatever was merged so far. Missing workers are not waited for at all.
     const wait = (ms: number) =>
       Promise.race([
-        allDone.then(() => true),
+        new Promise<boolean>((r) => {
+          if (this.settled()) r(true);
+          else this.settleWaiters.push(() => r(true));
+        }),
         new Promise<boolean>((r) => setTimeout(() => r(false), ms).unref()),
       ]);
     if (!(await wait(timeoutMs + 5000))) {
       for (const wk of this.workers) if (!wk.finished) wk.transport.send({ type: "abort" });
       if (!(await wait(3000))) {
         for (const wk of this.workers) {
-          if (wk.finished) continue;
+          if (wk.finished || wk.lost || wk.missing) continue;
           wk.finished = true;
           wk.lost = true;
           this.warn(
             "worker",
-            `warning: worker ${wk.id} did not finish; what it measured since its last snapshot is lost`,
+            `warning: worker ${wk.id} (${wk.peer}) did not finish; what it measured since its last snapshot is lost`,
+            { worker: wk.id, peer: wk.peer, event: "lost", usersMoved: 0 },
           );
         }
       }
     }
     clearInterval(tickTimer);
+    clearInterval(silenceTimer);
     for (const wk of this.workers) wk.transport.close();
-    this.endedAt = Date.now();
+    // The run lasted until its last worker reported back, not until a dead one was given up
+    // on: that wait measured nothing, and counting it would halve the rates.
+    const lastDone = Math.max(0, ...this.workers.map((w) => w.doneAt));
+    this.endedAt = lastDone > 0 ? Math.max(lastDone, stoppedAt) : stoppedAt;
     this.stats.finish();
     this.phase = "done";
   }
@@ -586,7 +903,7 @@ export class Coordinator implements Run {
       users: Object.values(w.targets).reduce((a, b) => a + b, 0),
       cpu: this.workerLoad.get(w.id)?.elu ?? 0,
       heapUsedMB: this.workerLoad.get(w.id)?.heapUsedMB ?? 0,
-      lost: w.lost,
+      lost: w.lost || w.missing,
     }));
   }
 

@@ -64,7 +64,8 @@ export type CoordinatorMessage =
   | { type: "heartbeat"; at: number };
 
 export type WorkerMessage =
-  | { type: "hello"; workerId: string; version: number; pid: number }
+  /** `cores`: the CPUs of the worker's machine; the master splits users in proportion to them. */
+  | { type: "hello"; workerId: string; version: number; pid: number; cores?: number }
   | { type: "ready"; classes: ClassInfo[] }
   | { type: "stats"; snapshot: StatsSnapshot }
   /**

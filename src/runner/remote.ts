@@ -1,7 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
+import type { RemoteWorkerLink, RemoteWorkerSource } from "./coordinator.js";
 import {
   type CoordinatorMessage,
   decodeMessage,
@@ -102,19 +103,49 @@ export function socketTransport<
  * The master's side: accepts worker connections, checks each says hello in this protocol
  * version, and hands them to the coordinator one by one.
  */
-export class RemoteWorkers {
+export class RemoteWorkers implements RemoteWorkerSource {
   private readonly server: Server;
-  private readonly ready: Array<{ transport: Transport<CoordinatorMessage, WorkerMessage>; peer: string }> =
-    [];
+  private readonly ready: Array<RemoteWorkerLink & { lastHeard: number }> = [];
   private readonly taken: Array<Transport<CoordinatorMessage, WorkerMessage>> = [];
   private changed: (() => void) | undefined;
+  private joined: (() => void) | undefined;
+  /** Every connection, so closing never waits on a peer that stopped answering. */
+  private readonly sockets = new Set<Socket>();
+  private readonly beat: NodeJS.Timeout;
+  readonly heartbeatTimeoutMs: number;
 
   constructor(
     private readonly host: string,
     private readonly port: number,
     private readonly onNotice: (m: string) => void = () => {},
+    heartbeatTimeoutSec = 3,
   ) {
-    this.server = createServer((socket) => this.accept(socket));
+    this.heartbeatTimeoutMs = Math.round(heartbeatTimeoutSec * 1000);
+    this.server = createServer((socket) => {
+      this.sockets.add(socket);
+      socket.on("close", () => this.sockets.delete(socket));
+      this.accept(socket);
+    });
+    // Both ways: workers hear the master once a second (and stop their load when it goes
+    // quiet); a waiting worker that goes quiet is dropped before it is handed out.
+    this.beat = setInterval(() => {
+      const now = Date.now();
+      for (const w of this.ready) w.transport.send({ type: "heartbeat", at: now });
+      for (const t of this.taken) t.send({ type: "heartbeat", at: now });
+      for (const w of [...this.ready]) {
+        if (now - w.lastHeard < this.heartbeatTimeoutMs) continue;
+        this.ready.splice(this.ready.indexOf(w), 1);
+        w.transport.close();
+        this.onNotice(`worker ${w.peer} went silent before the test started; dropped`);
+        this.changed?.();
+      }
+    }, 1000);
+    this.beat.unref();
+  }
+
+  onJoin(listener: (() => void) | undefined): void {
+    this.joined = listener;
+    if (listener && this.ready.length > 0) listener();
   }
 
   get connected(): number {
@@ -149,8 +180,15 @@ export class RemoteWorkers {
         socket.destroy();
         return;
       }
-      // Until the coordinator listens, the transport keeps the worker's messages.
-      const entry = { transport, peer };
+      // Until the coordinator listens, only liveness matters: a waiting worker sends nothing else.
+      const entry = {
+        transport,
+        peer,
+        host: socket.remoteAddress ?? "",
+        cores: Math.max(1, Math.floor(Number(m.cores) || 1)),
+        lastHeard: Date.now(),
+      };
+      transport.onMessage(() => (entry.lastHeard = Date.now()));
       this.ready.push(entry);
       // The coordinator installs its own handler when it takes the worker.
       transport.onLost?.(() => {
@@ -163,6 +201,7 @@ export class RemoteWorkers {
       });
       this.onNotice(`worker ${peer} connected (${this.ready.length + this.taken.length})`);
       this.changed?.();
+      this.joined?.();
     });
   }
 
@@ -191,60 +230,121 @@ export class RemoteWorkers {
   }
 
   /** The next connected worker, for the coordinator. */
-  take(): Transport<CoordinatorMessage, WorkerMessage> {
+  take(): RemoteWorkerLink | undefined {
     const next = this.ready.shift();
-    if (!next) throw new Error("no connected worker left");
+    if (!next) return undefined;
     this.taken.push(next.transport);
-    return next.transport;
+    return { transport: next.transport, peer: next.peer, host: next.host, cores: next.cores };
   }
 
-  /** Stops listening and lets go of every worker (they exit when their connection closes). */
-  close(): Promise<void> {
+  /**
+   * Stops listening and lets go of every worker (they wait for the next test). A peer behind a
+   * cut link never acknowledges the close: after a short grace its socket is dropped, so the
+   * master exits whatever the network does.
+   */
+  async close(): Promise<void> {
+    clearInterval(this.beat);
     for (const w of this.ready.splice(0)) w.transport.close();
-    return new Promise((r) => this.server.close(() => r()));
+    for (const t of this.taken) t.close();
+    const closed = new Promise<void>((r) => this.server.close(() => r()));
+    const grace = new Promise<void>((r) => setTimeout(r, 1000).unref());
+    await Promise.race([closed, grace]);
+    for (const s of this.sockets) s.destroy();
   }
 }
 
 /**
  * A worker process (`cicada worker`): connects to the master, runs whatever share of the test
- * it is given, and exits when the master closes the connection. The master ships the bundled
- * loadfile, so the worker needs only Cicada itself, not the loadfile.
+ * it is given, and when the master closes the connection (or goes silent) stops its load and
+ * connects again for the next test, unless `once`. The master ships the bundled loadfile, so
+ * the worker needs only Cicada itself, not the loadfile.
  */
 export async function runRemoteWorker(
   host: string,
   port: number,
-  opts: { connectTimeoutSec: number; log: (m: string) => void },
+  opts: {
+    connectTimeoutSec: number;
+    log: (m: string) => void;
+    /** Exit after one test instead of waiting for the next master. */
+    once?: boolean;
+    /** Seconds of silence from the master after which its test is stopped (default 3). */
+    heartbeatTimeoutSec?: number;
+  },
 ): Promise<number> {
-  const deadline = Date.now() + opts.connectTimeoutSec * 1000;
-  let socket: Socket | undefined;
-  let lastError = "";
+  for (let tests = 0; ; tests++) {
+    // The first master has `connectTimeoutSec` to appear; between tests the worker waits on.
+    const socket = await connectToMaster(host, port, tests === 0 ? opts.connectTimeoutSec : null, opts.log);
+    if (!socket) return 4;
+    opts.log(`connected to the master at ${host}:${port}`);
+    await workerSession(socket, (opts.heartbeatTimeoutSec ?? 3) * 1000, opts.log);
+    if (opts.once) return 0;
+    opts.log("waiting for the next test");
+  }
+}
+
+/** Keeps trying until the master answers; null `timeoutSec` tries for ever. */
+async function connectToMaster(
+  host: string,
+  port: number,
+  timeoutSec: number | null,
+  log: (m: string) => void,
+): Promise<Socket | undefined> {
+  const deadline = timeoutSec === null ? Number.POSITIVE_INFINITY : Date.now() + timeoutSec * 1000;
   // The master may start after its workers: keep trying until the deadline.
-  while (!socket) {
+  for (;;) {
     try {
-      socket = await new Promise<Socket>((resolve, reject) => {
+      return await new Promise<Socket>((resolve, reject) => {
         const s = connect({ host, port }, () => {
           s.off("error", reject);
+          s.setTimeout(0);
           resolve(s);
         });
         s.once("error", reject);
+        // A cut link drops the SYN silently: give up on this attempt and try again.
+        s.setTimeout(3000, () => s.destroy(new Error("connect timed out")));
       });
     } catch (err) {
-      lastError = (err as Error).message;
       if (Date.now() > deadline) {
-        opts.log(
-          `cannot reach the master at ${host}:${port} within ${opts.connectTimeoutSec}s: ${lastError}`,
-        );
-        return 4;
+        log(`cannot reach the master at ${host}:${port} within ${timeoutSec}s: ${(err as Error).message}`);
+        return undefined;
       }
       await new Promise((r) => setTimeout(r, 500));
     }
   }
-  opts.log(`connected to the master at ${host}:${port}`);
+}
+
+/** One connection to a master: hello, heartbeats both ways, and the test it sends. */
+async function workerSession(
+  socket: Socket,
+  heartbeatTimeoutMs: number,
+  log: (m: string) => void,
+): Promise<void> {
   const transport = socketTransport<WorkerMessage, CoordinatorMessage>(socket);
   const dir = mkdtempSync(join(tmpdir(), "cicada-worker-"));
+  let lastHeard = Date.now();
+  socket.on("data", () => (lastHeard = Date.now()));
+  let beat: NodeJS.Timeout | undefined;
   try {
-    transport.send({ type: "hello", workerId: "", version: PROTOCOL_VERSION, pid: process.pid });
-    const ended = new Promise<string>((resolve) => transport.onLost?.(resolve));
+    transport.send({
+      type: "hello",
+      workerId: "",
+      version: PROTOCOL_VERSION,
+      pid: process.pid,
+      cores: availableParallelism(),
+    });
+    const ended = new Promise<string>((resolve) => {
+      transport.onLost?.(resolve);
+      // The connection's own heartbeat, and the watch on the master's: a master that stopped,
+      // froze or sits behind a cut link must not leave this machine loading the target.
+      beat = setInterval(() => {
+        transport.send({ type: "heartbeat", at: Date.now() });
+        const silent = Date.now() - lastHeard;
+        if (silent >= heartbeatTimeoutMs) {
+          socket.destroy();
+          resolve(`the master was silent for ${(silent / 1000).toFixed(1)}s`);
+        }
+      }, 1000);
+    });
     // The plan carries the bundle: write it where this machine can import it.
     const local: Transport<WorkerMessage, CoordinatorMessage> = {
       send: (m) => transport.send(m),
@@ -259,12 +359,14 @@ export async function runRemoteWorker(
         }),
       close: () => transport.close(),
     };
-    new Worker(local, "loadfile");
+    const worker = new Worker(local, "loadfile");
     const reason = await ended;
-    // The caller exits the process: whatever still runs stops with it.
-    opts.log(`master connection ended (${reason})`);
-    return 0;
+    log(`master connection ended (${reason})`);
+    // Whatever still runs stops now; users stuck in their own code are left after a grace.
+    await Promise.race([worker.abandon(), new Promise((r) => setTimeout(r, 3000).unref())]);
   } finally {
+    clearInterval(beat);
+    socket.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -24,6 +24,20 @@ export interface RunWarning {
   /** `cpu`: a saturated generator; `worker`: a worker that was lost during the run. */
   kind: "cpu" | "worker";
   message: string;
+  /** `worker` warnings: which worker, and what became of its users. */
+  worker?: WorkerEvent;
+}
+
+/** A remote worker that was lost, went missing, came back or joined during the run. */
+export interface WorkerEvent {
+  /** Its id in the run (`w2`) and its address. */
+  worker: string;
+  peer: string;
+  event: "lost" | "missing" | "returned" | "joined";
+  /** Users handed to the other workers because of it. */
+  usersMoved: number;
+  /** The workers that got them. */
+  movedTo?: string[];
 }
 
 /** One worker as the web UI and /metrics show it. */

@@ -311,6 +311,23 @@ export class Worker {
   }
 
   private finished = false;
+  private resolveEnded!: () => void;
+  /** Resolves once the worker has stopped its users and sent its last snapshot. */
+  readonly ended = new Promise<void>((r) => (this.resolveEnded = r));
+
+  /**
+   * The coordinator is gone (a remote master lost): stop at once, so no load runs on without
+   * anyone measuring it. A worker that never got a plan has nothing to stop.
+   */
+  abandon(): Promise<void> {
+    if (!this.plan || this.finished) {
+      this.finished = true;
+      this.resolveEnded();
+      return this.ended;
+    }
+    if (!this.stopping || !this.hardStop.signal.aborted) void this.stop(0);
+    return this.ended;
+  }
 
   private readonly onStray = (err: unknown): void => {
     this.recorder.exception(err, "unhandled error in user code");
@@ -328,5 +345,6 @@ export class Worker {
       type: "done",
       snapshot: this.recorder.snapshot(users, true, this.takePeak(users)),
     });
+    this.resolveEnded();
   }
 }

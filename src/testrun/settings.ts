@@ -19,6 +19,8 @@ export interface CommandOnly {
   masterPort?: number;
   /** `cicada worker --connect-timeout`: seconds to keep trying to reach the master. */
   connectTimeout?: number;
+  /** `cicada worker --once`: exit after one test instead of waiting for the next. */
+  once?: boolean;
 }
 
 /** What each key holds, from whichever source it comes. */
@@ -367,6 +369,17 @@ export const SETTINGS: Table = {
     flag: "--expect-workers-max-wait <duration>",
     help: "give up when they have not all come within this long",
   },
+  heartbeatTimeout: {
+    parse: positiveSeconds,
+    flag: "--heartbeat-timeout <duration>",
+    help: "a worker silent this long is missing and its users move to the others (default 3s)",
+    default: 3,
+  },
+  failOnWorkerLoss: {
+    parse: bool,
+    flag: "--fail-on-worker-loss",
+    help: "exit with code 4 when a worker was lost during the run",
+  },
   worker: {
     parse: bool,
     flag: "--worker",
@@ -519,6 +532,14 @@ export const SETTINGS: Table = {
     env: false,
     file: false,
     default: 60,
+  },
+  once: {
+    parse: bool,
+    flag: "--once",
+    help: "run one test, then exit (default: wait for the master's next test)",
+    run: false,
+    env: false,
+    file: false,
   },
 };
 

@@ -315,6 +315,8 @@ export class TestRun {
     let exitCode: number = ExitCode.Ok;
     if (runner.fatalError) exitCode = ExitCode.Internal;
     else if (this.signals >= 2) exitCode = ExitCode.Interrupted;
+    // The user asked that a lost worker fail the run as unreachable machines do.
+    else if (s.failOnWorkerLoss && runner.lostWorkers > 0) exitCode = ExitCode.Unreachable;
     else if (thresholds.some((x) => !x.passed)) exitCode = ExitCode.Thresholds;
     // Nothing completed, nothing measured: a target that never answers in time must not pass,
     // whatever --exit-code-on-error says. Any recorded row counts (WebSocket, SSE, custom ones).
