@@ -71,8 +71,9 @@ describe("distributed: master and workers", () => {
         "r.json",
         "--only-summary",
       ]);
-      const w1 = startCli(["worker", "--master-port", port], { cwd: workerDir.dir });
-      const w2 = startCli(["run", "--worker", "--master-port", port], { cwd: workerDir.dir });
+      // --once: they exit after this test instead of waiting for the next.
+      const w1 = startCli(["worker", "--once", "--master-port", port], { cwd: workerDir.dir });
+      const w2 = startCli(["run", "--worker", "--once", "--master-port", port], { cwd: workerDir.dir });
       const timer = setTimeout(() => master.child.kill("SIGKILL"), 30000);
       const r = await master.result;
       clearTimeout(timer);
@@ -118,8 +119,8 @@ describe("distributed: master and workers", () => {
         "r.json",
         "--only-summary",
       ]);
-      const w1 = startCli(["worker", "--master-port", port]);
-      const w2 = startCli(["worker", "--master-port", port]);
+      const w1 = startCli(["worker", "--once", "--master-port", port]);
+      const w2 = startCli(["worker", "--once", "--master-port", port]);
       await master.waitFor(/connected \(2\)/);
       await new Promise((r) => setTimeout(r, 1500));
       w2.child.kill("SIGKILL");

@@ -30,7 +30,7 @@ async function workerCommand(
 
 /** `run`'s settings from its flags and arguments: a loadfile first, then user class names. */
 function runSettings(flags: SettingValues, positional: string[]): CicadaConfig & { config?: string } {
-  const { worker: _w, masterHost: _h, masterPort: _p, ...cfg } = flags;
+  const { worker: _w, masterHost: _h, masterPort: _p, once: _o, ...cfg } = flags;
   const rest = [...positional];
   if (!cfg.loadfile && rest.length > 0 && LOADFILE_EXT.test(rest[0]!)) cfg.loadfile = rest.shift();
   if (rest.length > 0) cfg.userClasses = rest;
@@ -68,6 +68,7 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
         flags.masterPort,
         {
           connectTimeoutSec: SETTINGS.connectTimeout.default!,
+          ...(flags.once ? { once: true } : {}),
           heartbeatTimeoutSec: flags.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
         },
         io,

@@ -536,8 +536,7 @@ export const SETTINGS: Table = {
   once: {
     parse: bool,
     flag: "--once",
-    help: "run one test, then exit (default: wait for the master's next test)",
-    run: false,
+    help: "with --worker: run one test, then exit (default: wait for the master's next test)",
     env: false,
     file: false,
   },
