@@ -86,6 +86,13 @@ interface WorkerHandle {
   isReady: boolean;
   /** When its `done` arrived: the run's end is the last of these, not when a dead one was given up on. */
   doneAt: number;
+  /**
+   * Added to its snapshots' sequence numbers, which count its own seconds: a worker that joined
+   * late, or was frozen, lands its figures in the run's intervals of the same time.
+   */
+  seqOffset: number;
+  /** Its own sequence number of its latest snapshot. */
+  rawSeq: number;
   /** Settles `ready` with null: a remote worker gone before it was ready is left out, not fatal. */
   dropBeforeReady: () => void;
 }
@@ -200,6 +207,8 @@ export class Coordinator implements Run {
       missing: false,
       isReady: false,
       doneAt: 0,
+      seqOffset: 0,
+      rawSeq: -1,
       dropBeforeReady: () => resolveReady(null),
     };
     let isReady = false;
@@ -211,13 +220,14 @@ export class Coordinator implements Run {
         case "ready":
           isReady = true;
           handle.isReady = true;
+          if (this.startedAt > 0) handle.seqOffset = Math.floor((Date.now() - this.startedAt) / 1000);
           resolveReady(m.classes);
           break;
         case "stats":
-          this.merge(handle, m.snapshot);
+          this.merge(handle, this.inRunTime(handle, m.snapshot));
           break;
         case "done":
-          this.merge(handle, m.snapshot);
+          this.merge(handle, this.inRunTime(handle, m.snapshot));
           handle.finished = true;
           handle.doneAt = Date.now();
           resolveDone();
@@ -331,9 +341,14 @@ export class Coordinator implements Run {
    * proof (a stopped process or a cut link is as quiet): past the heartbeat timeout it is
    * missing, and its users go to the others.
    */
+  private lastSilenceCheck = 0;
   private checkSilent(): void {
     const now = Date.now();
+    const stalled = this.lastSilenceCheck > 0 && now - this.lastSilenceCheck > 1500;
+    this.lastSilenceCheck = now;
     for (const w of this.workers) {
+      // This process stalled (or was stopped) itself: the silence is ours, not the workers'.
+      if (stalled && this.remote) w.lastHeard = Math.max(w.lastHeard, now - 1000);
       if (w.finished || w.lost || w.missing) continue;
       const silentMs = now - w.lastHeard;
       if (this.remote) {
@@ -498,9 +513,20 @@ export class Coordinator implements Run {
     this.dropWorker(w, `silent for ${(silentMs / 1000).toFixed(1)}s, missing`, "missing");
   }
 
+  /** A snapshot numbered in the run's intervals rather than the worker's own. */
+  private inRunTime(w: WorkerHandle, s: StatsSnapshot): StatsSnapshot {
+    w.rawSeq = Math.max(w.rawSeq, s.seq);
+    return w.seqOffset === 0 ? s : { ...s, seq: s.seq + w.seqOffset };
+  }
+
   /** A missing worker spoke again: it gets a share again while the run is on. */
   private returned(w: WorkerHandle): void {
     w.missing = false;
+    // Its clock of intervals stood still while it was frozen.
+    if (this.startedAt > 0) {
+      const now = Math.floor((Date.now() - this.startedAt) / 1000);
+      w.seqOffset = Math.max(w.seqOffset, now - (w.rawSeq + 1));
+    }
     this.hooks.onNotice?.(`worker ${w.id} (${w.peer}) is back ${this.atSec}`);
     this.warnings.push({
       at: Date.now(),

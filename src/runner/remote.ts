@@ -336,9 +336,15 @@ async function workerSession(
       transport.onLost?.(resolve);
       // The connection's own heartbeat, and the watch on the master's: a master that stopped,
       // froze or sits behind a cut link must not leave this machine loading the target.
+      let lastBeat = Date.now();
       beat = setInterval(() => {
-        transport.send({ type: "heartbeat", at: Date.now() });
-        const silent = Date.now() - lastHeard;
+        const now = Date.now();
+        // This process stalled (or was stopped) itself: the silence is ours; the master's
+        // messages are still unread in the socket.
+        if (now - lastBeat > 2000) lastHeard = Math.max(lastHeard, now - 1000);
+        lastBeat = now;
+        transport.send({ type: "heartbeat", at: now });
+        const silent = now - lastHeard;
         if (silent >= heartbeatTimeoutMs) {
           socket.destroy();
           resolve(`the master was silent for ${(silent / 1000).toFixed(1)}s`);
