@@ -91,8 +91,9 @@ interface WorkerHandle {
    * late, or was frozen, lands its figures in the run's intervals of the same time.
    */
   seqOffset: number;
-  /** Its own sequence number of its latest snapshot. */
+  /** Its own sequence number and clock of its latest snapshot. */
   rawSeq: number;
+  rawAt: number;
   /** Settles `ready` with null: a remote worker gone before it was ready is left out, not fatal. */
   dropBeforeReady: () => void;
 }
@@ -209,6 +210,7 @@ export class Coordinator implements Run {
       doneAt: 0,
       seqOffset: 0,
       rawSeq: -1,
+      rawAt: 0,
       dropBeforeReady: () => resolveReady(null),
     };
     let isReady = false;
@@ -220,6 +222,7 @@ export class Coordinator implements Run {
         case "ready":
           isReady = true;
           handle.isReady = true;
+          // Its first snapshot, a second from now, covers the run's current interval.
           if (this.startedAt > 0) handle.seqOffset = Math.floor((Date.now() - this.startedAt) / 1000);
           resolveReady(m.classes);
           break;
@@ -513,20 +516,27 @@ export class Coordinator implements Run {
     this.dropWorker(w, `silent for ${(silentMs / 1000).toFixed(1)}s, missing`, "missing");
   }
 
-  /** A snapshot numbered in the run's intervals rather than the worker's own. */
+  /**
+   * A snapshot numbered in the run's intervals rather than the worker's own. A worker that was
+   * frozen resumes its count where it stopped: a gap in its own clock realigns it. Snapshots
+   * that arrive long after they were taken (held up behind a cut link) still count, in the
+   * latest interval, but their users are long gone elsewhere: they add none.
+   */
   private inRunTime(w: WorkerHandle, s: StatsSnapshot): StatsSnapshot {
+    const prevAt = w.rawAt;
     w.rawSeq = Math.max(w.rawSeq, s.seq);
-    return w.seqOffset === 0 ? s : { ...s, seq: s.seq + w.seqOffset };
+    w.rawAt = Math.max(w.rawAt, s.at);
+    if (this.startedAt === 0) return s;
+    const nowSeq = Math.floor((Date.now() - this.startedAt) / 1000);
+    if (prevAt > 0 && s.at - prevAt > 2500) w.seqOffset = Math.max(w.seqOffset, nowSeq - 1 - s.seq);
+    const seq = s.seq + w.seqOffset;
+    if (seq >= nowSeq - 3) return seq === s.seq ? s : { ...s, seq };
+    return { ...s, seq: Math.max(0, nowSeq - 1), users: 0, peakUsers: 0 };
   }
 
   /** A missing worker spoke again: it gets a share again while the run is on. */
   private returned(w: WorkerHandle): void {
     w.missing = false;
-    // Its clock of intervals stood still while it was frozen.
-    if (this.startedAt > 0) {
-      const now = Math.floor((Date.now() - this.startedAt) / 1000);
-      w.seqOffset = Math.max(w.seqOffset, now - (w.rawSeq + 1));
-    }
     this.hooks.onNotice?.(`worker ${w.id} (${w.peer}) is back ${this.atSec}`);
     this.warnings.push({
       at: Date.now(),
