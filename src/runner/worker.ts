@@ -251,7 +251,10 @@ export class Worker {
       if (!cls || !set) continue;
       // With a per-user iteration limit, users that are done still count towards the target:
       // they are not replaced.
-      while (set.size + (this.doneUsers.get(name) ?? 0) < target) {
+      // Users told to stop are on their way out: they do not count towards the target (a share
+      // taken away and given back at once must end up whole).
+      const running = [...set].filter((u) => !u.isStopping());
+      for (let n = running.length + (this.doneUsers.get(name) ?? 0); n < target; n++) {
         const id = this.nextUserId;
         this.nextUserId += this.userIdStep;
         const u = new UserRuntime(id, cls, shared, this.userExited);
@@ -259,10 +262,9 @@ export class Worker {
       }
       const live = this.liveUsers();
       if (live > this.intervalPeak) this.intervalPeak = live;
-      if (set.size > target) {
+      if (running.length > target) {
         // Stop the newest first, so the longest-lived users keep their sessions.
-        const extra = [...set].slice(target);
-        for (const u of extra) u.stop();
+        for (const u of running.slice(target)) u.stop();
       }
     }
   }
