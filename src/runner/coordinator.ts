@@ -448,7 +448,9 @@ export class Coordinator implements Run {
     const live = this.liveWorkers();
     const changed = new Set<WorkerHandle>();
     let moved = 0;
-    if (this.phase === "spawning" || this.phase === "running") {
+    // A crashed thread may crash the next one the same way (user code calling process.exit()):
+    // only remote workers, lost to their machine or network, hand their users on.
+    if (this.remote && (this.phase === "spawning" || this.phase === "running")) {
       for (const [name, n] of Object.entries(from)) {
         for (let i = 0; i < n; i++) {
           const to = this.lightest(live);
@@ -465,13 +467,19 @@ export class Coordinator implements Run {
       this.resendRate();
     }
     const to = [...changed].map((x) => x.id);
-    this.warn(
-      "worker",
-      `warning: worker ${w.id} (${w.peer}) ${reason} ${this.atSec}; ${
-        moved > 0 ? `its ${moved} user(s) moved to ${to.join(", ")}` : `its ${users} user(s) are gone`
-      }; what it measured since its last snapshot is lost`,
-      { worker: w.id, peer: w.peer, event, usersMoved: moved, movedTo: to },
-    );
+    if (!this.remote) {
+      this.warn(
+        "worker",
+        `warning: worker ${w.id} ${reason}; its ${users} user(s) are gone and what it measured since its last snapshot is lost`,
+      );
+    } else
+      this.warn(
+        "worker",
+        `warning: worker ${w.id} (${w.peer}) ${reason} ${this.atSec}; ${
+          moved > 0 ? `its ${moved} user(s) moved to ${to.join(", ")}` : `its ${users} user(s) are gone`
+        }; what it measured since its last snapshot is lost`,
+        { worker: w.id, peer: w.peer, event, usersMoved: moved, movedTo: to },
+      );
     // Take its users out of the live count with an empty last snapshot.
     this.merge(w, {
       workerId: w.id,
