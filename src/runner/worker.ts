@@ -90,6 +90,8 @@ export class Worker {
     this.iterationsLeft = plan.iterations ?? Number.POSITIVE_INFINITY;
     this.transport.send({ type: "hello", workerId, version: PROTOCOL_VERSION, pid: process.pid });
     const mod = await importBundle(plan.bundlePath, this.loadfile);
+    // Abandoned while loading (its master gone): nothing to start.
+    if (this.finished) return;
     const compiled = compileUserClasses(mod, {
       loadfile: this.loadfile,
       userClasses: plan.userClasses,
