@@ -748,7 +748,6 @@ export class Coordinator implements Run {
       for (const w of this.workers) w.transport.close();
       throw err;
     }
-    this.remote?.onJoin(() => this.adoptJoiners());
     this.startedAt = Date.now();
     this.statsStartedAt = this.startedAt;
     this.stats = new StatsAggregate(this.startedAt);
@@ -761,6 +760,8 @@ export class Coordinator implements Run {
     this.peakUsers = this.stats.peakUsers;
     for (const c of this.classes) for (const w of this.workers) w.targets[c.name] = 0;
     this.phase = "spawning";
+    // Workers that came after the first ones (or come later) join now.
+    this.remote?.onJoin(() => this.adoptJoiners());
     const sendRate = (level: number) => this.sendRate(level);
     // Arrivals replace users: a shape that switches to them takes its users away first.
     const toOpenModel = () => {
