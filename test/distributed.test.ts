@@ -141,6 +141,46 @@ describe("distributed: master and workers", () => {
     }
   });
 
+  it("a worker that leaves as the test starts is left out: the run goes on and writes its JSON", async () => {
+    const server = await startServer((_req, res) => res.end("ok"));
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const { master, port } = await startMaster(project.dir, [
+        "--expect-workers",
+        "2",
+        "-H",
+        server.url,
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "-t",
+        "2s",
+        "--json",
+        "r.json",
+        "--only-summary",
+      ]);
+      const w1 = startCli(["worker", "--once", "--master-port", port]);
+      await master.waitFor(/connected \(1\)/);
+      const w2 = startCli(["worker", "--once", "--master-port", port]);
+      await master.waitFor(/connected \(2\)/);
+      w2.child.kill("SIGKILL");
+      const timer = setTimeout(() => master.child.kill("SIGKILL"), 30000);
+      const r = await master.result;
+      clearTimeout(timer);
+      await w1.result;
+      // Whether it left before or after it was handed its share, the test runs on the other.
+      assert.ok(r.code === 0 || r.code === 1, describeRun(r));
+      const result = JSON.parse(readFileSync(join(project.dir, "r.json"), "utf8")) as RunResult;
+      assertValidResult(result);
+      assert.equal(result.totals.requests + result.totals.cancelled, server.total(), "exact merge");
+      assert.ok(result.totals.requests > 0);
+    } finally {
+      project.cleanup();
+      await server.close();
+    }
+  });
+
   it("clear errors: no master to reach, no workers in time, --master with the web UI", async () => {
     const project = tempProject({ "loadtest.ts": LOADFILE });
     try {
