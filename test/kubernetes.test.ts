@@ -22,6 +22,7 @@ import { join, posix, relative } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { Job } from "kubernetes-models/batch/v1";
+import { NetworkPolicy } from "kubernetes-models/networking.k8s.io/v1";
 import { ConfigMap, Namespace, Secret, Service } from "kubernetes-models/v1";
 import { parse, parseAllDocuments } from "yaml";
 import { ROOT, runCli } from "./helpers.js";
@@ -212,6 +213,7 @@ const MODELS: Record<string, new (o: Obj) => { validate(): void }> = {
   Service,
   Job,
   Deployment,
+  NetworkPolicy,
 };
 
 function one(objects: Obj[], kind: string, name?: string): Obj {
@@ -303,6 +305,28 @@ function checkBuild(label: string, objects: Obj[]): void {
     `${label}: --expect-workers must equal the workers' replicas`,
   );
   assert.equal(master.image, worker.image, `${label}: master and workers run one image`);
+
+  // Only the workers reach the master's port.
+  const policy = one(objects, "NetworkPolicy", "cicada-master");
+  assert.ok(
+    matches(policy.spec.podSelector.matchLabels, masterLabels),
+    `${label}: the policy guards the master`,
+  );
+  assert.deepEqual(policy.spec.policyTypes, ["Ingress"]);
+  for (const rule of policy.spec.ingress as Obj[]) {
+    for (const from of rule.from as Obj[]) {
+      assert.deepEqual(Object.keys(from), ["podSelector"], `${label}: the policy admits more than pods`);
+      assert.ok(
+        matches(from.podSelector.matchLabels, workerLabels),
+        `${label}: the policy admits non-workers`,
+      );
+      assert.ok(!matches(from.podSelector.matchLabels, masterLabels));
+    }
+  }
+  assert.ok(
+    (policy.spec.ingress as Obj[]).some((r) => (r.ports as Obj[]).some((p) => p.port === bindPort)),
+    `${label}: the policy keeps the workers off the master's port`,
+  );
 
   // The loadfile: the master's argument names a file of the ConfigMap mounted where it runs.
   const loadfile = posix.resolve(master.workingDir ?? "/", margs[1]!);
