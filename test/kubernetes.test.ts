@@ -204,6 +204,77 @@ function build(dir: string): { objects: Obj[]; hashed: string[] } {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Unknown fields. The schemas' validators accept any extra field, which the API server refuses
+// (kubectl apply validates strictly): a misspelt field is found here from the fields each type
+// declares in the models' type declarations.
+
+/** Each Kubernetes kind's declaration file in kubernetes-models. */
+const DECLARATIONS: Record<string, string> = {
+  Namespace: "kubernetes-models/v1/Namespace",
+  ConfigMap: "kubernetes-models/v1/ConfigMap",
+  Secret: "kubernetes-models/v1/Secret",
+  Service: "kubernetes-models/v1/Service",
+  Job: "kubernetes-models/batch/v1/Job",
+  Deployment: "kubernetes-models/apps/v1/Deployment",
+  NetworkPolicy: "kubernetes-models/networking.k8s.io/v1/NetworkPolicy",
+};
+
+interface Declared {
+  /** Field name to the declaration file of its type (or of its elements), if it has fields. */
+  fields: Map<string, string | undefined>;
+}
+
+const declared = new Map<string, Declared | undefined>();
+
+/** The fields of the interface a `.d.ts` file declares, or undefined for a type without fields. */
+function declaration(file: string): Declared | undefined {
+  if (declared.has(file)) return declared.get(file);
+  const lines = readFileSync(file, "utf8").split("\n");
+  const imports = new Map<string, string>();
+  for (const l of lines) {
+    const m = /^import \{ (\w+) \} from "(.+)";$/.exec(l);
+    if (!m) continue;
+    const spec = m[2]!;
+    imports.set(
+      m[1]!,
+      spec.startsWith(".") ? join(file, "..", `${spec}.d.ts`) : join(ROOT, "node_modules", `${spec}.d.ts`),
+    );
+  }
+  const start = lines.findIndex((l) => /^export interface I\w+/.test(l));
+  let out: Declared | undefined;
+  if (start >= 0) {
+    out = { fields: new Map() };
+    for (const l of lines.slice(start + 1)) {
+      if (l.startsWith("}")) break;
+      const m = /^ {4}"([^"]+)"\??: (.*?);?$/.exec(l);
+      if (!m) continue;
+      const type = /^Array<(\w+)>$/.exec(m[2]!)?.[1] ?? m[2]!;
+      out.fields.set(m[1]!, imports.get(type));
+    }
+  }
+  declared.set(file, out);
+  return out;
+}
+
+function unknownFields(value: unknown, file: string, path: string, found: string[]): void {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => {
+      unknownFields(v, file, `${path}[${i}]`, found);
+    });
+    return;
+  }
+  const decl = declaration(file);
+  if (!decl || value === null || typeof value !== "object") return;
+  for (const [k, v] of Object.entries(value)) {
+    if (!decl.fields.has(k)) found.push(`${path}.${k}`);
+    else {
+      const sub = decl.fields.get(k);
+      if (sub) unknownFields(v, sub, `${path}.${k}`, found);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // What every build must hold.
 
 const MODELS: Record<string, new (o: Obj) => { validate(): void }> = {
@@ -244,6 +315,13 @@ function checkBuild(label: string, objects: Obj[]): void {
     const Model = MODELS[o.kind];
     assert.ok(Model, `${label}: no schema check for kind ${o.kind}`);
     assert.doesNotThrow(() => new Model(o).validate(), `${label}: ${o.kind}/${o.metadata?.name} is invalid`);
+    const found: string[] = [];
+    unknownFields(o, join(ROOT, "node_modules", `${DECLARATIONS[o.kind]}.d.ts`), o.kind, found);
+    assert.deepEqual(
+      found,
+      [],
+      `${label}: ${o.kind}/${o.metadata?.name} has fields Kubernetes does not know`,
+    );
   }
 
   const ns = one(objects, "Namespace").metadata.name;
@@ -483,6 +561,24 @@ describe("Kubernetes manifests", () => {
         `${mountOf}: ${path} is not mounted`,
       );
     }
+  });
+
+  it("a misspelt field is found", () => {
+    const job = structuredClone(one(renders.get("")!.objects, "Job"));
+    podSpec(job).containers[0].volumeMount = podSpec(job).containers[0].volumeMounts;
+    podSpec(job).securityContext.runAsNonroot = true;
+    const found: string[] = [];
+    unknownFields(job, join(ROOT, "node_modules", `${DECLARATIONS.Job}.d.ts`), "Job", found);
+    assert.deepEqual(found.sort(), [
+      "Job.spec.template.spec.containers[0].volumeMount",
+      "Job.spec.template.spec.securityContext.runAsNonroot",
+    ]);
+    // The fields around them are known, down to the volume mounts' own fields.
+    assert.ok(
+      declaration(join(ROOT, "node_modules", "kubernetes-models/v1/VolumeMount.d.ts"))?.fields.has(
+        "readOnly",
+      ),
+    );
   });
 
   it("every flag in the manifests is one the cicada command takes", async () => {
