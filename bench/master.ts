@@ -272,6 +272,11 @@ async function master(): Promise<void> {
     `master CPU: ${fmt(cores, 3)} cores (user ${fmt(cpu.user / 1e6 / wallSec, 3)}, system ${fmt(cpu.system / 1e6 / wallSec, 3)}); ` +
       `goal < ${GOAL}: ${fmt(cores / GOAL, 2)}x the goal, ${cores < GOAL ? "met" : "NOT met"}`,
   );
+  if (windowSnapshots < 0.95 * WORKERS * wallSec)
+    console.log(
+      `the master fell behind (${fmt(windowSnapshots / wallSec, 0)} of ${WORKERS} snapshots a second): it needs ` +
+        `about ${fmt((perSnapUs * WORKERS) / 1e6, 2)} cores at full rate, more than it got`,
+    );
   const merged = stats.total.count;
   console.log(
     `exactness: ${merged} requests merged, ${sent} sent${merged === sent ? "" : " -- MISMATCH"}; ` +
