@@ -18,7 +18,12 @@
 import { spawn } from "node:child_process";
 import { connect, createServer, type Socket } from "node:net";
 import { fileURLToPath } from "node:url";
-import { type CoordinatorMessage, encodeMessage, type WorkerMessage } from "../src/runner/protocol.js";
+import {
+  type CoordinatorMessage,
+  encodeMessage,
+  PROTOCOL_VERSION,
+  type WorkerMessage,
+} from "../src/runner/protocol.js";
 import { socketTransport } from "../src/runner/remote.js";
 import { StatsAggregate } from "../src/stats/aggregate.js";
 import { Recorder } from "../src/stats/recorder.js";
@@ -91,8 +96,12 @@ async function workers(port: number, first: number, count: number): Promise<void
   const users = 50;
   // Everything after the worker's id, sequence number and time, as encodeMessage writes it.
   const tails: string[] = [];
+  // Requests in each, for the master's check that nothing was lost.
+  const counts: number[] = [];
   for (let p = 0; p < POOL; p++) {
-    const text = encodeMessage({ type: "stats", snapshot: recordSecond(random, users) });
+    const snapshot = recordSecond(random, users);
+    counts.push(snapshot.endpoints.reduce((n, e) => n + e.count, 0));
+    const text = encodeMessage({ type: "stats", snapshot });
     const at = text.indexOf(',"final":');
     if (!text.startsWith('{"type":"stats","snapshot":{"workerId":') || at < 0)
       throw new Error("unexpected wire form of a stats message");
@@ -109,7 +118,7 @@ async function workers(port: number, first: number, count: number): Promise<void
             const hello: WorkerMessage = {
               type: "hello",
               workerId: `w${first + k}`,
-              version: 1,
+              version: PROTOCOL_VERSION,
               pid: process.pid,
             };
             s.write(`${encodeMessage(hello)}\n`);
@@ -134,12 +143,13 @@ async function workers(port: number, first: number, count: number): Promise<void
       const w = first + k;
       if (seq[k]! >= rounds || now < start + seq[k]! * 1000 + Math.floor((w * 1000) / WORKERS)) continue;
       const id = `w${w}`;
-      const tail = tails[(w + seq[k]!) % POOL]!;
+      const p = (w + seq[k]!) % POOL;
+      const tail = tails[p]!;
       const s = sockets[k]!;
       s.write(`{"type":"stats","snapshot":{"workerId":"${id}","seq":${seq[k]},"at":${now}${tail}`);
       const hb: WorkerMessage = { type: "heartbeat", at: now, elu: 0.3, windowMs: 1000, heapUsedMB: 80 };
       s.write(`${encodeMessage(hb)}\n`);
-      requests += RPS;
+      requests += counts[p]!;
       if (++seq[k]! === rounds) {
         s.end();
         if (--pending === 0) {
