@@ -30,20 +30,26 @@ async function workerCommand(flags: SettingValues, connectTimeoutSec: number, io
     }
   }
   const token = resolveToken(s, SETTINGS.token.parse);
-  return runRemoteWorker(s.masterHost ?? SETTINGS.masterHost.default!, s.masterPort ?? SETTINGS.masterPort.default!, {
-    connectTimeoutSec,
-    log: (m) => io.stderr.write(`worker: ${m}\n`),
-    ...(token !== undefined ? { token } : {}),
-    ...(s.tlsCa !== undefined ? { tlsCa: readPem("--tls-ca", s.tlsCa) } : {}),
-    handshakeTimeoutSec: s.handshakeTimeout ?? SETTINGS.handshakeTimeout.default!,
-  });
+  return runRemoteWorker(
+    s.masterHost ?? SETTINGS.masterHost.default!,
+    s.masterPort ?? SETTINGS.masterPort.default!,
+    {
+      connectTimeoutSec,
+      log: (m) => io.stderr.write(`worker: ${m}\n`),
+      ...(token !== undefined ? { token } : {}),
+      ...(s.tlsCa !== undefined ? { tlsCa: readPem("--tls-ca", s.tlsCa) } : {}),
+      handshakeTimeoutSec: s.handshakeTimeout ?? SETTINGS.handshakeTimeout.default!,
+    },
+  );
 }
 
 /** `run`'s settings from its flags and arguments: a loadfile first, then user class names. */
 function runSettings(flags: SettingValues, positional: string[]): CicadaConfig & { config?: string } {
   const { worker: _w, masterHost: _h, masterPort: _p, tlsCa, ...cfg } = flags;
   if (tlsCa !== undefined) {
-    throw new UsageError("--tls-ca is a worker's flag (with --worker); the master takes --tls-cert and --tls-key");
+    throw new UsageError(
+      "--tls-ca is a worker's flag (with --worker); the master takes --tls-cert and --tls-key",
+    );
   }
   const rest = [...positional];
   if (!cfg.loadfile && rest.length > 0 && LOADFILE_EXT.test(rest[0]!)) cfg.loadfile = rest.shift();
@@ -86,15 +92,21 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
   const worker = program
     .command("worker")
     .description("run as a worker of a master on another machine (cicada run --master)");
-  const workerFlags = addSettingFlags(worker, ["masterHost", "masterPort", "connectTimeout", ...WORKER_SECURITY], {
-    masterHost: { help: "the master's address", default: SETTINGS.masterHost.default },
-    masterPort: { help: "the master's port", default: SETTINGS.masterPort.default },
-    connectTimeout: { default: SETTINGS.connectTimeout.default },
-    token: { help: "the master's token (or CICADA_TOKEN): proved to the master, and checked it knows it" },
-    tokenFile: { help: "read the token from this file (or CICADA_TOKEN_FILE)" },
-    tlsCa: { help: "connect over TLS; trust only a master whose certificate this CA (PEM) signed" },
-    handshakeTimeout: { help: "give up on a master that has not completed the greeting within this long (default 5s)" },
-  });
+  const workerFlags = addSettingFlags(
+    worker,
+    ["masterHost", "masterPort", "connectTimeout", ...WORKER_SECURITY],
+    {
+      masterHost: { help: "the master's address", default: SETTINGS.masterHost.default },
+      masterPort: { help: "the master's port", default: SETTINGS.masterPort.default },
+      connectTimeout: { default: SETTINGS.connectTimeout.default },
+      token: { help: "the master's token (or CICADA_TOKEN): proved to the master, and checked it knows it" },
+      tokenFile: { help: "read the token from this file (or CICADA_TOKEN_FILE)" },
+      tlsCa: { help: "connect over TLS; trust only a master whose certificate this CA (PEM) signed" },
+      handshakeTimeout: {
+        help: "give up on a master that has not completed the greeting within this long (default 5s)",
+      },
+    },
+  );
   worker.action(async (opts: Record<string, unknown>) => {
     const f = workerFlags(opts);
     exitCode = await workerCommand(f, f.connectTimeout!, io);

@@ -2,8 +2,8 @@
 // of remote workers; the web UI comes in from the `cicada` command.
 import type { CicadaConfig } from "../api/config.js";
 import { Interrupted, UsageError, WorkersUnreachable } from "../core/errors.js";
-import { LiveView } from "../outputs/console.js";
 import { isLoopback } from "../core/http-guard.js";
+import { LiveView } from "../outputs/console.js";
 import type { RemoteWorkerSource } from "../runner/coordinator.js";
 import { readPem, resolveToken } from "../runner/handshake.js";
 import type { MasterSecurity } from "../runner/remote.js";
@@ -55,7 +55,12 @@ async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Pr
   const security = masterSecurity(s);
   let pool: InstanceType<typeof RemoteWorkers>;
   try {
-    pool = new RemoteWorkers(s.masterBindHost!, s.masterBindPort!, (m) => io.stderr.write(`${m}\n`), security);
+    pool = new RemoteWorkers(
+      s.masterBindHost!,
+      s.masterBindPort!,
+      (m) => io.stderr.write(`${m}\n`),
+      security,
+    );
   } catch (err) {
     // Only the TLS context can fail here: a key that does not parse or match its certificate.
     throw new UsageError(`--tls-cert ${s.tlsCert} / --tls-key ${s.tlsKey}: ${(err as Error).message}`);

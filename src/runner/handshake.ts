@@ -218,7 +218,9 @@ export function resolveToken(
   parse: (v: unknown, name: string) => string,
 ): string | undefined {
   if (s.token !== undefined && s.tokenFile !== undefined) {
-    throw new UsageError("give the token once: --token (CICADA_TOKEN) or --token-file (CICADA_TOKEN_FILE), not both");
+    throw new UsageError(
+      "give the token once: --token (CICADA_TOKEN) or --token-file (CICADA_TOKEN_FILE), not both",
+    );
   }
   if (s.tokenFile === undefined) return s.token;
   let text: string;

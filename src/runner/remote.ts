@@ -6,8 +6,8 @@ import { connect as connectTls, createServer as createTlsServer, type TLSSocket 
 import {
   GREETING_MAX_LINE,
   GREETING_MAX_QUEUED,
-  GreetingFailed,
   type GreetingChannel,
+  GreetingFailed,
   greetMaster,
   greetWorker,
   type MasterGreeting,
@@ -161,7 +161,8 @@ export function socketTransport<Out extends { type: string }, In extends { type:
     });
   return {
     send: (m) => {
-      if (!closed && !socket.destroyed) socket.write(`${encodeMessage(m as unknown as CoordinatorMessage)}\n`);
+      if (!closed && !socket.destroyed)
+        socket.write(`${encodeMessage(m as unknown as CoordinatorMessage)}\n`);
     },
     onMessage: (h) => {
       handler = h;
@@ -206,8 +207,13 @@ export class RemoteWorkers {
       ? createTlsServer({ ...security.tls, handshakeTimeout: timeoutMs }, (socket) => this.accept(socket))
       : createServer((socket) => this.accept(socket));
     if (security.tls) {
+      // Named as they connect: a peer that hung up mid-handshake no longer has an address.
+      const names = new WeakMap<Socket, string>();
+      this.server.on("connection", (raw: Socket) => names.set(raw, peerOf(raw)));
       this.server.on("tlsClientError", (err: Error, socket: TLSSocket) => {
-        this.onNotice(`worker ${peerOf(socket)} dropped: TLS handshake failed: ${printable(err.message)}`);
+        const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
+        const name = (raw && names.get(raw)) ?? peerOf(socket);
+        this.onNotice(`worker ${name} dropped: TLS handshake failed: ${printable(err.message)}`);
       });
     }
   }
@@ -359,14 +365,14 @@ export async function runRemoteWorker(
     return connected.startsWith("cannot reach") ? 4 : 2;
   }
   const socket = connected;
-  const transport = socketTransport<
-    WorkerMessage | WorkerGreeting,
-    CoordinatorMessage | MasterGreeting
-  >(socket, {
-    maxFrame: GREETING_MAX_LINE,
-    maxQueued: GREETING_MAX_QUEUED,
-    afterGreeting: { maxFrame: MAX_FRAME, maxQueued: Number.POSITIVE_INFINITY },
-  });
+  const transport = socketTransport<WorkerMessage | WorkerGreeting, CoordinatorMessage | MasterGreeting>(
+    socket,
+    {
+      maxFrame: GREETING_MAX_LINE,
+      maxQueued: GREETING_MAX_QUEUED,
+      afterGreeting: { maxFrame: MAX_FRAME, maxQueued: Number.POSITIVE_INFINITY },
+    },
+  );
   try {
     // No plan is taken before this: the master has proved it knows the token (when there is one).
     await greetMaster(transport as GreetingChannel<WorkerGreeting, MasterGreeting>, {
@@ -436,7 +442,10 @@ async function connectToMaster(
           ? connectTls({ host, port, ca, ...(isIP(host) ? {} : { servername: host }) }, () => done())
           : connect({ host, port }, () => done());
         // A master that accepts and then says nothing (or never finishes TLS) is not reached.
-        const timer = setTimeout(() => s.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)), timeoutMs);
+        const timer = setTimeout(
+          () => s.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)),
+          timeoutMs,
+        );
         const done = () => {
           clearTimeout(timer);
           s.off("error", fail);
