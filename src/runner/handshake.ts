@@ -68,6 +68,7 @@ function sameProof(got: unknown, want: string): boolean {
 
 /** Text from a peer for one log line: no control characters, no novel. */
 export function printable(text: unknown, max = 200): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
   const s = String(text).replace(/[\u0000-\u001f\u007f-\u009f]/g, "?");
   return s.length > max ? `${s.slice(0, max)}…` : s;
 }
