@@ -213,7 +213,15 @@ export class RemoteWorkers {
       this.server.on("tlsClientError", (err: Error, socket: TLSSocket) => {
         const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
         const name = (raw && names.get(raw)) ?? peerOf(socket);
-        this.onNotice(`worker ${name} dropped: TLS handshake failed: ${printable(err.message)}`);
+        const e = err as Error & { code?: string };
+        // OpenSSL's messages are a source path and a routine name; its code reads better.
+        const why =
+          e.code === "ERR_SSL_WRONG_VERSION_NUMBER" || e.code === "ERR_SSL_HTTP_REQUEST"
+            ? "it does not speak TLS"
+            : /routines/.test(e.message) && e.code
+              ? e.code
+              : e.message;
+        this.onNotice(`worker ${name} dropped: TLS handshake failed: ${printable(why)}`);
       });
     }
   }
