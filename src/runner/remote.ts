@@ -368,11 +368,11 @@ export async function runRemoteWorker(
 ): Promise<number> {
   const timeoutMs = (opts.handshakeTimeoutSec ?? 5) * 1000;
   const connected = await connectToMaster(host, port, opts.tlsCa, opts.connectTimeoutSec, timeoutMs);
-  if (typeof connected === "string") {
-    opts.log(connected);
-    return connected.startsWith("cannot reach") ? 4 : 2;
+  if ("failed" in connected) {
+    opts.log(connected.failed);
+    return connected.exitCode;
   }
-  const socket = connected;
+  const { socket } = connected;
   const transport = socketTransport<WorkerMessage | WorkerGreeting, CoordinatorMessage | MasterGreeting>(
     socket,
     {
@@ -430,10 +430,21 @@ export async function runRemoteWorker(
 /** Certificate errors: the master is not who the CA vouches for, so trying again will not help. */
 const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|ISSUER/;
 
+/** Errors that mean the master is not up (yet): worth trying again until the connect timeout. */
+const NOT_UP_YET = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
 /**
  * A connection to the master, over TLS when `ca` is given; the master may start after its
  * workers, so refused connections are tried again until `connectTimeoutSec`. Returns the line
- * to log instead when it cannot: "cannot reach …", or a certificate this worker does not trust.
+ * to log and the exit code instead when it cannot: a certificate this worker does not trust (2),
+ * a master that is not up or does not answer (4).
  */
 async function connectToMaster(
   host: string,
@@ -441,38 +452,53 @@ async function connectToMaster(
   ca: string | undefined,
   connectTimeoutSec: number,
   timeoutMs: number,
-): Promise<Socket | string> {
+): Promise<{ socket: Socket } | { failed: string; exitCode: number }> {
   const deadline = Date.now() + connectTimeoutSec * 1000;
   for (;;) {
     try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const s: Socket = ca
-          ? connectTls({ host, port, ca, ...(isIP(host) ? {} : { servername: host }) }, () => done())
-          : connect({ host, port }, () => done());
-        // A master that accepts and then says nothing (or never finishes TLS) is not reached.
-        const timer = setTimeout(
-          () => s.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)),
-          timeoutMs,
-        );
-        const done = () => {
-          clearTimeout(timer);
-          s.off("error", fail);
-          resolve(s);
-        };
-        const fail = (err: Error) => {
-          clearTimeout(timer);
-          s.destroy();
-          reject(err);
-        };
-        s.once("error", fail);
-      });
+      return {
+        socket: await new Promise<Socket>((resolve, reject) => {
+          const s: Socket = ca
+            ? connectTls({ host, port, ca, ...(isIP(host) ? {} : { servername: host }) }, () => done())
+            : connect({ host, port }, () => done());
+          // A master that accepts and then says nothing (or never finishes TLS) is not reached.
+          const timer = setTimeout(
+            () => s.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)),
+            timeoutMs,
+          );
+          const done = () => {
+            clearTimeout(timer);
+            s.off("error", fail);
+            resolve(s);
+          };
+          const fail = (err: Error) => {
+            clearTimeout(timer);
+            s.destroy();
+            reject(err);
+          };
+          s.once("error", fail);
+        }),
+      };
     } catch (err) {
       const e = err as Error & { code?: string };
       if (ca && CERT_ERROR.test(e.code ?? "")) {
-        return `refusing the master at ${host}:${port}: its TLS certificate is not trusted by --tls-ca (${e.code}: ${e.message})`;
+        return {
+          failed: `refusing the master at ${host}:${port}: its TLS certificate is not trusted by --tls-ca (${e.code}: ${e.message})`,
+          exitCode: 2,
+        };
+      }
+      if (!NOT_UP_YET.has(e.code ?? "")) {
+        // Something answers but not as a master does: trying again would only repeat it.
+        return {
+          failed: `cannot connect to the master at ${host}:${port}: ${e.message}${ca ? " (does the master use TLS?)" : ""}`,
+          exitCode: 4,
+        };
       }
       if (Date.now() > deadline) {
-        return `cannot reach the master at ${host}:${port} within ${connectTimeoutSec}s: ${e.message}`;
+        return {
+          failed: `cannot reach the master at ${host}:${port} within ${connectTimeoutSec}s: ${e.message}`,
+          exitCode: 4,
+        };
       }
       await new Promise((r) => setTimeout(r, 500));
     }
