@@ -523,10 +523,19 @@ describe("distributed security: TLS", () => {
       await within(plain.closed, 10_000, "a plain-TCP peer closed");
       assert.equal(plain.received(), "");
 
+      assert.match(
+        master.output().stderr,
+        new RegExp(`worker ${plain.name} dropped: TLS handshake failed: it does not speak TLS`),
+      );
+
+      // A peer that connects and stays silent holds no slot: the worker that comes after it starts the run.
+      const lingerer = await rawPeer(port);
       const w = startCli(
         ["worker", "--master-port", String(port), "--token", TOKEN, "--tls-ca", join(certs.dir, "ca.pem")],
         { cwd: certs.dir },
       );
+      await master.waitFor(/connected \(1\)/);
+      assert.doesNotMatch(master.output().stderr, new RegExp(`worker ${lingerer.name} dropped`));
       const r = await master.result;
       clearTimeout(killer);
       assert.equal(r.code, 0, describeRun(r));

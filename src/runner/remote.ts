@@ -195,6 +195,8 @@ export class RemoteWorkers {
   private changed: (() => void) | undefined;
   /** Connections still in their greeting: bounded, so a flood of silent peers costs little. */
   private greeting = 0;
+  /** Their sockets, let go of at close() rather than waited for. */
+  private readonly greetingSockets = new Set<Socket>();
 
   constructor(
     private readonly host: string,
@@ -222,6 +224,9 @@ export class RemoteWorkers {
               ? e.code
               : e.message;
         this.onNotice(`worker ${name} dropped: TLS handshake failed: ${printable(why)}`);
+        // Node leaves the connection open after a failed handshake; it would hold close() up.
+        socket.destroy();
+        raw?.destroy();
       });
     }
   }
@@ -256,6 +261,7 @@ export class RemoteWorkers {
       return;
     }
     this.greeting++;
+    this.greetingSockets.add(socket);
     // Nothing is read without a limit: a greeting line is small, and only a few may queue.
     const transport = socketTransport<CoordinatorMessage | MasterGreeting, WorkerMessage | WorkerGreeting>(
       socket,
@@ -274,10 +280,12 @@ export class RemoteWorkers {
     void greeted.then(
       () => {
         this.greeting--;
+        this.greetingSockets.delete(socket);
         this.admit(transport as Transport<CoordinatorMessage, WorkerMessage>, peer);
       },
       (err: Error) => {
         this.greeting--;
+        this.greetingSockets.delete(socket);
         const refused = err instanceof GreetingFailed && err.refusal;
         const why = err instanceof GreetingFailed ? err.message : `${err.message} during the greeting`;
         this.onNotice(`worker ${peer} ${refused ? "refused" : "dropped"}: ${why}`);
@@ -343,6 +351,7 @@ export class RemoteWorkers {
   /** Stops listening and lets go of every worker (they exit when their connection closes). */
   close(): Promise<void> {
     for (const w of this.ready.splice(0)) w.transport.close();
+    for (const s of this.greetingSockets) s.destroy();
     return new Promise((r) => this.server.close(() => r()));
   }
 }
