@@ -99,7 +99,7 @@ export interface CicadaConfig {
    * back, by HMAC over fresh nonces (it never crosses the wire). Required beyond loopback.
    */
   token?: string;
-  /** A file holding `token` (the first line, trimmed). */
+  /** A file holding `token` alone (surrounding whitespace is dropped). */
   tokenFile?: string;
   /** The master serves workers over TLS with this certificate and key (PEM files). */
   tlsCert?: string;
