@@ -125,6 +125,9 @@ describe("distributed security: who may be a worker", () => {
       garbage.socket.write(Buffer.concat([randomBytes(200), Buffer.from("\n")]));
       const oversized = await rawPeer(port);
       oversized.socket.write("x".repeat(100_000));
+      // Many small messages at once: only a few may wait in the greeting.
+      const flood = await rawPeer(port);
+      flood.socket.write(`${JSON.stringify(hello())}\n`.repeat(1000));
       // Another protocol version.
       const old = await rawPeer(port);
       old.send({ type: "hello", workerId: "", version: 1, pid: 1 });
@@ -143,18 +146,22 @@ describe("distributed security: who may be a worker", () => {
         proof: createHmac("sha256", "not-the-token-but-long-enough").update(String(c2.nonce)).digest("hex"),
       });
 
-      const all = [silent, slow, garbage, oversized, old, tokenless, guesser];
+      const all = [silent, slow, garbage, oversized, flood, old, tokenless, guesser];
       await within(Promise.all(all.map((p) => p.closed)), 10_000, "every bad peer closed");
       clearInterval(drip);
       const log = () => master.output().stderr;
       assert.ok(log().includes(`worker ${silent.name} dropped: no hello within 1s`), log());
       assert.ok(log().includes(`worker ${slow.name} dropped: no hello within 1s`), log());
       assert.ok(
-        log().includes(`worker ${garbage.name} dropped: it sent something that is not a Cicada message`),
+        log().includes(`worker ${garbage.name} dropped: sent something that is not a Cicada message`),
         log(),
       );
       assert.ok(
-        log().includes(`worker ${oversized.name} dropped: it sent a line longer than 16384 characters`),
+        log().includes(`worker ${oversized.name} dropped: sent a line longer than 16384 characters`),
+        log(),
+      );
+      assert.ok(
+        log().includes(`worker ${flood.name} dropped: sent more than 4 messages ahead of the greeting`),
         log(),
       );
       assert.ok(

@@ -83,8 +83,11 @@ export function socketTransport<Out extends { type: string }, In extends { type:
   let closed = false;
   let lost: string | undefined;
   let buf = "";
+  // Set when this side cut the peer off: what it queued before is not read any more.
+  let dropped = false;
   const drop = (reason: string) => {
     gone(reason);
+    dropped = true;
     socket.destroy();
   };
   const deliver = (line: string): boolean => {
@@ -95,7 +98,7 @@ export function socketTransport<Out extends { type: string }, In extends { type:
       m = undefined as unknown as In;
     }
     if (m === null || typeof m !== "object" || typeof m.type !== "string") {
-      drop("it sent something that is not a Cicada message");
+      drop("sent something that is not a Cicada message");
       return false;
     }
     if (once) {
@@ -108,7 +111,7 @@ export function socketTransport<Out extends { type: string }, In extends { type:
       take.resolve(m);
     } else if (handler) handler(m);
     else if (early.length >= maxQueued) {
-      drop(`it sent more than ${maxQueued} message(s) ahead of the greeting`);
+      drop(`sent more than ${maxQueued} messages ahead of the greeting`);
       return false;
     } else early.push(m);
     return true;
@@ -122,7 +125,7 @@ export function socketTransport<Out extends { type: string }, In extends { type:
     let i = chunk.indexOf("\n");
     while (i >= 0) {
       if (buf.length + i - start > maxFrame) {
-        drop(`it sent a line longer than ${maxFrame} characters`);
+        drop(`sent a line longer than ${maxFrame} characters`);
         return;
       }
       const line = buf + chunk.slice(start, i);
@@ -133,7 +136,7 @@ export function socketTransport<Out extends { type: string }, In extends { type:
       i = chunk.indexOf("\n", start);
     }
     buf += chunk.slice(start);
-    if (buf.length > maxFrame) drop(`it sent a line longer than ${maxFrame} characters`);
+    if (buf.length > maxFrame) drop(`sent a line longer than ${maxFrame} characters`);
   });
   const gone = (reason: string) => {
     if (closed || lost !== undefined) return;
@@ -149,7 +152,7 @@ export function socketTransport<Out extends { type: string }, In extends { type:
   socket.on("close", () => gone("connection closed"));
   const next = (last = false) =>
     new Promise<In>((resolve, reject) => {
-      const m = early.shift();
+      const m = dropped ? undefined : early.shift();
       if (m !== undefined) {
         if (last && limits.afterGreeting) {
           maxFrame = limits.afterGreeting.maxFrame;
