@@ -94,6 +94,18 @@ export interface CicadaConfig {
   expectWorkers?: number;
   /** Seconds the master waits for them; default: until they come or Ctrl-C. */
   expectWorkersMaxWait?: number;
+  /**
+   * The secret master and workers share: each worker proves it knows it, and the master proves it
+   * back, by HMAC over fresh nonces (it never crosses the wire). Required beyond loopback.
+   */
+  token?: string;
+  /** A file holding `token` alone (surrounding whitespace is dropped). */
+  tokenFile?: string;
+  /** The master serves workers over TLS with this certificate and key (PEM files). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Seconds a connecting peer has to complete the greeting before it is dropped (default 5). */
+  handshakeTimeout?: number;
 }
 
 export interface ThresholdConfig {

@@ -4,7 +4,8 @@ import type { StatsSnapshot } from "../stats/snapshot.js";
  * The coordinator↔worker protocol. Plain JSON messages, so the same protocol runs over a
  * MessagePort to a worker thread or over a socket to a remote machine.
  */
-export const PROTOCOL_VERSION = 1;
+/** 2: the greeting of src/runner/handshake.ts (nonces, token proofs) before any plan. */
+export const PROTOCOL_VERSION = 2;
 
 /** What a worker needs to run its share of the test. */
 export interface WorkerPlan {
