@@ -496,9 +496,6 @@ function checkBuild(label: string, objects: Obj[]): void {
 /** Flags of `args` (words that start with -). */
 const flagsOf = (args: string[]) => args.filter((a) => /^--?[a-zA-Z]/.test(a));
 
-/** The TLS flags another change brings; the TLS overlay uses them as documented there. */
-const TLS_FLAGS = new Set(["--tls-cert", "--tls-key", "--tls-ca"]);
-
 /** Flags `cicada CMD --help` lists. */
 async function helpFlags(cmd: string): Promise<Set<string>> {
   const r = await runCli([cmd, "--help"]);
@@ -583,7 +580,7 @@ describe("Kubernetes manifests", () => {
         [dep, worker, "worker"],
       ] as const) {
         for (const f of flagsOf(args)) {
-          assert.ok(known.has(f) || TLS_FLAGS.has(f), `${b || "base"}: cicada ${cmd} has no flag ${f}`);
+          assert.ok(known.has(f), `${b || "base"}: cicada ${cmd} has no flag ${f}`);
         }
       }
     }
