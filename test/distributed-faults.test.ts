@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { createServer as createTcpServer } from "node:net";
@@ -31,6 +32,9 @@ const MACHINES = [1, 2, 3, 4].map((i) => ({
   hostSide: `${TAG}h${i}`,
   ip: `${SUBNET}.${10 + i}`,
 }));
+
+// The master listens beyond loopback, so master and workers share a token.
+const TOKEN = randomBytes(32).toString("hex");
 
 const ip = (...args: string[]) => execFileSync("ip", args, { stdio: ["ignore", "ignore", "pipe"] });
 
@@ -137,6 +141,8 @@ function startWorker(m: (typeof MACHINES)[number], port: number): NsWorker {
       String(port),
       "--heartbeat-timeout",
       "2s",
+      "--token",
+      TOKEN,
     ],
     { env: cliEnv(), stdio: ["ignore", "pipe", "pipe"] },
   );
@@ -174,6 +180,8 @@ function startMaster(dir: string, port: number, args: string[]) {
       "--master-bind-port",
       String(port),
       "--only-summary",
+      "--token",
+      TOKEN,
       ...args,
     ],
     { cwd: dir },

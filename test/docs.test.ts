@@ -410,10 +410,16 @@ const LINES: Record<string, Entry> = {
 
 /** Lines that cannot run here, and why. */
 const SKIP: Record<string, string> = {
-  "npx cicada run loadtest.ts --headless --master --expect-workers 4 -H http://target:8000 -u 2000 -r 100 -t 10m":
-    "a master on all interfaces waiting for four workers on other machines, against a host named target (test/distributed.test.ts runs master and workers on loopback)",
-  "npx cicada worker --master-host master.example --master-port 5557":
-    "a worker on another machine, for a master at master.example (test/distributed.test.ts runs one on loopback)",
+  "npx cicada run loadtest.ts --headless --master --master-bind-host 0.0.0.0 --token-file cicada.token --expect-workers 4 -H http://target:8000 -u 2000 -r 100 -t 10m":
+    "a master on all interfaces waiting for four workers on other machines, against a host named target (test/distributed.test.ts and test/distributed-security.test.ts run master and workers on loopback)",
+  "npx cicada worker --master-host master.example --master-port 5557 --token-file cicada.token":
+    "a worker on another machine, for a master at master.example (test/distributed-security.test.ts runs them on loopback)",
+  "npx cicada worker --master-host master.example --token-file cicada.token":
+    "a worker on another machine, for a master at master.example (test/distributed-security.test.ts runs them on loopback)",
+  "npx cicada run loadtest.ts --headless --master --master-bind-host 0.0.0.0 --token-file cicada.token --tls-cert master.pem --tls-key master.key --expect-workers 4 -H http://target:8000 -u 2000 -r 100 -t 10m":
+    "a TLS master on all interfaces for workers on other machines (test/distributed-security.test.ts runs one over TLS on loopback with a CA it generates)",
+  "npx cicada worker --master-host master.example --token-file cicada.token --tls-ca ca.pem":
+    "a TLS worker for a master at master.example (test/distributed-security.test.ts runs one over TLS on loopback)",
   'npx cicada run agents.ts -H https://agents.example.com -u 20 -t 1m -s 10 --headless --threshold "MCP tools/call: p95<500" --threshold "JSONRPC message/send: error_rate<1%"':
     "a real agent service at agents.example.com, with the page's agents.ts (its /mcp, /a2a and /agui/run are not the demo's routes)",
 };

@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { StatsAggregate } from "../src/stats/aggregate.js";
-import { createHistogram, PERCENTILES, percentileMs, summarize } from "../src/stats/histogram.js";
+import {
+  addSparse,
+  createHistogram,
+  type Histogram,
+  PERCENTILES,
+  percentileMs,
+  summarize,
+  toSparse,
+} from "../src/stats/histogram.js";
 import { Recorder } from "../src/stats/recorder.js";
 import type { StatsSnapshot } from "../src/stats/snapshot.js";
 import { rng } from "./helpers.js";
@@ -435,5 +443,59 @@ describe("stats: time series and current window", () => {
     assert.equal(cur.failuresPerSec, (2 * 4 + 2 * 8 + 2 * 12) / 3); // ceil(n / 4) per recorder
     // Totals still include everything.
     assert.equal(agg.total.count, 16 + 180);
+  });
+});
+
+describe("stats: sparse histograms", () => {
+  /** Every bucket, the count, min and max: what two histograms must share to be the same. */
+  function assertSameHistogram(a: Histogram, b: Histogram, what: string): void {
+    assert.equal(a.totalCount, b.totalCount, `${what}: total count`);
+    assert.equal(a.minNonZeroValue, b.minNonZeroValue, `${what}: min`);
+    assert.equal(a.maxValue, b.maxValue, `${what}: max`);
+    assert.deepEqual(toSparse(a), toSparse(b), `${what}: buckets`);
+    for (const p of PERCENTILES)
+      assert.equal(a.getValueAtPercentile(p), b.getValueAtPercentile(p), `${what}: p${p}`);
+  }
+
+  it("addSparse fills the same buckets as the library's own recordValueWithCount, at every magnitude", () => {
+    const values: number[] = [];
+    // Both sides of every power of two, where a bucket boundary lies, up to past 2^31 (the
+    // histogram grows past its 60 s range on its own).
+    for (let k = 0; k <= 33; k++) values.push(2 ** k - 1, 2 ** k, 2 ** k + 1);
+    const rand = rng(314);
+    for (let i = 0; i < 20_000; i++) values.push(Math.floor(10 ** (rand() * 10)) + (rand() < 0.01 ? 0.5 : 0));
+    const sparse: number[] = [];
+    for (const v of values) if (v > 0) sparse.push(v, 1 + Math.floor(rand() * 5));
+    const viaLibrary = createHistogram();
+    for (let i = 0; i < sparse.length; i += 2) viaLibrary.recordValueWithCount(sparse[i]!, sparse[i + 1]!);
+    const viaSparse = createHistogram();
+    addSparse(viaSparse, sparse);
+    assertSameHistogram(viaSparse, viaLibrary, "one batch");
+    // In pieces, into a histogram that already holds values.
+    const pieces = createHistogram();
+    for (let i = 0; i < sparse.length; i += 202) addSparse(pieces, sparse.slice(i, i + 202));
+    assertSameHistogram(pieces, viaLibrary, "in pieces");
+  });
+
+  it("a histogram shipped as sparse JSON and added back is the same histogram", () => {
+    const rand = rng(2718);
+    const h = createHistogram();
+    for (let i = 0; i < 50_000; i++)
+      h.recordValue(Math.max(1, Math.round(10 ** (rand() * Math.log10(60_000_000)))));
+    const back = createHistogram();
+    addSparse(back, JSON.parse(JSON.stringify(toSparse(h))) as number[]);
+    // The bucket's lowest value stands for all of it, so only the exact max and min (kept beside
+    // the histogram in a snapshot) may differ.
+    assert.equal(back.totalCount, h.totalCount);
+    assert.deepEqual(toSparse(back), toSparse(h));
+    for (const p of PERCENTILES)
+      assert.equal(back.getValueAtPercentile(p), h.getValueAtPercentile(p), `p${p}`);
+  });
+
+  it("an empty sparse histogram adds nothing", () => {
+    const h = createHistogram();
+    addSparse(h, []);
+    assert.equal(h.totalCount, 0);
+    assert.equal(h.maxValue, 0);
   });
 });

@@ -98,6 +98,18 @@ export interface CicadaConfig {
   heartbeatTimeout?: number;
   /** Exit with code 4 when a worker was lost during the run. */
   failOnWorkerLoss?: boolean;
+  /**
+   * The secret master and workers share: each worker proves it knows it, and the master proves it
+   * back, by HMAC over fresh nonces (it never crosses the wire). Required beyond loopback.
+   */
+  token?: string;
+  /** A file holding `token` alone (surrounding whitespace is dropped). */
+  tokenFile?: string;
+  /** The master serves workers over TLS with this certificate and key (PEM files). */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** Seconds a connecting peer has to complete the greeting before it is dropped (default 5). */
+  handshakeTimeout?: number;
 }
 
 export interface ThresholdConfig {

@@ -2,13 +2,12 @@
 import type { Command } from "commander";
 import { UsageError } from "../core/errors.js";
 import { formatBenchmarks } from "../outputs/benchmark.js";
+import { checkWritable, jsonText, resultFile } from "../outputs/sink.js";
 import {
   type BenchmarkOptions,
   BenchmarkSession,
-  checkOutputPath,
   loadBenchFile,
   readBenchmarkOptions,
-  writeResultFile,
 } from "../testrun/benchmark.js";
 import { int, positiveSeconds, SETTINGS } from "../testrun/settings.js";
 import type { RunIo } from "../testrun/testrun.js";
@@ -43,7 +42,7 @@ export function registerBench(program: Command, io: RunIo, setExit: (code: numbe
     )
     .option("--json <file>", "write the result to FILE (cicada compare A B reads two of them)")
     .action(async (file: string, names: string[], flags: BenchFlags) => {
-      if (flags.json) checkOutputPath(flags.json, "--json");
+      if (flags.json) checkWritable(flags.json, "--json");
       let specs = await loadBenchFile(file);
       if (names.length > 0) {
         const known = specs.map((s) => s.name);
@@ -76,7 +75,7 @@ export function registerBench(program: Command, io: RunIo, setExit: (code: numbe
       const result = session.result();
       io.stdout.write(formatBenchmarks(session.results));
       if (flags.json) {
-        writeResultFile(flags.json, "--json", result);
+        resultFile("--json", flags.json, jsonText).result?.(result);
         io.stderr.write(`result written to ${flags.json}\n`);
       }
       setExit(result.exitCode);

@@ -2,9 +2,9 @@
 import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import type { CicadaConfig } from "../api/config.js";
-import { CicadaError, ExitCode } from "../core/errors.js";
+import { CicadaError, ExitCode, UsageError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
-import { RUN_FLAGS, SETTINGS, type SettingValues } from "../testrun/settings.js";
+import { envName, RUN_FLAGS, SETTINGS, type SettingValues } from "../testrun/settings.js";
 import type { RunIo, WebUiFront } from "../testrun/testrun.js";
 import { registerBaselineCommands } from "./baseline.js";
 import { registerBench } from "./bench.js";
@@ -15,22 +15,44 @@ import { executeRun } from "./run.js";
 
 const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 
-async function workerCommand(
-  host: string | undefined,
-  port: number | undefined,
-  opts: { connectTimeoutSec: number; once?: boolean; heartbeatTimeoutSec?: number },
-  io: RunIo,
-): Promise<number> {
+/** The flags of `cicada worker` (and `run --worker`), besides where the master is. */
+const WORKER_SECURITY = ["token", "tokenFile", "tlsCa", "handshakeTimeout"] as const;
+
+async function workerCommand(flags: SettingValues, connectTimeoutSec: number, io: RunIo): Promise<number> {
   const { runRemoteWorker } = await import("../runner/remote.js");
-  return runRemoteWorker(host ?? SETTINGS.masterHost.default!, port ?? SETTINGS.masterPort.default!, {
-    ...opts,
-    log: (m) => io.stderr.write(`worker: ${m}\n`),
-  });
+  const { readPem, resolveToken } = await import("../runner/handshake.js");
+  // A flag wins over its CICADA_* variable, as for `run`.
+  const s: SettingValues = { ...flags };
+  for (const key of WORKER_SECURITY) {
+    const v = io.env[envName(key)];
+    if (s[key] === undefined && v !== undefined) {
+      (s as Record<string, unknown>)[key] = SETTINGS[key].parse(v, envName(key));
+    }
+  }
+  const token = resolveToken(s, SETTINGS.token.parse);
+  return runRemoteWorker(
+    s.masterHost ?? SETTINGS.masterHost.default!,
+    s.masterPort ?? SETTINGS.masterPort.default!,
+    {
+      connectTimeoutSec,
+      log: (m) => io.stderr.write(`worker: ${m}\n`),
+      ...(s.once ? { once: true } : {}),
+      heartbeatTimeoutSec: s.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
+      ...(token !== undefined ? { token } : {}),
+      ...(s.tlsCa !== undefined ? { tlsCa: readPem("--tls-ca", s.tlsCa) } : {}),
+      handshakeTimeoutSec: s.handshakeTimeout ?? SETTINGS.handshakeTimeout.default!,
+    },
+  );
 }
 
 /** `run`'s settings from its flags and arguments: a loadfile first, then user class names. */
 function runSettings(flags: SettingValues, positional: string[]): CicadaConfig & { config?: string } {
-  const { worker: _w, masterHost: _h, masterPort: _p, once: _o, ...cfg } = flags;
+  const { worker: _w, masterHost: _h, masterPort: _p, once: _o, tlsCa, ...cfg } = flags;
+  if (tlsCa !== undefined) {
+    throw new UsageError(
+      "--tls-ca is a worker's flag (with --worker); the master takes --tls-cert and --tls-key",
+    );
+  }
   const rest = [...positional];
   if (!cfg.loadfile && rest.length > 0 && LOADFILE_EXT.test(rest[0]!)) cfg.loadfile = rest.shift();
   if (rest.length > 0) cfg.userClasses = rest;
@@ -63,16 +85,7 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
     const flags = runFlags(opts);
     // Locust's `--worker`: the loadfile argument is not needed, the master ships it.
     if (flags.worker) {
-      exitCode = await workerCommand(
-        flags.masterHost,
-        flags.masterPort,
-        {
-          connectTimeoutSec: SETTINGS.connectTimeout.default!,
-          ...(flags.once ? { once: true } : {}),
-          heartbeatTimeoutSec: flags.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
-        },
-        io,
-      );
+      exitCode = await workerCommand(flags, SETTINGS.connectTimeout.default!, io);
       return;
     }
     exitCode = (await executeRun(runSettings(flags, positional), io, fronts.webUi)).exitCode;
@@ -83,7 +96,7 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
     .description("run as a worker of a master on another machine (cicada run --master)");
   const workerFlags = addSettingFlags(
     worker,
-    ["masterHost", "masterPort", "connectTimeout", "heartbeatTimeout", "once"],
+    ["masterHost", "masterPort", "connectTimeout", "heartbeatTimeout", "once", ...WORKER_SECURITY],
     {
       masterHost: { help: "the master's address", default: SETTINGS.masterHost.default },
       masterPort: { help: "the master's port", default: SETTINGS.masterPort.default },
@@ -92,20 +105,17 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
         help: "stop the test when the master is silent this long (default 3s)",
         default: SETTINGS.heartbeatTimeout.default,
       },
+      token: { help: "the master's token (or CICADA_TOKEN): proved to the master, and checked it knows it" },
+      tokenFile: { help: "read the token from this file (or CICADA_TOKEN_FILE)" },
+      tlsCa: { help: "connect over TLS; trust only a master whose certificate this CA (PEM) signed" },
+      handshakeTimeout: {
+        help: "give up on a master that has not completed the greeting within this long (default 5s)",
+      },
     },
   );
   worker.action(async (opts: Record<string, unknown>) => {
     const f = workerFlags(opts);
-    exitCode = await workerCommand(
-      f.masterHost,
-      f.masterPort,
-      {
-        connectTimeoutSec: f.connectTimeout!,
-        ...(f.once ? { once: true } : {}),
-        heartbeatTimeoutSec: f.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
-      },
-      io,
-    );
+    exitCode = await workerCommand(f, f.connectTimeout!, io);
   });
 
   const demo = program

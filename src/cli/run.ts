@@ -2,8 +2,12 @@
 // of remote workers; the web UI comes in from the `cicada` command.
 import type { CicadaConfig } from "../api/config.js";
 import { Interrupted, UsageError, WorkersUnreachable } from "../core/errors.js";
+import { isLoopback } from "../core/http-guard.js";
 import { LiveView } from "../outputs/console.js";
 import type { RemoteWorkerSource } from "../runner/coordinator.js";
+import { readPem, resolveToken } from "../runner/handshake.js";
+import type { MasterSecurity } from "../runner/remote.js";
+import { SETTINGS } from "../testrun/settings.js";
 import {
   type LoadedLoadfile,
   type RunIo,
@@ -48,12 +52,17 @@ export async function executeRun(
 async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
   const { RemoteWorkers } = await import("../runner/remote.js");
   const expected = s.expectWorkers!;
-  const pool = new RemoteWorkers(
-    s.masterBindHost!,
-    s.masterBindPort!,
-    (m) => io.stderr.write(`${m}\n`),
-    s.heartbeatTimeout,
-  );
+  const security = masterSecurity(s);
+  let pool: InstanceType<typeof RemoteWorkers>;
+  try {
+    pool = new RemoteWorkers(s.masterBindHost!, s.masterBindPort!, (m) => io.stderr.write(`${m}\n`), {
+      ...security,
+      heartbeatTimeoutSec: s.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
+    });
+  } catch (err) {
+    // Only the TLS context can fail here: a key that does not parse or match its certificate.
+    throw new UsageError(`--tls-cert ${s.tlsCert} / --tls-key ${s.tlsKey}: ${(err as Error).message}`);
+  }
   let address: string;
   try {
     address = await pool.listen();
@@ -64,7 +73,14 @@ async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Pr
   const cancelled = new Promise<never>((_, reject) => (cancel = reject));
   const onSignal = () => cancel(new Interrupted("interrupted while waiting for workers"));
   try {
-    io.stderr.write(`master listening on ${address}; waiting for ${expected} worker(s)\n`);
+    io.stderr.write(
+      `master listening on ${address}${security.tls ? " (TLS)" : ""}; waiting for ${expected} worker(s)${security.token ? " that know the token" : ""}\n`,
+    );
+    if (!security.tls && !isLoopback(s.masterBindHost!)) {
+      io.stderr.write(
+        "warning: workers connect without TLS: the loadfile bundle (and any secret in it) and the figures cross the network in clear text; add --tls-cert and --tls-key on untrusted networks\n",
+      );
+    }
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {
@@ -82,6 +98,29 @@ async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Pr
   } finally {
     await pool.close();
   }
+}
+
+/**
+ * Who may become a worker. Beyond loopback a token is required: any peer that can reach the port
+ * would otherwise get the loadfile (and its secrets) and a share of the users.
+ */
+function masterSecurity(s: CicadaConfig): MasterSecurity {
+  const token = resolveToken(s, SETTINGS.token.parse);
+  if (token === undefined && !isLoopback(s.masterBindHost!)) {
+    throw new UsageError(
+      `--master-bind-host ${s.masterBindHost} lets other machines connect, so workers must prove they know a shared secret: add --token (or CICADA_TOKEN, or --token-file FILE), e.g. from openssl rand -hex 32, and give the workers the same; or bind to 127.0.0.1`,
+    );
+  }
+  if ((s.tlsCert === undefined) !== (s.tlsKey === undefined)) {
+    throw new UsageError("--tls-cert and --tls-key go together: give both, or neither");
+  }
+  return {
+    ...(token !== undefined ? { token } : {}),
+    ...(s.tlsCert !== undefined && s.tlsKey !== undefined
+      ? { tls: { cert: readPem("--tls-cert", s.tlsCert), key: readPem("--tls-key", s.tlsKey) } }
+      : {}),
+    handshakeTimeoutSec: s.handshakeTimeout ?? SETTINGS.handshakeTimeout.default!,
+  };
 }
 
 /** One test from start to outputs, with the live view and Ctrl-C handling of the terminal. */

@@ -4,14 +4,13 @@
  */
 import { UsageError } from "../core/errors.js";
 import { formatBenchmarks } from "../outputs/benchmark.js";
+import { checkWritable, jsonText, resultFile } from "../outputs/sink.js";
 import type { BenchmarkResult } from "../result/result.js";
 import {
   type BenchmarkFunction,
   type BenchmarkOptions,
   BenchmarkSession,
-  checkOutputPath,
   readBenchmarkOptions,
-  writeResultFile,
 } from "../testrun/benchmark.js";
 import { closest } from "../testrun/settings.js";
 import type { LogOption } from "./run.js";
@@ -62,7 +61,7 @@ export async function benchmark(
     throw new UsageError(`${where}: signal: expected an AbortSignal`);
   }
   const opts = readBenchmarkOptions(options as Record<string, unknown>, `${where}: `);
-  if (json !== undefined) checkOutputPath(json, `${where}: json`);
+  if (json !== undefined) checkWritable(json, `${where}: json`);
   const session = new BenchmarkSession({
     ...(host !== undefined ? { host } : {}),
     ...(signal ? { signal } : {}),
@@ -70,7 +69,7 @@ export async function benchmark(
   let r: BenchmarkResult;
   try {
     r = await session.run({ name, fn, ...opts });
-    if (json !== undefined) writeResultFile(json, `${where}: json`, session.result());
+    if (json !== undefined) resultFile(`${where}: json`, json, jsonText).result?.(session.result());
   } finally {
     session.dispose();
   }

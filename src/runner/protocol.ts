@@ -4,7 +4,11 @@ import type { StatsSnapshot } from "../stats/snapshot.js";
  * The coordinator↔worker protocol. Plain JSON messages, so the same protocol runs over a
  * MessagePort to a worker thread or over a socket to a remote machine.
  */
-export const PROTOCOL_VERSION = 1;
+/**
+ * 2: the greeting of src/runner/handshake.ts (nonces, token proofs, the worker's cores) before
+ * any plan, and heartbeats both ways on remote connections.
+ */
+export const PROTOCOL_VERSION = 2;
 
 /** What a worker needs to run its share of the test. */
 export interface WorkerPlan {
@@ -64,8 +68,7 @@ export type CoordinatorMessage =
   | { type: "heartbeat"; at: number };
 
 export type WorkerMessage =
-  /** `cores`: the CPUs of the worker's machine; the master splits users in proportion to them. */
-  | { type: "hello"; workerId: string; version: number; pid: number; cores?: number }
+  | { type: "hello"; workerId: string; version: number; pid: number }
   | { type: "ready"; classes: ClassInfo[] }
   | { type: "stats"; snapshot: StatsSnapshot }
   /**

@@ -1,13 +1,24 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
-import { availableParallelism, tmpdir } from "node:os";
+import { connect, createServer, isIP, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
 import type { RemoteWorkerLink, RemoteWorkerSource } from "./coordinator.js";
+import {
+  GREETING_MAX_LINE,
+  GREETING_MAX_QUEUED,
+  type GreetingChannel,
+  GreetingFailed,
+  greetMaster,
+  greetWorker,
+  type MasterGreeting,
+  printable,
+  type WorkerGreeting,
+} from "./handshake.js";
 import {
   type CoordinatorMessage,
   decodeMessage,
   encodeMessage,
-  PROTOCOL_VERSION,
   type Transport,
   type WorkerMessage,
 } from "./protocol.js";
@@ -19,74 +30,156 @@ import { Worker } from "./worker.js";
  * newline is an unambiguous frame end.
  */
 
-/** Most bytes a frame may grow to before the peer is dropped: a snapshot is far smaller. */
+/** How the master admits workers: its token, its TLS certificate, the greeting's deadline. */
+export interface MasterSecurity {
+  /** Workers must prove they know it (and the master proves it back); none on loopback only. */
+  token?: string;
+  tls?: { cert: string; key: string };
+  /** Seconds a peer has to complete the greeting (default 5). */
+  handshakeTimeoutSec?: number;
+}
+
+/** The master's options: who may become a worker, and when a worker counts as gone. */
+export interface RemoteWorkersOptions extends MasterSecurity {
+  /** Seconds of silence after which a worker counts as missing (default 3). */
+  heartbeatTimeoutSec?: number;
+}
+
+/** Connections in their greeting at once; more are dropped until some finish or time out. */
+const MAX_GREETING = 64;
+
+const peerOf = (socket: Socket) =>
+  `${isIP(socket.remoteAddress ?? "") === 6 ? `[${socket.remoteAddress}]` : socket.remoteAddress}:${socket.remotePort}`;
+
+/** Most characters a frame from an authenticated peer may have: a snapshot or a bundle is far smaller. */
 const MAX_FRAME = 256 * 1024 * 1024;
 
-export function socketTransport<
-  Out extends CoordinatorMessage | WorkerMessage,
-  In extends CoordinatorMessage | WorkerMessage,
->(socket: Socket): Transport<Out, In> & { first(): Promise<In> } {
+export interface FrameLimits {
+  /** Most characters one line may have before the peer is dropped. */
+  maxFrame?: number;
+  /** Most messages kept for a reader that has not asked for them yet. */
+  maxQueued?: number;
+  /** The limits once the greeting is done: `next(true)` sets them as its message is read. */
+  afterGreeting?: { maxFrame: number; maxQueued: number };
+}
+
+/** A transport over a socket, with the reads the greeting needs and its limits to lift after it. */
+export type SocketTransport<Out, In> = Transport<Out, In> & {
+  /**
+   * The next message read on its own (later ones still wait for `onMessage`); rejects if the
+   * peer is lost. `last`: the greeting's last message, after which `afterGreeting` applies, from
+   * the very next byte (an answer may follow it in the same chunk).
+   */
+  next(last?: boolean): Promise<In>;
+  /** Drops the connection at once, with `reason` as what `onLost` and `next` report. */
+  drop(reason: string): void;
+};
+
+export function socketTransport<Out extends { type: string }, In extends { type: string }>(
+  socket: Socket,
+  limits: FrameLimits = {},
+): SocketTransport<Out, In> {
+  let maxFrame = limits.maxFrame ?? MAX_FRAME;
+  let maxQueued = limits.maxQueued ?? Number.POSITIVE_INFINITY;
   let handler: ((m: In) => void) | undefined;
-  // A reader of one message only (the master's check of a worker's hello).
-  let once: ((m: In) => void) | undefined;
+  // A reader of one message only (a side of the greeting).
+  let once: { resolve: (m: In) => void; reject: (e: Error) => void; last: boolean } | undefined;
   let lostHandler: ((reason: string) => void) | undefined;
-  // Messages that arrive before anyone listens (a worker's hello) wait here.
+  // Messages that arrive before anyone listens (a worker's first stats) wait here.
   const early: In[] = [];
   let closed = false;
   let lost: string | undefined;
   let buf = "";
+  // Set when this side cut the peer off: what it queued before is not read any more.
+  let dropped = false;
+  const drop = (reason: string) => {
+    gone(reason);
+    dropped = true;
+    socket.destroy();
+  };
+  const deliver = (line: string): boolean => {
+    let m: In;
+    try {
+      m = decodeMessage<CoordinatorMessage | WorkerMessage>(line) as unknown as In;
+    } catch {
+      m = undefined as unknown as In;
+    }
+    if (m === null || typeof m !== "object" || typeof m.type !== "string") {
+      drop("sent something that is not a Cicada message");
+      return false;
+    }
+    if (once) {
+      const take = once;
+      once = undefined;
+      if (take.last && limits.afterGreeting) {
+        maxFrame = limits.afterGreeting.maxFrame;
+        maxQueued = limits.afterGreeting.maxQueued;
+      }
+      take.resolve(m);
+    } else if (handler) handler(m);
+    else if (early.length >= maxQueued) {
+      drop(`sent more than ${maxQueued} messages ahead of the greeting`);
+      return false;
+    } else early.push(m);
+    return true;
+  };
   socket.setEncoding("utf8");
   socket.setNoDelay(true);
   socket.on("data", (chunk: string) => {
-    buf += chunk;
-    if (buf.length > MAX_FRAME) {
-      socket.destroy(new Error("frame too large"));
-      return;
-    }
-    let i = buf.indexOf("\n");
+    if (lost !== undefined) return;
+    // Only the new chunk is searched for the frame end: a long line costs linear time, not quadratic.
+    let start = 0;
+    let i = chunk.indexOf("\n");
     while (i >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      if (line.length > 0) {
-        let m: In;
-        try {
-          m = decodeMessage<In>(line);
-        } catch {
-          socket.destroy(new Error("not a Cicada message"));
-          return;
-        }
-        if (once) {
-          const take = once;
-          once = undefined;
-          take(m);
-        } else if (handler) handler(m);
-        else early.push(m);
+      if (buf.length + i - start > maxFrame) {
+        drop(`sent a line longer than ${maxFrame} characters`);
+        return;
       }
-      i = buf.indexOf("\n");
+      const line = buf + chunk.slice(start, i);
+      buf = "";
+      start = i + 1;
+      if (line.length > 0 && !deliver(line)) return;
+      if (lost !== undefined) return;
+      i = chunk.indexOf("\n", start);
     }
+    buf += chunk.slice(start);
+    if (buf.length > maxFrame) drop(`sent a line longer than ${maxFrame} characters`);
   });
   const gone = (reason: string) => {
     if (closed || lost !== undefined) return;
     lost = reason;
+    if (once) {
+      const take = once;
+      once = undefined;
+      take.reject(new Error(reason));
+    }
     lostHandler?.(reason);
   };
   socket.on("error", (err) => gone(`connection error: ${err.message}`));
   socket.on("close", () => gone("connection closed"));
+  const next = (last = false) =>
+    new Promise<In>((resolve, reject) => {
+      const m = dropped ? undefined : early.shift();
+      if (m !== undefined) {
+        if (last && limits.afterGreeting) {
+          maxFrame = limits.afterGreeting.maxFrame;
+          maxQueued = limits.afterGreeting.maxQueued;
+        }
+        resolve(m);
+      } else if (lost !== undefined) reject(new Error(lost));
+      else once = { resolve, reject, last };
+    });
   return {
     send: (m) => {
-      if (!closed && !socket.destroyed) socket.write(`${encodeMessage(m)}\n`);
+      if (!closed && !socket.destroyed)
+        socket.write(`${encodeMessage(m as unknown as CoordinatorMessage)}\n`);
     },
     onMessage: (h) => {
       handler = h;
       for (const m of early.splice(0)) h(m);
     },
-    /** The next message, read on its own: later ones still wait for `onMessage`. */
-    first: () =>
-      new Promise<In>((resolve) => {
-        const m = early.shift();
-        if (m !== undefined) resolve(m);
-        else once = resolve;
-      }),
+    next,
+    drop,
     onLost: (h) => {
       lostHandler = h;
       if (lost !== undefined) h(lost);
@@ -100,8 +193,10 @@ export function socketTransport<
 }
 
 /**
- * The master's side: accepts worker connections, checks each says hello in this protocol
- * version, and hands them to the coordinator one by one.
+ * The master's side: accepts worker connections, greets each (protocol version, token), and
+ * hands the workers that passed to the coordinator one by one. A peer that fails the greeting is
+ * dropped with one line saying who and why, and never counts as a worker. Heartbeats go both
+ * ways from the greeting on; a waiting worker that goes silent is dropped before it is handed out.
  */
 export class RemoteWorkers implements RemoteWorkerSource {
   private readonly server: Server;
@@ -109,7 +204,11 @@ export class RemoteWorkers implements RemoteWorkerSource {
   private readonly taken: Array<Transport<CoordinatorMessage, WorkerMessage>> = [];
   private changed: (() => void) | undefined;
   private joined: (() => void) | undefined;
-  /** Every connection, so closing never waits on a peer that stopped answering. */
+  /** Connections still in their greeting: bounded, so a flood of silent peers costs little. */
+  private greeting = 0;
+  /** Their sockets, let go of at close() rather than waited for. */
+  private readonly greetingSockets = new Set<Socket>();
+  /** Every connection (the TCP one under TLS), so closing never waits on a peer that stopped answering. */
   private readonly sockets = new Set<Socket>();
   private readonly beat: NodeJS.Timeout;
   readonly heartbeatTimeoutMs: number;
@@ -118,13 +217,16 @@ export class RemoteWorkers implements RemoteWorkerSource {
     private readonly host: string,
     private readonly port: number,
     private readonly onNotice: (m: string) => void = () => {},
-    heartbeatTimeoutSec = 3,
+    private readonly security: RemoteWorkersOptions = {},
   ) {
-    this.heartbeatTimeoutMs = Math.round(heartbeatTimeoutSec * 1000);
-    this.server = createServer((socket) => {
-      this.sockets.add(socket);
-      socket.on("close", () => this.sockets.delete(socket));
-      this.accept(socket);
+    this.heartbeatTimeoutMs = Math.round((security.heartbeatTimeoutSec ?? 3) * 1000);
+    const timeoutMs = this.handshakeMs;
+    this.server = security.tls
+      ? createTlsServer({ ...security.tls, handshakeTimeout: timeoutMs }, (socket) => this.accept(socket))
+      : createServer((socket) => this.accept(socket));
+    this.server.on("connection", (raw: Socket) => {
+      this.sockets.add(raw);
+      raw.on("close", () => this.sockets.delete(raw));
     });
     // Both ways: workers hear the master once a second (and stop their load when it goes
     // quiet); a waiting worker that goes quiet is dropped before it is handed out.
@@ -141,6 +243,31 @@ export class RemoteWorkers implements RemoteWorkerSource {
       }
     }, 1000);
     this.beat.unref();
+    if (security.tls) {
+      // Named as they connect: a peer that hung up mid-handshake no longer has an address.
+      const names = new WeakMap<Socket, string>();
+      this.server.on("connection", (raw: Socket) => names.set(raw, peerOf(raw)));
+      this.server.on("tlsClientError", (err: Error, socket: TLSSocket) => {
+        const raw = (socket as TLSSocket & { _parent?: Socket })._parent;
+        const name = (raw && names.get(raw)) ?? peerOf(socket);
+        const e = err as Error & { code?: string };
+        // OpenSSL's messages are a source path and a routine name; its code reads better.
+        const why =
+          e.code === "ERR_SSL_WRONG_VERSION_NUMBER" || e.code === "ERR_SSL_HTTP_REQUEST"
+            ? "it does not speak TLS"
+            : /routines/.test(e.message) && e.code
+              ? e.code
+              : e.message;
+        this.onNotice(`worker ${name} dropped: TLS handshake failed: ${printable(why)}`);
+        // Node leaves the connection open after a failed handshake; it would hold close() up.
+        socket.destroy();
+        raw?.destroy();
+      });
+    }
+  }
+
+  private get handshakeMs(): number {
+    return (this.security.handshakeTimeoutSec ?? 5) * 1000;
   }
 
   onJoin(listener: (() => void) | undefined): void {
@@ -167,42 +294,78 @@ export class RemoteWorkers implements RemoteWorkerSource {
   }
 
   private accept(socket: Socket): void {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-    const transport = socketTransport<CoordinatorMessage, WorkerMessage>(socket);
-    // A peer that says nothing useful in time is not a worker.
-    const timer = setTimeout(() => socket.destroy(), 10_000);
-    void transport.first().then((m) => {
-      clearTimeout(timer);
-      if (m.type !== "hello" || m.version !== PROTOCOL_VERSION) {
-        this.onNotice(
-          `worker ${peer} rejected: ${m.type === "hello" ? `protocol version ${m.version}, this master speaks ${PROTOCOL_VERSION}` : "it did not say hello"}`,
-        );
-        socket.destroy();
-        return;
-      }
-      // Until the coordinator listens, only liveness matters: a waiting worker sends nothing else.
-      const entry = {
-        transport,
-        peer,
-        host: socket.remoteAddress ?? "",
-        cores: Math.max(1, Math.floor(Number(m.cores) || 1)),
-        lastHeard: Date.now(),
-      };
-      transport.onMessage(() => (entry.lastHeard = Date.now()));
-      this.ready.push(entry);
-      // The coordinator installs its own handler when it takes the worker.
-      transport.onLost?.(() => {
-        const i = this.ready.indexOf(entry);
-        if (i >= 0) {
-          this.ready.splice(i, 1);
-          this.onNotice(`worker ${peer} disconnected before the test started`);
-          this.changed?.();
-        }
-      });
-      this.onNotice(`worker ${peer} connected (${this.ready.length + this.taken.length})`);
-      this.changed?.();
-      this.joined?.();
+    const peer = peerOf(socket);
+    if (this.greeting >= MAX_GREETING) {
+      this.onNotice(`worker ${peer} dropped: ${MAX_GREETING} other connections are still greeting`);
+      socket.destroy();
+      return;
+    }
+    this.greeting++;
+    this.greetingSockets.add(socket);
+    // Nothing is read without a limit: a greeting line is small, and only a few may queue.
+    const transport = socketTransport<CoordinatorMessage | MasterGreeting, WorkerMessage | WorkerGreeting>(
+      socket,
+      {
+        maxFrame: GREETING_MAX_LINE,
+        maxQueued: GREETING_MAX_QUEUED,
+        afterGreeting: { maxFrame: MAX_FRAME, maxQueued: Number.POSITIVE_INFINITY },
+      },
+    );
+    // Errors after a drop (a reset by the peer) have nowhere else to go.
+    socket.on("error", () => {});
+    const greeted = greetWorker(transport as GreetingChannel<MasterGreeting, WorkerGreeting>, {
+      token: this.security.token,
+      timeoutMs: this.handshakeMs,
     });
+    void greeted.then(
+      ({ cores }) => {
+        this.greeting--;
+        this.greetingSockets.delete(socket);
+        this.admit(
+          transport as Transport<CoordinatorMessage, WorkerMessage>,
+          peer,
+          socket.remoteAddress ?? "",
+          cores,
+        );
+      },
+      (err: Error) => {
+        this.greeting--;
+        this.greetingSockets.delete(socket);
+        const refused = err instanceof GreetingFailed && err.refusal;
+        const why = err instanceof GreetingFailed ? err.message : `${err.message} during the greeting`;
+        this.onNotice(`worker ${peer} ${refused ? "refused" : "dropped"}: ${why}`);
+        if (refused) {
+          // The refusal just sent gets out before the connection goes.
+          socket.end();
+          setTimeout(() => socket.destroy(), 1000).unref();
+        } else transport.drop(why);
+      },
+    );
+  }
+
+  /** A greeted worker: waits in `ready` until the coordinator takes it. */
+  private admit(
+    transport: Transport<CoordinatorMessage, WorkerMessage>,
+    peer: string,
+    host: string,
+    cores: number,
+  ): void {
+    // Until the coordinator listens, only liveness matters: a waiting worker sends nothing else.
+    const entry = { transport, peer, host, cores, lastHeard: Date.now() };
+    transport.onMessage(() => (entry.lastHeard = Date.now()));
+    this.ready.push(entry);
+    // The coordinator installs its own handler when it takes the worker.
+    transport.onLost?.(() => {
+      const i = this.ready.indexOf(entry);
+      if (i >= 0) {
+        this.ready.splice(i, 1);
+        this.onNotice(`worker ${peer} disconnected before the test started`);
+        this.changed?.();
+      }
+    });
+    this.onNotice(`worker ${peer} connected (${this.ready.length + this.taken.length})`);
+    this.changed?.();
+    this.joined?.();
   }
 
   /** Resolves once `n` workers are connected; rejects after `maxWaitSec` (if given). */
@@ -238,14 +401,15 @@ export class RemoteWorkers implements RemoteWorkerSource {
   }
 
   /**
-   * Stops listening and lets go of every worker (they wait for the next test). A peer behind a
-   * cut link never acknowledges the close: after a short grace its socket is dropped, so the
-   * master exits whatever the network does.
+   * Stops listening and lets go of every worker (they wait for the next test). Peers still
+   * greeting are dropped at once; a peer behind a cut link never acknowledges the close, so after
+   * a short grace every socket is dropped and the master exits whatever the network does.
    */
   async close(): Promise<void> {
     clearInterval(this.beat);
     for (const w of this.ready.splice(0)) w.transport.close();
     for (const t of this.taken) t.close();
+    for (const s of this.greetingSockets) s.destroy();
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     const grace = new Promise<void>((r) => setTimeout(r, 1000).unref());
     await Promise.race([closed, grace]);
@@ -254,10 +418,12 @@ export class RemoteWorkers implements RemoteWorkerSource {
 }
 
 /**
- * A worker process (`cicada worker`): connects to the master, runs whatever share of the test
- * it is given, and when the master closes the connection (or goes silent) stops its load and
- * connects again for the next test, unless `once`. The master ships the bundled loadfile, so
- * the worker needs only Cicada itself, not the loadfile.
+ * A worker process (`cicada worker`): connects to the master and greets it (token both ways,
+ * TLS when given a CA), runs whatever share of the test it is given, and when the master closes
+ * the connection (or goes silent) stops its load and connects again for the next test, unless
+ * `once`. The master ships the bundled loadfile, so the worker needs only Cicada itself, not the
+ * loadfile. Returns the exit code: 0 after `once`, 2 when the master refused this worker (or this
+ * worker the master), 4 when the master cannot be reached.
  */
 export async function runRemoteWorker(
   host: string,
@@ -269,69 +435,83 @@ export async function runRemoteWorker(
     once?: boolean;
     /** Seconds of silence from the master after which its test is stopped (default 3). */
     heartbeatTimeoutSec?: number;
+    /** The master's token: this worker proves it knows it and checks the master does. */
+    token?: string;
+    /** PEM of the CA that signed the master's certificate: connect over TLS, trust only that. */
+    tlsCa?: string;
+    /** Seconds the master has to complete the greeting (default 5). */
+    handshakeTimeoutSec?: number;
   },
 ): Promise<number> {
+  const timeoutMs = (opts.handshakeTimeoutSec ?? 5) * 1000;
   for (let tests = 0; ; tests++) {
     // The first master has `connectTimeoutSec` to appear; between tests the worker waits on.
-    const socket = await connectToMaster(host, port, tests === 0 ? opts.connectTimeoutSec : null, opts.log);
-    if (!socket) return 4;
-    opts.log(`connected to the master at ${host}:${port}`);
-    await workerSession(socket, (opts.heartbeatTimeoutSec ?? 3) * 1000, opts.log);
+    const connected = await connectToMaster(
+      host,
+      port,
+      opts.tlsCa,
+      tests === 0 ? opts.connectTimeoutSec : null,
+      timeoutMs,
+    );
+    if ("failed" in connected) {
+      opts.log(connected.failed);
+      return connected.exitCode;
+    }
+    const { socket } = connected;
+    const transport = socketTransport<WorkerMessage | WorkerGreeting, CoordinatorMessage | MasterGreeting>(
+      socket,
+      {
+        maxFrame: GREETING_MAX_LINE,
+        maxQueued: GREETING_MAX_QUEUED,
+        afterGreeting: { maxFrame: MAX_FRAME, maxQueued: Number.POSITIVE_INFINITY },
+      },
+    );
+    try {
+      // No plan is taken before this: the master has proved it knows the token (when there is one).
+      await greetMaster(transport as GreetingChannel<WorkerGreeting, MasterGreeting>, {
+        token: opts.token,
+        timeoutMs,
+      });
+    } catch (err) {
+      const refused = err instanceof GreetingFailed && err.refusal;
+      opts.log(
+        `${refused ? "" : `greeting the master at ${host}:${port} failed: `}${err instanceof GreetingFailed ? err.message : `${(err as Error).message} during the greeting${opts.tlsCa ? "" : " (does the master use TLS? then give --tls-ca)"}`}`,
+      );
+      // A bye just sent gets out before the connection goes.
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+      if (refused) return 2;
+      if (tests === 0) return 4;
+      // Between tests a master that stalls or goes away mid-greeting is one not up yet.
+      await new Promise((r) => setTimeout(r, 1000));
+      continue;
+    }
+    opts.log(
+      `connected to the master at ${host}:${port}${opts.tlsCa ? " over TLS" : ""}${opts.token ? ", token proved both ways" : ""}`,
+    );
+    await workerSession(
+      socket,
+      transport as SocketTransport<WorkerMessage, CoordinatorMessage>,
+      (opts.heartbeatTimeoutSec ?? 3) * 1000,
+      opts.log,
+    );
     if (opts.once) return 0;
     opts.log("waiting for the next test");
   }
 }
 
-/** Keeps trying until the master answers; null `timeoutSec` tries for ever. */
-async function connectToMaster(
-  host: string,
-  port: number,
-  timeoutSec: number | null,
-  log: (m: string) => void,
-): Promise<Socket | undefined> {
-  const deadline = timeoutSec === null ? Number.POSITIVE_INFINITY : Date.now() + timeoutSec * 1000;
-  // The master may start after its workers: keep trying until the deadline.
-  for (;;) {
-    try {
-      return await new Promise<Socket>((resolve, reject) => {
-        const s = connect({ host, port }, () => {
-          s.off("error", reject);
-          s.setTimeout(0);
-          resolve(s);
-        });
-        s.once("error", reject);
-        // A cut link drops the SYN silently: give up on this attempt and try again.
-        s.setTimeout(3000, () => s.destroy(new Error("connect timed out")));
-      });
-    } catch (err) {
-      if (Date.now() > deadline) {
-        log(`cannot reach the master at ${host}:${port} within ${timeoutSec}s: ${(err as Error).message}`);
-        return undefined;
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
-}
-
-/** One connection to a master: hello, heartbeats both ways, and the test it sends. */
+/** One greeted connection to a master: heartbeats both ways, and the test it sends. */
 async function workerSession(
   socket: Socket,
+  transport: SocketTransport<WorkerMessage, CoordinatorMessage>,
   heartbeatTimeoutMs: number,
   log: (m: string) => void,
 ): Promise<void> {
-  const transport = socketTransport<WorkerMessage, CoordinatorMessage>(socket);
   const dir = mkdtempSync(join(tmpdir(), "cicada-worker-"));
   let lastHeard = Date.now();
   socket.on("data", () => (lastHeard = Date.now()));
   let beat: NodeJS.Timeout | undefined;
   try {
-    transport.send({
-      type: "hello",
-      workerId: "",
-      version: PROTOCOL_VERSION,
-      pid: process.pid,
-      cores: availableParallelism(),
-    });
     const ended = new Promise<string>((resolve) => {
       transport.onLost?.(resolve);
       // The connection's own heartbeat, and the watch on the master's: a master that stopped,
@@ -374,5 +554,97 @@ async function workerSession(
     clearInterval(beat);
     socket.destroy();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Certificate errors: the master is not who the CA vouches for, so trying again will not help. */
+const CERT_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_(GET|VERIFY)|ALTNAME|ISSUER/;
+
+/** Errors that mean the master is not up (yet): worth trying again until the connect timeout. */
+const NOT_UP_YET = new Set([
+  "ECONNREFUSED",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ETIMEDOUT",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+]);
+
+/** How long one attempt waits for the TCP connection: a cut link drops the SYN silently. */
+const CONNECT_ATTEMPT_MS = 3000;
+
+/**
+ * A connection to the master, over TLS when `ca` is given; the master may start after its
+ * workers, so a master that is not up is tried again until `connectTimeoutSec` (null: for ever,
+ * as between tests). Returns the line to log and the exit code instead when it cannot: a
+ * certificate this worker does not trust (2), a master that is not up or does not answer (4).
+ */
+async function connectToMaster(
+  host: string,
+  port: number,
+  ca: string | undefined,
+  connectTimeoutSec: number | null,
+  timeoutMs: number,
+): Promise<{ socket: Socket } | { failed: string; exitCode: number }> {
+  const deadline =
+    connectTimeoutSec === null ? Number.POSITIVE_INFINITY : Date.now() + connectTimeoutSec * 1000;
+  for (;;) {
+    try {
+      return {
+        socket: await new Promise<Socket>((resolve, reject) => {
+          const s: Socket = ca
+            ? connectTls({ host, port, ca, ...(isIP(host) ? {} : { servername: host }) }, () => done())
+            : connect({ host, port }, () => done());
+          // No TCP connection in time is a master not reached yet: the next attempt tries again.
+          let timer = setTimeout(
+            () => s.destroy(Object.assign(new Error("connect timed out"), { code: "ETIMEDOUT" })),
+            CONNECT_ATTEMPT_MS,
+          );
+          if (ca) {
+            s.once("connect", () => {
+              clearTimeout(timer);
+              // A master that accepts and then never finishes TLS is not reached.
+              timer = setTimeout(
+                () => s.destroy(new Error(`no answer within ${timeoutMs / 1000}s`)),
+                timeoutMs,
+              );
+            });
+          }
+          const done = () => {
+            clearTimeout(timer);
+            s.off("error", fail);
+            resolve(s);
+          };
+          const fail = (err: Error) => {
+            clearTimeout(timer);
+            s.destroy();
+            reject(err);
+          };
+          s.once("error", fail);
+        }),
+      };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (ca && CERT_ERROR.test(e.code ?? "")) {
+        return {
+          failed: `refusing the master at ${host}:${port}: its TLS certificate is not trusted by --tls-ca (${e.code}: ${e.message})`,
+          exitCode: 2,
+        };
+      }
+      if (!NOT_UP_YET.has(e.code ?? "")) {
+        // Something answers but not as a master does: trying again would only repeat it.
+        return {
+          failed: `cannot connect to the master at ${host}:${port}: ${e.message}${ca ? " (does the master use TLS?)" : ""}`,
+          exitCode: 4,
+        };
+      }
+      if (Date.now() > deadline) {
+        return {
+          failed: `cannot reach the master at ${host}:${port} within ${connectTimeoutSec}s: ${e.message}`,
+          exitCode: 4,
+        };
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }

@@ -42,8 +42,11 @@ export class EndpointTotals extends EndpointStats {
     if (d.corrected && d.corrected.length > 0) addSparse(this.corrected, d.corrected);
     if (d.statuses) {
       const st = (this.statuses ??= new Map());
-      for (const [code, n] of Object.entries(d.statuses))
-        st.set(Number(code), (st.get(Number(code)) ?? 0) + n);
+      // Object.keys: Object.entries on the integer-like keys of parsed JSON is twice as slow.
+      for (const code of Object.keys(d.statuses)) {
+        const c = Number(code);
+        st.set(c, (st.get(c) ?? 0) + d.statuses[code]!);
+      }
     }
     if (d.metrics) {
       const ms = (this.metrics ??= new Map());

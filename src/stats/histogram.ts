@@ -38,8 +38,55 @@ export function toSparse(h: Histogram): SparseHistogram {
   return out;
 }
 
+/**
+ * The fields of hdr-histogram-js's JS histograms that its own `recordValueWithCount` reads. The
+ * master of a distributed run adds about 10 million sparse entries a second for 1,000 workers,
+ * and the library finds each one's bucket with `Math.log2` and `Math.pow` (~200 ns an entry);
+ * the integer form below finds the same bucket several times faster.
+ */
+interface HdrInternals {
+  readonly countsArrayLength: number;
+  readonly unitMagnitude: number;
+  readonly subBucketHalfCountMagnitude: number;
+  readonly subBucketHalfCount: number;
+  addToCountAtIndex(index: number, count: number): void;
+  updateMinAndMax(value: number): void;
+  addToTotalCount(count: number): void;
+}
+
 export function addSparse(into: Histogram, s: SparseHistogram): void {
-  for (let i = 0; i + 1 < s.length; i += 2) into.recordValueWithCount(s[i]!, s[i + 1]!);
+  const j = into as unknown as HdrInternals;
+  const unit = j.unitMagnitude;
+  const half = j.subBucketHalfCountMagnitude;
+  const base = 1 << half;
+  const halfCount = j.subBucketHalfCount;
+  let min = Number.POSITIVE_INFINITY;
+  let max = Number.NEGATIVE_INFINITY;
+  let total = 0;
+  for (let i = 0; i + 1 < s.length; i += 2) {
+    const v = s[i]!;
+    const c = s[i + 1]!;
+    // Integers in [1, 2^31): floor(log2 v) is 31 - clz32(v) and floor(v / 2^k) is v >>> k, so
+    // this is the library's countsArrayIndex(v) exactly. Anything else takes the library's path.
+    if (v >= 1 && v <= 0x7fffffff && (v | 0) === v) {
+      const bucket = Math.max(31 - Math.clz32(v) - half - unit, 0);
+      const index = (bucket + 1) * base + (v >>> (bucket + unit)) - halfCount;
+      if (index < j.countsArrayLength) {
+        j.addToCountAtIndex(index, c);
+        total += c;
+        if (v < min) min = v;
+        if (v > max) max = v;
+        continue;
+      }
+    }
+    into.recordValueWithCount(v, c);
+  }
+  // The library updates these per value; over the batch the result is the same.
+  if (total !== 0 || min <= max) {
+    j.addToTotalCount(total);
+    j.updateMinAndMax(min);
+    if (max !== min) j.updateMinAndMax(max);
+  }
 }
 
 export const PERCENTILES = [50, 66, 75, 80, 90, 95, 98, 99, 99.9, 99.99, 100] as const;

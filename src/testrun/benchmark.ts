@@ -3,8 +3,6 @@
  * pytest-benchmark's statistics, and are also recorded as one endpoint of a Cicada result, with
  * its full histogram, so that two saved benchmark runs compare like any two results.
  */
-import { accessSync, constants, statSync, writeFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
 import { ExitCode, UsageError } from "../core/errors.js";
 import { parseDuration } from "../core/parse.js";
 import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
@@ -111,27 +109,6 @@ export async function loadBenchFile(file: string): Promise<BenchmarkSpec[]> {
   if (specs.length === 0)
     throw new UsageError(`${file}: no benchmarks in its default export, e.g. ${EXAMPLE}`);
   return specs;
-}
-
-/** An output file that cannot be written is found out before the benchmarks, not after them. */
-export function checkOutputPath(path: string, what: string): void {
-  const dir = dirname(resolve(path));
-  try {
-    if (!statSync(dir).isDirectory()) throw new Error(`${dir} is not a directory`);
-    accessSync(dir, constants.W_OK);
-  } catch (err) {
-    const why =
-      (err as NodeJS.ErrnoException).code === "ENOENT" ? `no directory ${dir}` : (err as Error).message;
-    throw new UsageError(`cannot write ${what} ${path}: ${why}`);
-  }
-}
-
-export function writeResultFile(path: string, what: string, result: RunResult): void {
-  try {
-    writeFileSync(path, `${JSON.stringify(result, null, 2)}\n`);
-  } catch (err) {
-    throw new UsageError(`cannot write ${what} ${path}: ${(err as Error).message}`);
-  }
 }
 
 function message(err: unknown): string {

@@ -21,6 +21,8 @@ export interface CommandOnly {
   connectTimeout?: number;
   /** `cicada worker --once`: exit after one test instead of waiting for the next. */
   once?: boolean;
+  /** A worker's CA file: it connects over TLS and trusts only masters this CA signed. */
+  tlsCa?: string;
 }
 
 /** What each key holds, from whichever source it comes. */
@@ -176,6 +178,17 @@ const hostUrl: Parse<string> = (v, name) => {
     throw usageError(name, "an http://, https://, ws:// or wss:// URL", v);
   }
   return v;
+};
+
+/** The master/worker token: long enough that a captured challenge cannot be brute-forced. */
+const token: Parse<string> = (v, name) => {
+  if (typeof v !== "string" || v.trim().length < 16) {
+    // Never echo a secret, even a short one.
+    throw new UsageError(
+      `${name}: expected a secret of at least 16 characters (e.g. the output of openssl rand -hex 32), got ${typeof v === "string" ? `${v.trim().length} character(s)` : shown(v)}`,
+    );
+  }
+  return v.trim();
 };
 
 const webLogin: Parse<string> = (v, name) => {
@@ -349,8 +362,8 @@ export const SETTINGS: Table = {
   masterBindHost: {
     parse: text,
     flag: "--master-bind-host <host>",
-    help: "address the master listens on (default 0.0.0.0)",
-    default: "0.0.0.0",
+    help: "address the master listens on (default 127.0.0.1; beyond loopback it needs --token)",
+    default: "127.0.0.1",
   },
   masterBindPort: {
     parse: port,
@@ -402,6 +415,39 @@ export const SETTINGS: Table = {
     env: false,
     file: false,
     default: 5557,
+  },
+  token: {
+    parse: token,
+    flag: "--token <secret>",
+    help: "master and workers: the shared secret workers prove they know (required when the master listens beyond loopback)",
+    file: false,
+  },
+  tokenFile: {
+    parse: text,
+    flag: "--token-file <file>",
+    help: "master and workers: read the token from this file",
+  },
+  tlsCert: {
+    parse: text,
+    flag: "--tls-cert <file>",
+    help: "master: serve workers over TLS with this certificate (PEM; with --tls-key)",
+  },
+  tlsKey: {
+    parse: text,
+    flag: "--tls-key <file>",
+    help: "master: the private key of --tls-cert (PEM)",
+  },
+  tlsCa: {
+    parse: text,
+    flag: "--tls-ca <file>",
+    help: "worker: connect over TLS and trust only a master whose certificate this CA (PEM) signed",
+    file: false,
+  },
+  handshakeTimeout: {
+    parse: positiveSeconds,
+    flag: "--handshake-timeout <duration>",
+    help: "master and workers: drop a peer that has not completed the greeting within this long",
+    default: 5,
   },
   config: {
     parse: text,
