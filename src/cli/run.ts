@@ -29,13 +29,13 @@ export async function executeRun(
 ): Promise<RunOutcome> {
   return withLoadedTest(cli, io, async (loaded, s) => {
     if (s.master) {
-      if (s.headless !== true) {
-        throw new UsageError("--master runs headless for now: add --headless");
-      }
       if (s.scenarios !== undefined) {
         throw new UsageError("--master does not run scenarios yet; run them on one machine");
       }
-      return await runMaster(loaded, s, io);
+      if (s.headless !== true && !webUi) {
+        throw new UsageError("this build of cicada has no web UI: add --headless");
+      }
+      return await runMaster(loaded, s, io, webUi);
     }
     if (s.headless !== true) {
       if (!webUi) throw new UsageError("this build of cicada has no web UI: add --headless");
@@ -46,10 +46,16 @@ export async function executeRun(
 }
 
 /**
- * `--master`: waits for `--expect-workers` workers (`cicada worker`) to connect, then runs the
- * test with the users on them; everything else is a headless run.
+ * `--master`: headless, it waits for `--expect-workers` workers (`cicada worker`) to connect, then
+ * runs the test with the users on them, as a headless run; with the web UI, each test started
+ * there runs on the workers connected at that moment.
  */
-async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
+async function runMaster(
+  loaded: LoadedLoadfile,
+  s: CicadaConfig,
+  io: RunIo,
+  webUi: WebUiFront | undefined,
+): Promise<RunOutcome> {
   const { RemoteWorkers } = await import("../runner/remote.js");
   const expected = s.expectWorkers!;
   const security = masterSecurity(s);
@@ -73,14 +79,18 @@ async function runMaster(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Pr
   const cancelled = new Promise<never>((_, reject) => (cancel = reject));
   const onSignal = () => cancel(new Interrupted("interrupted while waiting for workers"));
   try {
+    const waiting =
+      s.headless === true ? `waiting for ${expected} worker(s)` : "workers join as they connect";
     io.stderr.write(
-      `master listening on ${address}${security.tls ? " (TLS)" : ""}; waiting for ${expected} worker(s)${security.token ? " that know the token" : ""}\n`,
+      `master listening on ${address}${security.tls ? " (TLS)" : ""}; ${waiting}${security.token ? " that know the token" : ""}\n`,
     );
     if (!security.tls && !isLoopback(s.masterBindHost!)) {
       io.stderr.write(
         "warning: workers connect without TLS: the loadfile bundle (and any secret in it) and the figures cross the network in clear text; add --tls-cert and --tls-key on untrusted networks\n",
       );
     }
+    // The web UI starts each test on the workers connected then; it handles Ctrl-C itself.
+    if (s.headless !== true) return await webUi!(loaded, s, io, pool);
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
     try {

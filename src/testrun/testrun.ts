@@ -37,7 +37,15 @@ export interface RunIo {
 }
 
 /** A front that serves a web UI for a loaded test (the CLI gets one from the `cicada` command). */
-export type WebUiFront = (loaded: LoadedLoadfile, settings: CicadaConfig, io: RunIo) => Promise<RunOutcome>;
+export type WebUiFront = (
+  loaded: LoadedLoadfile,
+  settings: CicadaConfig,
+  io: RunIo,
+  workers?: WorkerPool,
+) => Promise<RunOutcome>;
+
+/** `--master`: remote workers that connected, waiting to be handed to the next test. */
+export type WorkerPool = RemoteWorkerSource & { readonly connected: number };
 
 export interface RunOutcome {
   exitCode: number;

@@ -5,7 +5,13 @@ import type { MetricsSource } from "../outputs/prometheus.js";
 import { metricsOf, type RunResult } from "../result/result.js";
 import type { EndpointSeriesRow, SeriesRow, StatsAggregate } from "../stats/aggregate.js";
 import { readApiBody } from "../testrun/settings.js";
-import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "../testrun/testrun.js";
+import {
+  type LoadedLoadfile,
+  type RunIo,
+  type RunOutcome,
+  TestRun,
+  type WorkerPool,
+} from "../testrun/testrun.js";
 
 interface ClassSummary {
   name: string;
@@ -58,6 +64,8 @@ export class WebController {
     private readonly base: CicadaConfig,
     private readonly io: RunIo,
     private readonly webLogin: boolean,
+    /** `--master`: each test runs on the remote workers connected when it starts. */
+    private readonly workers?: WorkerPool,
   ) {}
 
   get status(): UiStatus {
@@ -149,10 +157,24 @@ export class WebController {
     if (this.busy) throw new ApiError(409, "a test is running; stop it first");
     let test: TestRun;
     try {
-      test = await TestRun.create(this.loaded, this.settingsFor(req), this.io, {
-        onTick: () => this.onChange?.("stats"),
-        onNotice: (m) => this.io.stderr.write(`${m}\n`),
-      });
+      const settings = this.settingsFor(req);
+      const pool = this.workers;
+      if (pool && pool.connected === 0) {
+        throw new ApiError(
+          409,
+          "no worker has connected to this master yet: start cicada worker on the load machines",
+        );
+      }
+      test = await TestRun.create(
+        this.loaded,
+        pool ? { ...settings, processes: pool.connected } : settings,
+        this.io,
+        {
+          onTick: () => this.onChange?.("stats"),
+          onNotice: (m) => this.io.stderr.write(`${m}\n`),
+          ...(pool ? { remote: pool } : {}),
+        },
+      );
     } catch (err) {
       if (err instanceof CicadaError) throw new ApiError(400, err.message);
       throw err;

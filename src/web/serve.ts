@@ -2,7 +2,13 @@ import type { CicadaConfig } from "../api/config.js";
 import { BaselineStore, baselineDir } from "../compare/store.js";
 import { ExitCode, UsageError } from "../core/errors.js";
 import { isLoopback } from "../core/http-guard.js";
-import { type LoadedLoadfile, type RunIo, type RunOutcome, startMetrics } from "../testrun/testrun.js";
+import {
+  type LoadedLoadfile,
+  type RunIo,
+  type RunOutcome,
+  startMetrics,
+  type WorkerPool,
+} from "../testrun/testrun.js";
 import { ApiError, WebController } from "./controller.js";
 import { WebServer } from "./server.js";
 
@@ -10,7 +16,12 @@ import { WebServer } from "./server.js";
  * `cicada run` without --headless: serve the web UI until Ctrl-C, or until --autoquit seconds
  * after the test ends. The exit code is the last test's.
  */
-export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: RunIo): Promise<RunOutcome> {
+export async function serveWebUi(
+  loaded: LoadedLoadfile,
+  s: CicadaConfig,
+  io: RunIo,
+  workers?: WorkerPool,
+): Promise<RunOutcome> {
   // Without --autostart nothing would ever start the countdown: the process would serve the
   // UI until Ctrl-C while the user waits for the quit they asked for.
   if (s.autoquit !== undefined && s.autostart !== true) {
@@ -19,7 +30,7 @@ export async function serveWebUi(loaded: LoadedLoadfile, s: CicadaConfig, io: Ru
     );
   }
   const host = s.webHost!;
-  const controller = new WebController(loaded, s, io, s.webLogin !== undefined);
+  const controller = new WebController(loaded, s, io, s.webLogin !== undefined, workers);
   const server = new WebServer(controller, {
     host,
     port: s.webPort!,
