@@ -410,6 +410,10 @@ const LINES: Record<string, Entry> = {
 
 /** Lines that cannot run here, and why. */
 const SKIP: Record<string, string> = {
+  "npx cicada run loadtest.ts --headless --master --expect-workers 2 -H http://127.0.0.1:8000 -u 20 -r 10 -t 1m":
+    "one of three commands typed in three terminals at once, which one block run in order cannot do (test/distributed.test.ts runs a master and two --once workers on loopback)",
+  "npx cicada worker --once":
+    "a worker in its own terminal beside its master (test/distributed.test.ts runs this on loopback)",
   "npx cicada run loadtest.ts --headless --master --master-bind-host 0.0.0.0 --token-file cicada.token --expect-workers 4 -H http://target:8000 -u 2000 -r 100 -t 10m":
     "a master on all interfaces waiting for four workers on other machines, against a host named target (test/distributed.test.ts and test/distributed-security.test.ts run master and workers on loopback)",
   "npx cicada worker --master-host master.example --master-port 5557 --token-file cicada.token":
