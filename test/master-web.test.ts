@@ -1,7 +1,18 @@
 // The master of remote workers with its web UI: tests started in the UI run on the connected workers.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { type RunningCli, startCli, startServer, type TestServer, tempProject } from "./helpers.js";
+import { chromium } from "playwright-core";
+import {
+  browserSkipReason,
+  findChromium,
+  type RunningCli,
+  startCli,
+  startServer,
+  type TestServer,
+  tempProject,
+} from "./helpers.js";
+
+const chromiumPath = findChromium();
 
 const LOADFILE = `
 import { HttpUser, task, constant } from "cicada-load";
@@ -114,6 +125,64 @@ describe("the master with its web UI", () => {
         const n = (master.output().stderr.match(/worker \S+ connected/g) ?? []).length;
         return n >= 2 * (test + 1) ? true : undefined;
       });
+    }
+  });
+
+  it("in a browser, the Workers tab shows each worker's users, and a lost worker's users moving to the others", {
+    skip: browserSkipReason(chromiumPath),
+    timeout: 60_000,
+  }, async () => {
+    assert.ok(chromiumPath, "no Chromium found (CI is set, so this fails instead of skipping)");
+    // Two workers of their own, so one can be killed without touching the others.
+    const mine = [0, 1].map(() => startCli(["worker", "--master-port", port], { cwd: workerDir.dir }));
+    workers.push(...mine);
+    const connectedBefore = (master.output().stderr.match(/worker \S+ connected/g) ?? []).length;
+    await until("the two new workers", async () =>
+      (master.output().stderr.match(/worker \S+ connected/g) ?? []).length >= connectedBefore + 2
+        ? true
+        : undefined,
+    );
+    // Old workers of the previous test may still be in the pool: stop them, so exactly these two run.
+    for (const w of workers.filter((x) => !mine.includes(x))) w.child.kill("SIGKILL");
+    await delay(4000);
+    const browser = await chromium.launch({
+      executablePath: chromiumPath!,
+      args: ["--no-sandbox"],
+      timeout: 30_000,
+    });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${ui}/`);
+      const start = await api("/api/start", { users: 6, spawnRate: 100, runTime: "20s" });
+      assert.equal(start.status, 200, await start.clone().text());
+      await page.click('[data-tab="workers"]');
+      const rows = async () =>
+        page.$$eval("#workers tbody tr", (trs) =>
+          trs.map((tr) => ({
+            text: tr.textContent ?? "",
+            users: Number(tr.querySelectorAll("td")[1]?.textContent) || 0,
+          })),
+        );
+      const live = await until("both workers with users in the tab", async () => {
+        const r = await rows();
+        return r.length === 2 && r.every((x) => x.users > 0) ? r : undefined;
+      });
+      assert.equal(
+        live.reduce((n, x) => n + x.users, 0),
+        6,
+      );
+      mine[0]!.child.kill("SIGKILL");
+      const moved = await until("the lost worker's users on the other", async () => {
+        const r = await rows();
+        const lost = r.find((x) => /lost/.test(x.text));
+        const other = r.find((x) => !/lost/.test(x.text));
+        return lost && other && other.users === 6 ? r : undefined;
+      });
+      assert.equal(moved.length, 2);
+      const stop = await api("/api/stop", {});
+      assert.equal(stop.status, 200);
+    } finally {
+      await browser.close();
     }
   });
 });
