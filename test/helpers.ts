@@ -5,6 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import Ajv from "ajv";
 import type { RunResult } from "../src/result/result.js";
@@ -358,4 +359,24 @@ export async function installPackedPackage(extra: string[] = []): Promise<Instal
     cleanup();
     throw err;
   }
+}
+
+/**
+ * Polls `read` until `ok` holds for what it returns; fails with the last value otherwise. Without
+ * `ok`, it waits for a value that is not undefined.
+ */
+export async function until<T, S extends T = Exclude<T, undefined>>(
+  what: string,
+  read: () => Promise<T>,
+  ok: ((v: T) => v is S) | ((v: T) => boolean) = (v) => v !== undefined,
+  ms = 15_000,
+): Promise<S> {
+  const end = Date.now() + ms;
+  let v = await read();
+  while (!ok(v)) {
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}; last value: ${JSON.stringify(v)}`);
+    await delay(150);
+    v = await read();
+  }
+  return v as S;
 }

@@ -10,7 +10,10 @@ import {
   startServer,
   type TestServer,
   tempProject,
+  until,
 } from "./helpers.js";
+
+const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const chromiumPath = findChromium();
 
@@ -23,18 +26,6 @@ export class Web extends HttpUser {
 `;
 
 const JSON_HEADERS = { "content-type": "application/json" };
-const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 15_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await delay(200);
-  }
-}
-
 describe("the master with its web UI", () => {
   let target: TestServer;
   let project: ReturnType<typeof tempProject>;
@@ -163,9 +154,11 @@ describe("the master with its web UI", () => {
             users: Number(tr.querySelectorAll("td")[1]?.textContent) || 0,
           })),
         );
-      const live = await until("both workers with users in the tab", async () => {
+      // Waits for the ramp to finish: mid-ramp the rows show fewer than 6 users between them.
+      const live = await until("both workers with all 6 users between them in the tab", async () => {
         const r = await rows();
-        return r.length === 2 && r.every((x) => x.users > 0) ? r : undefined;
+        const total = r.reduce((n, x) => n + x.users, 0);
+        return r.length === 2 && r.every((x) => x.users > 0) && total === 6 ? r : undefined;
       });
       assert.equal(
         live.reduce((n, x) => n + x.users, 0),

@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import { createServer, request, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
 import { type Browser, chromium, type Request } from "playwright-core";
 import { RequestGuard } from "../src/core/http-guard.js";
 import {
@@ -17,6 +16,7 @@ import {
   startServer,
   type TestServer,
   tempProject,
+  until,
 } from "./helpers.js";
 
 const LOADFILE = `
@@ -128,23 +128,6 @@ async function uiState(port: number): Promise<{ status: string; run: unknown }> 
   const res = await raw(port, "GET", "/api/state", own(port));
   assert.equal(res.status, 200, res.text);
   return res.json();
-}
-
-/** Polls `read` until `ok` holds for what it returns; fails with the last value otherwise. */
-async function until<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 15_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await read();
-  while (!ok(v)) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}; last value: ${JSON.stringify(v)}`);
-    await delay(150);
-    v = await read();
-  }
-  return v;
 }
 
 async function stopRun(port: number): Promise<void> {

@@ -2,7 +2,6 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
-import { setTimeout as delay } from "node:timers/promises";
 import { type Browser, chromium, type Page } from "playwright-core";
 import {
   browserSkipReason,
@@ -12,6 +11,7 @@ import {
   startServer,
   type TestServer,
   tempProject,
+  until,
 } from "./helpers.js";
 
 const LOADFILE = `
@@ -58,23 +58,6 @@ async function startWeb(dir: string, args: string[]): Promise<WebCli> {
   }
   const url = /web UI on (http:\/\/\S+)/.exec(out)![1]!.replace(/\/?$/, "/");
   return Object.assign(cli, { url, log: () => out, quit });
-}
-
-/** Polls `read` until `ok` holds for what it returns; fails with the last value otherwise. */
-async function until<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 15_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let v = await read();
-  while (!ok(v)) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}; last value: ${JSON.stringify(v)}`);
-    await delay(150);
-    v = await read();
-  }
-  return v;
 }
 
 const status = (page: Page) => page.textContent('[data-metric="status"] .badge');
