@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { RunResult } from "../src/result/result.js";
 import { PROTOCOL_VERSION } from "../src/runner/protocol.js";
-import { describeRun, runCli, startCli, startServer, tempProject } from "./helpers.js";
+import { describeRun, runCli, startCli, startMaster, startServer, tempProject } from "./helpers.js";
 
 /** A secret the loadfile holds: it travels in the bundle, so no unproved peer may ever see it. */
 const SECRET = "bundle-secret-5d1e0c7a";
@@ -25,20 +25,6 @@ export class Web extends HttpUser {
 }
 `;
 const TOKEN = "d41f0a9c3b7e4e21a5c8f6b2e9d0c4a7";
-
-/** A master on loopback with a free port (the default bind), once it listens. */
-async function startMaster(dir: string, args: string[], env: NodeJS.ProcessEnv = {}) {
-  const master = startCli(
-    ["run", "--headless", "loadtest.ts", "--master", "--master-bind-port", "0", ...args],
-    {
-      cwd: dir,
-      env,
-    },
-  );
-  await master.waitFor(/master listening on 127\.0\.0\.1:\d+/);
-  const port = Number(/master listening on 127\.0\.0\.1:(\d+)/.exec(master.output().stderr)![1]);
-  return { master, port };
-}
 
 /** A raw TCP peer: what it received, and when the other side closed it. */
 async function rawPeer(port: number) {

@@ -13,6 +13,7 @@ import {
   rng,
   runCli,
   startCli,
+  startMaster,
   startServer,
   tempProject,
 } from "./helpers.js";
@@ -24,26 +25,6 @@ export class Web extends HttpUser {
   @task hit() { return this.client.get("/hit", { headers: { "x-user": String(this.userId) } }); }
 }
 `;
-
-async function startMaster(dir: string, args: string[]) {
-  const master = startCli(
-    [
-      "run",
-      "--headless",
-      "loadtest.ts",
-      "--master",
-      "--master-bind-host",
-      "127.0.0.1",
-      "--master-bind-port",
-      "0",
-      ...args,
-    ],
-    { cwd: dir },
-  );
-  await master.waitFor(/master listening on 127\.0\.0\.1:\d+/);
-  const port = /master listening on 127\.0\.0\.1:(\d+)/.exec(master.output().stderr)![1]!;
-  return { master, port };
-}
 
 describe("distributed: master and workers", () => {
   it("runs the users on the workers and merges their figures exactly", async () => {
@@ -72,8 +53,10 @@ describe("distributed: master and workers", () => {
         "--only-summary",
       ]);
       // --once: they exit after this test instead of waiting for the next.
-      const w1 = startCli(["worker", "--once", "--master-port", port], { cwd: workerDir.dir });
-      const w2 = startCli(["run", "--worker", "--once", "--master-port", port], { cwd: workerDir.dir });
+      const w1 = startCli(["worker", "--once", "--master-port", String(port)], { cwd: workerDir.dir });
+      const w2 = startCli(["run", "--worker", "--once", "--master-port", String(port)], {
+        cwd: workerDir.dir,
+      });
       const timer = setTimeout(() => master.child.kill("SIGKILL"), 30000);
       const r = await master.result;
       clearTimeout(timer);
@@ -119,8 +102,8 @@ describe("distributed: master and workers", () => {
         "r.json",
         "--only-summary",
       ]);
-      const w1 = startCli(["worker", "--once", "--master-port", port]);
-      const w2 = startCli(["worker", "--once", "--master-port", port]);
+      const w1 = startCli(["worker", "--once", "--master-port", String(port)]);
+      const w2 = startCli(["worker", "--once", "--master-port", String(port)]);
       await master.waitFor(/connected \(2\)/);
       await new Promise((r) => setTimeout(r, 1500));
       w2.child.kill("SIGKILL");
@@ -160,9 +143,9 @@ describe("distributed: master and workers", () => {
         "r.json",
         "--only-summary",
       ]);
-      const w1 = startCli(["worker", "--once", "--master-port", port]);
+      const w1 = startCli(["worker", "--once", "--master-port", String(port)]);
       await master.waitFor(/connected \(1\)/);
-      const w2 = startCli(["worker", "--once", "--master-port", port]);
+      const w2 = startCli(["worker", "--once", "--master-port", String(port)]);
       await master.waitFor(/connected \(2\)/);
       w2.child.kill("SIGKILL");
       const timer = setTimeout(() => master.child.kill("SIGKILL"), 30000);

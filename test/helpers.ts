@@ -380,3 +380,21 @@ export async function until<T, S extends T = Exclude<T, undefined>>(
   }
   return v as S;
 }
+
+/** `cicada run --headless loadtest.ts --master` on loopback with a free port, once it listens. */
+export async function startMaster(
+  dir: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ master: RunningCli; port: number }> {
+  const master = startCli(
+    ["run", "--headless", "loadtest.ts", "--master", "--master-bind-port", "0", ...args],
+    {
+      cwd: dir,
+      env,
+    },
+  );
+  await master.waitFor(/master listening on 127\.0\.0\.1:\d+/);
+  const port = Number(/master listening on 127\.0\.0\.1:(\d+)/.exec(master.output().stderr)![1]);
+  return { master, port };
+}
