@@ -4,25 +4,19 @@
  * installs signal handlers or exits; an AbortSignal ends the run with its partial result.
  */
 import type { CicadaConfig } from "../api/config.js";
-import { LoadShape } from "../api/shape.js";
+import type { LoadShape } from "../api/shape.js";
 import { UsageError } from "../core/errors.js";
 import { resolveProcesses } from "../core/parse.js";
-import { type Bundle, bundleLoadfile, importBundle, memoryBundle, stopBundler } from "../loadfile/bundle.js";
+import { type Bundle, stopBundler } from "../loadfile/bundle.js";
 import { threadsEnded } from "../runner/thread.js";
 import { loadConfigFile } from "./config-file.js";
-import { fromEnv, mergeConfigs, readConfigObject, settingDefaults } from "./settings.js";
-import { type LoadedLoadfile, type RunIo, type RunOutcome, TestRun } from "./testrun.js";
+import { fromEnv } from "./settings.js";
+import { loadTest, type RunIo, type RunOutcome, TestRun, type TestSource } from "./testrun.js";
 
 export type ShapeClass = new () => LoadShape;
 
 /** Where the test comes from: a loadfile to bundle, or a module of classes already in memory. */
-export type EmbeddedSource =
-  | { loadfile: string }
-  | {
-      /** Names the module in messages, e.g. "run({ tasks })". */
-      label: string;
-      mod: Record<string, unknown>;
-    };
+export type EmbeddedSource = TestSource;
 
 export interface EmbeddedTest {
   source: EmbeddedSource;
@@ -42,10 +36,6 @@ export interface EmbeddedTest {
   env?: NodeJS.ProcessEnv;
   io: RunIo;
   signal?: AbortSignal;
-}
-
-function isShapeClass(v: unknown): v is ShapeClass {
-  return typeof v === "function" && v.prototype instanceof LoadShape;
 }
 
 /** Worker threads import the test from its bundle file; a module in memory has none. */
@@ -76,29 +66,20 @@ function checkThreads(label: string, s: CicadaConfig): void {
 export async function runEmbedded(t: EmbeddedTest): Promise<RunOutcome> {
   let bundle: Bundle | undefined;
   try {
-    const file = t.config !== undefined ? await loadConfigFile(t.config) : { config: {} };
+    const file = t.config !== undefined ? (await loadConfigFile(t.config)).config : {};
     const env = t.env ? fromEnv(t.env) : {};
-    let loadfile: string;
-    let mod: Record<string, unknown>;
-    let fromLoadfile: CicadaConfig = {};
-    if ("loadfile" in t.source) {
-      loadfile = t.source.loadfile;
-      bundle = await bundleLoadfile(loadfile);
-      mod = await importBundle(bundle.path, loadfile);
-      fromLoadfile = readConfigObject(mod.options ?? {}, `${loadfile}: options`, ".");
-    } else {
-      loadfile = t.source.label;
-      mod = t.source.mod;
-      bundle = memoryBundle(loadfile, mod);
-    }
-    const defaults = settingDefaults();
-    if (t.spawnAtOnce) delete defaults.spawnRate;
-    const s = mergeConfigs(defaults, t.base ?? {}, fromLoadfile, file.config, env, t.settings, {
-      headless: true,
+    const { loaded, settings: s } = await loadTest(t.source, {
+      ...(t.base ? { base: t.base } : {}),
+      file,
+      env,
+      front: { ...t.settings, headless: true },
+      ...(t.spawnAtOnce ? { withoutDefaults: ["spawnRate" as const] } : {}),
     });
+    bundle = loaded.bundle;
+    const loadfile = loaded.loadfile;
     s.spawnRate ??= Math.max(1, s.users ?? 1);
     if (!("loadfile" in t.source)) checkThreads(loadfile, s);
-    const shapes = [...(t.shape ? [t.shape] : []), ...Object.values(mod).filter(isShapeClass)];
+    const shapes = [...(t.shape ? [t.shape] : []), ...loaded.shapes];
     if (t.shape) s.shape = t.shape.name;
     const ends =
       s.runTime !== undefined ||
@@ -113,8 +94,7 @@ export async function runEmbedded(t: EmbeddedTest): Promise<RunOutcome> {
         `${loadfile}: this run would never end: give duration, iterations, iterationsPerUser, stages, a shape or a signal`,
       );
     }
-    const loaded: LoadedLoadfile = { loadfile, bundle, mod, shapes, cli: t.settings, env };
-    const test = await TestRun.create(loaded, s, t.io);
+    const test = await TestRun.create({ ...loaded, shapes, cli: t.settings }, s, t.io);
     const signal = t.signal;
     const onAbort = () => test.abort();
     // Aborted while starting: the runner takes the abort as soon as its workers are ready.

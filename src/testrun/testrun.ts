@@ -8,7 +8,7 @@ import { parseTolerances } from "../compare/tolerance.js";
 import { CicadaError, ExitCode, UsageError } from "../core/errors.js";
 import { parseDuration, resolveProcesses } from "../core/parse.js";
 import type { Bundle } from "../loadfile/bundle.js";
-import { bundleLoadfile, importBundle } from "../loadfile/bundle.js";
+import { bundleLoadfile, importBundle, memoryBundle } from "../loadfile/bundle.js";
 import { compileUserClasses } from "../loadfile/inspect.js";
 import { type LiveView, statusLine, summarySink } from "../outputs/console.js";
 import { CsvOutput } from "../outputs/csv.js";
@@ -53,10 +53,68 @@ export interface RunOutcome {
   result?: RunResult;
 }
 
+/** Where a test's user classes come from: a loadfile to bundle, or a module already in memory. */
+export type TestSource =
+  | { loadfile: string }
+  | {
+      /** Names the module in messages, e.g. "run({ tasks })". */
+      label: string;
+      mod: Record<string, unknown>;
+    };
+
+/** The settings layers below the front's own, as each front reads them. */
+export interface SettingLayers {
+  /** The front's defaults, under the loadfile's `options` (e.g. one thread for the library). */
+  base?: CicadaConfig;
+  /** The config file's settings. */
+  file: CicadaConfig;
+  /** CICADA_* settings. */
+  env: CicadaConfig;
+  /** The front's own settings (command line, web form, API call): they win. */
+  front: CicadaConfig;
+  /** Drop these defaults, so that an unset setting stays unset for the front to decide. */
+  withoutDefaults?: Array<keyof CicadaConfig>;
+}
+
 /**
- * Settings are merged as defaults < loadfile `options` < config file < CICADA_* env < the
- * front's own (command line, web form, API call); the loadfile is bundled and imported once.
- * `use` gets the loaded loadfile and the merged settings; the bundle is removed when it returns.
+ * Imports the test's module once (bundling a loadfile, or taking a module in memory) and merges
+ * its settings: defaults < `base` < the loadfile's `options` < config file < env < the front's.
+ * The caller disposes `loaded.bundle`; on an error here it is already disposed.
+ */
+export async function loadTest(
+  source: TestSource,
+  layers: SettingLayers,
+): Promise<{ loaded: LoadedLoadfile; settings: CicadaConfig }> {
+  const loadfile = "loadfile" in source ? source.loadfile : source.label;
+  const bundle = "loadfile" in source ? await bundleLoadfile(loadfile) : memoryBundle(loadfile, source.mod);
+  try {
+    const mod = "loadfile" in source ? await importBundle(bundle.path, loadfile) : source.mod;
+    const fromLoadfile =
+      "loadfile" in source ? readConfigObject(mod.options ?? {}, `${loadfile}: options`, ".") : {};
+    const defaults = settingDefaults();
+    for (const k of layers.withoutDefaults ?? []) delete defaults[k];
+    const settings = mergeConfigs(
+      defaults,
+      layers.base ?? {},
+      fromLoadfile,
+      layers.file,
+      layers.env,
+      layers.front,
+    );
+    const shapes = Object.values(mod).filter(
+      (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
+    );
+    return { loaded: { loadfile, bundle, mod, shapes, cli: layers.front, env: layers.env }, settings };
+  } catch (err) {
+    bundle.dispose();
+    throw err;
+  }
+}
+
+/**
+ * The CLI's and the web UI's loading: the config file (`--config`, or cicada.config.* here) and
+ * CICADA_* env under the front's settings. `use` gets the loaded loadfile and the merged
+ * settings; the bundle is removed when it returns.
  */
 export async function withLoadedTest<T>(
   front: CicadaConfig & { config?: string },
@@ -64,22 +122,14 @@ export async function withLoadedTest<T>(
   use: (loaded: LoadedLoadfile, settings: CicadaConfig) => Promise<T>,
 ): Promise<T> {
   const { config: configPath, ...frontSettings } = front;
-  const file = await loadConfigFile(configPath);
+  const file = (await loadConfigFile(configPath)).config;
   const env = fromEnv(io.env);
-  const early = mergeConfigs(file.config, env, frontSettings);
-  const loadfile = early.loadfile ?? "loadtest.ts";
-
-  const bundle = await bundleLoadfile(loadfile);
+  const loadfile = mergeConfigs(file, env, frontSettings).loadfile ?? "loadtest.ts";
+  const { loaded, settings } = await loadTest({ loadfile }, { file, env, front: frontSettings });
   try {
-    const mod = await importBundle(bundle.path, loadfile);
-    const fromLoadfile = readConfigObject(mod.options ?? {}, `${loadfile}: options`, ".");
-    const s = mergeConfigs(settingDefaults(), fromLoadfile, file.config, env, frontSettings);
-    const shapes = Object.values(mod).filter(
-      (v): v is new () => LoadShape => typeof v === "function" && v.prototype instanceof LoadShape,
-    );
-    return await use({ loadfile, bundle, mod, shapes, cli: frontSettings, env }, s);
+    return await use(loaded, settings);
   } finally {
-    bundle.dispose();
+    loaded.bundle.dispose();
   }
 }
 
