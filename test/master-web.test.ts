@@ -72,6 +72,8 @@ describe("the master with its web UI", () => {
     const r = await api("/api/start", { users: 2, spawnRate: 100 });
     assert.equal(r.status, 409);
     assert.match(((await r.json()) as { error: string }).error, /no worker has connected.*cicada worker/);
+    const state = (await (await api("/api/state")).json()) as { workers: { connected: number } | null };
+    assert.deepEqual(state.workers, { connected: 0 });
   });
 
   it("runs two tests in a row on the connected workers; the counts are the target's own", async () => {
@@ -81,6 +83,9 @@ describe("the master with its web UI", () => {
     await until("two workers", async () =>
       (master.output().stderr.match(/worker \S+ connected/g) ?? []).length >= 2 ? true : undefined,
     );
+    // The start form's count of waiting workers.
+    const state = (await (await api("/api/state")).json()) as { workers: { connected: number } | null };
+    assert.deepEqual(state.workers, { connected: 2 });
     for (let test = 1; test <= 2; test++) {
       const before = target.total();
       const start = await api("/api/start", { users: 4, spawnRate: 100, runTime: "2s" });

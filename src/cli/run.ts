@@ -29,9 +29,6 @@ export async function executeRun(
 ): Promise<RunOutcome> {
   return withLoadedTest(cli, io, async (loaded, s) => {
     if (s.master) {
-      if (s.scenarios !== undefined) {
-        throw new UsageError("--master does not run scenarios yet; run them on one machine");
-      }
       if (s.headless !== true && !webUi) {
         throw new UsageError("this build of cicada has no web UI: add --headless");
       }

@@ -7,8 +7,10 @@ import type { StatsSnapshot } from "../stats/snapshot.js";
 /**
  * 2: the greeting of src/runner/handshake.ts (nonces, token proofs, the worker's cores) before
  * any plan, and heartbeats both ways on remote connections.
+ * 3: channels on remote connections (`ch`, one per scenario, see src/runner/shared-workers.ts)
+ * and `close`.
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** What a worker needs to run its share of the test. */
 export interface WorkerPlan {
@@ -65,7 +67,9 @@ export type CoordinatorMessage =
   | { type: "stop"; timeoutMs: number }
   /** Stop now: in-flight requests are cancelled and counted as such. */
   | { type: "abort" }
-  | { type: "heartbeat"; at: number };
+  | { type: "heartbeat"; at: number }
+  /** The coordinator is done with this worker (a channel of a shared connection: its thread ends). */
+  | { type: "close" };
 
 export type WorkerMessage =
   | { type: "hello"; workerId: string; version: number; pid: number }
@@ -81,6 +85,13 @@ export type WorkerMessage =
   /** The worker's iteration share is used up and its users have finished. */
   | { type: "exhausted" }
   | { type: "done"; snapshot: StatsSnapshot };
+
+/**
+ * A message on a remote connection shared by several scenarios names its channel: one per
+ * scenario, each run by its own worker thread there. Messages without one belong to the
+ * connection itself (its heartbeats).
+ */
+export type OnChannel<M> = M & { ch?: number };
 
 /** One end of a message channel. */
 export interface Transport<Out, In> {

@@ -19,9 +19,11 @@ import {
   type CoordinatorMessage,
   decodeMessage,
   encodeMessage,
+  type OnChannel,
   type Transport,
   type WorkerMessage,
 } from "./protocol.js";
+import { startThreadWorker, threadsEnded } from "./thread.js";
 import { Worker } from "./worker.js";
 
 /**
@@ -204,6 +206,7 @@ export class RemoteWorkers implements RemoteWorkerSource {
   private readonly taken: Array<Transport<CoordinatorMessage, WorkerMessage>> = [];
   private changed: (() => void) | undefined;
   private joined: (() => void) | undefined;
+  private readonly watchers = new Set<() => void>();
   /** Connections still in their greeting: bounded, so a flood of silent peers costs little. */
   private greeting = 0;
   /** Their sockets, let go of at close() rather than waited for. */
@@ -239,7 +242,7 @@ export class RemoteWorkers implements RemoteWorkerSource {
         this.ready.splice(this.ready.indexOf(w), 1);
         w.transport.close();
         this.onNotice(`worker ${w.peer} went silent before the test started; dropped`);
-        this.changed?.();
+        this.countChanged();
       }
     }, 1000);
     this.beat.unref();
@@ -268,6 +271,16 @@ export class RemoteWorkers implements RemoteWorkerSource {
 
   private get handshakeMs(): number {
     return (this.security.handshakeTimeoutSec ?? 5) * 1000;
+  }
+
+  /** Told whenever a waiting worker connects or leaves (the web UI shows the count). */
+  onCountChange(listener: () => void): void {
+    this.watchers.add(listener);
+  }
+
+  private countChanged(): void {
+    this.changed?.();
+    for (const w of this.watchers) w();
   }
 
   onJoin(listener: (() => void) | undefined): void {
@@ -360,11 +373,11 @@ export class RemoteWorkers implements RemoteWorkerSource {
       if (i >= 0) {
         this.ready.splice(i, 1);
         this.onNotice(`worker ${peer} disconnected before the test started`);
-        this.changed?.();
+        this.countChanged();
       }
     });
     this.onNotice(`worker ${peer} connected (${this.ready.length + this.taken.length})`);
-    this.changed?.();
+    this.countChanged();
     this.joined?.();
   }
 
@@ -532,24 +545,67 @@ async function workerSession(
       }, 1000);
     });
     // The plan carries the bundle: write it where this machine can import it.
+    const localPlan = (m: CoordinatorMessage, name: string): CoordinatorMessage => {
+      if (m.type !== "plan" || m.plan.bundleCode === undefined) return m;
+      const path = join(dir, name);
+      writeFileSync(path, m.plan.bundleCode);
+      const { bundleCode: _code, ...plan } = m.plan;
+      return { ...m, plan: { ...plan, bundlePath: path } };
+    };
+    // One test on the connection runs in this thread; scenarios sharing it (messages with a
+    // channel) each run in a worker thread of their own: their own module state, recorder and
+    // event loop, as on one machine.
+    let inThread: ((m: CoordinatorMessage) => void) | undefined;
+    const channels = new Map<number, Transport<CoordinatorMessage, WorkerMessage>>();
+    transport.onMessage((m) => {
+      const ch = (m as OnChannel<CoordinatorMessage>).ch;
+      if (ch === undefined) {
+        inThread?.(localPlan(m, "loadfile.bundle.mjs"));
+        return;
+      }
+      let thread = channels.get(ch);
+      if (m.type === "close") {
+        thread?.close();
+        channels.delete(ch);
+        return;
+      }
+      if (!thread) {
+        if (m.type !== "plan") return;
+        thread = startThreadWorker(`ch${ch}`);
+        thread.onMessage((out) => {
+          const tagged: OnChannel<WorkerMessage> = { ...out, ch };
+          transport.send(tagged);
+        });
+        thread.onLost?.((why) => {
+          const failed: OnChannel<WorkerMessage> = {
+            type: "error",
+            message: `worker thread ${why}`,
+            fatal: true,
+            ch,
+          };
+          transport.send(failed);
+        });
+        channels.set(ch, thread);
+      }
+      const { ch: _ch, ...msg } = m as OnChannel<CoordinatorMessage>;
+      thread.send(localPlan(msg as CoordinatorMessage, `loadfile.${ch}.bundle.mjs`));
+    });
     const local: Transport<WorkerMessage, CoordinatorMessage> = {
       send: (m) => transport.send(m),
-      onMessage: (h) =>
-        transport.onMessage((m) => {
-          if (m.type === "plan" && m.plan.bundleCode !== undefined) {
-            const path = join(dir, "loadfile.bundle.mjs");
-            writeFileSync(path, m.plan.bundleCode);
-            const { bundleCode: _code, ...plan } = m.plan;
-            h({ ...m, plan: { ...plan, bundlePath: path } });
-          } else h(m);
-        }),
+      onMessage: (h) => {
+        inThread = h;
+      },
       close: () => transport.close(),
     };
     const worker = new Worker(local, "loadfile");
     const reason = await ended;
     log(`master connection ended (${reason})`);
     // Whatever still runs stops now; users stuck in their own code are left after a grace.
-    await Promise.race([worker.abandon(), new Promise((r) => setTimeout(r, 3000).unref())]);
+    for (const thread of channels.values()) thread.close();
+    await Promise.race([
+      Promise.all([worker.abandon(), threadsEnded()]),
+      new Promise((r) => setTimeout(r, 3000).unref()),
+    ]);
   } finally {
     clearInterval(beat);
     socket.destroy();

@@ -1,8 +1,9 @@
+// Several scenarios side by side in one run, each with its own coordinator, merged into one set of books.
 import type { LoadShape } from "../api/shape.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
-import { Coordinator, workerCountFor } from "./coordinator.js";
+import { Coordinator, type RemoteWorkerSource, workerCountFor } from "./coordinator.js";
 import type { RunPlan } from "./plan.js";
 import type { ClassInfo } from "./protocol.js";
 import type {
@@ -16,6 +17,7 @@ import type {
   StopReason,
   WorkerInfo,
 } from "./run.js";
+import { SharedWorkers } from "./shared-workers.js";
 
 /** One scenario as the CLI resolved it: a plan of its own, started `startSec` into the run. */
 export interface ScenarioSpec {
@@ -55,6 +57,7 @@ export class ScenarioGroup implements Run {
   private readonly pending = new Set<NodeJS.Timeout>();
   private aborted = false;
   private settleOne: () => void = () => {};
+  private readonly shared: SharedWorkers | undefined;
   /** Workers of all the scenarios together. */
   readonly workerCount: number;
   /** Each scenario has its own plan. */
@@ -68,7 +71,10 @@ export class ScenarioGroup implements Run {
     private readonly hooks: ScenarioGroupHooks = {},
     /** Caps the whole run, whatever the scenarios' own durations. */
     private readonly runTimeSec: number | null = null,
+    /** `--master`: every scenario runs on every connected remote worker. */
+    remote?: RemoteWorkerSource,
   ) {
+    this.shared = remote ? new SharedWorkers(remote) : undefined;
     this.states = specs.map((spec) => ({ spec, offsetSec: null }));
     // User ids stay unique across scenarios: the scenarios' workers interleave one id space.
     const counts = specs.map((s) => workerCountFor(s.plan));
@@ -169,9 +175,11 @@ export class ScenarioGroup implements Run {
     };
   }
 
-  /** Every worker of every scenario started so far. */
+  /** Every worker of every scenario started so far, named after its scenario. */
   workerInfo(): WorkerInfo[] {
-    return this.states.flatMap((s) => s.coordinator?.workerInfo() ?? []);
+    return this.states.flatMap((s) =>
+      (s.coordinator?.workerInfo() ?? []).map((w) => ({ ...w, id: `${s.spec.name}/${w.id}` })),
+    );
   }
 
   setUsers(): void {
@@ -222,6 +230,7 @@ export class ScenarioGroup implements Run {
         onSnapshot: (snap, co) => this.merge(state, snap, co),
       },
       spec.shape,
+      this.shared?.forScenario(this.states.indexOf(state)),
     );
     state.coordinator = c;
     const run = c.run();
@@ -248,6 +257,7 @@ export class ScenarioGroup implements Run {
       if (--outstanding === 0) allDone();
     };
     if (outstanding === 0) allDone();
+    this.shared?.start();
     const start = (state: ScenarioState) => {
       this.runOne(state)
         .catch((err) => {
@@ -270,6 +280,7 @@ export class ScenarioGroup implements Run {
     const runTimer =
       this.runTimeSec !== null ? setTimeout(() => this.stop("run-time"), this.runTimeSec * 1000) : undefined;
     await done;
+    this.shared?.close();
     clearInterval(tick);
     clearTimeout(runTimer);
     this.stopReason ??= "scenarios";

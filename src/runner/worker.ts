@@ -65,6 +65,7 @@ export class Worker {
       case "abort":
         return this.stop(0);
       case "heartbeat":
+      case "close":
         return;
     }
   }

@@ -45,7 +45,11 @@ export type WebUiFront = (
 ) => Promise<RunOutcome>;
 
 /** `--master`: remote workers that connected, waiting to be handed to the next test. */
-export type WorkerPool = RemoteWorkerSource & { readonly connected: number };
+export type WorkerPool = RemoteWorkerSource & {
+  /** Workers connected and waiting for the next test. */
+  readonly connected: number;
+  onCountChange(listener: () => void): void;
+};
 
 export interface RunOutcome {
   exitCode: number;
@@ -220,7 +224,7 @@ export class TestRun {
     let single: Resolved | undefined;
     let specs: ScenarioSpec[] | undefined;
     if (s.scenarios !== undefined) {
-      specs = resolveScenarios(s, loaded.cli, loaded.env, mod, shapes, loadfile, hosts);
+      specs = resolveScenarios(s, loaded.cli, loaded.env, mod, shapes, loadfile, hosts, !!opts.remote);
     } else {
       // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape); the
       // web UI may pick one by name.
@@ -261,7 +265,13 @@ export class TestRun {
       onInterval,
     };
     const runner: Run = specs
-      ? new ScenarioGroup(specs, bundle, hooks, s.runTime === undefined ? null : parseDuration(s.runTime))
+      ? new ScenarioGroup(
+          specs,
+          bundle,
+          hooks,
+          s.runTime === undefined ? null : parseDuration(s.runTime),
+          opts.remote,
+        )
       : new Coordinator(single!.plan, bundle, hooks, single!.shape, opts.remote);
     self = new TestRun(loaded, s, io, runner, watch, csv, sinks, baseline, tolerances, opts);
     return self;
@@ -531,6 +541,8 @@ function resolveScenarios(
   shapes: Array<new () => LoadShape>,
   loadfile: string,
   hosts: Set<string>,
+  /** `--master`: each scenario spreads over every remote worker, whatever its `processes`. */
+  remote: boolean,
 ): ScenarioSpec[] {
   // Every scenario's keys and values were checked where it was read (config file or loadfile).
   const all = s.scenarios!;
@@ -574,7 +586,7 @@ function resolveScenarios(
         stopTimeout: s.stopTimeout,
         verifyTls: s.verifyTls,
         acceptStatus: s.acceptStatus,
-        processes: sc.processes ?? s.processes,
+        processes: remote ? s.processes : (sc.processes ?? s.processes),
       };
       const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts);
       const startSec = sc.startTime === undefined ? 0 : parseDuration(sc.startTime);

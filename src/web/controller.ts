@@ -66,7 +66,10 @@ export class WebController {
     private readonly webLogin: boolean,
     /** `--master`: each test runs on the remote workers connected when it starts. */
     private readonly workers?: WorkerPool,
-  ) {}
+  ) {
+    // The start form shows how many workers wait; it hears of each one that comes or goes.
+    workers?.onCountChange(() => this.onChange?.("state"));
+  }
 
   get status(): UiStatus {
     const t = this.test;
@@ -122,6 +125,8 @@ export class WebController {
       tags: [...new Set(classes.flatMap((c) => c.tags))].sort(),
       shapes: shapes.map((x) => x.name),
       scenarios: s.scenarios ? Object.keys(s.scenarios) : [],
+      // `--master`: the workers waiting for the next test; null on one machine.
+      workers: this.workers ? { connected: this.workers.connected } : null,
       defaults: {
         users: s.users ?? 1,
         spawnRate: s.spawnRate ?? 1,

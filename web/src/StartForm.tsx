@@ -287,6 +287,13 @@ export function StartForm({ state, onCancel }: { state: UiState; onCancel?: () =
         </div>
       )}
 
+      {state.workers && (
+        <p id="workers-connected" class={state.workers.connected === 0 ? "error" : "hint"}>
+          {state.workers.connected === 0
+            ? "No worker connected yet: start cicada worker on the load machines."
+            : `${state.workers.connected} worker${state.workers.connected === 1 ? "" : "s"} connected: the test runs on ${state.workers.connected === 1 ? "it" : "them"}.`}
+        </p>
+      )}
       <div class="form-actions">
         <button id="start-button" class="primary" type="submit" disabled={busy}>
           {busy ? "Starting…" : "Start"}

@@ -39,6 +39,8 @@ export interface UiState {
   classes?: UserClass[];
   tags?: string[];
   shapes?: string[];
+  /** The master's workers waiting for the next test; null on one machine. */
+  workers?: { connected: number } | null;
   defaults?: StartRequest;
   run?: RunInfo | null;
   webLogin?: boolean;
