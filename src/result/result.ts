@@ -10,6 +10,7 @@ import {
 } from "../stats/aggregate.js";
 import type { Histogram, LatencySummary } from "../stats/histogram.js";
 import { encodeHistogram, summarizeHistogram } from "../stats/histogram.js";
+import type { ResourceSeries } from "../stats/resources.js";
 import type { SampleStats } from "../stats/samples.js";
 import type { Comparison } from "./comparison.js";
 import type { ThresholdResult } from "./thresholds.js";
@@ -63,6 +64,11 @@ export interface RunResult {
   series: SeriesRow[];
   /** Bursts fired by a LoadShape, with the time until the target recovered (null: never). */
   bursts?: BurstResult[];
+  /**
+   * The target's resource use (`--monitor-pid`, `--monitor-url`) and the generator's own, one
+   * series per (host, source, metric).
+   */
+  resources?: ResourceSeries[];
   /** Runs with scenarios: each scenario's own figures; the top level covers them all. */
   scenarios?: ScenarioResult[];
   /** Benchmark results (`cicada bench`): each benchmark's exact round statistics; it is also an endpoint. */

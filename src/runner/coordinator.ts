@@ -590,22 +590,41 @@ export class Coordinator implements Run {
       const h = this.startWorker(this.workers.length, link);
       this.workers.push(h);
       this.hooks.onNotice?.(`worker ${h.id} (${h.peer}) joined ${this.atSec}`);
-      void h.ready.then((classes) => {
-        if (!classes || h.lost || h.missing) return;
-        if (this.stopReason) {
-          h.transport.send({ type: "abort" });
-          return;
-        }
-        for (const c of this.classes) h.targets[c.name] ??= 0;
-        this.warnings.push({
-          at: Date.now(),
-          kind: "worker",
-          message: `worker ${h.id} (${h.peer}) joined ${this.atSec}`,
-          worker: { worker: h.id, peer: h.peer, event: "joined", usersMoved: 0 },
-        });
-        this.rebalance(h);
-      });
+      void h.ready.then(
+        (classes) => this.joined(h, classes),
+        // It could not load the test (its machine lacks something): the run goes on without it.
+        (err: Error) => {
+          if (h.finished || h.lost) return;
+          h.finished = true;
+          h.lost = true;
+          h.transport.close();
+          this.warn("worker", `warning: worker ${h.id} (${h.peer}) could not join: ${err.message}`, {
+            worker: h.id,
+            peer: h.peer,
+            event: "lost",
+            usersMoved: 0,
+          });
+          this.settleCheck();
+        },
+      );
     }
+  }
+
+  /** A worker that joined mid-run is ready: it gets its share. */
+  private joined(h: WorkerHandle, classes: ClassInfo[] | null): void {
+    if (!classes || h.lost || h.missing) return;
+    if (this.stopReason) {
+      h.transport.send({ type: "abort" });
+      return;
+    }
+    for (const c of this.classes) h.targets[c.name] ??= 0;
+    this.warnings.push({
+      at: Date.now(),
+      kind: "worker",
+      message: `worker ${h.id} (${h.peer}) joined ${this.atSec}`,
+      worker: { worker: h.id, peer: h.peer, event: "joined", usersMoved: 0 },
+    });
+    this.rebalance(h);
   }
 
   private readonly settleWaiters: Array<() => void> = [];

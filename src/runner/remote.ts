@@ -557,6 +557,16 @@ async function workerSession(
     // event loop, as on one machine.
     let inThread: ((m: CoordinatorMessage) => void) | undefined;
     const channels = new Map<number, Transport<CoordinatorMessage, WorkerMessage>>();
+    const local: Transport<WorkerMessage, CoordinatorMessage> = {
+      send: (m) => transport.send(m),
+      onMessage: (h) => {
+        inThread = h;
+      },
+      close: () => transport.close(),
+    };
+    // Before the connection's handler: the plan may already wait in the transport's queue,
+    // and is handed over the moment a handler is set.
+    const worker = new Worker(local, "loadfile");
     transport.onMessage((m) => {
       const ch = (m as OnChannel<CoordinatorMessage>).ch;
       if (ch === undefined) {
@@ -590,14 +600,6 @@ async function workerSession(
       const { ch: _ch, ...msg } = m as OnChannel<CoordinatorMessage>;
       thread.send(localPlan(msg as CoordinatorMessage, `loadfile.${ch}.bundle.mjs`));
     });
-    const local: Transport<WorkerMessage, CoordinatorMessage> = {
-      send: (m) => transport.send(m),
-      onMessage: (h) => {
-        inThread = h;
-      },
-      close: () => transport.close(),
-    };
-    const worker = new Worker(local, "loadfile");
     const reason = await ended;
     log(`master connection ended (${reason})`);
     // Whatever still runs stops now; users stuck in their own code are left after a grace.

@@ -294,6 +294,12 @@ export class Worker {
   }
 
   private async stop(timeoutMs: number): Promise<void> {
+    // Told to stop before it had a test: nothing ran, nothing to report.
+    if (!this.plan) {
+      this.finished = true;
+      this.resolveEnded();
+      return;
+    }
     this.stopping = true;
     this.scheduler?.stop();
     this.pool?.stop();

@@ -8,6 +8,7 @@ import {
   summarize,
   summarizeHistogram,
 } from "./histogram.js";
+import { ResourceBook } from "./resources.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
 /** One endpoint's figures in one second of the run. */
@@ -168,6 +169,8 @@ export class StatsAggregate {
   /** Open model: arrivals dropped because no user was free in time. */
   dropped = 0;
   readonly series: SeriesRow[] = [];
+  /** The target's and the generator's resource use over the run (--monitor-pid, --monitor-url, workers). */
+  readonly resources = new ResourceBook();
   private readonly usersByWorker = new Map<string, number>();
   private readonly peakByWorker = new Map<string, number>();
   /** Most users alive at once, over all workers. */
