@@ -20,6 +20,7 @@ import {
 } from "./fast/connection.js";
 import { parseHeaders } from "./fast/parser.js";
 import { HttpResponse, kRecorded, kRecorder, kStatName } from "./response.js";
+import type { RequestTracer } from "./tracing.js";
 
 export type QueryValue =
   | string
@@ -91,6 +92,8 @@ export interface HttpSessionOptions {
   sharedPools?: SharedPools;
   /** Source addresses for new connections, used in turn (past one address's ephemeral ports). */
   sourceAddresses?: readonly string[];
+  /** `--otel-traces`: a span per request and a traceparent header on it; null or absent for none. */
+  tracer?: RequestTracer | null;
 }
 
 export type HttpEngine = "auto" | "fast" | "undici";
@@ -334,8 +337,38 @@ export class HttpSession {
 
   /** The shared path; `method` is known to be a valid upper-case token. */
   #send(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
+    // Without tracing this one check is all it costs.
+    if (this.#o.tracer) return this.#traced(this.#o.tracer, method, url, opts);
     if (this.#engine === "undici") return this.#undiciRequest(method, url, opts);
     return this.#fastRequest(method, url, opts);
+  }
+
+  /** A request inside a client span, whose context goes to the target as a traceparent header. */
+  async #traced(
+    tracer: RequestTracer,
+    method: string,
+    url: string,
+    opts: RequestOptions,
+  ): Promise<HttpResponse> {
+    const span = tracer.start(method, opts.name ?? url, this.resolve(url, opts.query));
+    const withHeader: RequestOptions = {
+      ...opts,
+      headers: { ...opts.headers, traceparent: span.traceparent },
+    };
+    let res: HttpResponse;
+    try {
+      res =
+        this.#engine === "undici"
+          ? await this.#undiciRequest(method, url, withHeader)
+          : await this.#fastRequest(method, url, withHeader);
+    } catch (err) {
+      span.end(0, err instanceof Error ? err.message : String(err));
+      throw err;
+    }
+    let error: string | null = res.error ?? this.#statusError(res.status);
+    if (res.verdict) error = res.verdict.ok ? null : res.verdict.reason;
+    span.end(res.status, error);
+    return res;
   }
 
   #route(url: string, query: RequestOptions["query"]): Route {
