@@ -332,7 +332,7 @@ export class OtelOutput implements Sink {
   private warnOnce(why: string): void {
     if (this.warned) return;
     this.warned = true;
-    this.opts.warn(`warning: ${this.label}: ${why}; the run goes on, its other outputs are not affected`);
+    this.opts.warn(`warning: ${this.label}: ${why}; the other outputs are not affected`);
   }
 
   /**
@@ -357,7 +357,7 @@ export class OtelOutput implements Sink {
       );
     const how = await Promise.race([done, timeout]);
     clearTimeout(timer);
-    if (how === "timeout") this.warnOnce(`the last metrics were not delivered within ${limit / 1000}s`);
+    if (how === "timeout") this.warnOnce(`the collector did not take the metrics within ${limit / 1000}s`);
     else if (how !== "ok") this.warnOnce(`cannot send metrics: ${how}`);
   }
 }

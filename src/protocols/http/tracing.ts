@@ -20,8 +20,8 @@ export interface RequestSpan {
 export interface RequestTracer {
   start(method: string, name: string, url: URL): RequestSpan;
   /**
-   * Sends what is buffered and stops; gives up after `timeoutMs`, or after 1 s when no batch was
-   * delivered yet (an unreachable collector).
+   * Sends what is buffered and stops; gives up after `timeoutMs`, after 0.5 s when no batch was
+   * sent yet, and at once when the collector did not answer the batches it was sent.
    */
   close(timeoutMs: number): Promise<void>;
 }
@@ -69,8 +69,11 @@ export function startTracing(plan: TracePlan, onExportError: (message: string) =
   const inner = new OTLPTraceExporter(plan.url ? { url: plan.url } : {});
   let warned = false;
   let delivered = false;
+  /** When the first batch went out: a collector silent since then is taken to be down. */
+  let firstExportAt = 0;
   const exporter: import("@opentelemetry/sdk-trace-base").SpanExporter = {
     export(spans, done) {
+      if (firstExportAt === 0) firstExportAt = Date.now();
       inner.export(spans, (r) => {
         if (r.code === ExportResultCode.SUCCESS) delivered = true;
         else if (!warned) {
@@ -133,9 +136,21 @@ export function startTracing(plan: TracePlan, onExportError: (message: string) =
       };
     },
     async close(timeoutMs) {
-      // A collector that never took a batch gets a short wait: the worker's last report waits
-      // for this, and the run's duration with it.
-      if (!delivered || warned) timeoutMs = Math.min(timeoutMs, 1000);
+      // The worker's last report waits for this, and the run's duration with it: a collector
+      // that has not taken a batch it was sent a while ago gets no wait at all, one that was
+      // never tried a short one.
+      const silent = !delivered && firstExportAt > 0 && Date.now() - firstExportAt > 500;
+      if (warned || silent) {
+        void provider.shutdown().catch(() => undefined);
+        if (!warned) {
+          warned = true;
+          onExportError(
+            `warning: --otel-traces: the collector at ${plan.url ?? "the OTLP endpoint"} did not answer; spans not delivered`,
+          );
+        }
+        return;
+      }
+      if (!delivered) timeoutMs = Math.min(timeoutMs, 500);
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<"timeout">((r) => {
         timer = setTimeout(() => r("timeout"), timeoutMs);
