@@ -5,7 +5,7 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { RunResult } from "../src/result/result.js";
-import { describeRun, readBody, readJson, runCli, startServer, tempProject } from "./helpers.js";
+import { describeRun, readBody, readJson, runCli, startCli, startServer, tempProject } from "./helpers.js";
 
 // The OTLP/JSON encoding of the export requests (opentelemetry-proto), as far as these tests read
 // it. The SDK's transformer exports only its response types, so the request shapes are here.
@@ -186,7 +186,10 @@ describe("OpenTelemetry", () => {
 
       const hit = result.endpoints.find((e) => e.name === "/hit")!;
       const missing = result.endpoints.find((e) => e.name === "/missing")!;
-      assert.ok(hit.requests > 20 && missing.requests > 5, `too few requests: ${hit.requests}, ${missing.requests}`);
+      assert.ok(
+        hit.requests > 20 && missing.requests > 5,
+        `too few requests: ${hit.requests}, ${missing.requests}`,
+      );
       assert.equal(missing.failures, missing.requests);
 
       // Requests by endpoint and status: exactly the JSON result's.
@@ -212,7 +215,9 @@ describe("OpenTelemetry", () => {
         result.totals.failures,
       );
       const failuresOf = (name: string) =>
-        failures.dataPoints.filter((p) => attr(p.attributes, "url.template") === name).reduce((n, p) => n + num(p), 0);
+        failures.dataPoints
+          .filter((p) => attr(p.attributes, "url.template") === name)
+          .reduce((n, p) => n + num(p), 0);
       assert.equal(failuresOf("/missing"), missing.failures);
       assert.equal(failuresOf("/hit"), 0);
 
@@ -237,7 +242,10 @@ describe("OpenTelemetry", () => {
         // The mean in seconds agrees with the JSON's milliseconds (±0.1 % buckets, plus rounding).
         const meanMs = ((p.sum ?? 0) / Number(p.count)) * 1000;
         const expected = name === "/hit" ? hit.latencyMs.mean : missing.latencyMs.mean;
-        assert.ok(Math.abs(meanMs - expected) <= expected * 0.01 + 0.01, `mean ${meanMs} ms vs ${expected} ms`);
+        assert.ok(
+          Math.abs(meanMs - expected) <= expected * 0.01 + 0.01,
+          `mean ${meanMs} ms vs ${expected} ms`,
+        );
       }
 
       const gauge = (name: string) => lastMetric(rx, name)?.gauge?.dataPoints ?? [];
@@ -246,7 +254,9 @@ describe("OpenTelemetry", () => {
       assert.equal(threshold.length, 1);
       assert.equal(attr(threshold[0]!.attributes, "cicada.threshold"), "p95<5000");
       assert.equal(num(threshold[0]!), 1);
-      const workers = new Set(gauge("cicada.worker.heap_used").map((p) => attr(p.attributes, "cicada.worker")));
+      const workers = new Set(
+        gauge("cicada.worker.heap_used").map((p) => attr(p.attributes, "cicada.worker")),
+      );
       assert.equal(workers.size, 2, "one heap series per worker");
       assert.ok(gauge("cicada.worker.heap_used").every((p) => num(p) > 1_000_000));
       assert.ok(gauge("cicada.worker.elu").every((p) => num(p) >= 0 && num(p) <= 1));
@@ -287,7 +297,9 @@ describe("OpenTelemetry", () => {
         sent.set(m[2]!, m[1]!);
       }
       assert.equal(sent.size, 60, "each request has a span of its own");
-      const spans = rx.traces.flatMap((t) => t.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)));
+      const spans = rx.traces.flatMap((t) =>
+        t.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)),
+      );
       assert.equal(spans.length, 60);
       for (const s of spans) {
         // The span the target was told about, in the same trace.
@@ -298,10 +310,54 @@ describe("OpenTelemetry", () => {
         assert.equal(attr(s.attributes, "http.request.method"), "GET");
         assert.equal(attr(s.attributes, "http.response.status_code"), name === "/hit" ? 200 : 404);
         assert.equal(attr(s.attributes, "server.address"), "127.0.0.1");
-        assert.match(String(attr(s.attributes, "url.full")), /^http:\/\/127\.0\.0\.1:\d+\/(hit|missing\?id=)/);
+        assert.match(
+          String(attr(s.attributes, "url.full")),
+          /^http:\/\/127\.0\.0\.1:\d+\/(hit|missing\?id=)/,
+        );
       }
     } finally {
       await rx.close();
+    }
+  });
+
+  it("Ctrl-C: the last export still carries the totals of the JSON result", async () => {
+    const rx = await startReceiver();
+    const target = await startServer((_req, res) => res.end("ok"));
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const out = join(project.dir, "out.json");
+      const run = startCli(
+        ["run", "loadtest.ts", "--headless", "-H", target.url, "-u", "2", "-r", "100", "-t", "5m"].concat([
+          "--otel",
+          rx.url,
+          "--json",
+          out,
+          "--only-summary",
+        ]),
+        { cwd: project.dir },
+      );
+      const killer = setTimeout(() => run.child.kill("SIGKILL"), 40_000);
+      while (target.total() < 30) await new Promise((r) => setTimeout(r, 100));
+      run.child.kill("SIGINT");
+      const cli = await run.result;
+      clearTimeout(killer);
+      assert.equal(cli.code, 0, describeRun(cli));
+      const result = readJson<RunResult>(out);
+      assert.equal(result.stopReason, "signal");
+      const requests = lastMetric(rx, "cicada.requests")!.sum!.dataPoints;
+      assert.equal(
+        requests.reduce((n, p) => n + num(p), 0),
+        result.totals.requests,
+      );
+      const points = lastMetric(rx, "http.client.request.duration")!.exponentialHistogram!.dataPoints;
+      assert.equal(
+        points.reduce((n, p) => n + Number(p.count), 0),
+        result.totals.requests,
+      );
+    } finally {
+      await target.close();
+      await rx.close();
+      project.cleanup();
     }
   });
 

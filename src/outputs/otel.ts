@@ -1,6 +1,6 @@
 // OpenTelemetry metrics of a run (--otel): the coordinator's merged books, sent over OTLP/HTTP by the SDK.
 import { createRequire } from "node:module";
-import type { Attributes, Histogram as OtelHistogram, Meter } from "@opentelemetry/api";
+import type { Attributes, Meter, Histogram as OtelHistogram } from "@opentelemetry/api";
 import type { MeterProvider } from "@opentelemetry/sdk-metrics";
 import { cicadaResource } from "../protocols/http/tracing.js";
 import type { RunResult } from "../result/result.js";
@@ -114,7 +114,8 @@ export class OtelOutput implements Sink {
     });
     const meter = (this.meter = this.provider.getMeter("cicada"));
     this.duration = meter.createHistogram(sc.METRIC_HTTP_CLIENT_REQUEST_DURATION, {
-      description: "Duration of the requests, by endpoint (and status code where one status answered them all).",
+      description:
+        "Duration of the requests, by endpoint (and status code where one status answered them all).",
       unit: "s",
     });
     this.observe(sc);
@@ -138,7 +139,10 @@ export class OtelOutput implements Sink {
         let withStatus = 0;
         for (const [code, n] of e.statuses ?? []) {
           withStatus += n;
-          r.observe(n, this.attrs(e, code, () => ({ ...endpointAttrs(e), [sc.ATTR_HTTP_RESPONSE_STATUS_CODE]: code })));
+          r.observe(
+            n,
+            this.attrs(e, code, () => ({ ...endpointAttrs(e), [sc.ATTR_HTTP_RESPONSE_STATUS_CODE]: code })),
+          );
         }
         // Requests that got no status (refused, timed out, other protocols) have none.
         if (e.count - withStatus > 0 || withStatus === 0) r.observe(e.count - withStatus, endpointAttrs(e));
@@ -173,11 +177,13 @@ export class OtelOutput implements Sink {
         r.observe(c.fails, { "cicada.check": check, "cicada.check.result": "fail" });
       }
     });
-    m.createObservableGauge("cicada.users", { description: "Users alive, over all workers.", unit: "{user}" })
-      .addCallback((r) => {
-        const s = src();
-        if (s) r.observe(s.stats.users);
-      });
+    m.createObservableGauge("cicada.users", {
+      description: "Users alive, over all workers.",
+      unit: "{user}",
+    }).addCallback((r) => {
+      const s = src();
+      if (s) r.observe(s.stats.users);
+    });
     m.createObservableGauge("cicada.rps", {
       description: "Requests per second over the last 10 seconds.",
       unit: "{request}/s",
@@ -209,7 +215,8 @@ export class OtelOutput implements Sink {
       description: "V8 heap in use by each worker.",
       unit: "By",
     }).addCallback((r) => {
-      for (const w of src()?.workers ?? []) r.observe(Math.round(w.heapUsedMB * 1048576), { "cicada.worker": w.id });
+      for (const w of src()?.workers ?? [])
+        r.observe(Math.round(w.heapUsedMB * 1048576), { "cicada.worker": w.id });
     });
     m.createObservableGauge("cicada.resource", {
       description: "Latest value of each resource series of the target and the generator (--monitor-*).",
@@ -253,9 +260,7 @@ export class OtelOutput implements Sink {
         [ATTR_REQUEST_TYPE]: e.type,
       }));
       const attrs =
-        status > 0
-          ? this.attrs(e, status, () => ({ ...base, "http.response.status_code": status }))
-          : base;
+        status > 0 ? this.attrs(e, status, () => ({ ...base, "http.response.status_code": status })) : base;
       // The books keep microseconds; the semantic conventions, seconds.
       this.recordNew(e.latency, this.duration, attrs, 1e-6);
       for (const [metric, h] of e.metrics ?? []) {

@@ -40,12 +40,9 @@ const ATTR_URL_TEMPLATE = "url.template";
  * The resource every Cicada signal carries: service.name "cicada" unless OTEL_SERVICE_NAME or
  * OTEL_RESOURCE_ATTRIBUTES say otherwise (the SDK's environment detector reads them).
  */
-export function cicadaResource(
-  require: NodeJS.Require,
-): import("@opentelemetry/resources").Resource {
-  const { detectResources, envDetector, resourceFromAttributes } = require(
-    "@opentelemetry/resources",
-  ) as Resources;
+export function cicadaResource(require: NodeJS.Require): import("@opentelemetry/resources").Resource {
+  const { detectResources, envDetector, resourceFromAttributes } =
+    require("@opentelemetry/resources") as Resources;
   const { ATTR_SERVICE_NAME } = require("@opentelemetry/semantic-conventions") as Semconv;
   return resourceFromAttributes({ [ATTR_SERVICE_NAME]: "cicada" }).merge(
     detectResources({ detectors: [envDetector] }),
