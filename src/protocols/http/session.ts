@@ -250,8 +250,9 @@ export class HttpSession {
     this.#auto = engine === "auto";
     this.#engine = engine === "auto" ? (PROXY_ENV ? "undici" : "fast") : engine;
     if (!options.sharedPools) {
-      // One listener per user; a run may have 100,000 of them on the same signal.
-      setMaxListeners(0, options.signal);
+      // One listener per user; a run may have 100,000 of them on the same signal. Not 0 for
+      // "no limit": Node 20's getMaxListeners, which undici's fetch() calls, throws on a 0.
+      setMaxListeners(Number.POSITIVE_INFINITY, options.signal);
       options.signal.addEventListener("abort", () => this.#destroyPools(new RunStopped()), { once: true });
     }
   }
@@ -708,6 +709,12 @@ export class HttpSession {
     const method = (rest.method ?? "GET").toUpperCase();
     const target = typeof input === "string" ? this.resolve(input) : input;
     const name = statName ?? (typeof input === "string" ? input : input.pathname);
+    const span = this.#o.tracer ? this.#o.tracer.start(method, name, target) : null;
+    if (span) {
+      const headers = new (undici().Headers)(rest.headers);
+      headers.set("traceparent", span.traceparent);
+      rest.headers = headers;
+    }
     const t0 = performance.now();
     let ttfb = -1;
     try {
@@ -719,15 +726,9 @@ export class HttpSession {
       ttfb = performance.now() - t0;
       const buf = Buffer.from(await r.arrayBuffer());
       const elapsed = performance.now() - t0;
-      this.#o.recorder.request(
-        "HTTP",
-        method,
-        name,
-        elapsed * 1000,
-        ttfb * 1000,
-        buf.length,
-        this.#statusError(r.status),
-      );
+      const error = this.#statusError(r.status);
+      span?.end(r.status, error);
+      this.#o.recorder.request("HTTP", method, name, elapsed * 1000, ttfb * 1000, buf.length, error);
       const nullBody = r.status === 204 || r.status === 304 || r.status < 200 || buf.length === 0;
       return new Response(nullBody ? null : buf, {
         status: r.status,
@@ -735,6 +736,7 @@ export class HttpSession {
         headers: r.headers as unknown as Headers,
       });
     } catch (err) {
+      span?.end(0, describeError(err));
       if (this.#o.signal.aborted) this.#cancel(method, name);
       const elapsed = performance.now() - t0;
       this.#o.recorder.request(
