@@ -353,13 +353,11 @@ export class OtelOutput implements Sink {
       timer = setTimeout(() => r("timeout"), limit);
       timer.unref();
     });
-    const done = this.provider
-      .forceFlush()
-      .then(() => this.provider.shutdown())
-      .then(
-        () => "ok" as const,
-        (err: unknown) => (err as Error)?.message ?? String(err),
-      );
+    // Shutting down collects and exports once more, then stops the reader.
+    const done = this.provider.shutdown().then(
+      () => "ok" as const,
+      (err: unknown) => (err as Error)?.message ?? String(err),
+    );
     const how = await Promise.race([done, timeout]);
     clearTimeout(timer);
     if (how === "timeout") this.warnOnce(`the collector did not take the metrics within ${limit / 1000}s`);
