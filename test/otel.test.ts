@@ -328,6 +328,29 @@ describe("OpenTelemetry", () => {
     }
   });
 
+  it("a bare --otel sends both signals where OTEL_EXPORTER_OTLP_ENDPOINT says", async () => {
+    const rx = await startReceiver();
+    try {
+      const { cli, result, targetTotal } = await runWith(
+        ["-u", "2", "-r", "100", "-i", "12", "--otel", "--otel-traces", "--exit-code-on-error", "0"],
+        { OTEL_EXPORTER_OTLP_ENDPOINT: rx.url },
+      );
+      assert.equal(cli.code, 0, describeRun(cli));
+      assert.equal(targetTotal, 12);
+      const requests = lastMetric(rx, "cicada.requests")!.sum!.dataPoints;
+      assert.equal(
+        requests.reduce((n, p) => n + num(p), 0),
+        result.totals.requests,
+      );
+      const spans = rx.traces.flatMap((t) =>
+        t.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((x) => x.spans)),
+      );
+      assert.equal(spans.length, 12);
+    } finally {
+      await rx.close();
+    }
+  });
+
   it("Ctrl-C: the last export still carries the totals of the JSON result", async () => {
     const rx = await startReceiver();
     const target = await startServer((_req, res) => res.end("ok"));
