@@ -307,6 +307,13 @@ const LINES: Record<string, Entry> = {
       assert.match(text, /^cicada_requests_total\{[^}]*\} [1-9]\d*$/m);
     },
   },
+  // docs/monitoring.md: OpenTelemetry; no collector listens here, so the run warns and goes on.
+  "npx cicada run loadtest.ts --headless -u 100 -t 30m --otel http://127.0.0.1:4318 --otel-traces": {
+    exit: 130,
+    limitSec: 40,
+    ctrlC: SOON,
+    prints: [stoppedBySignal],
+  },
   // docs/quick.md.
   "npx cicada quick http://127.0.0.1:8000/api/health -n 1000 -c 100": {
     exit: 0,

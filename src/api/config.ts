@@ -86,6 +86,13 @@ export interface CicadaConfig {
   prometheusPort?: number;
   /** Address the metrics endpoint binds to (default 127.0.0.1). */
   prometheusHost?: string;
+  /**
+   * Send the run's metrics over OTLP/HTTP: a base URL (/v1/metrics is added), or true for the
+   * endpoint the OTEL_EXPORTER_OTLP_* variables name (default http://localhost:4318).
+   */
+  otel?: string | boolean;
+  /** One span per HTTP request, sent like the metrics, with a W3C traceparent header on the request. */
+  otelTraces?: boolean;
   /** Run as the master of workers on other machines (`cicada worker`), which get the users. */
   master?: boolean;
   masterBindHost?: string;

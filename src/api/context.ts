@@ -1,3 +1,4 @@
+import type { RequestTracer } from "../protocols/http/tracing.js";
 import type { StatsRecorder } from "../stats/recorder.js";
 
 /** What the runtime hands each user when it starts. Not part of the public API. */
@@ -12,6 +13,8 @@ export interface UserContext {
   readonly verifyTls: boolean;
   /** Status codes ≥ 400 that count as successes (e.g. 429 in a rate-limit test); null for none. */
   readonly acceptStatus: ReadonlySet<number> | null;
+  /** `--otel-traces`: spans for the HTTP requests; null when tracing is off. */
+  readonly tracer?: RequestTracer | null;
   isStopping(): boolean;
   /** Resolves after `seconds`, or at once when the user is told to stop. */
   sleep(seconds: number): Promise<void>;

@@ -163,6 +163,7 @@ export class HttpUser extends User {
       signal: ctx.signal,
       verifyTls,
       acceptStatus: ctx.acceptStatus,
+      tracer: ctx.tracer ?? null,
       engine: cls.engine,
       sourceAddresses: cls.sourceAddresses,
       ...(shared

@@ -323,6 +323,7 @@ export class Coordinator implements Run {
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
         acceptStatus: this.plan.acceptStatus,
+        ...(this.plan.traces ? { traces: this.plan.traces } : {}),
       },
     });
     return handle;

@@ -1,3 +1,4 @@
+import type { TracePlan } from "../protocols/http/tracing.js";
 import type { Stage } from "./stages.js";
 
 /** The resolved run plan: everything the coordinator needs, after CLI/env/config merging. */
@@ -35,6 +36,8 @@ export interface RunPlan {
   shape: string | null;
   /** Load shape: user targets (closed model) or rates (open model) over time. */
   stages: Stage[] | null;
+  /** `--otel-traces`: each worker traces its HTTP requests. */
+  traces?: TracePlan;
   /** Scenario runs: this coordinator's workers hand out user ids `first + i`, stepping by `stride`. */
   userIds?: { first: number; stride: number };
 }

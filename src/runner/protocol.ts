@@ -1,3 +1,4 @@
+import type { TracePlan } from "../protocols/http/tracing.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 
 /**
@@ -42,6 +43,11 @@ export interface WorkerPlan {
   /** Milliseconds between stats snapshots. */
   snapshotIntervalMs: number;
   verifyTls: boolean;
+  /**
+   * `--otel-traces`: where the worker sends its spans. A remote worker sends them itself, with
+   * the OTEL_EXPORTER_OTLP_* headers of its own environment.
+   */
+  traces?: TracePlan;
 }
 
 export interface ClassInfo {

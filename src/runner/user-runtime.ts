@@ -4,6 +4,7 @@ import type { TaskDef } from "../api/tasks.js";
 import { TaskSet, type User } from "../api/user.js";
 import type { WaitContext, WaitTime } from "../api/wait.js";
 import type { CompiledClass } from "../loadfile/inspect.js";
+import type { RequestTracer } from "../protocols/http/tracing.js";
 import type { StatsRecorder } from "../stats/recorder.js";
 import type { OpenPool } from "./open-model.js";
 
@@ -14,6 +15,8 @@ export interface UserRuntimeShared {
   readonly host: string | undefined;
   readonly verifyTls: boolean;
   readonly acceptStatus: ReadonlySet<number> | null;
+  /** `--otel-traces`: spans for the HTTP requests; null when tracing is off. */
+  readonly tracer: RequestTracer | null;
   /** Aborted at the hard stop. */
   readonly hardStop: AbortSignal;
   /** Takes one iteration from the budget; false once it is used up. */
@@ -98,6 +101,7 @@ export class UserRuntime implements UserContext {
   readonly signal: AbortSignal;
   readonly verifyTls: boolean;
   readonly acceptStatus: ReadonlySet<number> | null;
+  readonly tracer: RequestTracer | null;
   /** Settles when the user has fully stopped. */
   readonly done: Promise<void>;
   private stopping = false;
@@ -129,6 +133,7 @@ export class UserRuntime implements UserContext {
     this.signal = shared.hardStop;
     this.verifyTls = shared.verifyTls;
     this.acceptStatus = shared.acceptStatus;
+    this.tracer = shared.tracer;
     this.done = this.run();
   }
 

@@ -3,12 +3,16 @@ import { setWorkerRecorder } from "../api/checks.js";
 import { CicadaError } from "../core/errors.js";
 import { importBundle } from "../loadfile/bundle.js";
 import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
+import { type RequestTracer, startTracing } from "../protocols/http/tracing.js";
 import { Recorder } from "../stats/recorder.js";
 import { LoopMonitor } from "./load.js";
 import { ArrivalScheduler, OpenPool } from "./open-model.js";
 import type { CoordinatorMessage, Transport, WorkerMessage, WorkerPlan } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import { UserRuntime, type UserRuntimeShared } from "./user-runtime.js";
+
+/** How long a finishing worker waits for its last spans to be sent (an unreachable collector). */
+const TRACE_FLUSH_MS = 5000;
 
 /**
  * Runs users for the coordinator. It only talks through the transport, so it can live in the
@@ -28,6 +32,8 @@ export class Worker {
   private nextUserId = 0;
   private userIdStep = 1;
   private workerId = "w0";
+  /** `--otel-traces`: this worker's own tracer provider and exporter. */
+  private tracer: RequestTracer | null = null;
   private loadfile = "";
 
   /**
@@ -79,11 +85,17 @@ export class Worker {
     this.userIdStep = Math.max(1, plan.userIdStride ?? plan.workerCount ?? 1);
     this.recorder = new Recorder(workerId);
     setWorkerRecorder(this.recorder);
+    if (plan.traces) {
+      this.tracer = startTracing(plan.traces, (message) =>
+        this.transport.send({ type: "error", message, fatal: false }),
+      );
+    }
     this.shared = {
       recorder: this.recorder,
       host: plan.host,
       verifyTls: plan.verifyTls,
       acceptStatus: plan.acceptStatus && plan.acceptStatus.length > 0 ? new Set(plan.acceptStatus) : null,
+      tracer: this.tracer,
       hardStop: this.hardStop.signal,
       takeIteration: this.takeIteration,
       iterationsPerUser: plan.iterationsPerUser ?? null,
@@ -352,10 +364,13 @@ export class Worker {
     clearInterval(this.snapshotTimer);
     clearInterval(this.heartbeatTimer);
     const users = this.liveUsers();
-    this.transport.send({
-      type: "done",
-      snapshot: this.recorder.snapshot(users, true, this.takePeak(users)),
-    });
-    this.resolveEnded();
+    const snapshot = this.recorder.snapshot(users, true, this.takePeak(users));
+    const done = () => {
+      this.transport.send({ type: "done", snapshot });
+      this.resolveEnded();
+    };
+    // The spans go out before `done`: the coordinator ends the thread once it has that.
+    if (this.tracer) void this.tracer.close(TRACE_FLUSH_MS).finally(done);
+    else done();
   }
 }

@@ -180,6 +180,21 @@ const hostUrl: Parse<string> = (v, name) => {
   return v;
 };
 
+/**
+ * `--otel`: true (bare flag, or true in a config file) leaves the endpoint to the OpenTelemetry
+ * SDK's own variables; a URL is the OTLP/HTTP base, to which /v1/metrics and /v1/traces are added.
+ */
+const otelEndpoint: Parse<string | boolean> = (v, name) => {
+  if (typeof v === "boolean") return v;
+  if (typeof v === "string") {
+    const t = v.trim();
+    if (/^https?:\/\/[^/]/i.test(t)) return t.replace(/\/+$/, "");
+    if (["1", "true", "yes", "on"].includes(t.toLowerCase())) return true;
+    if (["0", "false", "no", "off"].includes(t.toLowerCase())) return false;
+  }
+  throw usageError(name, "an http:// or https:// URL of an OTLP/HTTP receiver, or true", v);
+};
+
 /** The master/worker token: long enough that a captured challenge cannot be brute-forced. */
 const token: Parse<string> = (v, name) => {
   if (typeof v !== "string" || v.trim().length < 16) {
@@ -353,6 +368,17 @@ export const SETTINGS: Table = {
     flag: "--prometheus-host <host>",
     help: "address of the metrics endpoint (default 127.0.0.1)",
     default: "127.0.0.1",
+  },
+  // OpenTelemetry (--otel, --otel-traces).
+  otel: {
+    parse: otelEndpoint,
+    flag: "--otel [url]",
+    help: "send metrics over OTLP/HTTP to URL (default: OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318)",
+  },
+  otelTraces: {
+    parse: bool,
+    flag: "--otel-traces",
+    help: "send one span per HTTP request over OTLP/HTTP and a W3C traceparent header with the request",
   },
   master: {
     parse: bool,

@@ -14,6 +14,7 @@ import { type LiveView, statusLine, summarySink } from "../outputs/console.js";
 import { CsvOutput } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
+import { OtelOutput, type OtelSource } from "../outputs/otel.js";
 import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
 import { jsonText, resultFile, type Sink } from "../outputs/sink.js";
 import { recommend } from "../result/recommendations.js";
@@ -258,6 +259,18 @@ export class TestRun {
     }
     const sinks: Sink[] = [...(csv ? [csv] : []), ...files];
     let self: TestRun | undefined;
+    if (s.otel !== undefined && s.otel !== false) {
+      sinks.push(
+        new OtelOutput(
+          {
+            url: typeof s.otel === "string" ? s.otel : undefined,
+            env: io.env,
+            warn: (line) => (self ? self.notice(line) : io.stderr.write(`${line}\n`)),
+          },
+          () => self?.otelSource(),
+        ),
+      );
+    }
     const onInterval = (iv: ClosedInterval) => self?.toSinks((k) => k.interval?.(iv, self!.runner.stats));
     const hooks = {
       onTick: (r: Run) => self?.tick((tty) => statusLine(r, tty)),
@@ -337,12 +350,33 @@ export class TestRun {
 
   async run(): Promise<RunOutcome> {
     try {
-      await this.runner.run();
+      try {
+        await this.runner.run();
+      } finally {
+        this.opts.view?.clear();
+      }
+      this.outcome = this.finish();
+      return this.outcome;
     } finally {
-      this.opts.view?.clear();
+      // Also after a failure: what was measured still goes out (OpenTelemetry's last export).
+      await this.closeSinks();
     }
-    this.outcome = this.finish();
-    return this.outcome;
+  }
+
+  private async closeSinks(): Promise<void> {
+    for (const sink of this.sinks) {
+      try {
+        await sink.close?.();
+      } catch (err) {
+        this.notice(`warning: cannot close ${sink.label}: ${(err as Error).message}`);
+      }
+    }
+  }
+
+  /** What the OpenTelemetry output observes: the Prometheus figures and the arrival rate. */
+  otelSource(): OtelSource | undefined {
+    const m = this.metricsSource();
+    return m ? { ...m, arrivalRate: this.runner.status().rate } : undefined;
   }
 
   /** What the Prometheus exporter reads at each scrape; undefined until the books exist. */
@@ -490,6 +524,8 @@ function resolvePlan(
     maxUsers: 0,
     maxDelaySec: parseDuration(s.maxDelay!),
     shape: null,
+    // Without a URL the workers' exporters read OTEL_EXPORTER_OTLP_* themselves.
+    ...(s.otelTraces ? { traces: typeof s.otel === "string" ? { url: `${s.otel}/v1/traces` } : {} } : {}),
   };
   // Open model: the pool may grow to --max-users, by default enough for one second of
   // arrivals at the peak rate, and at least -u.
@@ -586,6 +622,8 @@ function resolveScenarios(
         stopTimeout: s.stopTimeout,
         verifyTls: s.verifyTls,
         acceptStatus: s.acceptStatus,
+        otel: s.otel,
+        otelTraces: s.otelTraces,
         processes: remote ? s.processes : (sc.processes ?? s.processes),
       };
       const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts);

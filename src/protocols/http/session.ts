@@ -20,6 +20,7 @@ import {
 } from "./fast/connection.js";
 import { parseHeaders } from "./fast/parser.js";
 import { HttpResponse, kRecorded, kRecorder, kStatName } from "./response.js";
+import type { RequestTracer } from "./tracing.js";
 
 export type QueryValue =
   | string
@@ -91,6 +92,8 @@ export interface HttpSessionOptions {
   sharedPools?: SharedPools;
   /** Source addresses for new connections, used in turn (past one address's ephemeral ports). */
   sourceAddresses?: readonly string[];
+  /** `--otel-traces`: a span per request and a traceparent header on it; null or absent for none. */
+  tracer?: RequestTracer | null;
 }
 
 export type HttpEngine = "auto" | "fast" | "undici";
@@ -247,8 +250,9 @@ export class HttpSession {
     this.#auto = engine === "auto";
     this.#engine = engine === "auto" ? (PROXY_ENV ? "undici" : "fast") : engine;
     if (!options.sharedPools) {
-      // One listener per user; a run may have 100,000 of them on the same signal.
-      setMaxListeners(0, options.signal);
+      // One listener per user; a run may have 100,000 of them on the same signal. Not 0 for
+      // "no limit": Node 20's getMaxListeners, which undici's fetch() calls, throws on a 0.
+      setMaxListeners(Number.POSITIVE_INFINITY, options.signal);
       options.signal.addEventListener("abort", () => this.#destroyPools(new RunStopped()), { once: true });
     }
   }
@@ -334,8 +338,38 @@ export class HttpSession {
 
   /** The shared path; `method` is known to be a valid upper-case token. */
   #send(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
+    // Without tracing this one check is all it costs.
+    if (this.#o.tracer) return this.#traced(this.#o.tracer, method, url, opts);
     if (this.#engine === "undici") return this.#undiciRequest(method, url, opts);
     return this.#fastRequest(method, url, opts);
+  }
+
+  /** A request inside a client span, whose context goes to the target as a traceparent header. */
+  async #traced(
+    tracer: RequestTracer,
+    method: string,
+    url: string,
+    opts: RequestOptions,
+  ): Promise<HttpResponse> {
+    const span = tracer.start(method, opts.name ?? url, this.resolve(url, opts.query));
+    const withHeader: RequestOptions = {
+      ...opts,
+      headers: { ...opts.headers, traceparent: span.traceparent },
+    };
+    let res: HttpResponse;
+    try {
+      res =
+        this.#engine === "undici"
+          ? await this.#undiciRequest(method, url, withHeader)
+          : await this.#fastRequest(method, url, withHeader);
+    } catch (err) {
+      span.end(0, err instanceof Error ? err.message : String(err));
+      throw err;
+    }
+    let error: string | null = res.error ?? this.#statusError(res.status);
+    if (res.verdict) error = res.verdict.ok ? null : res.verdict.reason;
+    span.end(res.status, error);
+    return res;
   }
 
   #route(url: string, query: RequestOptions["query"]): Route {
@@ -675,6 +709,12 @@ export class HttpSession {
     const method = (rest.method ?? "GET").toUpperCase();
     const target = typeof input === "string" ? this.resolve(input) : input;
     const name = statName ?? (typeof input === "string" ? input : input.pathname);
+    const span = this.#o.tracer ? this.#o.tracer.start(method, name, target) : null;
+    if (span) {
+      const headers = new (undici().Headers)(rest.headers);
+      headers.set("traceparent", span.traceparent);
+      rest.headers = headers;
+    }
     const t0 = performance.now();
     let ttfb = -1;
     try {
@@ -686,15 +726,9 @@ export class HttpSession {
       ttfb = performance.now() - t0;
       const buf = Buffer.from(await r.arrayBuffer());
       const elapsed = performance.now() - t0;
-      this.#o.recorder.request(
-        "HTTP",
-        method,
-        name,
-        elapsed * 1000,
-        ttfb * 1000,
-        buf.length,
-        this.#statusError(r.status),
-      );
+      const error = this.#statusError(r.status);
+      span?.end(r.status, error);
+      this.#o.recorder.request("HTTP", method, name, elapsed * 1000, ttfb * 1000, buf.length, error);
       const nullBody = r.status === 204 || r.status === 304 || r.status < 200 || buf.length === 0;
       return new Response(nullBody ? null : buf, {
         status: r.status,
@@ -702,6 +736,7 @@ export class HttpSession {
         headers: r.headers as unknown as Headers,
       });
     } catch (err) {
+      span?.end(0, describeError(err));
       if (this.#o.signal.aborted) this.#cancel(method, name);
       const elapsed = performance.now() - t0;
       this.#o.recorder.request(

@@ -136,7 +136,8 @@ function liveFor(signal: AbortSignal): Set<WsConnection> {
     const set = new Set<WsConnection>();
     live = set;
     liveBySignal.set(signal, set);
-    setMaxListeners(0, signal);
+    // Not 0 for "no limit": Node 20's getMaxListeners (undici's fetch()) throws on a 0.
+    setMaxListeners(Number.POSITIVE_INFINITY, signal);
     signal.addEventListener(
       "abort",
       () => {
