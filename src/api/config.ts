@@ -86,6 +86,15 @@ export interface CicadaConfig {
   prometheusPort?: number;
   /** Address the metrics endpoint binds to (default 127.0.0.1). */
   prometheusHost?: string;
+  /**
+   * Processes of the target to watch from /proc once a second: pids, or names matched against
+   * each process's name or program (`node`, `postgres`). CPU %, RSS, fds, threads, I/O bytes.
+   */
+  monitorPid?: string[];
+  /** Prometheus endpoints of the target to scrape once a second (e.g. http://127.0.0.1:9100/metrics). */
+  monitorUrl?: string[];
+  /** What to read from them, as NAME=SERIES (`queue=queue_length{queue="jobs"}`). */
+  monitorQuery?: string[];
   /** Run as the master of workers on other machines (`cicada worker`), which get the users. */
   master?: boolean;
   masterBindHost?: string;

@@ -16,6 +16,7 @@ import { renderHtmlReport } from "../outputs/html/report.js";
 import { toJUnit } from "../outputs/junit.js";
 import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
 import { jsonText, resultFile, type Sink } from "../outputs/sink.js";
+import { ResourceMonitor } from "../protocols/monitor/monitor.js";
 import { recommend } from "../result/recommendations.js";
 import { buildResult, type RunResult } from "../result/result.js";
 import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
@@ -210,6 +211,8 @@ export class TestRun {
     private readonly baseline: RunResult | undefined,
     private readonly tolerances: ReturnType<typeof parseTolerances> | undefined,
     private readonly opts: TestRunOptions,
+    /** The target's processes and endpoints, and this process's own CPU and memory. */
+    private readonly monitor: ResourceMonitor,
   ) {}
 
   /** Resolves the plan and checks everything that can be checked before any load starts. */
@@ -247,6 +250,16 @@ export class TestRun {
     // An output that cannot be written is found out now, not after the whole test.
     const files = resultSinks(s, io);
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
+    let self: TestRun | undefined;
+    // Checked now: a process or endpoint that is not there fails before any load starts.
+    const monitor = await ResourceMonitor.open({
+      pids: s.monitorPid,
+      urls: s.monitorUrl,
+      queries: s.monitorQuery,
+      host: "master",
+      self: "master",
+      onNotice: (m) => self?.notice(m),
+    });
     let csv: CsvOutput | undefined;
     const keepHistory = s.headless !== true;
     if (s.csv || keepHistory) {
@@ -257,7 +270,6 @@ export class TestRun {
       }
     }
     const sinks: Sink[] = [...(csv ? [csv] : []), ...files];
-    let self: TestRun | undefined;
     const onInterval = (iv: ClosedInterval) => self?.toSinks((k) => k.interval?.(iv, self!.runner.stats));
     const hooks = {
       onTick: (r: Run) => self?.tick((tty) => statusLine(r, tty)),
@@ -273,7 +285,7 @@ export class TestRun {
           opts.remote,
         )
       : new Coordinator(single!.plan, bundle, hooks, single!.shape, opts.remote);
-    self = new TestRun(loaded, s, io, runner, watch, csv, sinks, baseline, tolerances, opts);
+    self = new TestRun(loaded, s, io, runner, watch, csv, sinks, baseline, tolerances, opts, monitor);
     return self;
   }
 
@@ -336,9 +348,13 @@ export class TestRun {
   }
 
   async run(): Promise<RunOutcome> {
+    // The books exist once the clock starts; samples taken before that have no run to go to.
+    this.monitor.start((samples) => this.runner.stats?.resources.add(samples));
     try {
       await this.runner.run();
+      this.runner.stats?.resources.add(this.monitor.sampleLocal());
     } finally {
+      this.monitor.stop();
       this.opts.view?.clear();
     }
     this.outcome = this.finish();
