@@ -1,5 +1,6 @@
 // Watching the target's processes (/proc) and metrics endpoints (Prometheus text), and this
 // process's own CPU and memory: one batch of resource samples a second.
+import { request } from "undici";
 import { TargetUnreachable, UsageError } from "../../core/errors.js";
 import type { ResourceSample, ResourceUnit } from "../../stats/resources.js";
 import { cpuPercent, type ProcInfo, type ProcReading, readProcess, resolveProcesses } from "./proc.js";
@@ -65,35 +66,33 @@ function isCpuSeconds(q: MonitorQuery, counter: boolean): boolean {
 
 /** One GET of a metrics endpoint, bounded in time and size. */
 export async function scrape(url: string, timeoutMs: number): Promise<PromExposition> {
-  const res = await fetch(url, {
+  // undici's own request, not fetch: fetch refuses some ports outright (6000, 10080, ...).
+  const res = await request(url, {
     signal: AbortSignal.timeout(timeoutMs),
     headers: { accept: "text/plain;version=0.0.4" },
-    redirect: "error",
   });
-  if (!res.ok) {
-    await res.body?.cancel();
-    throw new Error(`HTTP ${res.status}`);
+  if (res.statusCode < 200 || res.statusCode >= 300) {
+    res.body.destroy();
+    throw new Error(`HTTP ${res.statusCode}`);
   }
-  const reader = res.body?.getReader();
-  const chunks: Uint8Array[] = [];
+  const chunks: Buffer[] = [];
   let size = 0;
-  for (;;) {
-    const r = await reader!.read();
-    if (r.done) break;
-    size += r.value.byteLength;
+  for await (const chunk of res.body) {
+    size += (chunk as Buffer).byteLength;
     if (size > MAX_SCRAPE_BYTES) {
-      await reader!.cancel();
+      res.body.destroy();
       throw new Error(`more than ${MAX_SCRAPE_BYTES} bytes`);
     }
-    chunks.push(r.value);
+    chunks.push(chunk as Buffer);
   }
   return parseExposition(Buffer.concat(chunks).toString("utf8"));
 }
 
 function why(err: unknown): string {
-  const e = err as Error & { cause?: { code?: string; message?: string } };
-  if (e.name === "TimeoutError") return "no answer in time";
-  return e.cause?.code ?? e.cause?.message ?? e.message;
+  const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
+  if (e.name === "TimeoutError" || e.cause?.code === "UND_ERR_ABORTED") return "no answer in time";
+  if (e.code === "ECONNREFUSED") return "connection refused (is the server running?)";
+  return e.cause?.code ?? e.code ?? e.message;
 }
 
 /**
@@ -229,8 +228,9 @@ export class ResourceMonitor {
         continue;
       }
       const prev = p.prev;
-      p.prev = r;
       const cpu = prev ? cpuPercent(prev, r) : undefined;
+      // A reading too close to the last one keeps the last as the base of the next rate.
+      if (!prev || cpu !== undefined) p.prev = r;
       if (cpu !== undefined) push(p.source, "target", "cpu_percent", "percent", r.at, cpu);
       push(p.source, "target", "rss_bytes", "bytes", r.at, r.rssBytes);
       push(p.source, "target", "threads", "count", r.at, r.threads);

@@ -113,9 +113,10 @@ export function readProcess(pid: number): ProcReading | undefined {
   return reading;
 }
 
-/** CPU use between two readings, in percent of one core. */
+/** CPU use between two readings, in percent of one core; undefined when they are too close. */
 export function cpuPercent(prev: ProcReading, cur: ProcReading): number | undefined {
   const dt = (cur.at - prev.at) / 1000;
-  if (dt <= 0) return undefined;
+  // Ticks are 10 ms: over a shorter span than this the figure is mostly rounding.
+  if (dt < 0.5) return undefined;
   return Math.round(((cur.cpuTicks - prev.cpuTicks) / TICKS_PER_SEC / dt) * 100 * 10) / 10;
 }
