@@ -205,8 +205,9 @@ export class ResourceMonitor {
       const at = Date.now();
       const cpu = process.cpuUsage();
       const prev = this.selfPrev;
-      this.selfPrev = { at, cpu };
-      if (prev && at > prev.at) {
+      // As for the watched processes: a span under half a second would be mostly noise.
+      if (!prev || at - prev.at >= 500) this.selfPrev = { at, cpu };
+      if (prev && at - prev.at >= 500) {
         const used = (cpu.user - prev.cpu.user + cpu.system - prev.cpu.system) / 1000;
         push(
           this.opts.self,
