@@ -352,7 +352,7 @@ export class TestRun {
     this.monitor.start((samples) => this.runner.stats?.resources.add(samples));
     try {
       await this.runner.run();
-      this.runner.stats?.resources.add(this.monitor.sampleLocal());
+      this.runner.stats?.resources.add(this.monitor.sampleLocal(true));
     } finally {
       this.monitor.stop();
       this.opts.view?.clear();

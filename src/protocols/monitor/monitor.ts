@@ -71,8 +71,11 @@ export async function scrape(url: string, timeoutMs: number): Promise<PromExposi
     signal: AbortSignal.timeout(timeoutMs),
     headers: { accept: "text/plain;version=0.0.4" },
   });
+  // A body let go of early errors with "Request aborted": nobody else listens for it, and an
+  // unheard stream error would surface as an uncaught one.
+  res.body.on("error", () => {});
   if (res.statusCode < 200 || res.statusCode >= 300) {
-    res.body.destroy();
+    await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
     throw new Error(`HTTP ${res.statusCode}`);
   }
   const chunks: Buffer[] = [];
@@ -103,6 +106,8 @@ export class ResourceMonitor {
   private timer: NodeJS.Timeout | undefined;
   private selfPrev: { at: number; cpu: NodeJS.CpuUsage } | undefined;
   private busy = false;
+  /** A CPU figure of this process was recorded. */
+  private selfCpuSeen = false;
 
   private constructor(
     private readonly opts: MonitorOptions,
@@ -185,10 +190,10 @@ export class ResourceMonitor {
   }
 
   /**
-   * This process and the watched ones, without the endpoints: synchronous, for the last reading
-   * as the run ends (a run shorter than a second still gets the generator's figures).
+   * This process and the watched ones, without the endpoints: synchronous, for the `final`
+   * reading as the run ends (a run shorter than a second still gets the generator's figures).
    */
-  sampleLocal(): ResourceSample[] {
+  sampleLocal(final = false): ResourceSample[] {
     const out: ResourceSample[] = [];
     const { host } = this.opts;
     const push = (
@@ -205,9 +210,13 @@ export class ResourceMonitor {
       const at = Date.now();
       const cpu = process.cpuUsage();
       const prev = this.selfPrev;
-      // As for the watched processes: a span under half a second would be mostly noise.
-      if (!prev || at - prev.at >= 500) this.selfPrev = { at, cpu };
-      if (prev && at - prev.at >= 500) {
+      // As for the watched processes, a span under half a second would be mostly noise; but a
+      // run that ends sooner still gets its one figure (this clock counts microseconds).
+      const minSpan = final && !this.selfCpuSeen ? 1 : 500;
+      const span = prev ? at - prev.at : 0;
+      if (!prev || span >= minSpan) this.selfPrev = { at, cpu };
+      if (prev && span >= minSpan) {
+        this.selfCpuSeen = true;
         const used = (cpu.user - prev.cpu.user + cpu.system - prev.cpu.system) / 1000;
         push(
           this.opts.self,
