@@ -600,8 +600,8 @@ export const SETTINGS: Table = {
   // Resource monitoring of the target (also flags of `cicada worker`).
   monitorPid: {
     parse: pidList,
-    flag: "--monitor-pid <pid|name...>",
-    help: "watch these processes of the target (pids or names) from /proc: CPU %, RSS, fds, threads, I/O; repeatable",
+    flag: "--monitor-pid <pid|name>",
+    help: "watch this process of the target (a pid, or a name: every process of that name) from /proc: CPU %, RSS, fds, threads, I/O; repeatable",
     many: true,
   },
   monitorUrl: {
