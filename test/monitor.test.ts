@@ -262,9 +262,12 @@ describe("resource monitoring", () => {
     const done = new client.Counter({ name: "jobs_done_total", help: "Jobs done.", registers: [registry] });
     queue.set({ queue: "jobs" }, 17);
     queue.set({ queue: "mail" }, 5);
+    let scrapes = 0;
     // The target does work as it is loaded: each request finishes 3 jobs.
     const target = createServer(async (req, res) => {
       if (req.url === "/metrics") {
+        // Mid-run the queue grows (the first scrape is the check at the start): both values show.
+        if (++scrapes === 4) queue.set({ queue: "jobs" }, 23);
         res.setHeader("content-type", registry.contentType);
         res.end(await registry.metrics());
         return;
@@ -275,8 +278,6 @@ describe("resource monitoring", () => {
     await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
     const base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
     const project = tempProject({ "loadtest.ts": LOADFILE });
-    // Mid-run the queue grows: the series shows both values.
-    const grow = setTimeout(() => queue.set({ queue: "jobs" }, 23), 2500);
     try {
       const r = await runCli(
         [
@@ -289,6 +290,8 @@ describe("resource monitoring", () => {
           "2",
           "-t",
           "5s",
+          "--processes",
+          "1",
           "--only-summary",
           "--json",
           "r.json",
@@ -374,18 +377,25 @@ describe("resource monitoring", () => {
       assert.equal(badQuery.code, 2, describeRun(badQuery));
       assert.match(badQuery.stderr, /--monitor-query: .*queue=jobs_waiting\{queue=jobs\}/);
     } finally {
-      clearTimeout(grow);
       target.closeAllConnections();
       await new Promise<void>((r) => target.close(() => r()));
       project.cleanup();
     }
   });
 
-  it("an endpoint that stops answering mid-run: one warning, and a gap in its series", async () => {
-    let up = true;
+  it("an endpoint that stops answering mid-run: one warning, and a gap in its series; a login in its URL is never shown", async () => {
+    let scrapes = 0;
+    const login = `Basic ${Buffer.from("scraper:hunter2-secret").toString("base64")}`;
     const target = createServer((req, res) => {
       if (req.url === "/metrics") {
-        if (!up) {
+        if (req.headers.authorization !== login) {
+          res.statusCode = 401;
+          res.end("who are you?");
+          return;
+        }
+        // The first scrape is the check at the start; then two answers, three failures, answers again.
+        scrapes++;
+        if (scrapes >= 4 && scrapes <= 6) {
           res.statusCode = 503;
           res.end("down");
           return;
@@ -398,35 +408,33 @@ describe("resource monitoring", () => {
     await new Promise<void>((r) => target.listen(0, "127.0.0.1", r));
     const base = `http://127.0.0.1:${(target.address() as AddressInfo).port}`;
     const project = tempProject({ "loadtest.ts": LOADFILE });
-    const down = setTimeout(() => (up = false), 1500);
-    const back = setTimeout(() => (up = true), 4000);
     try {
       const r = await runCli(
-        [
-          "run",
-          "loadtest.ts",
-          "--headless",
-          "-H",
-          base,
-          "-t",
-          "6s",
-          "--only-summary",
-          "--json",
-          "r.json",
-        ].concat(["--monitor-url", `${base}/metrics`, "--monitor-query", "q=queue_length"]),
+        ["run", "loadtest.ts", "--headless", "-H", base, "-t", "8s", "--processes", "1", "--only-summary"]
+          .concat(["--json", "r.json"])
+          .concat(["--monitor-url", `${base.replace("//", "//scraper:hunter2-secret@")}/metrics`])
+          .concat(["--monitor-query", "q=queue_length"]),
         { cwd: project.dir },
       );
       assert.equal(r.code, 0, describeRun(r));
       const warnings = r.stderr.match(/warning: monitor: cannot scrape \S+: HTTP 503/g) ?? [];
       assert.equal(warnings.length, 1, r.stderr);
-      const result = JSON.parse(readFileSync(join(project.dir, "r.json"), "utf8")) as RunResult;
+      const text = readFileSync(join(project.dir, "r.json"), "utf8");
+      assert.ok(
+        !text.includes("hunter2") && !(r.stdout + r.stderr).includes("hunter2"),
+        "the password stays out",
+      );
+      const result = JSON.parse(text) as RunResult;
       const q = find(result, (s) => s.metric === "q", "q");
+      assert.equal(q.source, `${base}/metrics`);
       const ts = q.points.map((p) => p[0]);
-      assert.ok(ts.some((t) => t < 1.5) && ts.some((t) => t > 4.2), `before and after: ${ts}`);
-      assert.ok(!ts.some((t) => t > 2.2 && t < 3.8), `a gap while it was down: ${ts}`);
+      const gaps = ts.slice(1).map((t, i) => t - ts[i]!);
+      // Two points before, three seconds missing, then the rest of the run.
+      assert.ok(ts.length >= 4, `points before and after: ${ts}`);
+      assert.equal(gaps.filter((g) => g > 2.5).length, 1, `one gap: ${ts}`);
+      assert.ok(Math.max(...gaps) > 3 && Math.max(...gaps) < 5.5, `about 4 s between its sides: ${ts}`);
+      assert.ok(q.points.every((p) => p[1] === 4));
     } finally {
-      clearTimeout(down);
-      clearTimeout(back);
       target.closeAllConnections();
       await new Promise<void>((r) => target.close(() => r()));
       project.cleanup();

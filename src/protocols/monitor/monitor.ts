@@ -44,7 +44,10 @@ interface Watched {
 }
 
 interface Endpoint {
+  /** Without its login, if it had one. */
   url: string;
+  /** The Authorization header made of that login. */
+  auth: string | undefined;
   /** Each query's last counter reading, for its rate. */
   last: Map<string, { at: number; value: number }>;
   failing: boolean;
@@ -65,11 +68,11 @@ function isCpuSeconds(q: MonitorQuery, counter: boolean): boolean {
 }
 
 /** One GET of a metrics endpoint, bounded in time and size. */
-export async function scrape(url: string, timeoutMs: number): Promise<PromExposition> {
+export async function scrape(url: string, timeoutMs: number, auth?: string): Promise<PromExposition> {
   // undici's own request, not fetch: fetch refuses some ports outright (6000, 10080, ...).
   const res = await request(url, {
     signal: AbortSignal.timeout(timeoutMs),
-    headers: { accept: "text/plain;version=0.0.4" },
+    headers: { accept: "text/plain;version=0.0.4", ...(auth ? { authorization: auth } : {}) },
   });
   // A body let go of early errors with "Request aborted": nobody else listens for it, and an
   // unheard stream error would surface as an uncaught one.
@@ -139,18 +142,27 @@ export class ResourceMonitor {
     }
     const queries = (explicit ? opts.queries! : DEFAULT_QUERIES).map((q) => parseMonitorQuery(q));
     const endpoints: Endpoint[] = [];
-    for (const url of opts.urls ?? []) {
+    for (const given of opts.urls ?? []) {
+      let u: URL;
       try {
-        new URL(url);
+        u = new URL(given);
       } catch {
-        throw new UsageError(`--monitor-url ${url}: not a URL`);
+        throw new UsageError(`--monitor-url ${given}: not a URL`);
       }
+      // A login in the URL becomes a header: it is never shown, in a message or a series' name.
+      const auth =
+        u.username || u.password
+          ? `Basic ${Buffer.from(`${decodeURIComponent(u.username)}:${decodeURIComponent(u.password)}`).toString("base64")}`
+          : undefined;
+      u.username = "";
+      u.password = "";
+      const url = u.href;
       try {
-        await scrape(url, opts.scrapeTimeoutMs ?? 3000);
+        await scrape(url, opts.scrapeTimeoutMs ?? 3000, auth);
       } catch (err) {
         throw new TargetUnreachable(`--monitor-url ${url}: cannot scrape it: ${why(err)}`);
       }
-      endpoints.push({ url, last: new Map(), failing: false, warned: false, missing: new Set() });
+      endpoints.push({ url, auth, last: new Map(), failing: false, warned: false, missing: new Set() });
     }
     const m = new ResourceMonitor(opts, procs, endpoints, queries, explicit);
     // The first CPU reading is a baseline: rates need two.
@@ -279,7 +291,7 @@ export class ResourceMonitor {
       this.endpoints.map(async (e) => {
         let exp: PromExposition;
         try {
-          exp = await scrape(e.url, this.opts.scrapeTimeoutMs ?? 800);
+          exp = await scrape(e.url, this.opts.scrapeTimeoutMs ?? 800, e.auth);
         } catch (err) {
           // Once per endpoint: the series show the gap; a line a second would drown the log.
           if (!e.warned)
