@@ -50,7 +50,6 @@ interface Endpoint {
   auth: string | undefined;
   /** Each query's last counter reading, for its rate. */
   last: Map<string, { at: number; value: number }>;
-  failing: boolean;
   warned: boolean;
   /** Queries already reported as matching nothing. */
   missing: Set<string>;
@@ -121,11 +120,6 @@ export class ResourceMonitor {
     private readonly explicit: boolean,
   ) {}
 
-  /** Whether anything of the target is watched (the generator's own series aside). */
-  get watchesTarget(): boolean {
-    return this.procs.length > 0 || this.endpoints.length > 0;
-  }
-
   /**
    * Resolves the processes (usage error, exit 2, naming a pid or name that matches nothing) and
    * scrapes each endpoint once (exit 4 when one cannot be reached, as for an unreachable target).
@@ -162,7 +156,7 @@ export class ResourceMonitor {
       } catch (err) {
         throw new TargetUnreachable(`--monitor-url ${url}: cannot scrape it: ${why(err)}`);
       }
-      endpoints.push({ url, auth, last: new Map(), failing: false, warned: false, missing: new Set() });
+      endpoints.push({ url, auth, last: new Map(), warned: false, missing: new Set() });
     }
     const m = new ResourceMonitor(opts, procs, endpoints, queries, explicit);
     // The first CPU reading is a baseline: rates need two.
@@ -207,7 +201,6 @@ export class ResourceMonitor {
    */
   sampleLocal(final = false): ResourceSample[] {
     const out: ResourceSample[] = [];
-    const { host } = this.opts;
     const push = (
       source: string,
       kind: ResourceSample["kind"],
@@ -215,9 +208,7 @@ export class ResourceMonitor {
       unit: ResourceUnit,
       at: number,
       value: number,
-    ) => {
-      if (Number.isFinite(value)) out.push({ source, kind, metric, unit, host, at, value });
-    };
+    ) => this.push(out, { source, kind, metric, unit, at, value });
     if (this.opts.self) {
       const at = Date.now();
       const cpu = process.cpuUsage();
@@ -266,27 +257,14 @@ export class ResourceMonitor {
     return out;
   }
 
-  private push(
-    out: ResourceSample[],
-    source: string,
-    metric: string,
-    unit: ResourceUnit,
-    at: number,
-    value: number,
-  ): void {
-    if (Number.isFinite(value))
-      out.push({ source, kind: "target", metric, unit, host: this.opts.host, at, value });
+  /** A reading that is a number; NaN or ±Inf (a broken endpoint, a race with an exit) is left out. */
+  private push(out: ResourceSample[], s: Omit<ResourceSample, "host">): void {
+    if (Number.isFinite(s.value)) out.push({ ...s, host: this.opts.host });
   }
 
   private async scrapeAll(out: ResourceSample[]): Promise<void> {
-    const push = (
-      source: string,
-      _kind: "target",
-      metric: string,
-      unit: ResourceUnit,
-      at: number,
-      value: number,
-    ) => this.push(out, source, metric, unit, at, value);
+    const push = (source: string, metric: string, unit: ResourceUnit, at: number, value: number) =>
+      this.push(out, { source, kind: "target", metric, unit, at, value });
     await Promise.all(
       this.endpoints.map(async (e) => {
         let exp: PromExposition;
@@ -299,10 +277,8 @@ export class ResourceMonitor {
               `warning: monitor: cannot scrape ${e.url}: ${why(err)}; its series have a gap`,
             );
           e.warned = true;
-          e.failing = true;
           return;
         }
-        e.failing = false;
         const at = Date.now();
         for (const q of this.queries) {
           const v = evaluateQuery(q, exp);
@@ -317,7 +293,7 @@ export class ResourceMonitor {
           }
           const counter = isCounter(q, exp);
           if (!counter) {
-            push(e.url, "target", q.name, unitOf(q, false), at, v);
+            push(e.url, q.name, unitOf(q, false), at, v);
             continue;
           }
           const last = e.last.get(q.name);
@@ -327,7 +303,6 @@ export class ResourceMonitor {
           const rate = (v - last.value) / ((at - last.at) / 1000);
           push(
             e.url,
-            "target",
             q.name,
             unitOf(q, true),
             at,
