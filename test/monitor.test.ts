@@ -491,6 +491,16 @@ describe("resource monitoring", () => {
       assertGeneratorSeries(result);
       // Times are on the master's clock, within the run.
       for (const [t] of rss.points) assert.ok(t > -1 && t < result.durationSec + 2, `t ${t}`);
+      // A worker told to watch what is not there says so at start, before it looks for a master.
+      const bad = await runCli(
+        ["worker", "--once", "--master-port", String(port), "--monitor-pid", "no-such-zq"],
+        {
+          cwd: workerDir.dir,
+          timeoutMs: 20_000,
+        },
+      );
+      assert.equal(bad.code, 2, describeRun(bad));
+      assert.match(bad.stderr, /--monitor-pid no-such-zq: no running process has that name/);
     } finally {
       hog.kill();
       await server.close();
