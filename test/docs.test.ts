@@ -288,6 +288,14 @@ const LINES: Record<string, Entry> = {
     writes: [".cicada/baselines/main.json"],
   },
   "npx cicada compare main new.json": { exit: 0, limitSec: 20, prints: [/Verdict: inconclusive/i] },
+  // README and docs/monitoring.md: watching processes named node (the demo target's among them).
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 -u 10 -t 5s --monitor-pid node --json result.json":
+    {
+      exit: 0,
+      limitSec: 40,
+      json: { file: "result.json", exitCode: 0 },
+      prints: [/Cicada .*stopped by run-time/],
+    },
   // docs/monitoring.md: the user points Prometheus at the port while the test runs.
   "npx cicada run loadtest.ts --headless -u 100 -t 30m --prometheus-port 9646": {
     exit: 130,
@@ -417,6 +425,8 @@ const LINES: Record<string, Entry> = {
 
 /** Lines that cannot run here, and why. */
 const SKIP: Record<string, string> = {
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 -t 5m --monitor-url http://127.0.0.1:8000/metrics --monitor-query 'jobs=queue_length{queue=\"jobs\"}'":
+    "the demo target serves no Prometheus metrics (test/monitor.test.ts scrapes a prom-client target with --monitor-query)",
   "npx cicada run loadtest.ts --headless --master --expect-workers 2 -H http://127.0.0.1:8000 -u 20 -r 10 -t 1m":
     "one of three commands typed in three terminals at once, which one block run in order cannot do (test/distributed.test.ts runs a master and two --once workers on loopback)",
   "npx cicada worker --once":

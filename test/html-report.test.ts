@@ -143,7 +143,28 @@ describe("HTML report", () => {
       const n = result.series.length;
       assert.ok(n >= 3, `a 4 s run has several seconds: ${n}`);
       let c = await charts();
-      assert.deepEqual(Object.keys(c).sort(), ["distribution", "latency", "load", "throughput"]);
+      // Every run records the generator's CPU and memory: a chart for each, next to RPS and latency.
+      assert.deepEqual(Object.keys(c).sort(), [
+        "distribution",
+        "latency",
+        "load",
+        "res-cpu",
+        "res-memory",
+        "throughput",
+      ]);
+      const rss = result.resources!.find((x) => x.source === "master" && x.metric === "rss_bytes")!;
+      const memory = c["res-memory"]!;
+      const at = memory.data[0]!;
+      const plotted = rss.points.map(([t]) =>
+        memory.data.find((col, i) => i > 0 && col[at.indexOf(t)] !== null),
+      );
+      assert.ok(plotted.every(Boolean), "each point of the master's RSS is on the memory chart");
+      assert.ok(
+        rss.points.some(([t, v]) =>
+          memory.data.some((col, i) => i > 0 && col[at.indexOf(t)] === Math.round((v / 1048576) * 100) / 100),
+        ),
+        "in MB",
+      );
       for (const id of ["throughput", "latency", "load"]) {
         assert.ok(
           c[id]!.lengths.every((len) => len === n),

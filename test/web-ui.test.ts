@@ -152,7 +152,23 @@ describe("web UI", { skip: browserSkip }, () => {
         () => chartLengths(page),
         (c) => (c.throughput?.[0] ?? 0) >= 1,
       );
-      assert.deepEqual(Object.keys(first).sort(), ["latency", "throughput", "users"]);
+      assert.deepEqual(
+        Object.keys(first)
+          .filter((k) => !k.startsWith("res-"))
+          .sort(),
+        ["latency", "throughput", "users"],
+      );
+      // The generator's own CPU and memory come with the stats events, a chart each, growing.
+      const res = await until(
+        "resource charts",
+        () => chartLengths(page),
+        (c) => (c["res-memory"]?.[0] ?? 0) >= 1 && (c["res-cpu"]?.[0] ?? 0) >= 1,
+      );
+      await until(
+        "more resource points",
+        () => chartLengths(page),
+        (c) => (c["res-memory"]?.[0] ?? 0) > res["res-memory"]![0]!,
+      );
       const requests = await until(
         "requests in the table",
         () => aggregatedRequests(page),

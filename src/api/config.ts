@@ -93,6 +93,15 @@ export interface CicadaConfig {
   otel?: string | boolean;
   /** One span per HTTP request, sent like the metrics, with a W3C traceparent header on the request. */
   otelTraces?: boolean;
+  /**
+   * Processes of the target to watch from /proc once a second: pids, or names matched against
+   * each process's name or program (`node`, `postgres`). CPU %, RSS, fds, threads, I/O bytes.
+   */
+  monitorPid?: string[];
+  /** Prometheus endpoints of the target to scrape once a second (e.g. http://127.0.0.1:9100/metrics). */
+  monitorUrl?: string[];
+  /** What to read from them, as NAME=SERIES (`queue=queue_length{queue="jobs"}`). */
+  monitorQuery?: string[];
   /** Run as the master of workers on other machines (`cicada worker`), which get the users. */
   master?: boolean;
   masterBindHost?: string;

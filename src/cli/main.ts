@@ -41,6 +41,7 @@ async function workerCommand(flags: SettingValues, connectTimeoutSec: number, io
       ...(token !== undefined ? { token } : {}),
       ...(s.tlsCa !== undefined ? { tlsCa: readPem("--tls-ca", s.tlsCa) } : {}),
       handshakeTimeoutSec: s.handshakeTimeout ?? SETTINGS.handshakeTimeout.default!,
+      monitor: { pids: s.monitorPid, urls: s.monitorUrl, queries: s.monitorQuery },
     },
   );
 }
@@ -96,7 +97,17 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
     .description("run as a worker of a master on another machine (cicada run --master)");
   const workerFlags = addSettingFlags(
     worker,
-    ["masterHost", "masterPort", "connectTimeout", "heartbeatTimeout", "once", ...WORKER_SECURITY],
+    [
+      "masterHost",
+      "masterPort",
+      "connectTimeout",
+      "heartbeatTimeout",
+      "once",
+      ...WORKER_SECURITY,
+      "monitorPid",
+      "monitorUrl",
+      "monitorQuery",
+    ],
     {
       masterHost: { help: "the master's address", default: SETTINGS.masterHost.default },
       masterPort: { help: "the master's port", default: SETTINGS.masterPort.default },
@@ -111,6 +122,10 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
       handshakeTimeout: {
         help: "give up on a master that has not completed the greeting within this long (default 5s)",
       },
+      monitorPid: {
+        help: "watch these processes on this machine (pids or names) and send their figures to the master; repeatable",
+      },
+      monitorUrl: { help: "scrape this Prometheus endpoint from this machine for the master; repeatable" },
     },
   );
   worker.action(async (opts: Record<string, unknown>) => {

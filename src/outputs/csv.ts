@@ -1,6 +1,7 @@
 // Locust-compatible CSV files: stats, history, failures and exceptions, written from the merged books.
 import { appendFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
+import type { RunResult } from "../result/result.js";
 import type { ClosedInterval, EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import type { Histogram } from "../stats/histogram.js";
 import { percentileMs } from "../stats/histogram.js";
@@ -43,6 +44,8 @@ export const HISTORY_HEADER = [
 ];
 export const FAILURES_HEADER = ["Method", "Name", "Error", "Occurrences"];
 export const EXCEPTIONS_HEADER = ["Count", "Message", "Traceback", "Nodes"];
+/** Not Locust's: the resource series (--monitor-pid, --monitor-url, the generator's own), one row per point. */
+export const RESOURCES_HEADER = ["t", "host", "source", "metric", "value"];
 
 /** RFC 4180 quoting, as Python's csv module does by default: only when needed. */
 function cell(v: string | number): string {
@@ -113,7 +116,9 @@ function totalsColumns(e: EndpointTotals | undefined): Array<string | number> {
  */
 export class CsvOutput implements Sink {
   readonly label: string;
-  readonly files: { stats: string; history: string; failures: string; exceptions: string } | undefined;
+  readonly files:
+    | { stats: string; history: string; failures: string; exceptions: string; resources: string }
+    | undefined;
   /** The history so far, header included, when kept in memory (web UI downloads). */
   private historyText: string[] | undefined;
 
@@ -131,12 +136,14 @@ export class CsvOutput implements Sink {
       history: `${prefix}_stats_history.csv`,
       failures: `${prefix}_failures.csv`,
       exceptions: `${prefix}_exceptions.csv`,
+      resources: `${prefix}_resources.csv`,
     };
     // Written at once: a prefix in a missing directory fails before the run, not after it.
     writeFileSync(this.files.stats, csvLine(STATS_HEADER));
     writeFileSync(this.files.history, csvLine(HISTORY_HEADER));
     writeFileSync(this.files.failures, csvLine(FAILURES_HEADER));
     writeFileSync(this.files.exceptions, csvLine(EXCEPTIONS_HEADER));
+    writeFileSync(this.files.resources, csvLine(RESOURCES_HEADER));
   }
 
   history(): string {
@@ -186,6 +193,11 @@ export class CsvOutput implements Sink {
     this.write(stats, elapsedSec);
   }
 
+  /** The resource series are written once, from the result: t is seconds since the start. */
+  result(r: RunResult): void {
+    if (this.files) writeFileSync(this.files.resources, resourcesCsv(r));
+  }
+
   /** Rewrites the stats, failures and exceptions files from the merged books. */
   write(stats: StatsAggregate, durationSec: number): void {
     if (!this.files) return;
@@ -216,6 +228,14 @@ export function exceptionsCsv(stats: StatsAggregate): string {
   let text = csvLine(EXCEPTIONS_HEADER);
   for (const x of [...stats.exceptions.values()].sort((a, b) => b.count - a.count)) {
     text += csvLine([x.count, x.message, x.traceback, hostname()]);
+  }
+  return text;
+}
+
+export function resourcesCsv(r: Pick<RunResult, "resources">): string {
+  let text = csvLine(RESOURCES_HEADER);
+  for (const x of r.resources ?? []) {
+    for (const [t, v] of x.points) text += csvLine([t, x.host, x.source, x.metric, v]);
   }
   return text;
 }

@@ -190,6 +190,18 @@ export class PrometheusOutput {
       },
     });
     new Gauge({
+      name: "cicada_resource",
+      help: "Latest reading of each resource series: the target's processes and metrics endpoints (--monitor-pid, --monitor-url) and the generator's own (cpu_percent, rss_bytes, elu, heap_used_bytes, ...).",
+      labelNames: ["kind", "host", "source", "metric"],
+      registers,
+      collect() {
+        this.reset();
+        for (const x of src()?.stats.resources.latest() ?? []) {
+          this.set({ kind: x.kind, host: x.host, source: x.source, metric: x.metric }, x.value);
+        }
+      },
+    });
+    new Gauge({
       name: "cicada_test_elapsed_seconds",
       help: "Seconds since the current books started.",
       registers,

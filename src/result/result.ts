@@ -384,6 +384,7 @@ export function buildResult(run: Run, exitCode: number): RunResult {
     series: run.stats.series,
     ...(run.bursts.length > 0 ? { bursts: burstRecovery(run.stats.series, run.bursts) } : {}),
     ...(scenarios ? { scenarios } : {}),
+    ...(run.stats.resources.size > 0 ? { resources: run.stats.resources.series(run.statsStartedAt) } : {}),
     stopReason: run.stopReason ?? "unknown",
     warnings: warningsOf(run.warnings),
     machine: machine(),

@@ -3,6 +3,7 @@ import type { LoadShape } from "../api/shape.js";
 import { UsageError, WorkersUnreachable } from "../core/errors.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { type ClosedInterval, StatsAggregate } from "../stats/aggregate.js";
+import type { ResourceSample } from "../stats/resources.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 import { type DispatchClass, dispatchUsers, splitEvenly } from "./dispatch.js";
 import { SaturationWatch } from "./load.js";
@@ -40,6 +41,9 @@ export interface RemoteWorkerSource {
   onJoin(listener: (() => void) | undefined): void;
 }
 
+/** The units a resource sample may have; anything else from a remote machine reads as none. */
+const UNITS = new Set<ResourceSample["unit"]>(["percent", "bytes", "count", "ratio", ""]);
+
 /** How many users a handle was last told to have alive. */
 /** Joiners number their users from multiples of this, clear of the first workers' ids. */
 const JOINER_ID_BLOCK = 1_000_000_000;
@@ -59,6 +63,11 @@ export interface CoordinatorHooks {
   onInterval?(iv: ClosedInterval): void;
   /** Each worker snapshot, once it has been merged into `stats` (scenario runs merge them again). */
   onSnapshot?(s: StatsSnapshot, c: Coordinator): void;
+  /**
+   * Resource samples from the workers, once added to `stats.resources`: `perWorker` ones are a
+   * worker's own (its event loop and heap, source = its id), the others a remote machine's.
+   */
+  onResources?(samples: ResourceSample[], perWorker: boolean): void;
 }
 
 interface WorkerHandle {
@@ -254,6 +263,7 @@ export class Coordinator implements Run {
           // A remote worker's connection also beats on its own, without load figures.
           if (m.elu === undefined) break;
           this.workerLoad.set(id, { elu: m.elu, heapUsedMB: m.heapUsedMB ?? 0 });
+          this.heartbeatSamples(handle, m.elu, m.heapUsedMB);
           if (m.elu !== undefined && this.startedAt > 0 && this.phase !== "done") {
             // The receiving clock, not the worker's: a remote machine's clock may differ.
             const warning = this.saturation.observe(
@@ -265,6 +275,9 @@ export class Coordinator implements Run {
             );
             if (warning) this.warn("cpu", warning);
           }
+          break;
+        case "resources":
+          this.remoteSamples(handle, m);
           break;
         case "hello":
           break;
@@ -643,6 +656,53 @@ export class Coordinator implements Run {
     // With a per-user limit, users that finished early during the ramp-up do not end the run.
     if (this.plan.iterationsPerUser !== null && this.phase !== "running") return;
     if (this.workers.every((w) => w.lost || w.missing || this.exhausted.has(w.id))) this.stop("iterations");
+  }
+
+  /** Where a worker runs, as its resource series name the machine. */
+  private hostOf(w: WorkerHandle): string {
+    return this.remote ? w.peer : "master";
+  }
+
+  /** A worker's heartbeat as generator series: its event-loop use and heap, by the receiving clock. */
+  private heartbeatSamples(w: WorkerHandle, elu: number, heapUsedMB: number | undefined): void {
+    if (!this.stats) return;
+    const base = { source: w.id, kind: "generator" as const, host: this.hostOf(w), at: Date.now() };
+    const samples: ResourceSample[] = [{ ...base, metric: "elu", unit: "ratio", value: elu }];
+    if (heapUsedMB !== undefined) {
+      samples.push({
+        ...base,
+        metric: "heap_used_bytes",
+        unit: "bytes",
+        value: Math.round(heapUsedMB * 1024 * 1024),
+      });
+    }
+    this.stats.resources.add(samples);
+    this.hooks.onResources?.(samples, true);
+  }
+
+  /**
+   * A remote machine's samples: named after the worker's address as seen from here (whatever
+   * the worker calls itself), and moved onto this clock.
+   */
+  private remoteSamples(w: WorkerHandle, m: Extract<WorkerMessage, { type: "resources" }>): void {
+    if (!this.stats || !Array.isArray(m.samples)) return;
+    const shift = (m.receivedAt ?? Date.now()) - m.at;
+    const host = this.hostOf(w);
+    const samples: ResourceSample[] = [];
+    for (const s of m.samples) {
+      if (typeof s?.value !== "number" || typeof s.at !== "number" || typeof s.metric !== "string") continue;
+      samples.push({
+        source: String(s.source),
+        kind: s.kind === "target" ? "target" : "generator",
+        metric: s.metric,
+        unit: UNITS.has(s.unit) ? s.unit : "",
+        host,
+        at: s.at + shift,
+        value: s.value,
+      });
+    }
+    this.stats.resources.add(samples);
+    this.hooks.onResources?.(samples, false);
   }
 
   private merge(w: WorkerHandle, s: StatsSnapshot): void {

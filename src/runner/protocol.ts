@@ -1,4 +1,5 @@
 import type { TracePlan } from "../protocols/http/tracing.js";
+import type { ResourceSample } from "../stats/resources.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 
 /**
@@ -88,6 +89,14 @@ export type WorkerMessage =
    */
   | { type: "heartbeat"; at: number; elu?: number; windowMs?: number; heapUsedMB?: number }
   | { type: "error"; message: string; fatal: boolean }
+  /**
+   * A remote worker's resource samples (`cicada worker --monitor-pid/--monitor-url`, and its own
+   * CPU and memory), once a second, on the connection itself (no channel). `at` is when it was
+   * sent, by the worker's clock: the master moves the samples onto its own clock by the difference.
+   * `receivedAt` is set by the master when the message arrives, once for all the scenarios that
+   * share the connection, so they all place the samples at the same moment.
+   */
+  | { type: "resources"; at: number; samples: ResourceSample[]; receivedAt?: number }
   /** The worker's iteration share is used up and its users have finished. */
   | { type: "exhausted" }
   | { type: "done"; snapshot: StatsSnapshot };

@@ -3,6 +3,7 @@ import { connect, createServer, isIP, type Server, type Socket } from "node:net"
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { type MonitorOptions, ResourceMonitor } from "../protocols/monitor/monitor.js";
 import type { RemoteWorkerLink, RemoteWorkerSource } from "./coordinator.js";
 import {
   GREETING_MAX_LINE,
@@ -454,9 +455,19 @@ export async function runRemoteWorker(
     tlsCa?: string;
     /** Seconds the master has to complete the greeting (default 5). */
     handshakeTimeoutSec?: number;
+    /** What to watch on this machine for the master (`--monitor-pid`, `--monitor-url`). */
+    monitor?: Pick<MonitorOptions, "pids" | "urls" | "queries">;
   },
 ): Promise<number> {
   const timeoutMs = (opts.handshakeTimeoutSec ?? 5) * 1000;
+  // Checked before connecting: a process or endpoint that is not there is the user's to fix now.
+  // The master names the samples after this worker's address, whatever "host" says here.
+  const monitor = await ResourceMonitor.open({
+    ...opts.monitor,
+    host: "worker",
+    self: "worker",
+    onNotice: (m) => opts.log(m),
+  });
   for (let tests = 0; ; tests++) {
     // The first master has `connectTimeoutSec` to appear; between tests the worker waits on.
     const connected = await connectToMaster(
@@ -507,6 +518,7 @@ export async function runRemoteWorker(
       transport as SocketTransport<WorkerMessage, CoordinatorMessage>,
       (opts.heartbeatTimeoutSec ?? 3) * 1000,
       opts.log,
+      monitor,
     );
     if (opts.once) return 0;
     opts.log("waiting for the next test");
@@ -519,8 +531,11 @@ async function workerSession(
   transport: SocketTransport<WorkerMessage, CoordinatorMessage>,
   heartbeatTimeoutMs: number,
   log: (m: string) => void,
+  monitor: ResourceMonitor,
 ): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "cicada-worker-"));
+  // The connection's own message: every scenario on it gets the samples.
+  monitor.start((samples) => transport.send({ type: "resources", at: Date.now(), samples }));
   let lastHeard = Date.now();
   socket.on("data", () => (lastHeard = Date.now()));
   let beat: NodeJS.Timeout | undefined;
@@ -609,6 +624,7 @@ async function workerSession(
       new Promise((r) => setTimeout(r, 3000).unref()),
     ]);
   } finally {
+    monitor.stop();
     clearInterval(beat);
     socket.destroy();
     rmSync(dir, { recursive: true, force: true });

@@ -228,6 +228,11 @@ export class ScenarioGroup implements Run {
       {
         onNotice: (m) => this.hooks.onNotice?.(`[${spec.name}] ${m}`),
         onSnapshot: (snap, co) => this.merge(state, snap, co),
+        // A worker's own series are named after its scenario, as in workerInfo().
+        onResources: (samples, perWorker) =>
+          this.stats.resources.add(
+            perWorker ? samples.map((x) => ({ ...x, source: `${spec.name}/${x.source}` })) : samples,
+          ),
       },
       spec.shape,
       this.shared?.forScenario(this.states.indexOf(state)),

@@ -12,7 +12,9 @@ class SharedLink {
   constructor(readonly link: RemoteWorkerLink) {
     link.transport.onMessage((m) => {
       const ch = (m as OnChannel<WorkerMessage>).ch;
-      // The connection's own heartbeats mean "still alive" to every channel.
+      // The connection's own heartbeats mean "still alive" to every channel; its resource
+      // samples go to every scenario, stamped once so that the run-wide book keeps them once.
+      if (m.type === "resources") m.receivedAt = Date.now();
       if (ch === undefined) for (const h of this.handlers.values()) h(m);
       else this.handlers.get(ch)?.(m);
     });

@@ -77,6 +77,27 @@ export class ResourceBook {
     }));
   }
 
+  /**
+   * The points added since a reader's last call, by series, with times in seconds since
+   * `startedAt`; `sent` holds how many points of each series the reader has, and is updated.
+   */
+  since(startedAt: number, sent: Map<string, number>): Array<ResourceSeries & { key: string }> {
+    const out: Array<ResourceSeries & { key: string }> = [];
+    for (const [key, { head, points }] of this.bySeries) {
+      const from = sent.get(key) ?? 0;
+      if (points.length <= from) continue;
+      sent.set(key, points.length);
+      out.push({
+        key,
+        ...head,
+        points: points
+          .slice(from)
+          .map(([at, v]) => [Math.round(at - startedAt) / 1000, v] as [number, number]),
+      });
+    }
+    return out;
+  }
+
   /** The latest value of each series, for live views (Prometheus, the web UI, live thresholds). */
   latest(): Array<Omit<ResourceSample, "at"> & { at: number }> {
     const out: Array<ResourceSample> = [];

@@ -6,6 +6,7 @@
 import type { CicadaConfig, ScenarioConfig, ThresholdConfig } from "../api/config.js";
 import { CicadaError, UsageError } from "../core/errors.js";
 import { parseDuration, parseList } from "../core/parse.js";
+import { parseMonitorQuery } from "../protocols/monitor/prometheus-text.js";
 import { parseStages } from "../runner/stages.js";
 import { parseThreshold } from "../thresholds/parse.js";
 
@@ -242,6 +243,43 @@ const thresholds: Parse<Array<string | ThresholdConfig>> = (v, name) => {
     }
   }
   return items as Array<string | ThresholdConfig>;
+};
+
+/** `--monitor-pid`: pids or process names, comma or space separated, or a list of them. */
+const pidList: Parse<string[]> = (v, name) => {
+  const items = typeof v === "number" ? [String(v)] : list(v, name);
+  for (const p of items) {
+    if (/^\d+$/.test(p) ? Number(p) < 1 : !/^[^\s/]{1,255}$/.test(p)) {
+      throw usageError(name, "a process id or a process name", p);
+    }
+  }
+  return items;
+};
+
+/** `--monitor-url`: http(s) URLs of Prometheus endpoints. */
+const metricsUrls: Parse<string[]> = (v, name) => {
+  const items = typeof v === "string" ? [v] : Array.isArray(v) ? v : [v];
+  for (const u of items) {
+    if (typeof u !== "string" || !/^https?:\/\/[^/]/i.test(u)) {
+      throw usageError(name, "an http:// or https:// URL of a Prometheus endpoint", u);
+    }
+  }
+  return items as string[];
+};
+
+/** `--monitor-query NAME=SERIES`: checked by the monitor's own parser, so both agree. */
+const monitorQueries: Parse<string[]> = (v, name) => {
+  const items = typeof v === "string" ? [v] : Array.isArray(v) ? v : [v];
+  for (const q of items) {
+    if (typeof q !== "string") throw usageError(name, "NAME=SERIES", q);
+    try {
+      parseMonitorQuery(q);
+    } catch (err) {
+      if (err instanceof CicadaError) throw err.within(name);
+      throw err;
+    }
+  }
+  return items as string[];
 };
 
 const shapeName: Parse<string | null> = (v, name) => (v === null ? null : text(v, name));
@@ -584,6 +622,26 @@ export const SETTINGS: Table = {
     help: "per-endpoint rows in PREFIX_stats_history.csv",
   },
   html: { parse: text, flag: "--html <file>", help: "write the self-contained HTML report" },
+
+  // Resource monitoring of the target (also flags of `cicada worker`).
+  monitorPid: {
+    parse: pidList,
+    flag: "--monitor-pid <pid|name>",
+    help: "watch this process of the target (a pid, or a name: every process of that name) from /proc: CPU %, RSS, fds, threads, I/O; repeatable",
+    many: true,
+  },
+  monitorUrl: {
+    parse: metricsUrls,
+    flag: "--monitor-url <url>",
+    help: "scrape this Prometheus endpoint of the target once a second; repeatable",
+    many: true,
+  },
+  monitorQuery: {
+    parse: monitorQueries,
+    flag: "--monitor-query <name=series>",
+    help: 'with --monitor-url: record this series as NAME, e.g. queue=queue_length{queue="jobs"}; repeatable',
+    many: true,
+  },
 
   // Not flags of `run`.
   userClasses: {

@@ -17,6 +17,7 @@ import { toJUnit } from "../outputs/junit.js";
 import { OtelOutput, type OtelSource } from "../outputs/otel.js";
 import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
 import { jsonText, resultFile, type Sink } from "../outputs/sink.js";
+import { ResourceMonitor } from "../protocols/monitor/monitor.js";
 import { recommend } from "../result/recommendations.js";
 import { buildResult, type RunResult } from "../result/result.js";
 import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
@@ -211,6 +212,8 @@ export class TestRun {
     private readonly baseline: RunResult | undefined,
     private readonly tolerances: ReturnType<typeof parseTolerances> | undefined,
     private readonly opts: TestRunOptions,
+    /** The target's processes and endpoints, and this process's own CPU and memory. */
+    private readonly monitor: ResourceMonitor,
   ) {}
 
   /** Resolves the plan and checks everything that can be checked before any load starts. */
@@ -248,6 +251,16 @@ export class TestRun {
     // An output that cannot be written is found out now, not after the whole test.
     const files = resultSinks(s, io);
     if (s.preflight !== false) for (const h of hosts) await checkReachable(h);
+    let self: TestRun | undefined;
+    // Checked now: a process or endpoint that is not there fails before any load starts.
+    const monitor = await ResourceMonitor.open({
+      pids: s.monitorPid,
+      urls: s.monitorUrl,
+      queries: s.monitorQuery,
+      host: "master",
+      self: "master",
+      onNotice: (m) => self?.notice(m),
+    });
     let csv: CsvOutput | undefined;
     const keepHistory = s.headless !== true;
     if (s.csv || keepHistory) {
@@ -258,7 +271,6 @@ export class TestRun {
       }
     }
     const sinks: Sink[] = [...(csv ? [csv] : []), ...files];
-    let self: TestRun | undefined;
     if (s.otel !== undefined && s.otel !== false) {
       sinks.push(
         new OtelOutput(
@@ -286,7 +298,7 @@ export class TestRun {
           opts.remote,
         )
       : new Coordinator(single!.plan, bundle, hooks, single!.shape, opts.remote);
-    self = new TestRun(loaded, s, io, runner, watch, csv, sinks, baseline, tolerances, opts);
+    self = new TestRun(loaded, s, io, runner, watch, csv, sinks, baseline, tolerances, opts, monitor);
     return self;
   }
 
@@ -349,10 +361,14 @@ export class TestRun {
   }
 
   async run(): Promise<RunOutcome> {
+    // The books exist once the clock starts; samples taken before that have no run to go to.
+    this.monitor.start((samples) => this.runner.stats?.resources.add(samples));
     try {
       try {
         await this.runner.run();
+        this.runner.stats?.resources.add(this.monitor.sampleLocal(true));
       } finally {
+        this.monitor.stop();
         this.opts.view?.clear();
       }
       this.outcome = this.finish();

@@ -39,10 +39,12 @@ export interface SeriesCursor {
   books: StatsAggregate | undefined;
   series: number;
   endpoints: Map<string, number>;
+  /** Points sent of each resource series. */
+  resources: Map<string, number>;
 }
 
 export function newCursor(): SeriesCursor {
-  return { runId: 0, books: undefined, series: 0, endpoints: new Map() };
+  return { runId: 0, books: undefined, series: 0, endpoints: new Map(), resources: new Map() };
 }
 
 const endpointKey = (e: { type: string; method: string; name: string }) => `${e.type} ${e.method} ${e.name}`;
@@ -282,11 +284,13 @@ export class WebController {
     const r = t.runner;
     const books = r.stats;
     if (!books) return undefined;
-    if (cursor.runId !== this.runId || cursor.books !== books) {
+    const fresh = cursor.runId !== this.runId || cursor.books !== books;
+    if (fresh) {
       cursor.runId = this.runId;
       cursor.books = books;
       cursor.series = 0;
       cursor.endpoints = new Map();
+      cursor.resources = new Map();
     }
     const seriesFrom = cursor.series;
     const series: SeriesRow[] = books.series.slice(seriesFrom);
@@ -350,6 +354,10 @@ export class WebController {
         rate: c.passes / Math.max(1, c.passes + c.fails),
       })),
       workers: t.workerInfo(),
+      // The resource points added since this client's last event; all of them after a new
+      // test or a reset, which `resourcesReset` tells it.
+      resourcesReset: fresh,
+      resources: books.resources.since(r.statsStartedAt, cursor.resources),
     };
   }
 }

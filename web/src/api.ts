@@ -135,6 +135,17 @@ export interface WorkerRow {
   lost?: boolean;
 }
 
+/** New points of one resource series (the target's or the generator's), t in seconds. */
+export interface ResourceRows {
+  key: string;
+  kind: "target" | "generator";
+  host: string;
+  source: string;
+  metric: string;
+  unit: string;
+  points: Array<[number, number]>;
+}
+
 export interface StatsEvent {
   runId: number;
   status?: Status;
@@ -154,6 +165,9 @@ export interface StatsEvent {
   thresholds?: ThresholdRow[];
   checks?: CheckRow[];
   workers?: WorkerRow[];
+  /** True when `resources` starts afresh (a new test, a reset, a new connection). */
+  resourcesReset?: boolean;
+  resources?: ResourceRows[];
 }
 
 export class ApiError extends Error {

@@ -5,7 +5,7 @@ import { Chart, COLORS, clock, fmt, line, timeAxis, timeX } from "./charts";
 import { Downloads, Exceptions, Failures, Metrics, Verdicts, Workers } from "./panels";
 import { StartForm } from "./StartForm";
 import { StatsTable } from "./StatsTable";
-import { columns, SeriesStore } from "./series";
+import { columns, resourceCharts, SeriesStore } from "./series";
 import "./style.css";
 
 const RUNNING = new Set(["spawning", "running", "stopping"]);
@@ -337,10 +337,30 @@ function Charts({ stats, store }: { stats: StatsEvent; store: SeriesStore }) {
               : [timeAxis, { scale: "users", label: "users" }],
           })}
         />
+        {resourceCharts(store).map((c) => (
+          <Chart
+            key={c.id}
+            id={`res-${c.id}`}
+            title={c.title}
+            layout={c.labels.join("\u0000")}
+            data={c.data}
+            options={() => ({
+              scales: { x: { time: false } },
+              series: [
+                timeX,
+                ...c.labels.map((l, i) => ({ ...line(l, PALETTE[i % PALETTE.length]!, 1), spanGaps: true })),
+              ],
+              axes: [timeAxis, { label: c.axis }],
+            })}
+          />
+        ))}
       </div>
     </section>
   );
 }
+
+/** Resource charts hold many series; each gets the next of these. */
+const PALETTE = ["#2f6fde", "#e8890c", "#2f9e44", "#c9302c", "#6f42c1", "#17a2b8", "#8c6d1f", "#d63384"];
 
 type Tab = "stats" | "metrics" | "failures" | "exceptions" | "verdicts" | "workers" | "downloads";
 

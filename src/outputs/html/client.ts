@@ -4,7 +4,7 @@
  * `#report-data` and draws the charts.
  *
  * For tests and anyone poking at a report in the console, the charts are exposed as
- * `window.cicadaReport = { charts: { throughput, latency, load, distribution }, data }`, each
+ * `window.cicadaReport = { charts: { throughput, latency, load, distribution, res-cpu, … }, data }`, each
  * chart a uPlot instance whose `data` holds what it plots (`data[0]` the x values).
  *
  * Type-only imports are erased, so the compiled file refers to nothing but the page. The project
@@ -158,6 +158,25 @@ function loadChart(): void {
   );
 }
 loadChart();
+
+/** Many series share a chart; each gets the next of these. */
+const PALETTE = ["#2f6fde", "#e8890c", "#2f9e44", "#c9302c", "#6f42c1", "#17a2b8", "#8c6d1f", "#d63384"];
+
+// The target's and the generator's resources, a chart per family, on the run's time axis.
+for (const c of data.resources ?? []) {
+  chart(
+    `res-${c.id}`,
+    {
+      scales: { x: { time: false } },
+      series: [
+        timeX,
+        ...c.series.map((s, i) => ({ ...line(s.label, PALETTE[i % PALETTE.length]!, 1), spanGaps: true })),
+      ],
+      axes: [timeAxis, { label: c.axis }],
+    },
+    [c.t, ...c.series.map((s) => s.values)],
+  );
+}
 
 function selected(id: string): ReportEndpoint {
   const v = (document.getElementById(id) as SelectElement | null)?.value ?? "all";

@@ -13,6 +13,7 @@ import {
   percentileMs,
   toSparse,
 } from "../../stats/histogram.js";
+import type { ResourceSeries } from "../../stats/resources.js";
 
 /** Values in ms; null where a second had no requests, so the charts show a gap, not a zero. */
 export interface ChartSeries {
@@ -49,6 +50,18 @@ export interface ReportData {
   model: string;
   aggregated: ReportEndpoint;
   endpoints: ReportEndpoint[];
+  /** One chart per family of resource series (CPU, memory, then each other metric). */
+  resources: ResourceChart[];
+}
+
+/** A chart of resource series, aligned on the union of their times (null where one has no point). */
+export interface ResourceChart {
+  id: string;
+  title: string;
+  /** The y axis: "%", "MB", or the metric's own. */
+  axis: string;
+  t: number[];
+  series: Array<{ label: string; values: Array<number | null> }>;
 }
 
 const BINS = 60;
@@ -207,8 +220,75 @@ function prepare(result: RunResult): { rows: Prepared[]; total: Prepared; data: 
     model: String(result.config.model ?? "closed"),
     aggregated: totalChart,
     endpoints: rows.map((r) => r.chart),
+    resources: resourceCharts(result.resources ?? []),
   };
   return { rows, total, data };
+}
+
+/** Which chart a series goes to, its axis, and how its values read there. */
+function familyOf(x: ResourceSeries): { id: string; title: string; axis: string; scale: number } {
+  if (x.metric === "cpu_percent") return { id: "cpu", title: "CPU (% of one core)", axis: "%", scale: 1 };
+  if (x.metric === "elu") return { id: "cpu", title: "CPU (% of one core)", axis: "%", scale: 100 };
+  if (x.metric === "rss_bytes" || x.metric === "heap_used_bytes") {
+    return { id: "memory", title: "Memory (MB)", axis: "MB", scale: 1 / 1048576 };
+  }
+  if (x.metric === "io_read_bytes" || x.metric === "io_write_bytes") {
+    return { id: "io", title: "Disk I/O, cumulative (MB)", axis: "MB", scale: 1 / 1048576 };
+  }
+  const bytes = x.unit === "bytes";
+  return {
+    id: `m-${x.metric.replace(/[^\w-]/g, "_")}`,
+    title: bytes ? `${x.metric} (MB)` : x.metric,
+    axis: bytes ? "MB" : x.unit === "percent" ? "%" : "",
+    scale: bytes ? 1 / 1048576 : 1,
+  };
+}
+
+/** What a series is called in its chart's legend. */
+function seriesLabel(x: ResourceSeries): string {
+  const what =
+    x.metric === "elu"
+      ? " event loop"
+      : x.metric === "heap_used_bytes"
+        ? " heap"
+        : x.metric === "io_read_bytes"
+          ? " read"
+          : x.metric === "io_write_bytes"
+            ? " written"
+            : x.metric === "rss_bytes" || x.metric === "cpu_percent"
+              ? ""
+              : ` ${x.metric}`;
+  const where = x.host === "master" || x.host === x.source ? "" : ` @ ${x.host}`;
+  return `${x.kind === "generator" ? "cicada " : ""}${x.source}${what}${where}`;
+}
+
+/** The resource series grouped into charts: CPU and memory first, the others after, in order met. */
+export function resourceCharts(all: readonly ResourceSeries[]): ResourceChart[] {
+  const groups = new Map<string, { head: ReturnType<typeof familyOf>; list: ResourceSeries[] }>();
+  for (const x of all) {
+    const head = familyOf(x);
+    const g = groups.get(head.id) ?? { head, list: [] };
+    g.list.push(x);
+    groups.set(head.id, g);
+  }
+  const order = (id: string) => (id === "cpu" ? 0 : id === "memory" ? 1 : 2);
+  return [...groups.values()]
+    .sort((a, b) => order(a.head.id) - order(b.head.id))
+    .map(({ head, list }) => {
+      const t = [...new Set(list.flatMap((x) => x.points.map((p) => p[0])))].sort((a, b) => a - b);
+      const at = new Map(t.map((v, i) => [v, i]));
+      return {
+        id: head.id,
+        title: head.title,
+        axis: head.axis,
+        t,
+        series: list.map((x) => {
+          const values: Array<number | null> = t.map(() => null);
+          for (const [pt, v] of x.points) values[at.get(pt)!] = Math.round(v * head.scale * 100) / 100;
+          return { label: seriesLabel(x), values };
+        }),
+      };
+    });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,6 +820,9 @@ export function renderHtmlReport(result: RunResult): string {
 <div class="chart"><h3>Requests and failures per second</h3><div id="chart-throughput"></div></div>
 <div class="chart"><h3>Response time (ms)</h3><div id="chart-latency"></div></div>
 <div class="chart"><h3>${esc(loadChartTitle(data.model))}</h3><div id="chart-load"></div></div>
+${data.resources
+  .map((c) => `<div class="chart"><h3>${esc(c.title)}</h3><div id="chart-res-${esc(c.id)}"></div></div>`)
+  .join("\n")}
 </div>`,
     ),
     r.bursts && r.bursts.length > 0 ? section("bursts-section", "Bursts", burstsTable(r)) : "",
