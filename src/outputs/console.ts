@@ -2,6 +2,7 @@
 import { formatComparison } from "../compare/format.js";
 import { formatMetric } from "../result/format.js";
 import type { RunResult } from "../result/result.js";
+import { soakLines, soakWorthShowing } from "../result/soak.js";
 import type { Run } from "../runner/run.js";
 import type { StatsAggregate } from "../stats/aggregate.js";
 import type { Sink } from "./sink.js";
@@ -254,6 +255,12 @@ export function formatSummary(r: RunResult): string {
     out.push(
       `\nBurst of ${b.count}${b.where} at ${b.t}s: ${b.recoverySec === null ? "the target had not recovered by the end of the run" : `recovered after ${b.recoverySec}s`}`,
     );
+  }
+  if (r.soak && soakWorthShowing(r.soak)) {
+    out.push("\nSoak verdicts (! worth a look)");
+    const lines = soakLines(r.soak);
+    const w = Math.max(...lines.map((x) => x.label.length));
+    for (const x of lines) out.push(`  ${x.flagged ? "!" : " "} ${x.label.padEnd(w)}  ${x.text}`);
   }
   const corrected = r.totals.correctedLatencyMs;
   if (corrected) {

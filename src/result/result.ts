@@ -457,7 +457,7 @@ export function buildBooksResult(
 
 /** One finding about a run (see recommendations.ts). */
 export interface Recommendation {
-  kind: "threshold" | "regression" | "errors" | "generator" | "trend";
+  kind: "threshold" | "regression" | "errors" | "generator" | "trend" | "soak";
   /** The endpoint ("GET /x"), tag or check the finding is about; absent for the whole run. */
   subject?: string;
   message: string;

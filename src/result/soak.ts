@@ -5,6 +5,7 @@ import type { SeriesRow } from "../stats/aggregate.js";
 import { percentileMs } from "../stats/histogram.js";
 import type { MergedSpan } from "../stats/history.js";
 import type { ResourceSeries, ResourceUnit } from "../stats/resources.js";
+import { formatBytes, formatChange } from "./format.js";
 
 /** The part of the run between the ramp-up and the ramp-down or stop. */
 export interface SoakSteady {
@@ -504,4 +505,76 @@ export function soakOf(run: Run): SoakResult | undefined {
     bursts: run.bursts,
     resources: s.resources.series(run.statsStartedAt),
   });
+}
+
+/** One line of the soak verdicts as the summary and the report word them. */
+export interface SoakLine {
+  label: "steady" | "degradation" | "stability" | "recovery" | "memory";
+  text: string;
+  /** Worth a look: a grown p95, a fallen rate, an unrecovered disturbance, a growing series. */
+  flagged: boolean;
+}
+
+const ms = (v: number | null) => (v === null ? "-" : `${v.toFixed(2)} ms`);
+
+function levelText(s: SoakSteady): string {
+  if (s.level === null) return "the whole run";
+  return s.basis === "users" ? `${s.level} users` : `${s.level} arrivals/s`;
+}
+
+function disturbanceText(r: SoakRecovery): string {
+  if (r.cause === "burst") return `burst of ${r.count} at ${r.t} s`;
+  if (r.cause === "spike") return `spike ${r.from}→${r.to} at ${r.t} s (ended ${r.measuredFrom} s)`;
+  return `step ${r.from}→${r.to} at ${r.t} s`;
+}
+
+/** Whether the verdicts have anything to say beyond the steady part (a short run has not). */
+export function soakWorthShowing(s: SoakResult): boolean {
+  return s.degradation !== null || s.recovery.length > 0 || s.leaks.length > 0;
+}
+
+/** The soak verdicts in words, one line per finding (summary, HTML report). */
+export function soakLines(s: SoakResult): SoakLine[] {
+  const out: SoakLine[] = [];
+  if (s.steady) {
+    out.push({
+      label: "steady",
+      text: `${s.steady.fromSec}–${s.steady.toSec} s (${s.steady.seconds} s at ${levelText(s.steady)})`,
+      flagged: false,
+    });
+  }
+  const d = s.degradation;
+  if (d) {
+    const p = d.p95ChangePct === null ? "" : ` (${formatChange(d.p95ChangePct)})`;
+    const r = d.rpsChangePct === null ? "" : ` (${formatChange(d.rpsChangePct)})`;
+    out.push({
+      label: "degradation",
+      text: `p95 ${ms(d.first.p95Ms)} → ${ms(d.last.p95Ms)}${p}, RPS ${d.first.rps.toFixed(1)} → ${d.last.rps.toFixed(1)}${r}; first vs last ${d.windowSec} s of the steady part`,
+      flagged: (d.p95ChangePct ?? 0) >= 10 || (d.rpsChangePct ?? 0) <= -10,
+    });
+  }
+  if (s.stability && s.stability.rpsCv !== null) {
+    out.push({
+      label: "stability",
+      text: `RPS varies by ${(s.stability.rpsCv * 100).toFixed(1)}% (cv ${s.stability.rpsCv.toFixed(3)}; mean ${s.stability.rpsMean.toFixed(1)}/s, sd ${s.stability.rpsStdev.toFixed(1)} over ${s.stability.seconds} s)`,
+      flagged: s.stability.rpsCv >= 0.1,
+    });
+  }
+  for (const r of s.recovery) {
+    out.push({
+      label: "recovery",
+      text: `${disturbanceText(r)}: ${r.recoverySec === null ? "not recovered by the end of the run" : `recovered after ${r.recoverySec} s`}`,
+      flagged: r.recoverySec === null || r.recoverySec >= 5,
+    });
+  }
+  for (const l of s.leaks) {
+    const unit = (v: number) => (l.unit === "bytes" ? formatBytes(v) : v.toFixed(2));
+    const sign = (v: number) => (v > 0 ? "+" : v < 0 ? "-" : "");
+    out.push({
+      label: "memory",
+      text: `${l.kind} ${l.source} ${l.metric}: ${sign(l.slopePerMin)}${unit(Math.abs(l.slopePerMin))}/min (95% CI ${unit(l.lowPerMin)} to ${unit(l.highPerMin)}), ${l.growthPct === null ? "" : `${formatChange(l.growthPct)} `}over the steady part${l.growing ? ": growing steadily" : ""}`,
+      flagged: l.growing,
+    });
+  }
+  return out;
 }

@@ -5,6 +5,7 @@ import hdr from "hdr-histogram-js";
 import { AGGREGATED, endpointLabel } from "../../compare/compare.js";
 import type { ComparisonRow } from "../../result/comparison.js";
 import type { EndpointResult, RunResult } from "../../result/result.js";
+import { type SoakResult, soakLines, soakWorthShowing } from "../../result/soak.js";
 import {
   createHistogram,
   type Histogram,
@@ -593,6 +594,18 @@ function burstsTable(r: RunResult): string {
     .join("")}</tbody></table>`;
 }
 
+/** The soak verdicts as the summary words them, a flagged line marked; the method is in docs/soak.md. */
+function soakTable(soak: SoakResult): string {
+  const notes =
+    soak.notes.length > 0 ? `<p class="note" id="soak-notes">${soak.notes.map(esc).join("; ")}.</p>` : "";
+  return `<table id="soak"><thead><tr><th>Verdict</th><th>Measured</th></tr></thead><tbody>${soakLines(soak)
+    .map(
+      (x) =>
+        `<tr data-soak="${x.label}"${x.flagged ? ' class="failed"' : ""}><td${x.flagged ? ' class="fail"' : ""}>${x.flagged ? "! " : ""}${esc(x.label)}</td><td>${esc(x.text)}</td></tr>`,
+    )
+    .join("")}</tbody></table>${notes}`;
+}
+
 function tagsTable(r: RunResult): string {
   return `<table id="tags"><thead><tr><th>Tag</th><th class="num">Requests</th><th class="num">Failures</th><th class="num">RPS</th><th class="num">p50</th><th class="num">p95</th><th class="num">p99</th></tr></thead><tbody>${(
     r.tags ?? []
@@ -743,6 +756,14 @@ export function renderHtmlReport(result: RunResult): string {
 </div>`,
     ),
     r.bursts && r.bursts.length > 0 ? section("bursts-section", "Bursts", burstsTable(r)) : "",
+    r.soak && soakWorthShowing(r.soak)
+      ? section(
+          "soak-section",
+          "Soak verdicts",
+          soakTable(r.soak),
+          "Steady part: after the ramp-up, before the ramp-down. Degradation compares its first and last windows (exact p95); memory slopes are Theil–Sen fits with 95% intervals; recovery is the time until the error rate and p95 are back to their level of the 10 s before.",
+        )
+      : "",
     section(
       "endpoints-section",
       "Endpoints",
