@@ -243,6 +243,8 @@ describe("degradation and stability, end to end", () => {
         server.url,
         "-u",
         "5",
+        "-r",
+        "5",
         "-t",
         "16s",
         "--threshold",
@@ -259,7 +261,7 @@ describe("degradation and stability, end to end", () => {
       assert.ok(d.last.p95Ms! >= 10 + 3 * (d.last.fromSec - 1), JSON.stringify(d));
       const th = result.thresholds?.find((x) => x.expr === "degradation<10%");
       assert.equal(th?.passed, false);
-      assert.equal(th?.value, d.p95ChangePct! / 100);
+      assert.ok(Math.abs(th!.value! - d.p95ChangePct! / 100) < 1e-9, JSON.stringify(th));
       assert.ok(
         result.recommendations?.some(
           (f) => f.kind === "soak" && /degraded under sustained load/.test(f.message),
@@ -287,6 +289,8 @@ describe("degradation and stability, end to end", () => {
         server.url,
         "-u",
         "5",
+        "-r",
+        "5",
         "-t",
         "16s",
         "--threshold",
@@ -305,7 +309,8 @@ describe("degradation and stability, end to end", () => {
       assert.equal(s.steady?.basis, "users");
       assert.equal(s.steady?.level, 5);
       assert.ok(s.steady!.seconds >= 10, JSON.stringify(s.steady));
-      assert.ok(Math.abs(s.degradation!.p95ChangePct!) < 10, JSON.stringify(s.degradation));
+      // Faster at the end is no degradation; warm-up can make the first window the slower one.
+      assert.ok(s.degradation!.p95ChangePct! < 10, JSON.stringify(s.degradation));
       // 5 users each waiting 40 ms: about 120 requests a second, the same every second.
       assert.ok(s.stability!.rpsMean > 60 && s.stability!.rpsMean <= 125, JSON.stringify(s.stability));
       assert.ok(s.stability!.rpsCv! < 0.1, JSON.stringify(s.stability));
@@ -321,7 +326,7 @@ describe("degradation and stability, end to end", () => {
 });
 
 describe("recovery after a burst, end to end", () => {
-  it("is measured within 1 s of when the rate-limited target itself recovered", async () => {
+  it("is measured within 1 s of when the rate-limited target itself recovered", async (ctx) => {
     // A token bucket of 60, refilled at 22 per second. Once empty it stays closed (429) until
     // it is full again, and records when that happened.
     const CAP = 60;
@@ -377,6 +382,7 @@ export class BurstThenCalm extends LoadShape {
       assert.ok(rec, JSON.stringify(result.soak));
       assert.equal(rec.count, 150);
       assert.ok(rec.recoverySec !== null, JSON.stringify(rec));
+      ctx.diagnostic(`measured ${rec.recoverySec} s, the target's own record ${truth} s`);
       assert.ok(
         Math.abs(rec.recoverySec - truth) <= 1,
         `measured ${rec.recoverySec} s, the target recovered after ${truth} s: ${JSON.stringify(rec)}`,

@@ -137,7 +137,10 @@ const BASELINE_SEC = 10;
 const ERROR_RATE_TOLERANCE = 0.01;
 const P95_FACTOR = 1.5;
 const P95_SLACK_MS = 1;
-/** Seconds that must stay within the level for the first of them to count as recovered. */
+/**
+ * Seconds that must stay within the level (each second's error rate, and their p95 together)
+ * for the first of them to count as recovered.
+ */
 const RECOVERY_HOLD = 3;
 
 const round = (n: number, digits = 3) => Math.round(n * 10 ** digits) / 10 ** digits;
@@ -321,15 +324,18 @@ function recoveryOf(inp: SoakInput, d: Disturbance): SoakRecovery {
   }
   const p95Ok = (r: SeriesRow) => p95Ms === null || r.p95 <= p95Ms * P95_FACTOR + P95_SLACK_MS;
   const errOk = (r: SeriesRow) => r.failures / r.requests <= errorRate + ERROR_RATE_TOLERANCE;
-  const good = (r: SeriesRow) => r.requests > 0 && errOk(r) && p95Ok(r);
   // Rows from the one the measurement starts in.
   const start = rows.findIndex((r) => r.t > d.measuredFrom);
   let recoverySec: number | null = null;
   if (start >= 0) {
     for (let i = start; i < rows.length; i++) {
-      let held = true;
-      for (let k = i; k < Math.min(rows.length, i + RECOVERY_HOLD); k++) if (!good(rows[k]!)) held = false;
-      if (!held) continue;
+      const hold = rows.slice(i, i + RECOVERY_HOLD);
+      if (!hold.every((r) => r.requests > 0 && errOk(r))) continue;
+      // The p95 over the held seconds together: a second's p95 of a dozen requests is one slow
+      // request, not a verdict.
+      const sp = p95Ms === null ? null : (inp.span?.(hold[0]!.t, hold[hold.length - 1]!.t) ?? null);
+      const heldP95 = sp ? percentileMs(sp.histogram, 95, sp.minUs, sp.maxUs) : null;
+      if (heldP95 !== null ? heldP95 > p95Ms! * P95_FACTOR + P95_SLACK_MS : !hold.every(p95Ok)) continue;
       let moment = d.measuredFrom;
       if (i > start) {
         // The last bad second: the level came back within it. When only its failures made it
