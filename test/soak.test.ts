@@ -396,3 +396,47 @@ export class BurstThenCalm extends LoadShape {
     }
   });
 });
+
+describe("resource thresholds, live", () => {
+  it("read every series of the kind, the worst one counting, and abortOnFail stops on the latest values", async () => {
+    const { StatsAggregate } = await import("../src/stats/aggregate.js");
+    const { ThresholdWatch, evaluate } = await import("../src/thresholds/evaluate.js");
+    const books = new StatsAggregate(0);
+    const sample = (source: string, metric: string, at: number, value: number) => ({
+      source,
+      kind: "target" as const,
+      metric,
+      unit: metric === "cpu_percent" ? ("percent" as const) : ("bytes" as const),
+      host: "master",
+      at,
+      value,
+    });
+    const watch = new ThresholdWatch([
+      parseThreshold("target_cpu max<80% abortOnFail"),
+      parseThreshold("target_rss max<1GB"),
+      parseThreshold("target_cpu avg<50%"),
+    ]);
+    assert.equal(watch.tick(books, 1), false, "no series yet is no reason to stop");
+    assert.match(watch.latest[0]!.note ?? "", /no target cpu_percent series.*--monitor-pid/);
+    books.resources.add([
+      sample("pid 1 (a)", "cpu_percent", 1000, 30),
+      sample("pid 2 (b)", "cpu_percent", 1000, 60),
+    ]);
+    books.resources.add([sample("pid 1 (a)", "rss_bytes", 1000, 200 * 1024 ** 2)]);
+    assert.equal(watch.tick(books, 2), false);
+    assert.deepEqual(
+      watch.latest.map((r) => [r.value, r.passed]),
+      [
+        [60, true],
+        [200 * 1024 ** 2, true],
+        [60, false],
+      ],
+    );
+    books.resources.add([sample("pid 2 (b)", "cpu_percent", 2000, 95)]);
+    assert.equal(watch.tick(books, 3), true, "a process over 80% of a core stops the run");
+    assert.equal(watch.abortedBy?.expr, "target_cpu max<80% abortOnFail");
+    const end = evaluate(watch.thresholds, books, 3);
+    assert.equal(end[0]!.value, 95);
+    assert.equal(end[2]!.value, 77.5, "the worst process's mean");
+  });
+});
