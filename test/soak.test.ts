@@ -13,7 +13,7 @@ import type { SeriesRow } from "../src/stats/aggregate.js";
 import { createHistogram, percentileMs } from "../src/stats/histogram.js";
 import { LatencyHistory } from "../src/stats/history.js";
 import { parseThreshold } from "../src/thresholds/parse.js";
-import { rng, runLoad, startServer } from "./helpers.js";
+import { rng, runLoad, startCli, startServer, tempProject } from "./helpers.js";
 
 describe("Theil–Sen slope and Sen's interval", () => {
   it("matches a hand-worked example", () => {
@@ -438,5 +438,60 @@ describe("resource thresholds, live", () => {
     const end = evaluate(watch.thresholds, books, 3);
     assert.equal(end[0]!.value, 95);
     assert.equal(end[2]!.value, 77.5, "the worst process's mean");
+  });
+});
+
+describe("soak gauges in Prometheus", () => {
+  it("carry the verdicts so far while the run goes on", async () => {
+    const server = await startServer((_req, res) => setTimeout(() => res.end("ok"), 20));
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    const run = startCli(
+      [
+        "run",
+        "--headless",
+        "loadtest.ts",
+        "-H",
+        server.url,
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        "18s",
+        "--prometheus-port",
+        "0",
+        "--only-summary",
+        "--json",
+        "out.json",
+      ],
+      { cwd: project.dir },
+    );
+    try {
+      await run.waitFor(/Prometheus metrics on http:\/\/\S+\/metrics/);
+      const url = /Prometheus metrics on (http:\/\/\S+\/metrics)/.exec(run.output().stderr)![1]!;
+      await new Promise((r) => setTimeout(r, 14_000));
+      const text = await (await fetch(url)).text();
+      const value = (name: string) => {
+        const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+        return m ? Number(m[1]) : undefined;
+      };
+      const steady = value("cicada_soak_steady_seconds");
+      assert.ok(steady !== undefined && steady >= 8, text);
+      // Two steady windows of 2 s or more exist by now: the change ratios have values.
+      assert.ok(Number.isFinite(value("cicada_soak_p95_change_ratio")), text);
+      assert.ok(Number.isFinite(value("cicada_soak_rps_change_ratio")), text);
+      const cv = value("cicada_soak_rps_cv");
+      assert.ok(cv !== undefined && cv >= 0 && cv < 0.5, text);
+      // Nothing to recover from: no value rather than a made-up zero.
+      assert.ok(Number.isNaN(value("cicada_soak_worst_recovery_seconds")), text);
+      const done = await run.result;
+      assert.equal(done.code, 0, done.stderr);
+      const result = JSON.parse(readFileSync(join(project.dir, "out.json"), "utf8"));
+      assert.ok(result.soak.steady.seconds >= steady, JSON.stringify(result.soak.steady));
+    } finally {
+      run.child.kill("SIGKILL");
+      project.cleanup();
+      await server.close();
+    }
   });
 });

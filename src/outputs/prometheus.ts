@@ -205,10 +205,10 @@ export class PrometheusOutput {
         help,
         registers,
         collect() {
-          this.reset();
           const s = soakNow();
           const v = s ? read(s) : undefined;
-          if (v !== null && v !== undefined) this.set(v);
+          // NaN, not 0, until there is a value: a 0 % change or a 0 s recovery would be a verdict.
+          this.set(v === null || v === undefined ? Number.NaN : v);
         },
       });
     soakGauge(
