@@ -135,15 +135,30 @@ export function recommend(r: RunResult): Recommendation[] {
   return out;
 }
 
-/** Where a soak verdict becomes a finding (the seeds' "< 10 %", "< 5 s"; docs/soak.md). */
-export const SOAK_FINDING = { degradationPct: 10, rpsDropPct: 10, recoverySec: 5, rpsCv: 0.1 } as const;
+/**
+ * Where a soak verdict becomes a finding (docs/soak.md). A window's p95 needs requests enough to
+ * rest on more than its slowest few, and a rate's variation must exceed what counting alone
+ * gives (a Poisson count of mean m varies by 1/√m): below that, a finding would be noise.
+ */
+export const SOAK_FINDING = {
+  degradationPct: 10,
+  rpsDropPct: 10,
+  minWindowRequests: 100,
+  recoverySec: 5,
+  rpsCv: 0.1,
+  cvOverCounting: 2,
+} as const;
 
 /** Degradation, leaks, slow recoveries and an unstable rate, in plain words. */
 function soakFindings(r: RunResult): Recommendation[] {
   const s = r.soak;
   if (!s) return [];
   const out: Recommendation[] = [];
-  const d = s.degradation;
+  const d =
+    s.degradation &&
+    Math.min(s.degradation.first.requests, s.degradation.last.requests) >= SOAK_FINDING.minWindowRequests
+      ? s.degradation
+      : null;
   if (d?.p95ChangePct != null && d.p95ChangePct >= SOAK_FINDING.degradationPct) {
     out.push({
       kind: "soak",
@@ -197,7 +212,13 @@ function soakFindings(r: RunResult): Recommendation[] {
     }
   }
   const cv = s.stability?.rpsCv;
-  if (cv != null && cv >= SOAK_FINDING.rpsCv) {
+  const mean = s.stability?.rpsMean ?? 0;
+  if (
+    cv != null &&
+    cv >= SOAK_FINDING.rpsCv &&
+    mean > 0 &&
+    cv >= SOAK_FINDING.cvOverCounting / Math.sqrt(mean)
+  ) {
     out.push({
       kind: "soak",
       message: `The request rate was unstable in the steady part: it varied by ${(cv * 100).toFixed(1)}% second to second (coefficient of variation ${cv.toFixed(3)}). Stalls in the target (GC pauses, a saturated pool) or in the generator make a rate jump; see the RPS chart.`,
