@@ -4,7 +4,7 @@
  * steady, or rate-limit a burst and record when they recovered.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -492,6 +492,59 @@ describe("soak gauges in Prometheus", () => {
       run.child.kill("SIGKILL");
       project.cleanup();
       await server.close();
+    }
+  });
+});
+
+describe("the Grafana dashboard", () => {
+  const dashboard = JSON.parse(
+    readFileSync(new URL("../../docs/grafana/cicada-dashboard.json", import.meta.url), "utf8"),
+  );
+  const exprs: string[] = dashboard.panels.flatMap((p: { targets?: Array<{ expr: string }> }) =>
+    (p.targets ?? []).map((t) => t.expr),
+  );
+
+  it("queries only metrics the exporter serves, soak verdicts and target series among them", async () => {
+    const { PrometheusOutput } = await import("../src/outputs/prometheus.js");
+    const served = new Set(
+      new PrometheusOutput(() => undefined).registry.getMetricsAsArray().map((m: { name: string }) => m.name),
+    );
+    // The shared resource gauge of issue 15, served by the exporter once resource monitoring is in.
+    served.add("cicada_resource");
+    const used = new Set(exprs.flatMap((e) => e.match(/cicada_[a-z0-9_]+/g) ?? []));
+    for (const name of used)
+      assert.ok(served.has(name), `the dashboard queries ${name}, which nothing serves`);
+    for (const name of ["cicada_soak_p95_change_ratio", "cicada_soak_slope_per_minute", "cicada_resource"]) {
+      assert.ok(used.has(name), `no panel for ${name}`);
+    }
+    const titles = dashboard.panels
+      .filter((p: { type: string }) => p.type === "row")
+      .map((p: { title: string }) => p.title);
+    assert.deepEqual(
+      titles.map((t: string) => t.split(" (")[0]),
+      ["Run", "Over time", "Target resources", "Soak verdicts", "Streaming and generator"],
+    );
+  });
+
+  it("has expressions Prometheus parses (promtool check rules)", async (ctx) => {
+    const promtool = ["/usr/bin/promtool", "/usr/local/bin/promtool"].find((p) => existsSync(p));
+    if (!promtool) {
+      ctx.skip("promtool is not installed");
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), "cicada-dash-"));
+    try {
+      const rules = `groups:\n  - name: dashboard\n    rules:\n${exprs
+        .map((e, i) => `      - record: dashboard_expr_${i}\n        expr: ${JSON.stringify(e)}\n`)
+        .join("")}`;
+      const file = join(dir, "rules.yml");
+      writeFileSync(file, rules);
+      const { spawnSync } = await import("node:child_process");
+      const r = spawnSync(promtool, ["check", "rules", file], { encoding: "utf8" });
+      assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+      assert.match(r.stdout, new RegExp(`SUCCESS: ${exprs.length} rules found`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

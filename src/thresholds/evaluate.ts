@@ -242,7 +242,8 @@ export class ThresholdWatch {
     const cached: SoakSource | undefined =
       soak &&
       (() => {
-        if (elapsedSec - this.soakAt >= SOAK_EVERY_SEC) {
+        // A stats reset starts the clock again.
+        if (elapsedSec - this.soakAt >= SOAK_EVERY_SEC || elapsedSec < this.soakAt) {
           this.soakSoFar = soak();
           this.soakAt = elapsedSec;
         }
