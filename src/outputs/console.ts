@@ -245,8 +245,19 @@ export function formatSummary(r: RunResult): string {
   if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
     out.push(`\nStatus codes: ${codes.map(([code, n]) => `${code} ×${n}`).join(", ")}`);
   }
+  // The soak verdicts time the run's own bursts more finely (docs/soak.md): the summary shows
+  // that figure, so that it says one thing.
+  const finer = new Map(
+    (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
+  );
   const bursts = [
-    ...(r.bursts ?? []).map((b) => ({ ...b, where: "" })),
+    ...(r.bursts ?? []).map((b) => ({
+      ...b,
+      recoverySec: finer.has(Math.round(b.t * 10) / 10)
+        ? finer.get(Math.round(b.t * 10) / 10)!
+        : b.recoverySec,
+      where: "",
+    })),
     ...(r.scenarios ?? []).flatMap((x) =>
       (x.bursts ?? []).map((b) => ({ ...b, where: ` in scenario ${x.name}` })),
     ),

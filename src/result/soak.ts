@@ -524,8 +524,8 @@ export interface SoakLine {
 const ms = (v: number | null) => (v === null ? "-" : `${v.toFixed(2)} ms`);
 
 function levelText(s: SoakSteady): string {
-  if (s.level === null) return "the whole run";
-  return s.basis === "users" ? `${s.level} users` : `${s.level} arrivals/s`;
+  if (s.level === null) return "; a load shape or scenarios: the whole run";
+  return ` at ${s.basis === "users" ? `${s.level} users` : `${s.level} arrivals/s`}`;
 }
 
 function disturbanceText(r: SoakRecovery): string {
@@ -545,7 +545,7 @@ export function soakLines(s: SoakResult): SoakLine[] {
   if (s.steady) {
     out.push({
       label: "steady",
-      text: `${s.steady.fromSec}–${s.steady.toSec} s (${s.steady.seconds} s at ${levelText(s.steady)})`,
+      text: `${s.steady.fromSec}–${s.steady.toSec} s (${s.steady.seconds} s${levelText(s.steady)})`,
       flagged: false,
     });
   }
