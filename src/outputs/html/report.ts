@@ -580,9 +580,15 @@ function scenariosTable(r: RunResult): string {
 }
 
 function burstsTable(r: RunResult): string {
+  // As in the summary: the soak verdict's finer recovery time where it has one (docs/soak.md).
+  const finer = new Map(
+    (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
+  );
+  const key = (t: number) => Math.round(t * 10) / 10;
   return `<table id="bursts"><thead><tr><th class="num">At</th><th class="num">Users</th><th class="num">Recovered after</th></tr></thead><tbody>${(
     r.bursts ?? []
   )
+    .map((b) => (finer.has(key(b.t)) ? { ...b, recoverySec: finer.get(key(b.t))! } : b))
     .map(
       (b) =>
         `<tr>${cell(`${b.t.toFixed(1)} s`, "t", b.t)}${cell(String(b.count), "count", b.count)}${cell(
