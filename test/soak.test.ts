@@ -95,7 +95,7 @@ describe("latency history", () => {
     const r = rng(11);
     const all = createHistogram();
     const span = createHistogram();
-    const small = new LatencyHistory(2000);
+    const small = new LatencyHistory(2000, 20);
     const big = new LatencyHistory();
     for (let t = 1; t <= 200; t++) {
       const h = createHistogram();
@@ -121,6 +121,10 @@ describe("latency history", () => {
     // A span inside merged blocks covers whole blocks: its edges snap outwards.
     const snapped = small.span(101, 160)!;
     assert.ok(snapped.fromT <= 101 && snapped.toT >= 160);
+    // The newest seconds are never merged.
+    const recent = small.span(190, 200)!;
+    assert.equal(recent.fromT, 190);
+    assert.equal(recent.toT, 200);
   });
 });
 

@@ -312,6 +312,12 @@ function stageSteps(stages: readonly Stage[]): Disturbance[] {
   return out;
 }
 
+/** A span's latencies only when the history still holds those seconds one by one (not merged). */
+function exactSpan(inp: SoakInput, fromT: number, toT: number): MergedSpan | null {
+  const sp = inp.span?.(fromT, toT) ?? null;
+  return sp && sp.fromT >= fromT && sp.toT <= toT ? sp : null;
+}
+
 function recoveryOf(inp: SoakInput, d: Disturbance): SoakRecovery {
   const rows = inp.series;
   const before = rows.filter((r) => r.t <= d.t && r.requests > 0).slice(-BASELINE_SEC);
@@ -319,7 +325,7 @@ function recoveryOf(inp: SoakInput, d: Disturbance): SoakRecovery {
   const errorRate = req > 0 ? before.reduce((n, r) => n + r.failures, 0) / req : 0;
   let p95Ms: number | null = null;
   if (before.length > 0) {
-    const sp = inp.span?.(before[0]!.t, before[before.length - 1]!.t) ?? null;
+    const sp = exactSpan(inp, before[0]!.t, before[before.length - 1]!.t);
     p95Ms = sp ? percentileMs(sp.histogram, 95, sp.minUs, sp.maxUs) : median(before.map((r) => r.p95));
   }
   const p95Ok = (r: SeriesRow) => p95Ms === null || r.p95 <= p95Ms * P95_FACTOR + P95_SLACK_MS;
@@ -333,7 +339,7 @@ function recoveryOf(inp: SoakInput, d: Disturbance): SoakRecovery {
       if (!hold.every((r) => r.requests > 0 && errOk(r))) continue;
       // The p95 over the held seconds together: a second's p95 of a dozen requests is one slow
       // request, not a verdict.
-      const sp = p95Ms === null ? null : (inp.span?.(hold[0]!.t, hold[hold.length - 1]!.t) ?? null);
+      const sp = p95Ms === null ? null : exactSpan(inp, hold[0]!.t, hold[hold.length - 1]!.t);
       const heldP95 = sp ? percentileMs(sp.histogram, 95, sp.minUs, sp.maxUs) : null;
       if (heldP95 !== null ? heldP95 > p95Ms! * P95_FACTOR + P95_SLACK_MS : !hold.every(p95Ok)) continue;
       let moment = d.measuredFrom;

@@ -23,6 +23,8 @@ export interface MergedSpan {
 
 /** Numbers held before blocks are merged in pairs: 4 M numbers (32 MB) by default. */
 export const HISTORY_BUDGET = 4_000_000;
+/** The newest seconds are never merged: the last window and recent bursts stay per second. */
+const KEEP_RECENT = 300;
 
 /** Merges two sparse histograms of the same precision (equal values are the same bucket). */
 function mergeSparse(a: Float64Array, b: Float64Array): Float64Array {
@@ -51,15 +53,19 @@ function mergeSparse(a: Float64Array, b: Float64Array): Float64Array {
 
 /**
  * The run's latency second by second. A second costs two numbers per non-empty bucket (a few
- * hundred for most targets). Past the budget, neighbouring blocks are merged in pairs: the
- * memory stays bounded however long the run, and a span's percentiles stay exact over the
- * seconds it covers, its edges snapping to the (then longer) blocks.
+ * hundred to a few thousand). Past the budget, neighbouring blocks older than the last five
+ * minutes are merged in pairs: the memory stays bounded however long the run, and a span's
+ * percentiles stay exact over the seconds it covers, its edges snapping to the (then longer)
+ * blocks.
  */
 export class LatencyHistory {
   private blocks: Block[] = [];
   private held = 0;
 
-  constructor(private readonly budget = HISTORY_BUDGET) {}
+  constructor(
+    private readonly budget = HISTORY_BUDGET,
+    private readonly keepRecent = KEEP_RECENT,
+  ) {}
 
   /** Called once per closed second, off the per-snapshot path. */
   add(t: number, h: Histogram, minUs: number, maxUs: number): void {
@@ -81,25 +87,44 @@ export class LatencyHistory {
     return this.blocks.length;
   }
 
+  /**
+   * Merges neighbouring blocks in pairs among all but the newest `keepRecent`, the shortest first
+   * (so the resolution stays even over the run rather than coarsest at its start).
+   */
   private halve(): void {
-    const next: Block[] = [];
+    const older = Math.max(0, this.blocks.length - this.keepRecent);
+    if (older < 2) return;
+    const len = (b: Block) => Math.round(b.t1 - b.t0);
+    let shortest = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < older; i++) shortest = Math.min(shortest, len(this.blocks[i]!));
+    const merge = (a: Block, b: Block): Block => ({
+      t0: a.t0,
+      t1: b.t1,
+      minUs: Math.min(a.minUs, b.minUs),
+      maxUs: Math.max(a.maxUs, b.maxUs),
+      data: mergeSparse(a.data, b.data),
+    });
+    const pass = (only: number | null): Block[] => {
+      const next: Block[] = [];
+      for (let i = 0; i < older; ) {
+        const a = this.blocks[i]!;
+        const b = i + 1 < older ? this.blocks[i + 1]! : undefined;
+        if (b && (only === null || (len(a) === only && len(b) === only))) {
+          next.push(merge(a, b));
+          i += 2;
+        } else {
+          next.push(a);
+          i += 1;
+        }
+      }
+      return next;
+    };
+    let next = pass(shortest);
+    // The shortest blocks may all sit alone between longer ones: then every pair merges.
+    if (next.length === older) next = pass(null);
+    this.blocks = next.concat(this.blocks.slice(older));
     this.held = 0;
-    for (let i = 0; i < this.blocks.length; i += 2) {
-      const a = this.blocks[i]!;
-      const b = this.blocks[i + 1];
-      const m = b
-        ? {
-            t0: a.t0,
-            t1: b.t1,
-            minUs: Math.min(a.minUs, b.minUs),
-            maxUs: Math.max(a.maxUs, b.maxUs),
-            data: mergeSparse(a.data, b.data),
-          }
-        : a;
-      this.held += m.data.length;
-      next.push(m);
-    }
-    this.blocks = next;
+    for (const b of this.blocks) this.held += b.data.length;
   }
 
   /**
