@@ -51,7 +51,7 @@ export interface SoakLeak {
   host: string;
   metric: string;
   unit: ResourceUnit;
-  /** Points fitted (after reduction to at most 400 bin medians). */
+  /** Points fitted (after reduction to at most 200 bin medians). */
   points: number;
   /** Theil–Sen slope in the series' unit per minute, with its 95 % confidence interval. */
   slopePerMin: number;
@@ -126,7 +126,7 @@ const MIN_DEGRADATION_SECONDS = 8;
 const MIN_STABILITY_SECONDS = 4;
 const MAX_WINDOW_SEC = 60;
 /** Resource series are reduced to this many bin medians before the O(n²) fit. */
-const MAX_FIT_POINTS = 400;
+const MAX_FIT_POINTS = 200;
 const MIN_FIT_POINTS = 10;
 /** A leak is flagged only when the fit grows the series by this much over the steady part. */
 const LEAK_MIN_GROWTH_PCT = 5;
@@ -152,7 +152,7 @@ function median(v: readonly number[]): number {
 }
 
 /** Value at a 1-based, possibly fractional, rank of an ascending array, clamped to its ends. */
-function atRank(sorted: readonly number[], rank: number): number {
+function atRank(sorted: ArrayLike<number>, rank: number): number {
   const i = Math.min(sorted.length - 1, Math.max(0, rank - 1));
   const lo = Math.floor(i);
   const hi = Math.ceil(i);
@@ -173,16 +173,17 @@ export function theilSen(
   ys: readonly number[],
 ): { slope: number; low: number; high: number; n: number } | null {
   const n = Math.min(xs.length, ys.length);
-  const slopes: number[] = [];
+  // A typed array sorts numerically without a comparator: several times faster on 80,000 slopes.
+  const all = new Float64Array((n * (n - 1)) / 2);
+  let N = 0;
   for (let i = 0; i < n; i++) {
     for (let j = i + 1; j < n; j++) {
       const dx = xs[j]! - xs[i]!;
-      if (dx !== 0) slopes.push((ys[j]! - ys[i]!) / dx);
+      if (dx !== 0) all[N++] = (ys[j]! - ys[i]!) / dx;
     }
   }
-  if (slopes.length === 0) return null;
-  slopes.sort((a, b) => a - b);
-  const N = slopes.length;
+  if (N === 0) return null;
+  const slopes = all.subarray(0, N).sort();
   const ties = new Map<number, number>();
   for (let i = 0; i < n; i++) ties.set(ys[i]!, (ties.get(ys[i]!) ?? 0) + 1);
   let tieTerm = 0;
