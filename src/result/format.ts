@@ -17,7 +17,7 @@ export function formatChange(pct: number): string {
 /** A threshold's measured value in its metric's unit. */
 export function formatMetric(metric: string, v: number): string {
   if (metric === "error_rate" || metric === "checks") return `${(v * 100).toFixed(2)}%`;
-  if (metric === "degradation" || metric === "rps_degradation") return formatChange(v * 100);
+  if (metric === "degradation" || metric === "rps_degradation") return `${(v * 100).toFixed(1)}%`;
   if (metric === "recovery") return `${v.toFixed(1)} s`;
   if (metric === "rps_cv") return v.toFixed(3);
   if (metric.endsWith("_slope")) return `${formatBytes(v)}/min`;
