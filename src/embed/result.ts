@@ -150,7 +150,9 @@ function formatLimit(metric: string, target: number): string {
   if (metric === "error_rate" || metric === "checks") return `${trim(target * 100)}%`;
   if (metric === "rps") return `${trim(target)}/s`;
   const shown = formatMetric(metric, target);
-  return shown.endsWith(" ms") ? `${trim(target)} ms` : trim(target);
+  if (shown.endsWith(" ms")) return `${trim(target)} ms`;
+  // Soak and resource metrics carry their unit (%, s, MB/min); the others are plain numbers.
+  return /^(degradation|rps_degradation|recovery|(target|generator)_)/.test(metric) ? shown : trim(target);
 }
 
 /** 'threshold "GET /health: p95<100" failed: p95 of GET /health measured 250.31 ms, limit < 100 ms'. */

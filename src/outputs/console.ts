@@ -2,6 +2,7 @@
 import { formatComparison } from "../compare/format.js";
 import { formatMetric } from "../result/format.js";
 import type { RunResult } from "../result/result.js";
+import { soakLines, soakWorthShowing } from "../result/soak.js";
 import type { Run } from "../runner/run.js";
 import type { StatsAggregate } from "../stats/aggregate.js";
 import type { Sink } from "./sink.js";
@@ -244,8 +245,19 @@ export function formatSummary(r: RunResult): string {
   if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
     out.push(`\nStatus codes: ${codes.map(([code, n]) => `${code} ×${n}`).join(", ")}`);
   }
+  // The soak verdicts time the run's own bursts more finely (docs/soak.md): the summary shows
+  // that figure, so that it says one thing.
+  const finer = new Map(
+    (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
+  );
   const bursts = [
-    ...(r.bursts ?? []).map((b) => ({ ...b, where: "" })),
+    ...(r.bursts ?? []).map((b) => ({
+      ...b,
+      recoverySec: finer.has(Math.round(b.t * 10) / 10)
+        ? finer.get(Math.round(b.t * 10) / 10)!
+        : b.recoverySec,
+      where: "",
+    })),
     ...(r.scenarios ?? []).flatMap((x) =>
       (x.bursts ?? []).map((b) => ({ ...b, where: ` in scenario ${x.name}` })),
     ),
@@ -254,6 +266,12 @@ export function formatSummary(r: RunResult): string {
     out.push(
       `\nBurst of ${b.count}${b.where} at ${b.t}s: ${b.recoverySec === null ? "the target had not recovered by the end of the run" : `recovered after ${b.recoverySec}s`}`,
     );
+  }
+  if (r.soak && soakWorthShowing(r.soak)) {
+    out.push("\nSoak verdicts (! worth a look)");
+    const lines = soakLines(r.soak);
+    const w = Math.max(...lines.map((x) => x.label.length));
+    for (const x of lines) out.push(`  ${x.flagged ? "!" : " "} ${x.label.padEnd(w)}  ${x.text}`);
   }
   const corrected = r.totals.correctedLatencyMs;
   if (corrected) {

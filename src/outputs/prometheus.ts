@@ -2,6 +2,7 @@ import { createServer, type Server } from "node:http";
 import { createRequire } from "node:module";
 import type { AddressInfo } from "node:net";
 import { isLoopback, RequestGuard } from "../core/http-guard.js";
+import type { SoakResult } from "../result/soak.js";
 import type { ThresholdResult } from "../result/thresholds.js";
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import { percentileMs } from "../stats/histogram.js";
@@ -14,6 +15,8 @@ export interface MetricsSource {
   elapsedSec: number;
   thresholds: readonly ThresholdResult[];
   workers: ReadonlyArray<{ id: string; users: number; cpu: number; heapUsedMB: number }>;
+  /** The soak verdicts so far (computed at scrape time, at most once a second). */
+  soak?: () => SoakResult | undefined;
 }
 
 const QUANTILES = [0.5, 0.9, 0.95, 0.99] as const;
@@ -189,6 +192,82 @@ export class PrometheusOutput {
         for (const w of src()?.workers ?? []) this.set({ worker: w.id }, w.users);
       },
     });
+    // --- Soak verdicts so far (docs/soak.md): one analysis per scrape, shared by these gauges.
+    let soakMemo: { at: number; value: SoakResult | undefined } | undefined;
+    const soakNow = () => {
+      const now = Date.now();
+      if (!soakMemo || now - soakMemo.at >= 1000) soakMemo = { at: now, value: src()?.soak?.() };
+      return soakMemo.value;
+    };
+    const soakGauge = (name: string, help: string, read: (s: SoakResult) => number | null | undefined) =>
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const s = soakNow();
+          const v = s ? read(s) : undefined;
+          // NaN, not 0, until there is a value: a 0 % change or a 0 s recovery would be a verdict.
+          this.set(v === null || v === undefined ? Number.NaN : v);
+        },
+      });
+    soakGauge(
+      "cicada_soak_steady_seconds",
+      "Seconds of the steady part so far (after the ramp-up).",
+      (s) => s.steady?.seconds,
+    );
+    soakGauge(
+      "cicada_soak_p95_change_ratio",
+      "p95 of the last steady window against the first: (last - first) / first.",
+      (s) => ((s.degradation?.p95ChangePct ?? null) === null ? null : s.degradation!.p95ChangePct! / 100),
+    );
+    soakGauge(
+      "cicada_soak_rps_change_ratio",
+      "RPS of the last steady window against the first: (last - first) / first.",
+      (s) => ((s.degradation?.rpsChangePct ?? null) === null ? null : s.degradation!.rpsChangePct! / 100),
+    );
+    soakGauge(
+      "cicada_soak_rps_cv",
+      "Coefficient of variation of the per-second RPS over the steady part.",
+      (s) => s.stability?.rpsCv,
+    );
+    soakGauge(
+      "cicada_soak_worst_recovery_seconds",
+      "Longest time to recover after a burst, step up or spike, among those that recovered.",
+      (s) => s.worstRecoverySec,
+    );
+    soakGauge("cicada_soak_unrecovered", "Bursts, steps up or spikes not recovered from (yet).", (s) =>
+      s.recovery.length > 0 ? s.unrecovered : null,
+    );
+    const leakLabels = ["kind", "host", "source", "metric"] as const;
+    new Gauge({
+      name: "cicada_soak_slope_per_minute",
+      help: "Theil-Sen slope of a memory series over the steady part, in its unit per minute, with its 95% interval (bound).",
+      labelNames: [...leakLabels, "bound"],
+      registers,
+      collect() {
+        this.reset();
+        for (const l of soakNow()?.leaks ?? []) {
+          const at = { kind: l.kind, host: l.host, source: l.source, metric: l.metric };
+          this.set({ ...at, bound: "estimate" }, l.slopePerMin);
+          this.set({ ...at, bound: "low" }, l.lowPerMin);
+          this.set({ ...at, bound: "high" }, l.highPerMin);
+        }
+      },
+    });
+    new Gauge({
+      name: "cicada_soak_leak",
+      help: "1 when a memory series grows steadily over the steady part (a leak), else 0.",
+      labelNames: leakLabels,
+      registers,
+      collect() {
+        this.reset();
+        for (const l of soakNow()?.leaks ?? []) {
+          this.set({ kind: l.kind, host: l.host, source: l.source, metric: l.metric }, l.growing ? 1 : 0);
+        }
+      },
+    });
+    // --- End of the soak verdicts.
     new Gauge({
       name: "cicada_resource",
       help: "Latest reading of each resource series: the target's processes and metrics endpoints (--monitor-pid, --monitor-url) and the generator's own (cpu_percent, rss_bytes, elu, heap_used_bytes, ...).",

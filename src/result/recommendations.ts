@@ -1,5 +1,5 @@
 // Findings: plain-language advice read off a finished result.
-import { formatMetric } from "./format.js";
+import { formatBytes, formatMetric } from "./format.js";
 import type { Recommendation, RunResult } from "./result.js";
 
 export type { Recommendation };
@@ -129,6 +129,99 @@ export function recommend(r: RunResult): Recommendation[] {
       kind: "trend",
       subject: label,
       message: `${label} got steadily slower during the run: its median rose from ${tr.from.toFixed(1)} ms in the first third to ${tr.to.toFixed(1)} ms in the last (rank correlation with time ${tr.rho.toFixed(2)}). Look for a leak, a growing queue or table, or a cache that stopped working.`,
+    });
+  }
+  out.push(...soakFindings(r));
+  return out;
+}
+
+/**
+ * Where a soak verdict becomes a finding (docs/soak.md). A window's p95 needs requests enough to
+ * rest on more than its slowest few, and a rate's variation must exceed what counting alone
+ * gives (a Poisson count of mean m varies by 1/√m): below that, a finding would be noise.
+ */
+export const SOAK_FINDING = {
+  degradationPct: 10,
+  rpsDropPct: 10,
+  minWindowRequests: 100,
+  recoverySec: 5,
+  rpsCv: 0.1,
+  cvOverCounting: 2,
+} as const;
+
+/** Degradation, leaks, slow recoveries and an unstable rate, in plain words. */
+function soakFindings(r: RunResult): Recommendation[] {
+  const s = r.soak;
+  if (!s) return [];
+  const out: Recommendation[] = [];
+  const d =
+    s.degradation &&
+    Math.min(s.degradation.first.requests, s.degradation.last.requests) >= SOAK_FINDING.minWindowRequests
+      ? s.degradation
+      : null;
+  if (d?.p95ChangePct != null && d.p95ChangePct >= SOAK_FINDING.degradationPct) {
+    out.push({
+      kind: "soak",
+      message: `The target degraded under sustained load: its p95 grew by ${d.p95ChangePct.toFixed(1)}% from the first to the last ${d.windowSec} s of the steady part (${d.first.p95Ms} → ${d.last.p95Ms} ms). Look for a growing queue, table or cache, a leak, or a resource running out.`,
+    });
+  }
+  if (d?.rpsChangePct != null && d.rpsChangePct <= -SOAK_FINDING.rpsDropPct) {
+    out.push({
+      kind: "soak",
+      message: `Throughput fell by ${(-d.rpsChangePct).toFixed(1)}% from the first to the last ${d.windowSec} s of the steady part (${d.first.rps.toFixed(1)} → ${d.last.rps.toFixed(1)} requests/s) at the same load.`,
+    });
+  }
+  for (const l of s.leaks) {
+    if (!l.growing) continue;
+    const rate = l.unit === "bytes" ? `${formatBytes(l.slopePerMin)}/min` : `${l.slopePerMin}/min`;
+    const ci =
+      l.unit === "bytes"
+        ? `${formatBytes(l.lowPerMin)} to ${formatBytes(l.highPerMin)}`
+        : `${l.lowPerMin} to ${l.highPerMin}`;
+    const who =
+      l.kind === "target"
+        ? `The target's memory (${l.source}, ${l.metric})`
+        : `Cicada's own memory (${l.source}, ${l.metric})`;
+    const hint =
+      l.kind === "target"
+        ? "Run longer to confirm, then look for a leak: caches without bounds, listeners or timers never removed, sessions kept."
+        : "The loadfile may keep something per request or per user (a growing array or map).";
+    out.push({
+      kind: "soak",
+      subject: l.source,
+      message: `${who} grew steadily during the steady part: ${rate} (95% interval ${ci}), ${l.growthPct === null ? "" : `+${l.growthPct.toFixed(1)}% `}in all. ${hint}`,
+    });
+  }
+  for (const x of s.recovery) {
+    const what =
+      x.cause === "burst"
+        ? `the burst of ${x.count} arrivals at ${x.t} s`
+        : x.cause === "spike"
+          ? `the spike from ${x.from} to ${x.to} at ${x.t} s`
+          : `the step from ${x.from} to ${x.to} at ${x.t} s`;
+    if (x.recoverySec === null) {
+      out.push({
+        kind: "soak",
+        message: `After ${what}, the target never got back to its error rate and p95 of before (${(x.baseline.errorRate * 100).toFixed(1)}% errors, p95 ${x.baseline.p95Ms ?? "-"} ms) before the run ended.`,
+      });
+    } else if (x.recoverySec >= SOAK_FINDING.recoverySec) {
+      out.push({
+        kind: "soak",
+        message: `After ${what}, the target took ${x.recoverySec} s to get back to its error rate and p95 of before: slow to recover from a surge.`,
+      });
+    }
+  }
+  const cv = s.stability?.rpsCv;
+  const mean = s.stability?.rpsMean ?? 0;
+  if (
+    cv != null &&
+    cv >= SOAK_FINDING.rpsCv &&
+    mean > 0 &&
+    cv >= SOAK_FINDING.cvOverCounting / Math.sqrt(mean)
+  ) {
+    out.push({
+      kind: "soak",
+      message: `The request rate was unstable in the steady part: it varied by ${(cv * 100).toFixed(1)}% second to second (coefficient of variation ${cv.toFixed(3)}). Stalls in the target (GC pauses, a saturated pool) or in the generator make a rate jump; see the RPS chart.`,
     });
   }
   return out;

@@ -13,6 +13,7 @@ import { encodeHistogram, summarizeHistogram } from "../stats/histogram.js";
 import type { ResourceSeries } from "../stats/resources.js";
 import type { SampleStats } from "../stats/samples.js";
 import type { Comparison } from "./comparison.js";
+import { type SoakResult, soakOf } from "./soak.js";
 import type { ThresholdResult } from "./thresholds.js";
 
 /**
@@ -69,6 +70,8 @@ export interface RunResult {
    * series per (host, source, metric).
    */
   resources?: ResourceSeries[];
+  /** Soak verdicts: steady part, degradation, leaks, recovery, stability (docs/soak.md). */
+  soak?: SoakResult;
   /** Runs with scenarios: each scenario's own figures; the top level covers them all. */
   scenarios?: ScenarioResult[];
   /** Benchmark results (`cicada bench`): each benchmark's exact round statistics; it is also an endpoint. */
@@ -364,7 +367,11 @@ function scenarioResult(sc: ScenarioView): ScenarioResult {
  * The result of a run: its figures on top, and for a run with scenarios each scenario's below.
  * After a stats reset (web UI) it covers the books since the reset.
  */
-export function buildResult(run: Run, exitCode: number): RunResult {
+export function buildResult(
+  run: Run,
+  exitCode: number,
+  soak: SoakResult | undefined = soakOf(run),
+): RunResult {
   const durationSec = round(run.statsElapsedSec);
   const scenarios = run.scenarios?.map(scenarioResult);
   const models = new Set(scenarios ? scenarios.map((x) => x.model) : run.plan ? [modelOf(run.plan)] : []);
@@ -383,6 +390,7 @@ export function buildResult(run: Run, exitCode: number): RunResult {
     users: { peak: run.peakUsers },
     series: run.stats.series,
     ...(run.bursts.length > 0 ? { bursts: burstRecovery(run.stats.series, run.bursts) } : {}),
+    ...(soak ? { soak } : {}),
     ...(scenarios ? { scenarios } : {}),
     ...(run.stats.resources.size > 0 ? { resources: run.stats.resources.series(run.statsStartedAt) } : {}),
     stopReason: run.stopReason ?? "unknown",
@@ -450,7 +458,7 @@ export function buildBooksResult(
 
 /** One finding about a run (see recommendations.ts). */
 export interface Recommendation {
-  kind: "threshold" | "regression" | "errors" | "generator" | "trend";
+  kind: "threshold" | "regression" | "errors" | "generator" | "trend" | "soak";
   /** The endpoint ("GET /x"), tag or check the finding is about; absent for the whole run. */
   subject?: string;
   message: string;

@@ -8,6 +8,7 @@ import {
   summarize,
   summarizeHistogram,
 } from "./histogram.js";
+import { LatencyHistory } from "./history.js";
 import { ResourceBook } from "./resources.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
@@ -171,6 +172,8 @@ export class StatsAggregate {
   readonly series: SeriesRow[] = [];
   /** The target's and the generator's resource use over the run (--monitor-pid, --monitor-url, workers). */
   readonly resources = new ResourceBook();
+  /** Each closed second's latency over all endpoints, bounded (history.ts): soak windows read it. */
+  readonly history = new LatencyHistory();
   private readonly usersByWorker = new Map<string, number>();
   private readonly peakByWorker = new Map<string, number>();
   /** Most users alive at once, over all workers. */
@@ -313,6 +316,7 @@ export class StatsAggregate {
           p99: p(99),
         });
       }
+      this.history.add(t, b.latency, b.minUs, b.maxUs);
       this.onInterval?.({
         at: b.at,
         t,

@@ -54,7 +54,7 @@ interface HdrInternals {
   addToTotalCount(count: number): void;
 }
 
-export function addSparse(into: Histogram, s: SparseHistogram): void {
+export function addSparse(into: Histogram, s: ArrayLike<number>): void {
   const j = into as unknown as HdrInternals;
   const unit = j.unitMagnitude;
   const half = j.subBucketHalfCountMagnitude;

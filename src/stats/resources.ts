@@ -107,4 +107,13 @@ export class ResourceBook {
     }
     return out;
   }
+
+  /** The values of every series of one kind and metric, each in time order (live thresholds). */
+  valuesOf(kind: ResourceSample["kind"], metric: string): number[][] {
+    const out: number[][] = [];
+    for (const { head, points } of this.bySeries.values()) {
+      if (head.kind === kind && head.metric === metric) out.push(points.map((p) => p[1]));
+    }
+    return out;
+  }
 }

@@ -20,6 +20,7 @@ import { jsonText, resultFile, type Sink } from "../outputs/sink.js";
 import { ResourceMonitor } from "../protocols/monitor/monitor.js";
 import { recommend } from "../result/recommendations.js";
 import { buildResult, type RunResult } from "../result/result.js";
+import { soakOf } from "../result/soak.js";
 import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
 import type { Run, WorkerInfo } from "../runner/run.js";
@@ -336,7 +337,7 @@ export class TestRun {
     const n = ++this.ticks;
     this.toSinks((k) => k.tick?.(r.stats, this.statsElapsedSec, n));
     // Live thresholds: checked on the merged books once a second.
-    if (this.watch.tick(r.stats, this.statsElapsedSec)) {
+    if (this.watch.tick(r.stats, this.statsElapsedSec, this.watch.needsSoak ? () => soakOf(r) : undefined)) {
       const t = this.watch.abortedBy!;
       const v = this.watch.latest.find((x) => x.expr === t.expr)?.value;
       this.notice(`threshold "${t.expr}" failed (measured ${v}): stopping the run (abortOnFail)`);
@@ -404,6 +405,7 @@ export class TestRun {
       elapsedSec: this.statsElapsedSec,
       thresholds: this.watch.latest,
       workers: this.workerInfo(),
+      soak: () => soakOf(r),
     };
   }
 
@@ -417,8 +419,9 @@ export class TestRun {
     if (this.outcome?.result) return this.outcome.result;
     const r = this.runner;
     if (!r.stats) throw new UsageError("the test is still starting; try again in a moment");
-    const result = buildResult(r, 0);
-    const thresholds = evaluate(this.watch.thresholds, r.stats, this.statsElapsedSec);
+    const soak = soakOf(r);
+    const result = buildResult(r, 0, soak);
+    const thresholds = evaluate(this.watch.thresholds, r.stats, this.statsElapsedSec, () => soak);
     if (thresholds.length > 0) result.thresholds = thresholds;
     const findings = recommend(result);
     if (findings.length > 0) result.recommendations = findings;
@@ -429,7 +432,8 @@ export class TestRun {
     const { runner, settings: s, io } = this;
     const t = runner.stats.total;
     this.toSinks((k) => k.end?.(runner.stats, this.statsElapsedSec));
-    const thresholds = evaluate(this.watch.thresholds, runner.stats, this.statsElapsedSec);
+    const soak = soakOf(runner);
+    const thresholds = evaluate(this.watch.thresholds, runner.stats, this.statsElapsedSec, () => soak);
     let exitCode: number = ExitCode.Ok;
     if (runner.fatalError) exitCode = ExitCode.Internal;
     else if (this.signals >= 2) exitCode = ExitCode.Interrupted;
@@ -444,7 +448,7 @@ export class TestRun {
       // incomplete, like one where user code threw.
       exitCode = s.exitCodeOnError!;
     }
-    const result = buildResult(runner, exitCode);
+    const result = buildResult(runner, exitCode, soak);
     if (thresholds.length > 0) result.thresholds = thresholds;
     if (this.baseline) {
       result.comparison = compareResults(this.baseline, result, {

@@ -1,3 +1,4 @@
+import type { SoakResult } from "../result/soak.js";
 import type { ThresholdResult } from "../result/thresholds.js";
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import { createHistogram, type Histogram, percentileMs } from "../stats/histogram.js";
@@ -5,7 +6,88 @@ import { compare, type HistogramName, type Threshold } from "./parse.js";
 
 export type { ThresholdResult };
 
-type Books = Pick<StatsAggregate, "total" | "endpoints" | "tags" | "checks">;
+type Books = Pick<StatsAggregate, "total" | "endpoints" | "tags" | "checks"> &
+  Partial<Pick<StatsAggregate, "resources">>;
+
+/** The soak verdicts so far, computed only when a threshold asks for them. */
+export type SoakSource = () => SoakResult | undefined;
+
+/** A statistic of one series' values (nearest-rank percentile). */
+function statOf(values: readonly number[], stat: "max" | "min" | "mean" | "percentile", p = 100): number {
+  // Loops, not Math.max(...v): a day-long series is too many arguments for a call.
+  if (stat === "max") return values.reduce((a, b) => Math.max(a, b), Number.NEGATIVE_INFINITY);
+  if (stat === "min") return values.reduce((a, b) => Math.min(a, b), Number.POSITIVE_INFINITY);
+  if (stat === "mean") return values.reduce((a, b) => a + b, 0) / values.length;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
+}
+
+const NO_SERIES = "watch the target with --monitor-pid or --monitor-url";
+
+/** Soak, slope and resource metrics; undefined for the others. */
+function measureSoak(
+  t: Threshold,
+  books: Books,
+  soak: SoakSource | undefined,
+): { value: number | null; note?: string } | undefined {
+  const m = t.metric;
+  if (m.kind === "resource") {
+    // Each series' statistic over its values so far; the worst series counts.
+    const series = (books.resources?.valuesOf(m.of, m.metric) ?? []).filter((v) => v.length > 0);
+    if (series.length === 0) {
+      return {
+        value: null,
+        note: `no ${m.of} ${m.metric} series${m.of === "target" ? ` (${NO_SERIES})` : ""}`,
+      };
+    }
+    const vals = series.map((v) => statOf(v, m.stat, m.p));
+    return { value: m.stat === "min" ? Math.min(...vals) : Math.max(...vals) };
+  }
+  if (m.kind !== "soak" && m.kind !== "slope") return undefined;
+  const s = soak?.();
+  if (!s) return { value: null, note: "no soak analysis yet" };
+  const why = (fallback: string) => s.notes[0] ?? fallback;
+  if (m.kind === "slope") {
+    const fits = s.leaks.filter((l) => l.kind === m.of && l.metric === m.metric);
+    if (fits.length === 0) {
+      return {
+        value: null,
+        note: `no ${m.of} ${m.metric} series fitted${m.of === "target" ? ` (${NO_SERIES})` : ""}`,
+      };
+    }
+    return { value: Math.max(...fits.map((l) => l.slopePerMin)) };
+  }
+  switch (m.what) {
+    case "degradation": {
+      const v = s.degradation?.p95ChangePct;
+      return v === null || v === undefined
+        ? { value: null, note: why("no p95 in a steady window") }
+        : { value: v / 100 };
+    }
+    case "rps_degradation": {
+      const v = s.degradation?.rpsChangePct;
+      return v === null || v === undefined
+        ? { value: null, note: why("no requests in a steady window") }
+        : { value: -v / 100 };
+    }
+    case "rps_cv": {
+      const v = s.stability?.rpsCv;
+      return v === null || v === undefined
+        ? { value: null, note: why("no steady throughput") }
+        : { value: v };
+    }
+    case "recovery":
+      if (s.recovery.length === 0) return { value: null, note: "no bursts or steps up to recover from" };
+      if (s.unrecovered > 0) {
+        const first = s.recovery.find((r) => r.recoverySec === null)!;
+        return {
+          value: null,
+          note: `${s.unrecovered} of ${s.recovery.length} never recovered (the first: the ${first.cause} at ${first.t} s)`,
+        };
+      }
+      return { value: s.worstRecoverySec };
+  }
+}
 
 function matches(e: EndpointTotals, selector: string): boolean {
   return (
@@ -71,7 +153,10 @@ export function measure(
   t: Threshold,
   books: Books,
   durationSec: number,
+  soak?: SoakSource,
 ): { value: number | null; note?: string } {
+  const sk = measureSoak(t, books, soak);
+  if (sk) return sk;
   if (t.metric.kind === "checks") {
     let passes = 0;
     let fails = 0;
@@ -108,9 +193,10 @@ export function evaluate(
   thresholds: readonly Threshold[],
   books: Books,
   durationSec: number,
+  soak?: SoakSource,
 ): ThresholdResult[] {
   return thresholds.map((t) => {
-    const { value, note } = measure(t, books, durationSec);
+    const { value, note } = measure(t, books, durationSec, soak);
     const rounded = value === null ? null : Math.round(value * 1e6) / 1e6;
     return {
       expr: t.expr,
@@ -126,6 +212,8 @@ export function evaluate(
   });
 }
 
+const SOAK_EVERY_SEC = 5;
+
 /**
  * Checks thresholds once a second while the run goes on. A failing abortOnFail threshold
  * whose delay has passed asks for the run to stop.
@@ -135,12 +223,33 @@ export class ThresholdWatch {
   /** The threshold that stopped the run, if one did. */
   abortedBy: Threshold | undefined;
 
+  private soakAt = Number.NEGATIVE_INFINITY;
+  private soakSoFar: SoakResult | undefined;
+
   constructor(readonly thresholds: readonly Threshold[]) {}
 
-  /** Returns true when the run should stop now. */
-  tick(books: Books, elapsedSec: number): boolean {
+  /** Whether any threshold reads the soak verdicts (judged at the end; shown live so far). */
+  get needsSoak(): boolean {
+    return this.thresholds.some((t) => t.metric.kind === "soak" || t.metric.kind === "slope");
+  }
+
+  /**
+   * Returns true when the run should stop now. Soak verdicts so far are recomputed at most every
+   * SOAK_EVERY_SEC: they read the whole run, and none of them can abort it.
+   */
+  tick(books: Books, elapsedSec: number, soak?: SoakSource): boolean {
     if (this.thresholds.length === 0) return false;
-    this.latest = evaluate(this.thresholds, books, elapsedSec);
+    const cached: SoakSource | undefined =
+      soak &&
+      (() => {
+        // A stats reset starts the clock again.
+        if (elapsedSec - this.soakAt >= SOAK_EVERY_SEC || elapsedSec < this.soakAt) {
+          this.soakSoFar = soak();
+          this.soakAt = elapsedSec;
+        }
+        return this.soakSoFar;
+      });
+    this.latest = evaluate(this.thresholds, books, elapsedSec, cached);
     if (this.abortedBy) return false;
     for (const [i, t] of this.thresholds.entries()) {
       const r = this.latest[i]!;

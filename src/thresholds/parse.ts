@@ -22,7 +22,19 @@ export type Metric =
   | { kind: "rps" }
   | { kind: "requests" }
   | { kind: "failures" }
-  | { kind: "checks" };
+  | { kind: "checks" }
+  /** Soak verdicts (result/soak.ts), judged at the end of the run. */
+  | { kind: "soak"; what: "degradation" | "rps_degradation" | "recovery" | "rps_cv" }
+  /** Theil–Sen slope of a resource over the steady part, in bytes per minute (the worst series). */
+  | { kind: "slope"; of: "target" | "generator"; metric: "rss_bytes" | "heap_used_bytes" }
+  /** A statistic of a resource series (the worst series), live over the values so far. */
+  | {
+      kind: "resource";
+      of: "target" | "generator";
+      metric: "cpu_percent" | "rss_bytes";
+      stat: "max" | "min" | "mean" | "percentile";
+      p?: number;
+    };
 
 export interface Threshold {
   /** As written. */
@@ -34,7 +46,10 @@ export interface Threshold {
   /** Normalized metric name, e.g. "p95", "ttfb_p99", "error_rate". */
   metricText: string;
   op: Op;
-  /** In the metric's unit: ms for latency, a fraction for rates, per second for rps. */
+  /**
+   * In the metric's unit: ms for latency, a fraction for rates and degradations, per second for
+   * rps, seconds for recovery, bytes per minute for slopes, percent of one core for CPU, bytes for RSS.
+   */
   target: number;
   abortOnFail: boolean;
   /** Seconds from the start of the run before abortOnFail may stop it. */
@@ -50,7 +65,9 @@ const HISTOGRAMS: Record<string, HistogramName> = {
 
 const KNOWN =
   "p50 p90 p95 p99 p99.9 (or p(95)), med, avg/mean, min, max, each optionally prefixed by ttfb, corrected " +
-  "or a further metric such as ttft, itl or rtt (e.g. ttft p95), error_rate, rps, requests, failures, checks";
+  "or a further metric such as ttft, itl or rtt (e.g. ttft p95), error_rate, rps, requests, failures, checks, " +
+  "degradation, rps_degradation, recovery, rps_cv, target_rss_slope, generator_rss_slope, " +
+  "target_cpu or target_rss (and generator_cpu, generator_rss) with max, min, avg or pNN";
 
 function bad(expr: string, why: string): never {
   throw new UsageError(`threshold "${expr}": ${why}`);
@@ -77,6 +94,8 @@ function parseMetric(expr: string, text: string): { metric: Metric; name: string
     case "pass_rate":
       return { metric: { kind: "checks" }, name: "checks" };
   }
+  const soak = soakMetric(expr, t);
+  if (soak) return soak;
   // "[family ]stat", the family joined by a space, "_" or ".".
   const m = /^(?:([a-z_]+)[ ._])?(p\(?\d+(?:\.\d+)?\)?|med|median|avg|mean|min|max)$/.exec(t);
   if (!m) bad(expr, `unknown metric "${text.trim()}"; known: ${KNOWN}`);
@@ -97,6 +116,107 @@ function parseMetric(expr: string, text: string): { metric: Metric; name: string
   const p = Number(stat.replace(/[p()]/g, ""));
   if (!(p > 0 && p <= 100)) bad(expr, `percentile must be in (0, 100], got ${stat}`);
   return { metric: { kind: "latency", histogram, stat: "percentile", p }, name: `${prefix}p${p}` };
+}
+
+/** The soak and resource metrics, or undefined for anything else. */
+function soakMetric(expr: string, t: string): { metric: Metric; name: string } | undefined {
+  switch (t) {
+    case "degradation":
+    case "p95_degradation":
+      return { metric: { kind: "soak", what: "degradation" }, name: "degradation" };
+    case "rps_degradation":
+      return { metric: { kind: "soak", what: "rps_degradation" }, name: "rps_degradation" };
+    case "recovery":
+    case "recovery_time":
+      return { metric: { kind: "soak", what: "recovery" }, name: "recovery" };
+    case "rps_cv":
+      return { metric: { kind: "soak", what: "rps_cv" }, name: "rps_cv" };
+  }
+  const slope = /^(target|generator)_(rss|heap)_slope$/.exec(t);
+  if (slope) {
+    const of = slope[1] as "target" | "generator";
+    const metric = slope[2] === "rss" ? "rss_bytes" : "heap_used_bytes";
+    return { metric: { kind: "slope", of, metric }, name: `${of}_${slope[2]}_slope` };
+  }
+  const res = /^(target|generator)_(cpu|rss|memory)(?:[ ._](.+))?$/.exec(t);
+  if (!res) return undefined;
+  const of = res[1] as "target" | "generator";
+  const what = res[2] === "cpu" ? "cpu" : "rss";
+  const metric = what === "cpu" ? "cpu_percent" : "rss_bytes";
+  const statText = res[3] ?? "max";
+  const base = `${of}_${what}`;
+  if (statText === "max" || statText === "min") {
+    return { metric: { kind: "resource", of, metric, stat: statText }, name: `${base}_${statText}` };
+  }
+  if (statText === "avg" || statText === "mean") {
+    return { metric: { kind: "resource", of, metric, stat: "mean" }, name: `${base}_mean` };
+  }
+  const pm = /^p\(?(\d+(?:\.\d+)?)\)?$/.exec(statText);
+  const p = pm ? Number(pm[1]) : Number.NaN;
+  if (!(p > 0 && p <= 100)) {
+    bad(
+      expr,
+      `unknown statistic "${statText}" for ${base}; known: max, min, avg, or a percentile such as p95`,
+    );
+  }
+  return { metric: { kind: "resource", of, metric, stat: "percentile", p }, name: `${base}_p${p}` };
+}
+
+const BYTES: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3, tb: 1024 ** 4 };
+const PER_MINUTE: Record<string, number> = { s: 60, sec: 60, min: 1, h: 1 / 60, hr: 1 / 60 };
+
+/** "4GB" → bytes and "1MB/min" → bytes per minute; KB, MB, GB count in 1024s (KiB, MiB, GiB too). */
+function bytesUnit(unit: string): { factor: number; perMinute: number | null } | undefined {
+  const m = /^([kmgt]?)i?b(?:\/(s|sec|min|h|hr))?$/.exec(unit);
+  if (!m) return undefined;
+  return { factor: BYTES[`${m[1]}b`]!, perMinute: m[2] ? PER_MINUTE[m[2]]! : null };
+}
+
+/** Converts a soak or resource threshold's value to its metric's unit (see Threshold.target). */
+function soakValue(
+  expr: string,
+  metric: Metric,
+  name: string,
+  value: number,
+  unit: string | undefined,
+): number {
+  switch (metric.kind) {
+    case "soak":
+      if (metric.what === "recovery") {
+        if (unit === "ms") return value / 1000;
+        if (unit === undefined || unit === "s") return value;
+        bad(expr, `recovery is a time: write it in s or ms, e.g. recovery<5s, not ${unit}`);
+      }
+      if (unit === "%") return value / 100;
+      if (unit === undefined) return value;
+      bad(expr, `${name} is a fraction: write a percentage (10%) or a fraction (0.1), not ${unit}`);
+      break;
+    case "slope": {
+      const u = unit === undefined ? undefined : bytesUnit(unit);
+      if (!u || u.perMinute === null) {
+        bad(
+          expr,
+          `${name} is a growth rate: write bytes per time, e.g. ${name}<1MB/min (B, KB, MB, GB per s, min or h), got ${unit ?? "a plain number"}`,
+        );
+      }
+      return value * u.factor * u.perMinute;
+    }
+    case "resource":
+      if (metric.metric === "cpu_percent") {
+        if (unit === undefined || unit === "%") return value;
+        bad(
+          expr,
+          `${name} is a percentage of one core (100% = one core busy), e.g. ${name}<80%, not ${unit}`,
+        );
+      } else {
+        if (unit === undefined) return value;
+        const u = bytesUnit(unit);
+        if (!u || u.perMinute !== null)
+          bad(expr, `${name} is a size: write it in B, KB, MB or GB, e.g. 4GB, not ${unit}`);
+        return value * u.factor;
+      }
+  }
+  return value;
 }
 
 function parseScope(expr: string, text: string): { scope: Scope; scopeText: string } {
@@ -126,7 +246,10 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
   if (!expr) {
     throw new UsageError(`threshold: expected an expression such as "p95<500", got ${JSON.stringify(input)}`);
   }
-  const m = /^(.*?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|%)?(?:\s+(.*))?$/i.exec(expr);
+  const m =
+    /^(.*?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|%|[kmgt]?i?b(?:\/(?:s|sec|min|h|hr))?)?(?:\s+(.*))?$/i.exec(
+      expr,
+    );
   if (!m) bad(expr, `expected "[scope:] metric <op> value", e.g. "p95<500" or "error_rate<1%"`);
   const left = m[1]!;
   const op = m[2] as Op;
@@ -153,8 +276,14 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
     bad(expr, "a check: scope takes the checks (pass rate) metric, e.g. check:has id: rate>99%");
   }
 
-  if (metric.kind === "latency") {
-    if (unit === "%") bad(expr, "latency takes ms or s, not %");
+  const runWide = metric.kind === "soak" || metric.kind === "slope" || metric.kind === "resource";
+  if (runWide && scope.kind !== "all") {
+    bad(expr, `${name} is measured over the whole run; it takes no scope, got "${scopeText}"`);
+  }
+  if (runWide) {
+    value = soakValue(expr, metric, name, value, unit);
+  } else if (metric.kind === "latency") {
+    if (unit !== undefined && unit !== "ms" && unit !== "s") bad(expr, `latency takes ms or s, not ${unit}`);
     if (unit === "s") value *= 1000;
   } else if (metric.kind === "error_rate" || metric.kind === "checks") {
     if (unit === "%") value /= 100;
@@ -172,6 +301,12 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
     if (k?.toLowerCase() === "abortonfail" && v === undefined) abortOnFail = true;
     else if (k?.toLowerCase() === "delayaborteval" && v !== undefined) delay = v;
     else bad(expr, `unknown option "${opt}"; known: abortOnFail, delayAbortEval=DURATION`);
+  }
+  if (abortOnFail && (metric.kind === "soak" || metric.kind === "slope")) {
+    bad(
+      expr,
+      `${name} is judged at the end of the run, so it cannot abortOnFail; live metrics such as p95, error_rate, target_cpu or target_rss can`,
+    );
   }
   const delayAbortSec = delay === undefined ? 0 : parseDuration(delay, `threshold "${expr}" delayAbortEval`);
   return { expr, scope, scopeText, metric, metricText: name, op, target: value, abortOnFail, delayAbortSec };

@@ -5,6 +5,7 @@ import hdr from "hdr-histogram-js";
 import { AGGREGATED, endpointLabel } from "../../compare/compare.js";
 import type { ComparisonRow } from "../../result/comparison.js";
 import type { EndpointResult, RunResult } from "../../result/result.js";
+import { type SoakResult, soakLines, soakWorthShowing } from "../../result/soak.js";
 import {
   createHistogram,
   type Histogram,
@@ -659,9 +660,15 @@ function scenariosTable(r: RunResult): string {
 }
 
 function burstsTable(r: RunResult): string {
+  // As in the summary: the soak verdict's finer recovery time where it has one (docs/soak.md).
+  const finer = new Map(
+    (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
+  );
+  const key = (t: number) => Math.round(t * 10) / 10;
   return `<table id="bursts"><thead><tr><th class="num">At</th><th class="num">Users</th><th class="num">Recovered after</th></tr></thead><tbody>${(
     r.bursts ?? []
   )
+    .map((b) => (finer.has(key(b.t)) ? { ...b, recoverySec: finer.get(key(b.t))! } : b))
     .map(
       (b) =>
         `<tr>${cell(`${b.t.toFixed(1)} s`, "t", b.t)}${cell(String(b.count), "count", b.count)}${cell(
@@ -671,6 +678,18 @@ function burstsTable(r: RunResult): string {
         )}</tr>`,
     )
     .join("")}</tbody></table>`;
+}
+
+/** The soak verdicts as the summary words them, a flagged line marked; the method is in docs/soak.md. */
+function soakTable(soak: SoakResult): string {
+  const notes =
+    soak.notes.length > 0 ? `<p class="note" id="soak-notes">${soak.notes.map(esc).join("; ")}.</p>` : "";
+  return `<table id="soak"><thead><tr><th>Verdict</th><th>Measured</th></tr></thead><tbody>${soakLines(soak)
+    .map(
+      (x) =>
+        `<tr data-soak="${x.label}"${x.flagged ? ' class="failed"' : ""}><td${x.flagged ? ' class="fail"' : ""}>${x.flagged ? "! " : ""}${esc(x.label)}</td><td>${esc(x.text)}</td></tr>`,
+    )
+    .join("")}</tbody></table>${notes}`;
 }
 
 function tagsTable(r: RunResult): string {
@@ -826,6 +845,14 @@ ${data.resources
 </div>`,
     ),
     r.bursts && r.bursts.length > 0 ? section("bursts-section", "Bursts", burstsTable(r)) : "",
+    r.soak && soakWorthShowing(r.soak)
+      ? section(
+          "soak-section",
+          "Soak verdicts",
+          soakTable(r.soak),
+          "Steady part: after the ramp-up, before the ramp-down. Degradation compares its first and last windows (exact p95); memory slopes are Theil–Sen fits with 95% intervals; recovery is the time until the error rate and p95 are back to their level of the 10 s before.",
+        )
+      : "",
     section(
       "endpoints-section",
       "Endpoints",
