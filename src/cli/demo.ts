@@ -76,7 +76,9 @@ export function registerDemo(program: Command, io: RunIo, setExit: (code: number
     const given = RUN_KEYS.filter((k) => demo.getOptionValueSource(k) === "cli");
     if (flags.serve && given.length > 0) {
       const names = given.map((k) => flagLabel(k));
-      throw new UsageError(`demo --serve runs no test, so ${names.join(", ")} has nothing to do: drop it`);
+      throw new UsageError(
+        `demo --serve runs no test, so ${names.join(", ")} ${names.length > 1 ? "have" : "has"} nothing to do: drop ${names.length > 1 ? "them" : "it"}`,
+      );
     }
     const { startDemoServer } = await import("../demo/server.js");
     const serverOpts: DemoServerOptions = {
