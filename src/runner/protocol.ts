@@ -1,6 +1,6 @@
-import type { Slo } from "../stats/slo.js";
 import type { TracePlan } from "../protocols/http/tracing.js";
 import type { ResourceSample } from "../stats/resources.js";
+import type { Slo } from "../stats/slo.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 
 /**

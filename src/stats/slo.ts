@@ -34,7 +34,8 @@ const EXAMPLE = `e.g. "ttft<500ms,tpot<50ms,e2el<10s"`;
 
 /** A time: "500ms", "10s", or a plain number of ms. */
 function time(name: string, part: string, v: string | number): number {
-  const m = typeof v === "number" ? [String(v), String(v), "ms"] : /^(\d+(?:\.\d+)?)\s*(ms|s)?$/i.exec(v.trim());
+  const m =
+    typeof v === "number" ? [String(v), String(v), "ms"] : /^(\d+(?:\.\d+)?)\s*(ms|s)?$/i.exec(v.trim());
   const n = m ? Number(m[1]) * ((m[2] ?? "ms").toLowerCase() === "s" ? 1000 : 1) : Number.NaN;
   if (!Number.isFinite(n) || n <= 0) {
     throw new UsageError(`${name}: "${part}" needs a time > 0 such as 500ms or 10s, ${EXAMPLE}`);
