@@ -297,7 +297,7 @@ export class Chat extends HttpUser {
       assert.match(cli.stdout, /Goodput \(ttft<=150ms, tpot<=40ms, e2el<=5000ms\): 4 of 12 streams good/);
       assert.ok(existsSync(html));
       const page = readFileSync(html, "utf8");
-      assert.match(page, /data-row="goodput"[^]*?4 of 12 streams/);
+      assert.match(page, /data-row="goodput"[\s\S]*?4 of 12 streams/);
     } finally {
       project.cleanup();
       await server.close();
