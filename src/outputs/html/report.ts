@@ -761,7 +761,10 @@ function metricsTable(r: RunResult): string {
   for (const e of r.endpoints) {
     const label = `${e.type} ${`${e.method} ${e.name}`.trim()}`;
     for (const [k, m] of Object.entries(e.metrics ?? {})) {
-      const unit = k.endsWith("_per_sec") || k === "polls" ? (x: number) => x.toFixed(2) : formatMs;
+      const unit =
+        k.endsWith("_per_sec") || k.endsWith("_tokens") || k === "polls"
+          ? (x: number) => x.toFixed(2)
+          : formatMs;
       rows.push(
         `<tr data-endpoint="${esc(label)}" data-metric="${esc(k)}"><td>${esc(e.type)}</td><td>${esc(
           `${e.method} ${e.name}`.trim(),
@@ -924,7 +927,7 @@ ${data.resources
           "metrics-section",
           "Streaming and protocol metrics",
           metricsTable(r),
-          "Times in ms (ttft: time to first token, itl: inter-token latency, ttfe: time to first event, gap: between events, rtt: message round trip); rates per second.",
+          "Times in ms (ttft: time to first token, itl: inter-token latency, tpot: time per output token after the first, e2el: end-to-end latency, ttfe: time to first event, gap: between events, rtt: message round trip); rates per second.",
         )
       : "",
     r.goodput || r.totals.dispatchDelayMs
