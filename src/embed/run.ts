@@ -64,6 +64,8 @@ export interface RunOptions {
   thresholds?: Array<string | ThresholdConfig>;
   /** Status codes ≥ 400 that count as successes. */
   acceptStatus?: number[];
+  /** Service-level objectives of streams, for goodput: "ttft<500ms,tpot<50ms,e2el<10s". */
+  slo?: CicadaConfig["slo"];
   exitCodeOnError?: number;
   verifyTls?: boolean;
   /** Check that each host accepts connections first (default true). */
@@ -114,6 +116,7 @@ const PASSED = [
   "scenario",
   "thresholds",
   "acceptStatus",
+  "slo",
   "exitCodeOnError",
   "verifyTls",
   "preflight",

@@ -336,6 +336,7 @@ export class Coordinator implements Run {
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
         acceptStatus: this.plan.acceptStatus,
+        ...(this.plan.slo ? { slo: this.plan.slo } : {}),
         ...(this.plan.traces ? { traces: this.plan.traces } : {}),
       },
     });

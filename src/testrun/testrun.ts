@@ -27,6 +27,7 @@ import type { Run, WorkerInfo } from "../runner/run.js";
 import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { parseStages, stagesPeak } from "../runner/stages.js";
 import type { ClosedInterval } from "../stats/aggregate.js";
+import { parseSlo } from "../stats/slo.js";
 import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
 import { parseThreshold } from "../thresholds/parse.js";
 import { loadConfigFile } from "./config-file.js";
@@ -538,6 +539,7 @@ function resolvePlan(
     excludeTags: s.excludeTags ?? [],
     verifyTls: s.verifyTls!,
     acceptStatus: s.acceptStatus ?? [],
+    ...(s.slo !== undefined ? { slo: parseSlo(s.slo, "slo") } : {}),
     processes: resolveProcesses(s.processes),
     stages: s.stages === undefined ? null : parseStages(s.stages),
     rate: s.rate ?? null,
@@ -642,6 +644,7 @@ function resolveScenarios(
         stopTimeout: s.stopTimeout,
         verifyTls: s.verifyTls,
         acceptStatus: s.acceptStatus,
+        slo: s.slo,
         otel: s.otel,
         otelTraces: s.otelTraces,
         processes: remote ? s.processes : (sc.processes ?? s.processes),
