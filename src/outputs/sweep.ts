@@ -8,7 +8,7 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 function loadLabel(l: SweepLevel): string {
   if (l.kind === "synchronous") return "sync (1 user)";
   if (l.kind === "throughput") return `max (${l.load} users)`;
-  return l.model === "closed" ? `${l.load} users` : `${l.load}/s`;
+  return l.model === "closed" ? `${l.load} user${l.load === 1 ? "" : "s"}` : `${l.load}/s`;
 }
 
 /** Numbers for a level that did not run: dashes. */

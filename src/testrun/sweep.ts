@@ -74,7 +74,10 @@ export function sweepPlan(s: SettingValues, extra: SweepInput, name: (key: strin
   const mode: SweepPlan["mode"] =
     s.concurrency !== undefined ? "concurrency" : s.rates === "auto" ? "auto" : "rates";
   const stepTimeSec = positiveSeconds(s.stepTime ?? DEFAULT_STEP_TIME, name("stepTime"));
-  const warmupSec = extra.warmup === undefined ? DEFAULT_WARMUP_SEC : seconds(extra.warmup, name("warmup"));
+  // Whole seconds: the books can only start afresh at a snapshot's boundary.
+  const warmupSec = Math.ceil(
+    extra.warmup === undefined ? DEFAULT_WARMUP_SEC : seconds(extra.warmup, name("warmup")),
+  );
   if (s.stages !== undefined)
     throw new UsageError(`${name("stages")} does not apply to a sweep: the levels set the load`);
   if (s.scenarios !== undefined) {
@@ -171,7 +174,7 @@ export function autoRates(syncRps: number, maxRps: number, size: number): number
 function describe(spec: LevelSpec): string {
   if (spec.kind === "synchronous") return "synchronous (1 user)";
   if (spec.kind === "throughput") return `throughput (${spec.load} users)`;
-  return spec.model === "closed" ? `${spec.load} users` : `${spec.load}/s`;
+  return spec.model === "closed" ? `${spec.load} user${spec.load === 1 ? "" : "s"}` : `${spec.load}/s`;
 }
 
 /**
@@ -212,17 +215,15 @@ export async function runSweep(
   });
 
   const total = () => (plan.mode === "auto" ? plan.sweepSize : specs.length);
+  const warmupSec = plan.warmupSec;
   for (let i = 0; i < specs.length; i++) {
     const spec = specs[i]!;
     if (stoppedBy) {
       levels.push(notRun({ index: i, ...spec }));
       continue;
     }
-    hooks.onProgress?.(
-      `sweep: level ${i + 1}/${total()}: ${describe(spec)} for ${plan.stepTimeSec}s${plan.warmupSec > 0 ? ` after ${plan.warmupSec}s of warm-up` : ""}`,
-    );
     let saturated = false;
-    let warm = plan.warmupSec <= 0;
+    let warm = warmupSec <= 0;
     const test = await TestRun.create(
       { ...loaded, shapes: [] },
       levelSettings(s, plan, spec, i === 0),
@@ -239,12 +240,17 @@ export async function runSweep(
         },
       },
     );
+    hooks.onProgress?.(
+      `sweep: level ${i + 1}/${total()}: ${describe(spec)} for ${plan.stepTimeSec}s${warmupSec > 0 ? ` after ${warmupSec}s of warm-up` : ""}`,
+    );
     current = test;
-    // The warm-up runs like the rest of the level; then the books start afresh.
+    // The warm-up runs like the rest of the level; then the books start afresh. The workers'
+    // snapshots cover whole seconds of the run, so the books are reset half-way through the
+    // second after the warm-up, between its snapshots, and dated from the warm-up's end.
     const warmer = setInterval(() => {
       const r = test.runner;
-      if (!warm && r.startedAt > 0 && Date.now() - r.startedAt >= plan.warmupSec * 1000) {
-        r.resetStats();
+      if (!warm && r.startedAt > 0 && Date.now() - r.startedAt >= (warmupSec + 0.5) * 1000) {
+        r.resetStats(r.startedAt + warmupSec * 1000);
         warm = true;
       }
     }, 20);

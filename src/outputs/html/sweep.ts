@@ -92,7 +92,7 @@ function levelRows(r: SweepResult): string {
           : l.kind === "throughput"
             ? `max (${l.load} users)`
             : l.model === "closed"
-              ? `${l.load} users`
+              ? `${l.load} user${l.load === 1 ? "" : "s"}`
               : `${l.load}/s`;
       if (l.status === "not-run") {
         return `<tr class="${cls}"><td>${l.index + 1}</td><td>${esc(load)}</td><td colspan="10"></td><td>not run</td></tr>`;
