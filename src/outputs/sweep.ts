@@ -59,10 +59,17 @@ export function formatSweep(r: SweepResult): string {
     "",
   ];
   const rows = levels.map((l) => cells(l, withGoodput, withTtft, withTpot));
+  // The notes column only when some level has a note.
+  if (rows.every((x) => x[x.length - 1] === "")) {
+    header.pop();
+    for (const x of rows) x.pop();
+  }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((x) => x[i]!.length)));
   const line = (x: string[]) =>
     x
-      .map((c, i) => (i === 1 || i === x.length - 1 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .map((c, i) =>
+        i === 1 || (i === x.length - 1 && i > 7) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!),
+      )
       .join("  ")
       .trimEnd();
   const out = [

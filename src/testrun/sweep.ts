@@ -278,7 +278,7 @@ export async function runSweep(
     levels.push(level);
     hooks.onProgress?.(
       `sweep: level ${i + 1}: ${level.requests} requests, ${(level.successRate * 100).toFixed(1)}% ok, ` +
-        `${level.rps.toFixed(1)} req/s, p95 ${level.latencyMs.p95} ms`,
+        `${level.rps.toFixed(1)} req/s, p95 ${level.latencyMs.p95.toFixed(1)} ms`,
     );
     if (plan.maxErrorRate !== undefined && level.requests > 0 && level.errorRate > plan.maxErrorRate) {
       stoppedBy ??= "max-error-rate";
