@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import type { SweepResult } from "../src/index.js";
-import { readJson, runCli, startServer, type TestServer, tempProject } from "./helpers.js";
+import { assertValidResult, readJson, runCli, startServer, type TestServer, tempProject } from "./helpers.js";
 
 const INDEX = new URL("../src/index.js", import.meta.url).href;
 
@@ -113,6 +113,7 @@ describe("cicada sweep", () => {
       assert.equal(l.failures, 0);
       assert.equal(l.successRate, 1);
       assert.ok(l.result && l.result.totals.requests === l.requests, "each level carries its full result");
+      assertValidResult(l.result);
       assert.ok(l.rps <= CAPACITY * 1.15, `level ${l.load}: ${l.rps} req/s above the capacity`);
     }
     assert.ok(
@@ -221,6 +222,44 @@ describe("cicada sweep", () => {
     assert.ok(res.sweep.levels[1]!.errorRate > 0.1);
     assert.match(r.stderr, /above --max-error-rate 10\.0%: stopping the sweep/);
     assert.match(r.stdout, /32 users\s+(-\s+)+not run/);
+  });
+
+  it("--stop-on-saturation stops at the first level whose queue and latency keep climbing", async () => {
+    // 40/s is half the capacity: latency stays level. 250/s is three times it: the queue, and so
+    // the latency and the requests in flight, grow every second.
+    const r = await runCli(
+      [
+        "sweep",
+        "loadtest.ts",
+        "-H",
+        server.url,
+        "--rates",
+        "40,250,300",
+        "--max-users",
+        "3000",
+        "--stop-on-saturation",
+        "--step-time",
+        "8s",
+        "--warmup",
+        "1s",
+        "--processes",
+        "1",
+        "--json",
+        "sat.json",
+      ],
+      { cwd: project.dir, timeoutMs: 90_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const res = readJson<SweepResult>(join(project.dir, "sat.json"));
+    const [a, b, c] = res.sweep.levels;
+    assert.equal(a!.status, "ran");
+    assert.equal(a!.saturated, undefined);
+    assert.equal(b!.status, "stopped");
+    assert.equal(b!.saturated, true);
+    assert.ok(b!.durationSec < 7.5, `the saturated level ran ${b!.durationSec}s of its 8s`);
+    assert.equal(c!.status, "not-run");
+    assert.equal(res.sweep.stoppedBy, "saturation");
+    assert.match(r.stderr, /level 2 is over-saturated: stopping the sweep/);
   });
 
   it("exits 3 when the --max-p95 SLO is met at no level", async () => {

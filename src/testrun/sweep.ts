@@ -27,7 +27,7 @@ import {
   sloMax,
 } from "../result/sweep.js";
 import { type SparseHistogram, toSparse } from "../stats/histogram.js";
-import { positiveSeconds, type SettingValues, seconds } from "./settings.js";
+import { positiveSeconds, SETTINGS, type Setting, type SettingValues, seconds } from "./settings.js";
 import { type LoadedLoadfile, type RunIo, TestRun } from "./testrun.js";
 
 export const DEFAULT_STEP_TIME = "30s";
@@ -147,8 +147,14 @@ function levelSettings(s: SettingValues, plan: SweepPlan, spec: LevelSpec, first
       ? // Every user at once: the coordinator reaches the count by its first spawn tick.
         { users: spec.load, spawnRate: spec.load * 10, rate: undefined, maxUsers: undefined }
       : { rate: spec.load, maxUsers: s.maxUsers, users: 1, spawnRate: 1 };
+  // The sweep keeps its own warm-up; a run-wide one would be left out twice.
+  delete (rest as Record<string, unknown>).warmup;
+  // Each level's run computes its goodput against the SLO, where the settings know one.
+  const sloSetting = (SETTINGS as unknown as Record<string, Setting<unknown> | undefined>).slo;
+  const slo = plan.slo !== undefined && sloSetting ? { slo: sloSetting.parse(plan.slo, "--slo") } : {};
   return {
     ...rest,
+    ...slo,
     ...load,
     shape: null,
     runTime: plan.warmupSec + plan.stepTimeSec,
