@@ -252,13 +252,14 @@ describe("cicada sweep", () => {
     assert.equal(r.code, 0, r.stderr);
     const res = readJson<SweepResult>(join(project.dir, "sat.json"));
     const [a, b, c] = res.sweep.levels;
-    assert.equal(a!.status, "ran");
-    assert.equal(a!.saturated, undefined);
-    assert.equal(b!.status, "stopped");
-    assert.equal(b!.saturated, true);
+    const seen = JSON.stringify(res.sweep.levels.map(({ result: _r, ...l }) => l));
+    assert.equal(a!.status, "ran", seen);
+    assert.equal(a!.saturated, undefined, seen);
+    assert.equal(b!.status, "stopped", seen);
+    assert.equal(b!.saturated, true, seen);
     assert.ok(b!.durationSec < 7.5, `the saturated level ran ${b!.durationSec}s of its 8s`);
-    assert.equal(c!.status, "not-run");
-    assert.equal(res.sweep.stoppedBy, "saturation");
+    assert.equal(c!.status, "not-run", seen);
+    assert.equal(res.sweep.stoppedBy, "saturation", seen);
     assert.match(r.stderr, /level 2 is over-saturated: stopping the sweep/);
   });
 

@@ -338,7 +338,7 @@ export const SATURATION_MIN_POINTS = 5;
 /**
  * GuideLLM's over-saturation idea on a level's per-second rows: requests in flight (by Little's
  * law, rate × mean-ish latency) and latency both have a Theil–Sen slope whose 95 % interval lies
- * above zero, and latency rose by more than 10 % of its first value over the rows. A target that
+ * above zero, and both rose by more than 25 % of their first value over the rows. A target that
  * keeps up shows neither: its queue, and so its latency, stays level.
  */
 export function overSaturated(rows: readonly SeriesRow[]): boolean {
@@ -350,6 +350,7 @@ export function overSaturated(rows: readonly SeriesRow[]): boolean {
   const a = theilSen(xs, lat);
   const b = theilSen(xs, inFlight);
   if (!a || !b || !(a.low > 0) || !(b.low > 0)) return false;
+  // Significant is not enough: the climb must matter, a quarter of where each started.
   const span = xs[xs.length - 1]! - xs[0]!;
-  return a.slope * span > 0.1 * Math.max(1, lat[0]!);
+  return a.slope * span > 0.25 * Math.max(1, lat[0]!) && b.slope * span > 0.25 * Math.max(0.1, inFlight[0]!);
 }
