@@ -307,12 +307,52 @@ describe("cicada sweep", () => {
       [["--concurrency", "1", "--rates", "5"], /give --concurrency or --rates, not both/],
       [[], /nothing to sweep: give --concurrency LIST/],
       [["--concurrency", "1", "--step-time", "0s"], /--step-time: must be more than 0, got "0s"/],
+      [["--concurrency", "1", "--sweep-size", "5"], /--sweep-size goes with --rates auto/],
     ];
     for (const [args, re] of cases) {
       const r = await runCli(["sweep", "loadtest.ts", "-H", server.url, ...args], { cwd: project.dir });
       assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
       assert.match(r.stderr, re, args.join(" "));
       assert.equal(server.total() >= 0, true);
+    }
+  });
+
+  it("exits 1 when no level completed a successful request", async () => {
+    // Accepts the connection, reads the request, never answers.
+    const silent = await startServer(() => {});
+    try {
+      const r = await runCli(
+        [
+          "sweep",
+          "loadtest.ts",
+          "-H",
+          silent.url,
+          "--concurrency",
+          "1,2",
+          "--step-time",
+          "1s",
+          "--warmup",
+          "0",
+          "--processes",
+          "1",
+          "--json",
+          "none.json",
+        ],
+        { cwd: project.dir, timeoutMs: 60_000 },
+      );
+      assert.equal(r.code, 1, r.stderr);
+      const res = readJson<SweepResult>(join(project.dir, "none.json"));
+      assert.deepEqual(
+        res.sweep.levels.map((l) => [l.status, l.requests]),
+        [
+          ["ran", 0],
+          ["ran", 0],
+        ],
+      );
+      assert.equal(res.sweep.capacity, null);
+      assert.ok(silent.total() > 0, "the requests were sent");
+    } finally {
+      await silent.close();
     }
   });
 

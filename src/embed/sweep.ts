@@ -129,6 +129,7 @@ export async function sweep(options: SweepOptions): Promise<SweepResult> {
   const io = ioFor(o.log, env);
   const name = (k: string) => `sweep(): ${k}`;
   let dispose: (() => void) | undefined;
+  let dropListener: (() => void) | undefined;
   try {
     const file = o.config !== undefined ? (await loadConfigFile(o.config)).config : {};
     const { loaded, settings } = await loadTest(
@@ -148,8 +149,10 @@ export async function sweep(options: SweepOptions): Promise<SweepResult> {
     checkSweepOutputs(s);
     const result = await runSweep(loaded, s, plan, io, {
       onControl: (c) => {
+        const onAbort = () => c.stop();
         if (o.signal?.aborted) c.stop();
-        else o.signal?.addEventListener("abort", () => c.stop(), { once: true });
+        else o.signal?.addEventListener("abort", onAbort, { once: true });
+        dropListener = () => o.signal?.removeEventListener("abort", onAbort);
       },
       ...(o.log ? { onProgress: (line: string) => io.stderr.write(`${line}\n`) } : {}),
     });
@@ -157,6 +160,7 @@ export async function sweep(options: SweepOptions): Promise<SweepResult> {
     writeSweepOutputs(result, s, io);
     return result;
   } finally {
+    dropListener?.();
     dispose?.();
     await threadsEnded();
     await stopBundler();

@@ -266,7 +266,7 @@ export function findKnee(levels: readonly SweepLevel[], slowerThan: SlowerThan):
 /** The capacity estimate: the knee's throughput, or without a knee the most measured (a lower bound). */
 export function capacityOf(levels: readonly SweepLevel[], knee: SweepKnee | null): SweepCapacity | null {
   if (knee) return { rps: knee.rps, load: knee.load, level: knee.level, from: "knee" };
-  const ran = levels.filter((l) => l.status !== "not-run" && l.requests > 0);
+  const ran = levels.filter((l) => l.status !== "not-run" && l.okRps > 0);
   if (ran.length === 0) return null;
   const top = ran.reduce((a, b) => (b.okRps > a.okRps ? b : a));
   return { rps: top.okRps, load: top.load, level: top.index, from: "max" };

@@ -78,6 +78,9 @@ export function sweepPlan(s: SettingValues, extra: SweepInput, name: (key: strin
   const warmupSec = Math.ceil(
     extra.warmup === undefined ? DEFAULT_WARMUP_SEC : seconds(extra.warmup, name("warmup")),
   );
+  if (s.sweepSize !== undefined && mode !== "auto") {
+    throw new UsageError(`${name("sweepSize")} goes with ${name("rates")} auto`);
+  }
   if (s.stages !== undefined)
     throw new UsageError(`${name("stages")} does not apply to a sweep: the levels set the load`);
   if (s.scenarios !== undefined) {
@@ -185,7 +188,7 @@ function describe(spec: LevelSpec): string {
 
 /**
  * Runs the levels in order and analyses them. Resolves to the sweep's result, whose exit code
- * is 1 when no level measured anything, 3 when an SLO was given and no level met it, 130 when
+ * is 1 when no level completed a successful request, 3 when an SLO was given and no level met it, 130 when
  * stopped by a signal, else 0. Throws the CicadaError of a sweep that cannot start (bad input 2,
  * unreachable target 4).
  */
@@ -335,7 +338,8 @@ export async function runSweep(
       : {}),
     ...(stoppedBy ? { stoppedBy } : {}),
   };
-  const measured = levels.some((l) => l.requests > 0);
+  // A target that failed every request of every level measured nothing worth a pass.
+  const measured = levels.some((l) => l.requests > l.failures);
   const exitCode =
     stoppedBy === "signal"
       ? ExitCode.Interrupted
