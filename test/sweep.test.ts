@@ -6,8 +6,19 @@ import { existsSync, readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
+import { chromium } from "playwright-core";
 import type { SweepResult } from "../src/index.js";
-import { assertValidResult, readJson, runCli, startServer, type TestServer, tempProject } from "./helpers.js";
+import {
+  assertValidResult,
+  browserSkipReason,
+  findChromium,
+  readJson,
+  runCli,
+  startServer,
+  type TestServer,
+  tempProject,
+} from "./helpers.js";
 
 const INDEX = new URL("../src/index.js", import.meta.url).href;
 
@@ -65,6 +76,8 @@ async function capacityServer(): Promise<CapacityServer> {
   self = Object.assign(srv, { maxBusy: 0 });
   return self;
 }
+
+const chromiumPath = findChromium();
 
 /** Short levels keep the tests bounded: 0.5 s of warm-up, 1.5 s measured. */
 const SHORT = ["--step-time", "1.5s", "--warmup", "0.5s", "--processes", "1"];
@@ -147,6 +160,45 @@ describe("cicada sweep", () => {
     );
     assert.equal(data.rps.length, 5);
     assert.equal(data.knee.rps, knee.rps);
+  });
+
+  it("the HTML report draws the throughput–latency curve in a browser", {
+    skip: browserSkipReason(chromiumPath),
+  }, async () => {
+    const file = join(project.dir, "sweep.html");
+    assert.ok(existsSync(file), "the knee test wrote the report");
+    const res = readJson<SweepResult>(join(project.dir, "sweep.json"));
+    const browser = await chromium.launch({
+      executablePath: chromiumPath!,
+      args: ["--no-sandbox"],
+      timeout: 30_000,
+    });
+    try {
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const problems: string[] = [];
+      page.on("pageerror", (e) => problems.push(e.message));
+      page.on("console", (m) => {
+        if (m.type() === "error") problems.push(m.text());
+      });
+      await page.goto(pathToFileURL(file).href, { waitUntil: "load" });
+      const drawn = await page.evaluate(() => {
+        const c = (globalThis as any).cicadaSweep.chart;
+        return { series: c.series.map((x: { label: string }) => x.label), data: c.data };
+      });
+      assert.deepEqual(problems, []);
+      assert.deepEqual(drawn.series, ["req/s", "p50", "p95", "p99"]);
+      const byRps = [...res.sweep.levels].sort((a, b) => a.okRps - b.okRps);
+      assert.deepEqual(
+        drawn.data[0],
+        byRps.map((l) => l.okRps),
+      );
+      assert.deepEqual(
+        drawn.data[2],
+        byRps.map((l) => l.latencyMs.p95),
+      );
+    } finally {
+      await browser.close();
+    }
   });
 
   it("--rates auto runs the synchronous and throughput levels first, then rates between them", async () => {
