@@ -420,6 +420,67 @@ describe("cicada sweep", () => {
   });
 });
 
+const CHAT_LOADFILE = `import { HttpUser, task } from "cicada-load";
+export class Chat extends HttpUser {
+  @task async chat() {
+    await this.client.sse("/v1/chat/completions", { json: { stream: true }, tokens: "openai" });
+  }
+}
+`;
+
+describe("cicada sweep of a stream", () => {
+  it("shows TTFT per level from the endpoints' ttft metric", async () => {
+    const chunk = (content: string) =>
+      `data: ${JSON.stringify({ object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] })}\n\n`;
+    // The first token after 40 ms, then four more 5 ms apart.
+    const server = await startServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+      res.flushHeaders();
+      let n = 0;
+      const tick = () => {
+        res.write(chunk(`t${n} `));
+        if (++n < 5) setTimeout(tick, 5);
+        else res.end("data: [DONE]\n\n");
+      };
+      setTimeout(tick, 40);
+    });
+    const project = tempProject({ "loadtest.ts": CHAT_LOADFILE });
+    try {
+      const r = await runCli(
+        [
+          "sweep",
+          "loadtest.ts",
+          "-H",
+          server.url,
+          "--concurrency",
+          "1,2",
+          "--step-time",
+          "1s",
+          "--warmup",
+          "0",
+          "--processes",
+          "1",
+          "--json",
+          "chat.json",
+        ],
+        { cwd: project.dir, timeoutMs: 60_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const res = readJson<SweepResult>(join(project.dir, "chat.json"));
+      for (const l of res.sweep.levels) {
+        assert.ok(l.requests > 0);
+        assert.ok(l.ttftMs && l.ttftMs.p50 >= 38 && l.ttftMs.p50 < l.latencyMs.p50, JSON.stringify(l.ttftMs));
+        assert.ok(l.ttftMs.p95 >= l.ttftMs.p50);
+      }
+      assert.match(r.stdout, /RPS\s+TTFT p50\s+TTFT p95/);
+    } finally {
+      await server.close();
+      project.cleanup();
+    }
+  });
+});
+
 describe("sweep()", () => {
   it("runs from a script and resolves to the levels, the knee and the capacity; nothing printed", async () => {
     const server = await capacityServer();
