@@ -379,6 +379,23 @@ const LINES: Record<string, Entry> = {
     limitSec: 60,
     prints: [/GET \/health\s+1000\s+0\(0\.0%\)/],
   },
+  // README: a sweep with the default 30 s levels; the user stops it during the first level.
+  "npx cicada sweep loadtest.ts -H http://127.0.0.1:8000 --concurrency 10,50,100,200,500 --json sweep.json": {
+    exit: 130,
+    limitSec: 40,
+    ctrlC: SOON,
+    // The sweep's JSON is no run result (`json` checks those): it is written, and holds the level.
+    writes: ["sweep.json"],
+    prints: [/stopping the sweep/, /10 users\s+\d+/, /50 users\s+(-\s+)+not run/],
+  },
+  // docs/sweep.md: three short levels against the demo target, to the end.
+  "npx cicada sweep loadtest.ts --concurrency 5,10,20 --step-time 2s --warmup 1s --csv levels --html sweep.html":
+    {
+      exit: 0,
+      limitSec: 60,
+      writes: ["levels_sweep.csv", "sweep.html"],
+      prints: [/3 of 3 levels run/, /Capacity estimate: /],
+    },
   // docs/report.md.
   "npx cicada run loadtest.ts --headless -t 2m --html report.html --json result.json": {
     exit: 130,

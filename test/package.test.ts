@@ -147,6 +147,7 @@ describe("the published package", { timeout: 240_000 }, () => {
       "TaskSet",
       "run",
       "benchmark",
+      "sweep",
       "UsageError",
     ]) {
       assert.match(d, new RegExp(`\\b${name}\\b`), `${types[0]} does not export ${name}`);

@@ -12,6 +12,7 @@ import { addSettingFlags } from "./flags.js";
 import { registerQuick } from "./quick.js";
 import { registerReport } from "./report.js";
 import { executeRun } from "./run.js";
+import { registerSweep } from "./sweep.js";
 
 const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 
@@ -144,6 +145,9 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
   });
   registerReport(program, io);
   registerBench(program, io, (code) => {
+    exitCode = code;
+  });
+  registerSweep(program, io, (code) => {
     exitCode = code;
   });
 

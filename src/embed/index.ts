@@ -3,6 +3,13 @@
  */
 export type { BenchmarkResult, RunResult } from "../result/result.js";
 export type {
+  SweepCapacity,
+  SweepKnee,
+  SweepLevel,
+  SweepResult,
+  SweepSummary,
+} from "../result/sweep.js";
+export type {
   BenchmarkContext,
   BenchmarkFunction,
   BenchmarkOptions,
@@ -14,3 +21,5 @@ export type { LoadTestResult, ResultHelpers, Stats } from "./result.js";
 export { LoadTestFailed } from "./result.js";
 export type { LogOption, RunOptions, TaskEntry, TaskFn } from "./run.js";
 export { run } from "./run.js";
+export type { SweepOptions } from "./sweep.js";
+export { sweep } from "./sweep.js";

@@ -991,12 +991,16 @@ export class Coordinator implements Run {
     if (rate > this.plan.maxUsers) this.plan.maxUsers = Math.ceil(rate);
   }
 
-  /** Starts the books afresh (the web UI's "reset stats"); the load goes on as it was. */
-  resetStats(): void {
+  /**
+   * Starts the books afresh (the web UI's "reset stats"); the load goes on as it was. `at` dates
+   * the new books' start earlier than now: a sweep resets mid-second and starts the books at the
+   * interval boundary, since the snapshot still to come covers the whole of that interval.
+   */
+  resetStats(at?: number): void {
     if (!this.stats) return;
     const onInterval = this.stats.onInterval;
     const users = this.stats.users;
-    this.statsStartedAt = Date.now();
+    this.statsStartedAt = at ?? Date.now();
     this.stats = new StatsAggregate(this.statsStartedAt);
     this.stats.onInterval = onInterval;
     this.peakUsers = users;

@@ -141,6 +141,6 @@ export interface Run {
   /** Live edits (the web UI). Each throws an Error saying why when the run's load model has no such knob. */
   setUsers(users: number, spawnRate?: number): void;
   setRate(rate: number): void;
-  /** Starts the books afresh; the load goes on as it was. */
-  resetStats(): void;
+  /** Starts the books afresh, dated `at` (default now); the load goes on as it was. */
+  resetStats(at?: number): void;
 }

@@ -25,6 +25,21 @@ export interface CommandOnly {
   once?: boolean;
   /** A worker's CA file: it connects over TLS and trusts only masters this CA signed. */
   tlsCa?: string;
+  // `cicada sweep` (docs/sweep.md).
+  /** Closed-model levels: this many users each. */
+  concurrency?: number[];
+  /** Open-model levels: these rates, or "auto" (synchronous, throughput, then rates between). */
+  rates?: number[] | "auto";
+  /** Measured time of each level, after its warm-up. */
+  stepTime?: string | number;
+  /** `--rates auto`: levels in all. */
+  sweepSize?: number;
+  /** Stop the sweep after the first level whose error rate is above this (0–1). */
+  maxErrorRate?: number;
+  /** Stop the sweep when a level shows over-saturation. */
+  stopOnSaturation?: boolean;
+  /** The SLO-constrained maximum: levels whose overall p95 is within this many ms. */
+  maxP95?: number;
 }
 
 /** What each key holds, from whichever source it comes. */
@@ -281,6 +296,54 @@ const monitorQueries: Parse<string[]> = (v, name) => {
     }
   }
   return items as string[];
+};
+
+/** A list of numbers > 0 (integers for user counts), comma or space separated; errors name the item. */
+function positiveList(integer: boolean): Parse<number[]> {
+  return (v, name) => {
+    const items = Array.isArray(v)
+      ? v
+      : typeof v === "number"
+        ? [v]
+        : typeof v === "string"
+          ? (parseList(v) ?? [])
+          : null;
+    const expected = integer ? `a list of user counts such as 10,50,100` : "a list of rates such as 10,20,50";
+    if (!items || items.length === 0) throw usageError(name, expected, v);
+    return items.map((x) => {
+      const n = numeric(x, integer);
+      if (!(Number.isFinite(n) && n > 0 && (!integer || Number.isSafeInteger(n)))) {
+        throw new UsageError(
+          `${name}: expected ${expected}; ${shown(x)} is not ${integer ? "an integer ≥ 1" : "a number > 0"} (in ${shown(v)})`,
+        );
+      }
+      return n;
+    });
+  };
+}
+
+const rateList: Parse<number[] | "auto"> = (v, name) =>
+  typeof v === "string" && v.trim().toLowerCase() === "auto" ? "auto" : positiveList(false)(v, name);
+
+/** A share 0–1: "0.05" or "5%". */
+const fraction: Parse<number> = (v, name) => {
+  const t = typeof v === "string" ? v.trim() : v;
+  const n =
+    typeof t === "string" && t.endsWith("%") ? numeric(t.slice(0, -1), false) / 100 : numeric(t, false);
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw usageError(name, "a share such as 0.05 or 5%", v);
+  return n;
+};
+
+/** Milliseconds: "500", "500ms", "1.5s". */
+const milliseconds: Parse<number> = (v, name) => {
+  const m =
+    typeof v === "number"
+      ? [String(v), String(v), "ms"]
+      : typeof v === "string"
+        ? /^\s*(\d+(?:\.\d+)?)\s*(ms|s)?\s*$/i.exec(v)
+        : null;
+  if (!m || !(Number(m[1]) > 0)) throw usageError(name, "a time such as 500ms or 1.5s", v);
+  return m[2]?.toLowerCase() === "s" ? Number(m[1]) * 1000 : Number(m[1]);
 };
 
 const shapeName: Parse<string | null> = (v, name) => (v === null ? null : text(v, name));
@@ -651,6 +714,67 @@ export const SETTINGS: Table = {
     flag: "--monitor-query <name=series>",
     help: 'with --monitor-url: record this series as NAME, e.g. queue=queue_length{queue="jobs"}; repeatable',
     many: true,
+  },
+
+  // `cicada sweep` (docs/sweep.md): flags of that command only.
+  concurrency: {
+    parse: positiveList(true),
+    flag: "--concurrency <list>",
+    help: "closed model: one level per number of users, e.g. 10,50,100,200,500",
+    run: false,
+    env: false,
+    file: false,
+  },
+  rates: {
+    parse: rateList,
+    flag: "--rates <list|auto>",
+    help: "open model: one level per rate (iterations/s), e.g. 10,20,50; or auto: synchronous, throughput, then rates between",
+    run: false,
+    env: false,
+    file: false,
+  },
+  stepTime: {
+    parse: (v, name) => {
+      positiveSeconds(v, name);
+      return v as string | number;
+    },
+    flag: "--step-time <duration>",
+    help: "measured time of each level, after its warm-up (default 30s)",
+    run: false,
+    env: false,
+    file: false,
+  },
+  sweepSize: {
+    parse: int(3),
+    flag: "--sweep-size <n>",
+    help: "with --rates auto: levels in all, the synchronous and throughput runs included (default 10)",
+    run: false,
+    env: false,
+    file: false,
+  },
+  maxErrorRate: {
+    parse: fraction,
+    flag: "--max-error-rate <x>",
+    help: "stop the sweep after the first level whose error rate is above X (0.05 or 5%)",
+    run: false,
+    env: false,
+    file: false,
+  },
+  stopOnSaturation: {
+    parse: bool,
+    flag: "--stop-on-saturation",
+    help: "stop the sweep when a level shows over-saturation (latency and requests in flight climbing)",
+    run: false,
+    env: false,
+    file: false,
+  },
+  maxP95: {
+    parse: milliseconds,
+    flag: "--max-p95 <ms>",
+    help: "SLO: a level meets it when its p95 is within this (500, 500ms, 1.5s)",
+    run: false,
+    env: false,
+    file: false,
   },
 
   // Not flags of `run`.
