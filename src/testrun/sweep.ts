@@ -152,9 +152,8 @@ function levelSettings(s: SettingValues, plan: SweepPlan, spec: LevelSpec, first
       : { rate: spec.load, maxUsers: s.maxUsers, users: 1, spawnRate: 1 };
   // The sweep keeps its own warm-up; a run-wide one would be left out twice.
   delete (rest as Record<string, unknown>).warmup;
-  // Each level's run computes its goodput against the SLO, where the settings know one.
-  const sloSetting = (SETTINGS as unknown as Record<string, Setting<unknown> | undefined>).slo;
-  const slo = plan.slo !== undefined && sloSetting ? { slo: sloSetting.parse(plan.slo, "--slo") } : {};
+  // Each level's run computes its goodput against the SLO.
+  const slo = plan.slo !== undefined ? { slo: SETTINGS.slo.parse(plan.slo, "--slo") } : {};
   return {
     ...rest,
     ...slo,
