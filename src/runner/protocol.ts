@@ -1,4 +1,6 @@
 import type { TracePlan } from "../protocols/http/tracing.js";
+import type { ArrivalSpec } from "./arrivals.js";
+import type { ScheduleRow } from "./schedule.js";
 import type { ResourceSample } from "../stats/resources.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 
@@ -41,6 +43,17 @@ export interface WorkerPlan {
   iterations: number | null;
   /** Task iterations each user runs before it stops; null for no limit. */
   iterationsPerUser?: number | null;
+  /** Open model: Poisson or gamma gaps (constant when absent); the worker draws stream `workerIndex`. */
+  arrivals?: ArrivalSpec;
+  /** This worker's share of --max-concurrency: iterations in flight at once. */
+  maxConcurrency?: number;
+  /**
+   * --warmup/--cooldown on this worker's clock, in ms from its first load message: requests that
+   * complete before `warmupMs` or from `cooldownAtMs` on are kept out of the figures.
+   */
+  windows?: { warmupMs: number; cooldownAtMs: number | null };
+  /** --schedule: this worker's rows of the trace (offsets from its first load message). */
+  schedule?: ScheduleRow[];
   /** Milliseconds between stats snapshots. */
   snapshotIntervalMs: number;
   verifyTls: boolean;

@@ -25,6 +25,13 @@ export interface StatsSnapshot {
   tags?: EndpointDelta[];
   /** Check evaluations by check name. */
   checks?: CheckDelta[];
+  /**
+   * Recorded inside the run's warm-up or cool-down (by completion time): the series shows it,
+   * the figures leave it out.
+   */
+  window?: "warmup" | "cooldown";
+  /** Taken early, at a window's edge: it shares its interval (seq) with the worker's next one. */
+  cut?: boolean;
 }
 
 export interface CheckDelta {
