@@ -1,8 +1,8 @@
 import type { TracePlan } from "../protocols/http/tracing.js";
-import type { ArrivalSpec } from "./arrivals.js";
-import type { ScheduleRow } from "./schedule.js";
 import type { ResourceSample } from "../stats/resources.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
+import type { ArrivalSpec } from "./arrivals.js";
+import type { ScheduleRow } from "./schedule.js";
 
 /**
  * The coordinator↔worker protocol. Plain JSON messages, so the same protocol runs over a

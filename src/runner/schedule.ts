@@ -11,7 +11,8 @@ export type { ScheduleRow };
 const OFFSET_KEYS = ["t", "offset_ms"] as const;
 
 function offsetOf(raw: unknown, key: "t" | "offset_ms", where: string): number {
-  const n = typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : Number.NaN;
+  const n =
+    typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : Number.NaN;
   if (!Number.isFinite(n) || n < 0) {
     throw new UsageError(`${where}: "${key}" must be a number ≥ 0, got ${JSON.stringify(raw)}`);
   }
@@ -28,7 +29,9 @@ export function readSchedule(file: string): ScheduleRow[] {
   try {
     text = readFileSync(file, "utf8");
   } catch (err) {
-    throw new UsageError(`--schedule ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`);
+    throw new UsageError(
+      `--schedule ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`,
+    );
   }
   const lines = text.split(/\r?\n/);
   const first = lines.find((l) => l.trim() !== "") ?? "";
@@ -71,7 +74,9 @@ function csvRows(file: string, lines: string[]): ScheduleRow[] {
   if (!header) throw new UsageError(`${where0}: the header has an unclosed quote`);
   const col = header.findIndex((h) => (OFFSET_KEYS as readonly string[]).includes(h));
   if (col < 0) {
-    throw new UsageError(`${where0}: the header needs a "t" (seconds) or "offset_ms" column, got ${header.join(",")}`);
+    throw new UsageError(
+      `${where0}: the header needs a "t" (seconds) or "offset_ms" column, got ${header.join(",")}`,
+    );
   }
   const key = header[col] as "t" | "offset_ms";
   const rows: ScheduleRow[] = [];

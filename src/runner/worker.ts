@@ -11,8 +11,8 @@ import { ConcurrencyGate } from "./concurrency.js";
 import { LoopMonitor } from "./load.js";
 import { ArrivalScheduler, OpenPool } from "./open-model.js";
 import type { CoordinatorMessage, Transport, WorkerMessage, WorkerPlan } from "./protocol.js";
-import type { ScheduleRow } from "./schedule.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
+import type { ScheduleRow } from "./schedule.js";
 import { UserRuntime, type UserRuntimeShared } from "./user-runtime.js";
 
 /** How long a finishing worker waits for its last spans to be sent (an unreachable collector). */

@@ -308,6 +308,8 @@ export class StatsAggregate {
     this.usersByWorker.set(s.workerId, s.users);
     const bucket = this.bucket(s.seq, s.at);
     if (!s.cut) bucket.users += s.users;
+    bucket.iterations += s.iterations;
+    bucket.dropped += s.dropped ?? 0;
     const w = (bucket.window ??= {
       name,
       requests: 0,

@@ -596,7 +596,9 @@ function arrivalSettings(s: CicadaConfig, plan: RunPlan): number | null {
   let peak: number | null = null;
   if (s.schedule !== undefined) {
     if (plan.rate !== null || plan.stages !== null) {
-      throw new UsageError(`--schedule ${s.schedule}: the schedule sets when iterations start; drop --rate and --stages`);
+      throw new UsageError(
+        `--schedule ${s.schedule}: the schedule sets when iterations start; drop --rate and --stages`,
+      );
     }
     plan.schedule = readSchedule(s.schedule);
     // Replay is open-model: a pool of users serves the rows, none of them loops on its own.
@@ -606,7 +608,9 @@ function arrivalSettings(s: CicadaConfig, plan: RunPlan): number | null {
   // vLLM's --burstiness alone means gamma arrivals.
   const process = s.arrivals ?? (s.burstiness !== undefined ? "gamma" : "constant");
   if (s.burstiness !== undefined && process !== "gamma" && s.burstiness !== 1) {
-    throw new UsageError(`--burstiness ${s.burstiness}: only gamma arrivals have a burstiness; add --arrivals gamma`);
+    throw new UsageError(
+      `--burstiness ${s.burstiness}: only gamma arrivals have a burstiness; add --arrivals gamma`,
+    );
   }
   if (process !== "constant") {
     if (plan.rate === null) {
@@ -622,7 +626,9 @@ function arrivalSettings(s: CicadaConfig, plan: RunPlan): number | null {
     // The cool-down is the end of the run: it needs a known end.
     const endSec = plan.runTimeSec ?? (plan.stages ? stagesDuration(plan.stages) : null);
     if (cooldownSec > 0 && endSec === null) {
-      throw new UsageError(`--cooldown ${s.cooldown}: the cool-down ends the run, so it needs --run-time (or --stages)`);
+      throw new UsageError(
+        `--cooldown ${s.cooldown}: the cool-down ends the run, so it needs --run-time (or --stages)`,
+      );
     }
     if (endSec !== null && warmupSec + cooldownSec >= endSec) {
       throw new UsageError(
@@ -663,7 +669,9 @@ function resolveScenarios(
     ["schedule", "--schedule"],
   ] as const) {
     if (s[key] !== undefined) {
-      throw new UsageError(`${flag} does not apply when the loadfile defines scenarios (scenarios: ${names.join(", ")})`);
+      throw new UsageError(
+        `${flag} does not apply when the loadfile defines scenarios (scenarios: ${names.join(", ")})`,
+      );
     }
   }
   if (names.length === 0) throw new UsageError("scenarios: none defined");

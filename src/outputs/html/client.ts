@@ -124,7 +124,12 @@ function chart(id: string, opts: Omit<UPlot.Options, "width" | "height">, column
   // Only charts over the run's time (not the latency distribution) have windows to shade.
   const timed = opts.scales?.x?.distr !== 3 && (data.windows?.length ?? 0) > 0;
   const u = new uPlot(
-    { ...opts, ...(timed ? { plugins: [...(opts.plugins ?? []), shadeWindows] } : {}), width: width(el), height: HEIGHT },
+    {
+      ...opts,
+      ...(timed ? { plugins: [...(opts.plugins ?? []), shadeWindows] } : {}),
+      width: width(el),
+      height: HEIGHT,
+    },
     columns as UPlot.AlignedData,
     el,
   );

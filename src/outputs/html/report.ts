@@ -235,7 +235,8 @@ function windowSpans(result: RunResult): Array<{ from: number; to: number; label
   const end = Math.max(result.series[result.series.length - 1]?.t ?? 0, w.cooldownAtSec ?? 0);
   const out: Array<{ from: number; to: number; label: string }> = [];
   if (w.warmupSec > 0) out.push({ from: 0, to: w.warmupSec, label: "warm-up" });
-  if (w.cooldownAtSec !== null && w.cooldownSec > 0) out.push({ from: w.cooldownAtSec, to: end, label: "cool-down" });
+  if (w.cooldownAtSec !== null && w.cooldownSec > 0)
+    out.push({ from: w.cooldownAtSec, to: end, label: "cool-down" });
   return out;
 }
 
@@ -384,7 +385,9 @@ function measuredSpan(r: RunResult): string | null {
   if (!w) return null;
   const parts = [
     ...(w.warmupSec > 0 ? [`after a ${fmtDuration(w.warmupSec)} warm-up`] : []),
-    ...(w.cooldownAtSec !== null && w.cooldownSec > 0 ? [`until a ${fmtDuration(w.cooldownSec)} cool-down`] : []),
+    ...(w.cooldownAtSec !== null && w.cooldownSec > 0
+      ? [`until a ${fmtDuration(w.cooldownSec)} cool-down`]
+      : []),
   ];
   return `${parts.join(", ")} (shaded in the charts)`;
 }
