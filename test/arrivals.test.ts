@@ -538,7 +538,7 @@ export class Chat extends HttpUser {
     JSON.stringify({ prompt: `q${i}`, max_tokens: 10 + i }),
   ).join("\n");
 
-  async function order(opts: string, extra: Record<string, string> = { "prompts.jsonl": PROMPTS }) {
+  async function order(opts: string, args: string[] = []) {
     const seen: string[] = [];
     const server = await startServer(async (req, res) => {
       let body = "";
@@ -549,11 +549,9 @@ export class Chat extends HttpUser {
       res.end("ok");
     });
     try {
-      const r = await runLoad(
-        loadfile(opts),
-        ["-H", server.url, "-u", "1", "--iterations", "25", "--processes", "1"],
-        extra,
-      );
+      const r = await runLoad(loadfile(opts), ["-H", server.url, "-u", "1", "--iterations", "25", ...args], {
+        "prompts.jsonl": PROMPTS,
+      });
       assert.equal(r.code, 0, describeRun(r));
       return seen;
     } finally {
@@ -573,7 +571,10 @@ export class Chat extends HttpUser {
     const a = await order('{ order: "random", seed: 5 }');
     const b = await order('{ order: "random", seed: 5 }');
     const c = await order('{ order: "random", seed: 6 }');
+    // Without a seed of its own a dataset takes the run's --seed.
+    const d = await order('{ order: "random" }', ["--seed", "5", "--processes", "1"]);
     assert.deepEqual(a, b);
+    assert.deepEqual(d, a);
     assert.notDeepEqual(a, c);
     const all = Array.from({ length: 10 }, (_, i) => `q${i}`);
     for (const pass of [a.slice(0, 10), a.slice(10, 20)]) assert.deepEqual([...pass].sort(), [...all].sort());

@@ -41,7 +41,7 @@ export interface CicadaConfig {
   arrivals?: "constant" | "poisson" | "gamma";
   /** Gamma arrivals: the shape; below 1 burstier than Poisson, 1 is Poisson, above 1 more even (default 1). */
   burstiness?: number;
-  /** Seed of the arrival gaps (and the default seed of datasets): the same seed repeats the schedule. */
+  /** Seed of the arrival gaps, and the default seed of datasets: the same seed repeats the schedule. */
   seed?: number;
   /** Most iterations in flight at once across the run; further arrivals wait for a free slot. */
   maxConcurrency?: number;

@@ -8,7 +8,7 @@ import { parseCsvLine } from "../core/delimited.js";
 export interface DatasetOptions {
   /** "round-robin" (default): rows in file order, then again; "random": a seeded shuffle per pass. */
   order?: "round-robin" | "random";
-  /** Seed of the random order: the same seed gives the same order. Default: a random one. */
+  /** Seed of the random order: the same seed gives the same order. Default: the run's --seed, else random. */
   seed?: number;
 }
 
@@ -35,6 +35,14 @@ interface FileIndex {
 }
 
 const indexes = new Map<string, FileIndex>();
+
+/** The run's --seed, set by the worker before it loads the loadfile; null when none was given. */
+let runSeed: number | null = null;
+
+/** Not part of the loadfile API: the worker hands over the run's seed. */
+export function setDatasetSeed(seed: number | null): void {
+  runSeed = seed;
+}
 
 /** Lines of a file as byte ranges, read in chunks so a large file never sits whole in memory. */
 function* lineRanges(fd: number, size: number): Generator<[number, number]> {
@@ -162,8 +170,11 @@ export function dataset<T = DatasetRow>(file: string, options: DatasetOptions = 
   };
   let cursor = 0;
   let perm: Uint32Array | null = null;
-  const rand = seeded(options.seed ?? Math.floor(Math.random() * 2 ** 32));
+  // Seeded at the first shuffle, not here: a loadfile's top level may run before the worker has
+  // handed over the run's seed (a single-threaded run loads the loadfile once, before the plan).
+  let rand: (() => number) | undefined;
   const shuffle = (): Uint32Array => {
+    rand ??= seeded(options.seed ?? runSeed ?? Math.floor(Math.random() * 2 ** 32));
     const p = perm ?? new Uint32Array(size).map((_, i) => i);
     for (let i = size - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));

@@ -366,6 +366,7 @@ export class Coordinator implements Run {
     const out: Partial<WorkerPlan> = {};
     const n = this.workerCount;
     if (p.arrivals && p.arrivals.process !== "constant") out.arrivals = p.arrivals;
+    if (p.arrivals?.seed != null) out.seed = p.arrivals.seed;
     if (p.maxConcurrency != null) {
       out.maxConcurrency = index < n ? Math.max(1, splitEvenly(p.maxConcurrency, n)[index]!) : 1;
     }

@@ -45,6 +45,8 @@ export interface WorkerPlan {
   iterationsPerUser?: number | null;
   /** Open model: Poisson or gamma gaps (constant when absent); the worker draws stream `workerIndex`. */
   arrivals?: ArrivalSpec;
+  /** --seed: the default seed of the loadfile's datasets. */
+  seed?: number;
   /** This worker's share of --max-concurrency: iterations in flight at once. */
   maxConcurrency?: number;
   /**

@@ -1,5 +1,6 @@
 import { getHeapStatistics } from "node:v8";
 import { setWorkerRecorder } from "../api/checks.js";
+import { setDatasetSeed } from "../api/dataset.js";
 import { CicadaError } from "../core/errors.js";
 import { importBundle } from "../loadfile/bundle.js";
 import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
@@ -109,6 +110,8 @@ export class Worker {
     this.window = plan.windows && plan.windows.warmupMs > 0 ? "warmup" : undefined;
     this.iterationsLeft = plan.iterations ?? Number.POSITIVE_INFINITY;
     this.transport.send({ type: "hello", workerId, version: PROTOCOL_VERSION, pid: process.pid });
+    // Datasets made at the loadfile's top level take the run's seed as their default.
+    setDatasetSeed(plan.seed ?? null);
     const mod = await importBundle(plan.bundlePath, this.loadfile);
     // Abandoned while loading (its master gone): nothing to start.
     if (this.finished) return;

@@ -589,7 +589,7 @@ export const SETTINGS: Table = {
   seed: {
     parse: int(0, 2 ** 32 - 1, "an integer 0–4294967295"),
     flag: "--seed <n>",
-    help: "seed of the arrival gaps and of datasets: the same seed repeats the schedule",
+    help: "seed of the arrival gaps (and the default of datasets): the same seed repeats the schedule",
     scenario: "inherit",
   },
   maxConcurrency: {
