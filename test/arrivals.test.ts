@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { describe, it } from "node:test";
+import { renderHtmlReport } from "../src/outputs/html/report.js";
 import { arrivalTimes, gammaDraw, mulberry32 } from "../src/runner/arrivals.js";
 import { describeRun, runCli, runLoad, startServer, tempProject } from "./helpers.js";
 
@@ -369,6 +370,13 @@ describe("warm-up and cool-down", () => {
       );
       const shown = rows.reduce((a, x) => a + x.requests, 0);
       assert.ok(shown > sent.measured + sent.warmup, `the series shows ${shown} requests`);
+      // The HTML report of the result shades both windows and says what it measured.
+      const html = renderHtmlReport(r.result);
+      assert.match(
+        html,
+        /"windows":\[\{"from":0,"to":1,"label":"warm-up"\},\{"from":3,"to":\d+(\.\d+)?,"label":"cool-down"\}\]/,
+      );
+      assert.match(html, /data-meta="Measured">after a 1 s warm-up, until a 1 s cool-down/);
     } finally {
       await server.close();
     }

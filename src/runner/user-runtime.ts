@@ -120,11 +120,6 @@ export class UserRuntime implements UserContext {
   private tags: readonly string[] | null = null;
   /** Trace replay: the row of the iteration running now (`this.schedule` in the loadfile). */
   schedule: ScheduleRow | undefined = undefined;
-  /**
-   * Open model: when the current iteration was due (performance.now() ms), set before it starts,
-   * so what is recorded during it can tell its dispatch delay; -1 in the closed model.
-   */
-  scheduledAt = -1;
 
   constructor(
     readonly userId: number,
@@ -337,7 +332,6 @@ export class UserRuntime implements UserContext {
           return;
         }
       }
-      this.scheduledAt = scheduledAt;
       this.lagUs = Math.max(0, (performance.now() - scheduledAt) * 1000);
       this.recorder.iteration();
       const t = picker.pick();
