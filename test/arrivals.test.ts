@@ -458,6 +458,8 @@ export class Replay extends HttpUser {
       );
       assert.ok(abs[abs.length - 1]! < 500, `a row started ${abs[abs.length - 1]} ms off`);
       assert.ok(r.result.totals.correctedLatencyMs, "timed from the scheduled start too");
+      // Every row's dispatch delay (actual minus scheduled start) is reported.
+      assert.equal(r.result.totals.dispatchDelayMs?.count, 400);
     } finally {
       await server.close();
     }

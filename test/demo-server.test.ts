@@ -457,7 +457,24 @@ describe("demo server lifecycle", () => {
     await server.close();
   });
 
+  it("generations() counts the chat completions running and queued", async () => {
+    const server = await startDemoServer({ capacity: 1, queue: 1, firstTokenDelayMs: 5, tokenDelayMs: 5 });
+    try {
+      const body = { stream: true, max_tokens: 20, messages: [{ role: "user", content: "hi" }] };
+      const first = await postJson(`${server.url}/v1/chat/completions`, body);
+      const second = await postJson(`${server.url}/v1/chat/completions`, body);
+      assert.deepEqual(server.generations(), { active: 1, queued: 1 });
+      await Promise.all([first.text(), second.text()]);
+      assert.deepEqual(server.generations(), { active: 0, queued: 0 });
+    } finally {
+      await server.close();
+    }
+  });
+
   it("rejects invalid options", async () => {
+    await assert.rejects(startDemoServer({ capacity: 0 }), RangeError);
+    await assert.rejects(startDemoServer({ queue: -1 }), RangeError);
+    await assert.rejects(startDemoServer({ tokenDelayMs: Number.NaN }), RangeError);
     await assert.rejects(startDemoServer({ rateLimitPerSec: 0 }), RangeError);
     await assert.rejects(startDemoServer({ latencyMs: [-1, 5] }), RangeError);
   });

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, it, type TestContext } from "node:test";
 import { type DemoServer, startDemoServer } from "../src/demo/server.js";
 import { type InstalledPackage, installPackedPackage, npmEnv, ROOT, readJson } from "./helpers.js";
@@ -194,6 +194,14 @@ const LINES: Record<string, Entry> = {
     ctrlC: SOON,
     json: { file: "result.json", exitCode: 0 },
     prints: [stoppedBySignal],
+  },
+  // docs/streaming.md: the LLM example, as in a clone of the repository, against the demo target.
+  "npx cicada run examples/llm-service.ts --headless -H http://127.0.0.1:8000 -u 16 -t 30s": {
+    exit: 130,
+    limitSec: 40,
+    ctrlC: SOON,
+    prints: [stoppedBySignal],
+    files: () => ({ "examples/llm-service.ts": readFileSync(join(ROOT, "examples/llm-service.ts"), "utf8") }),
   },
   // README: quick start in your own project.
   "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 -u 10 -r 2 -t 1m": {
@@ -457,6 +465,8 @@ const LINES: Record<string, Entry> = {
 
 /** Lines that cannot run here, and why. */
 const SKIP: Record<string, string> = {
+  "npx cicada demo --serve --capacity 8 --queue 64 --token-ms 15":
+    "a target that serves on port 8000 until Ctrl-C, in its own terminal (test/demo-llm.test.ts starts it with --port 0 and streams against it)",
   "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 -t 5m --monitor-url http://127.0.0.1:8000/metrics --monitor-query 'jobs=queue_length{queue=\"jobs\"}'":
     "the demo target serves no Prometheus metrics (test/monitor.test.ts scrapes a prom-client target with --monitor-query)",
   "npx cicada run loadtest.ts --headless --master --expect-workers 2 -H http://127.0.0.1:8000 -u 20 -r 10 -t 1m":
@@ -625,7 +635,10 @@ describe("the docs' command lines run as documented", { concurrency: 2, timeout:
         mkdirSync(dir);
         const files = { ...fixtures(pkg.proj, demo.url) };
         for (const l of runnable) Object.assign(files, LINES[l.text]?.files?.());
-        for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+        for (const [name, content] of Object.entries(files)) {
+          mkdirSync(dirname(join(dir, name)), { recursive: true });
+          writeFileSync(join(dir, name), content);
+        }
         for (const l of lines) await runDocLine(t, l, dir, demo);
       } finally {
         await demo.close();

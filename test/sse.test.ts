@@ -121,8 +121,24 @@ describe("SSE client", () => {
       assert.equal(e.name, "/v1/chat/completions");
       assert.equal(e.count, 1);
       assert.equal(e.failures, 0);
-      assert.deepEqual(e.counters, { events: 11, tokens: 7, "end:completed": 1 });
-      for (const m of ["ttfe", "gap", "ttft", "itl", "tokens_per_sec"]) assert.ok(e.metrics?.[m], m);
+      // The demo's own counts, from the usage chunk it sent.
+      const sent = JSON.parse(r.events.at(-2)!.data).usage as {
+        completion_tokens: number;
+        prompt_tokens: number;
+      };
+      assert.equal(r.outputTokens, sent.completion_tokens);
+      assert.equal(r.inputTokens, sent.prompt_tokens);
+      assert.deepEqual(e.counters, {
+        events: 11,
+        tokens: 7,
+        "end:completed": 1,
+        output_tokens: sent.completion_tokens,
+        "output_tokens_from:usage": 1,
+        input_tokens: sent.prompt_tokens,
+        "input_tokens_from:usage": 1,
+      });
+      for (const m of ["ttfe", "gap", "ttft", "itl", "tokens_per_sec", "tpot", "e2el", "output_tokens"])
+        assert.ok(e.metrics?.[m], m);
     } finally {
       await c.close();
     }
@@ -306,10 +322,13 @@ describe("SSE in a run", () => {
       assert.ok(e, "SSE endpoint in the result");
       assert.equal(e.requests, STREAMS);
       assert.equal(e.failures, 0);
+      // No usage from this server: the chunks counted are the output tokens.
       assert.deepEqual(e.counters, {
         "end:completed": STREAMS,
         events: STREAMS * (TOKENS + 1),
         tokens: STREAMS * TOKENS,
+        output_tokens: STREAMS * TOKENS,
+        "output_tokens_from:preset": STREAMS,
       });
       const m = e.metrics!;
       assert.equal(m.ttft!.count, STREAMS);

@@ -73,6 +73,11 @@ export interface CicadaConfig {
    * "tag:checkout p95<300", "checks>99%", { threshold: "error_rate<5%", abortOnFail: true }].
    */
   thresholds?: Array<string | ThresholdConfig>;
+  /**
+   * Service-level objectives of streamed responses, for goodput: "ttft<500ms,tpot<50ms,e2el<10s",
+   * or { ttft: "500ms", tpot: "50ms", e2el: "10s" }. A stream that meets every one is good.
+   */
+  slo?: string | { ttft?: string | number; tpot?: string | number; e2el?: string | number };
   /** Write thresholds, checks and comparison verdicts as JUnit XML to this file. */
   junit?: string;
   /** Compare the run with this baseline (a stored name or a result file) at the end. */

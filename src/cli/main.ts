@@ -1,5 +1,4 @@
 // The `cicada` command line: its commands and flags, parsed by commander, and the exit code.
-import { fileURLToPath } from "node:url";
 import { Command, CommanderError } from "commander";
 import type { CicadaConfig } from "../api/config.js";
 import { CicadaError, ExitCode, UsageError } from "../core/errors.js";
@@ -8,6 +7,7 @@ import { envName, RUN_FLAGS, SETTINGS, type SettingValues } from "../testrun/set
 import type { RunIo, WebUiFront } from "../testrun/testrun.js";
 import { registerBaselineCommands } from "./baseline.js";
 import { registerBench } from "./bench.js";
+import { registerDemo } from "./demo.js";
 import { addSettingFlags } from "./flags.js";
 import { registerQuick } from "./quick.js";
 import { registerReport } from "./report.js";
@@ -133,38 +133,9 @@ export async function main(argv: string[], io: RunIo, fronts: Fronts = {}): Prom
     exitCode = await workerCommand(f, f.connectTimeout!, io);
   });
 
-  const demo = program
-    .command("demo")
-    .description("start the built-in demo target and run the example loadfile against it");
-  const demoFlags = addSettingFlags(
-    demo,
-    ["users", "spawnRate", "runTime", "json", "onlySummary", "processes"],
-    {
-      users: { default: 20 },
-      spawnRate: { default: 10 },
-      runTime: { help: "run time", default: "30s" },
-      json: { help: "write the JSON result to FILE" },
-      onlySummary: { help: "no live view" },
-      processes: { help: "worker threads; -1 = one per core (default)" },
-    },
-  );
-  demo.action(async (opts: Record<string, unknown>) => {
-    const { startDemoServer } = await import("../demo/server.js");
-    const server = await startDemoServer();
-    io.stderr.write(`demo target listening on ${server.url}\n`);
-    try {
-      const example = fileURLToPath(new URL("../../../examples/agent-service.ts", import.meta.url));
-      const outcome = await executeRun(
-        { ...demoFlags(opts), loadfile: example, host: server.url, stopTimeout: 5, headless: true },
-        io,
-      );
-      // The demo's rate-limited route fails on purpose; the demo itself succeeded.
-      exitCode = outcome.exitCode === ExitCode.Failures ? ExitCode.Ok : outcome.exitCode;
-    } finally {
-      await server.close();
-    }
+  registerDemo(program, io, (code) => {
+    exitCode = code;
   });
-
   registerQuick(program, io, (code) => {
     exitCode = code;
   });

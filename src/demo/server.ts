@@ -1,6 +1,7 @@
 // A self-contained target for `cicada demo` and for our own tests: a small "AI agent service"
-// (sync invoke, SSE streaming, async jobs, MCP/A2A JSON-RPC) plus the awkward HTTP behaviours a
-// load tester has to get right (rate limiting, slow responses, cookies, redirects).
+// (sync invoke, SSE streaming, async jobs, MCP/A2A JSON-RPC, an OpenAI-style LLM endpoint with a
+// bounded capacity) plus the awkward HTTP behaviours a load tester has to get right (rate
+// limiting, slow responses, cookies, redirects).
 // Only node:http is used so the demo works with zero extra dependencies.
 
 import { randomUUID } from "node:crypto";
@@ -22,8 +23,19 @@ export interface DemoServerOptions {
   jobDurationMs?: number;
   /** /v1/chat/completions: time from the request to the first content token; default 80. */
   firstTokenDelayMs?: number;
-  /** /v1/chat/completions: time between content tokens; default 15. */
+  /** /v1/chat/completions: time between content tokens with one generation running; default 15. */
   tokenDelayMs?: number;
+  /** /v1/chat/completions: generations that run at once; default 8. */
+  capacity?: number;
+  /** /v1/chat/completions: requests that wait for a free generation; beyond them, 429; default 64. */
+  queue?: number;
+  /** /v1/chat/completions: prefill time per prompt token, added to the time to first token; default 0.2. */
+  prefillMsPerToken?: number;
+  /**
+   * /v1/chat/completions: how much the per-token time rises with load (α): with `active`
+   * generations it is tokenDelayMs × (1 + α·(active − 1)/capacity); default 1.
+   */
+  loadFactor?: number;
 }
 
 export interface DemoServer {
@@ -32,6 +44,8 @@ export interface DemoServer {
   port: number;
   /** Total HTTP requests received since start, including 4xx/5xx ones. */
   requests(): number;
+  /** /v1/chat/completions right now: generations running and requests waiting for one. */
+  generations(): { active: number; queued: number };
   /** Stops listening, drops keep-alive and in-flight connections, and cancels pending timers. */
   close(): Promise<void>;
 }
@@ -44,6 +58,8 @@ const MAX_JOBS = 10_000;
 const JOB_PENDING_FRACTION = 0.25;
 const MCP_PROTOCOL_VERSION = "2025-06-18";
 const SERVER_INFO = { name: "cicada-demo", version: "0.1.0" };
+const DEMO_MODEL = "cicada-demo";
+const STARTED_SEC = Math.floor(Date.now() / 1000);
 const COOKIE_NAME_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const LOREM =
   "The agent considered the request carefully and produced a concise helpful answer " +
@@ -82,12 +98,22 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
   const jobDurationMs = opts.jobDurationMs ?? 1500;
   const firstTokenDelayMs = opts.firstTokenDelayMs ?? 80;
   const tokenDelayMs = opts.tokenDelayMs ?? 15;
+  const capacity = opts.capacity ?? 8;
+  const queueLimit = opts.queue ?? 64;
+  const prefillMsPerToken = opts.prefillMsPerToken ?? 0.2;
+  const loadFactor = opts.loadFactor ?? 1;
   for (const [k, v] of [
     ["firstTokenDelayMs", firstTokenDelayMs],
     ["tokenDelayMs", tokenDelayMs],
+    ["prefillMsPerToken", prefillMsPerToken],
+    ["loadFactor", loadFactor],
   ] as const) {
     if (!(Number.isFinite(v) && v >= 0)) throw new RangeError(`${k} must be a non-negative number`);
   }
+  if (!(Number.isSafeInteger(capacity) && capacity >= 1))
+    throw new RangeError("capacity must be an integer ≥ 1");
+  if (!(Number.isSafeInteger(queueLimit) && queueLimit >= 0))
+    throw new RangeError("queue must be an integer ≥ 0");
   if (!(Number.isFinite(rate) && rate > 0)) throw new RangeError("rateLimitPerSec must be a positive number");
   if (!(Number.isFinite(jobDurationMs) && jobDurationMs >= 0)) {
     throw new RangeError("jobDurationMs must be a non-negative number");
@@ -211,8 +237,52 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
     timer = later(randomInt(10, 20), tick);
   };
 
-  // OpenAI-compatible chat completions: a role chunk at once, then one word per content chunk
-  // at known delays, a finish chunk, optionally a usage chunk, and [DONE] — as OpenAI sends them.
+  // The LLM endpoint's capacity: at most `capacity` generations run at once, `queueLimit` more
+  // wait in arrival order, and anything beyond gets a 429. A waiter's `start` hands it the slot of
+  // the generation that just ended, so `active` never exceeds capacity.
+  let active = 0;
+  const waiting = new Set<{ start: () => void }>();
+  // A running mean of generation times, so Retry-After says roughly when a slot frees up.
+  let meanGenerationMs = firstTokenDelayMs + 15 * tokenDelayMs;
+
+  /** Resolves true once a slot is ours, false if the client left while queued; undefined when full. */
+  const acquire = (res: ServerResponse): Promise<boolean> | undefined => {
+    if (active < capacity) {
+      active++;
+      return Promise.resolve(true);
+    }
+    if (waiting.size >= queueLimit) return undefined;
+    return new Promise((resolve) => {
+      const waiter = {
+        start: () => {
+          res.off("close", leave);
+          resolve(true);
+        },
+      };
+      const leave = (): void => {
+        waiting.delete(waiter);
+        resolve(false);
+      };
+      waiting.add(waiter);
+      res.on("close", leave);
+    });
+  };
+  const releaseSlot = (): void => {
+    const next = waiting.values().next().value;
+    if (next === undefined) {
+      active--;
+      return;
+    }
+    waiting.delete(next);
+    next.start();
+  };
+  // Decoding shares the accelerator: every further running generation slows each token.
+  const tokenTimeMs = (): number => tokenDelayMs * (1 + (loadFactor * (active - 1)) / capacity);
+
+  // OpenAI-compatible chat completions: once a generation slot is free, a role chunk, then one
+  // word per content chunk — the first after the first-token delay plus the prompt's prefill,
+  // the rest at the current per-token time — a finish chunk, optionally a usage chunk, and
+  // [DONE], as OpenAI sends them.
   const chatCompletions: Handler = async (req, res) => {
     const body = await readJsonObject(req);
     if (!Array.isArray(body.messages)) throw new HttpError(400, "messages is required and must be an array");
@@ -227,18 +297,65 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
     const words = composeReply("chat-agent", prompt, undefined).split(/\s+/);
     const id = `chatcmpl-${randomUUID()}`;
     const created = Math.floor(Date.now() / 1000);
-    const model = typeof body.model === "string" ? body.model : "cicada-demo";
+    const model = typeof body.model === "string" ? body.model : DEMO_MODEL;
+    const promptTokens = countPromptTokens(body.messages);
     const usage = {
-      prompt_tokens: estimateTokens(JSON.stringify(body.messages)),
+      prompt_tokens: promptTokens,
       completion_tokens: maxTokens,
-      total_tokens: estimateTokens(JSON.stringify(body.messages)) + maxTokens,
+      total_tokens: promptTokens + maxTokens,
     };
     const word = (i: number): string => `${words[i % words.length]} `;
+    const stream = body.stream === true;
 
-    if (body.stream !== true) {
-      await sleep(firstTokenDelayMs + (maxTokens - 1) * tokenDelayMs);
-      let content = "";
-      for (let i = 0; i < maxTokens; i++) content += word(i);
+    const slot = acquire(res);
+    if (slot === undefined) {
+      const retryAfterSec = Math.max(1, Math.ceil((meanGenerationMs * (1 + waiting.size / capacity)) / 1000));
+      sendJson(
+        res,
+        429,
+        { error: `server busy: ${capacity} generations running and ${waiting.size} waiting` },
+        { "Retry-After": String(retryAfterSec) },
+      );
+      return;
+    }
+    if (stream) {
+      // Accepted: the headers go now, the chunks once a generation slot is free.
+      res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+      res.flushHeaders();
+    }
+    if (!(await slot)) return;
+    const startedAt = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    let released = false;
+    const release = (): void => {
+      cancel(timer);
+      if (released) return;
+      released = true;
+      meanGenerationMs += 0.2 * (performance.now() - startedAt - meanGenerationMs);
+      releaseSlot();
+    };
+    // Fires on completion too; when the client left early it frees the slot for the next in line.
+    res.on("close", release);
+    if (res.destroyed || closed) {
+      release();
+      return;
+    }
+
+    const chunk = (choices: unknown[], extra: JsonObject = {}): string =>
+      `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...extra })}\n\n`;
+    const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
+    if (stream)
+      res.write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
+    let sent = 0;
+    let content = "";
+    const finish = (): void => {
+      release();
+      if (stream) {
+        let tail = chunk([{ index: 0, delta: {}, finish_reason: "length" }]);
+        if (includeUsage) tail += chunk([], { usage });
+        res.end(`${tail}data: [DONE]\n\n`);
+        return;
+      }
       sendJson(res, 200, {
         id,
         object: "chat.completion",
@@ -249,31 +366,27 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
         ],
         usage,
       });
-      return;
-    }
-
-    const chunk = (choices: unknown[], extra: JsonObject = {}): string =>
-      `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...extra })}\n\n`;
-    const includeUsage = isObject(body.stream_options) && body.stream_options.include_usage === true;
-    let sent = 0;
-    let timer: NodeJS.Timeout | undefined;
-    res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
-    res.write(chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]));
-    res.on("close", () => cancel(timer));
+    };
     const tick = (): void => {
       timer = undefined;
       if (res.destroyed || res.writableEnded) return;
-      res.write(chunk([{ index: 0, delta: { content: word(sent) }, finish_reason: null }]));
+      if (stream) res.write(chunk([{ index: 0, delta: { content: word(sent) }, finish_reason: null }]));
+      else content += word(sent);
       sent++;
       if (sent < maxTokens) {
-        timer = later(tokenDelayMs, tick);
+        timer = later(tokenTimeMs(), tick);
         return;
       }
-      let tail = chunk([{ index: 0, delta: {}, finish_reason: "length" }]);
-      if (includeUsage) tail += chunk([], { usage });
-      res.end(`${tail}data: [DONE]\n\n`);
+      finish();
     };
-    timer = later(firstTokenDelayMs, tick);
+    timer = later(firstTokenDelayMs + promptTokens * prefillMsPerToken, tick);
+  };
+
+  const models: Handler = (_req, res) => {
+    sendJson(res, 200, {
+      object: "list",
+      data: [{ id: DEMO_MODEL, object: "model", created: STARTED_SEC, owned_by: "cicada" }],
+    });
   };
 
   // AG-UI: an agent run is a POST answered by a stream of typed events.
@@ -496,6 +609,7 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
     ["/api/v1/cookie/echo", { GET: cookieEcho }],
     ["/api/v1/redirect", { GET: redirect }],
     ["/v1/chat/completions", { POST: chatCompletions }],
+    ["/v1/models", { GET: models }],
     ["/api/v1/agui/run", { POST: aguiRun }],
   ]);
 
@@ -557,6 +671,7 @@ export async function startDemoServer(opts: DemoServerOptions = {}): Promise<Dem
     url: `http://${urlHost(host)}:${port}`,
     port,
     requests: () => requestCount,
+    generations: () => ({ active, queued: waiting.size }),
     close: () => {
       closing ??= new Promise<void>((resolve, reject) => {
         closed = true;
@@ -617,6 +732,23 @@ function describe(value: unknown): string {
 // Rough LLM-style estimate (~4 characters per token); only needs to scale with payload size.
 function estimateTokens(text: string): number {
   return Math.max(1, Math.ceil(text.length / 4));
+}
+
+/**
+ * The prompt's size in tokens, estimated as an LLM tokenizer roughly counts English: one token
+ * per 4 characters of the messages' text (string contents and text parts), at least 1.
+ */
+function countPromptTokens(messages: unknown[]): number {
+  let chars = 0;
+  for (const m of messages) {
+    if (!isObject(m)) continue;
+    if (typeof m.content === "string") chars += m.content.length;
+    else if (Array.isArray(m.content)) {
+      for (const part of m.content)
+        if (isObject(part) && typeof part.text === "string") chars += part.text.length;
+    }
+  }
+  return Math.max(1, Math.ceil(chars / 4));
 }
 
 function composeReply(agentId: string, message: string, context: unknown): string {

@@ -76,6 +76,8 @@ export interface RunOptions {
   thresholds?: Array<string | ThresholdConfig>;
   /** Status codes ≥ 400 that count as successes. */
   acceptStatus?: number[];
+  /** Service-level objectives of streams, for goodput: "ttft<500ms,tpot<50ms,e2el<10s". */
+  slo?: CicadaConfig["slo"];
   exitCodeOnError?: number;
   verifyTls?: boolean;
   /** Check that each host accepts connections first (default true). */
@@ -133,6 +135,7 @@ const PASSED = [
   "scenario",
   "thresholds",
   "acceptStatus",
+  "slo",
   "exitCodeOnError",
   "verifyTls",
   "preflight",

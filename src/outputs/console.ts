@@ -1,10 +1,12 @@
 // The terminal: the live status line, the end-of-run summary and its tables.
+
 import { formatComparison } from "../compare/format.js";
 import { formatMetric } from "../result/format.js";
 import type { RunResult } from "../result/result.js";
 import { soakLines, soakWorthShowing } from "../result/soak.js";
 import type { Run } from "../runner/run.js";
 import type { StatsAggregate } from "../stats/aggregate.js";
+import { formatSlo } from "../stats/slo.js";
 import type { Sink } from "./sink.js";
 
 export function formatDuration(sec: number): string {
@@ -290,6 +292,20 @@ export function formatSummary(r: RunResult): string {
         `(corrected for coordinated omission): med ${n2(corrected.p50)}  p90 ${n2(corrected.p90)}  ` +
         `p95 ${n2(corrected.p95)}  p99 ${n2(corrected.p99)}  max ${n2(corrected.max)} ms; the table above is ` +
         "measured from the actual send.",
+    );
+  }
+  const delay = r.totals.dispatchDelayMs;
+  if (delay) {
+    out.push(
+      `Dispatch delay (actual minus scheduled start of ${delay.count} iterations): med ${n2(delay.p50)}  ` +
+        `p95 ${n2(delay.p95)}  p99 ${n2(delay.p99)}  max ${n2(delay.max)} ms`,
+    );
+  }
+  if (r.goodput) {
+    const g = r.goodput;
+    out.push(
+      `\nGoodput (${formatSlo(g.slos)}): ${g.requests} of ${g.judged} streams good, ${g.perSec.toFixed(2)}/s, ` +
+        `SLO attainment ${(g.attainment * 100).toFixed(2)}%, output-token goodput ${g.outputTokensPerSec.toFixed(1)} tokens/s`,
     );
   }
   if (r.totals.cancelled > 0) {

@@ -16,7 +16,9 @@ export function formatChange(pct: number): string {
 
 /** A threshold's measured value in its metric's unit. */
 export function formatMetric(metric: string, v: number): string {
-  if (metric === "error_rate" || metric === "checks") return `${(v * 100).toFixed(2)}%`;
+  if (metric === "error_rate" || metric === "checks" || metric === "slo_attainment")
+    return `${(v * 100).toFixed(2)}%`;
+  if (metric === "goodput" || metric === "output_token_goodput") return `${v.toFixed(2)}/s`;
   if (metric === "degradation" || metric === "rps_degradation") return `${(v * 100).toFixed(1)}%`;
   if (metric === "recovery") return `${v.toFixed(1)} s`;
   if (metric === "rps_cv") return v.toFixed(3);
@@ -26,6 +28,6 @@ export function formatMetric(metric: string, v: number): string {
   if (metric === "rps") return `${v.toFixed(1)}/s`;
   if (metric === "requests" || metric === "failures") return String(v);
   // Further metrics that are not times: rates and counts per item.
-  if (/(^|_)(tokens_per_sec|polls)(_|$)/.test(metric)) return v.toFixed(2);
+  if (/(^|_)(tokens_per_sec|polls|output_tokens|input_tokens)(_|$)/.test(metric)) return v.toFixed(2);
   return `${v.toFixed(2)} ms`;
 }

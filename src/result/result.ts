@@ -12,6 +12,7 @@ import type { Histogram, LatencySummary } from "../stats/histogram.js";
 import { encodeHistogram, summarizeHistogram } from "../stats/histogram.js";
 import type { ResourceSeries } from "../stats/resources.js";
 import type { SampleStats } from "../stats/samples.js";
+import { SLO_GOOD, SLO_GOOD_OUTPUT_TOKENS, SLO_JUDGED, type Slo } from "../stats/slo.js";
 import type { Comparison } from "./comparison.js";
 import { type SoakResult, soakOf } from "./soak.js";
 import type { ThresholdResult } from "./thresholds.js";
@@ -47,7 +48,11 @@ export interface RunResult {
     statusCodes: Record<string, number>;
     /** Open model: latency from each iteration's scheduled start (coordinated omission corrected). */
     correctedLatencyMs?: LatencySummary;
+    /** Open model: actual minus scheduled start of each iteration, over all iterations. */
+    dispatchDelayMs?: LatencySummary & { count: number };
   };
+  /** `--slo`: the streams that met every SLO, per second of the run and as a fraction. */
+  goodput?: GoodputResult;
   endpoints: EndpointResult[];
   /** Requests made by tasks with each tag (run-wide figures per tag). */
   tags?: TagResult[];
@@ -94,6 +99,25 @@ export interface RunResult {
   exitCode: number;
 }
 
+/** Goodput against `--slo`: counted per stream in the workers, so exact across any number of them. */
+export interface GoodputResult {
+  /** The bounds, in ms. */
+  slos: Slo;
+  /** Streams judged: those with counted tokens, completed or failed. */
+  judged: number;
+  /** Good streams: completed, with a first token, meeting every SLO. */
+  requests: number;
+  /** Good streams per second of the run. */
+  perSec: number;
+  /** requests / judged (0–1); 0 when nothing was judged. */
+  attainment: number;
+  /** Output tokens of good streams per second of the run. */
+  outputTokensPerSec: number;
+}
+
+/** Which source gave a stream's token counts: the server's `usage`, the `tokens` counter, or `tokenizer`. */
+export type TokenSource = "usage" | "preset" | "tokenizer" | "mixed";
+
 export interface ScenarioResult {
   name: string;
   /** Seconds from the start of the run to the scenario's start; null if it never started. */
@@ -108,6 +132,7 @@ export interface ScenarioResult {
   tags?: TagResult[];
   checks?: CheckResult[];
   users: { peak: number };
+  goodput?: GoodputResult;
   /** Per-second rows; `t` counts from the scenario's start (add startOffsetSec for run time). */
   series: SeriesRow[];
   bursts?: BurstResult[];
@@ -169,13 +194,15 @@ export interface EndpointResult {
   metrics?: Record<string, MetricSummary>;
   /** Further counts: events, tokens, messages, stream ends and closes by kind, ... */
   counters?: Record<string, number>;
+  /** Streams: where the output and input token counts came from ("mixed" when requests differed). */
+  tokenSource?: { output?: TokenSource; input?: TokenSource };
 }
 
 export type MetricSummary = LatencySummary & { count: number };
 
 export type TagResult = Omit<
   EndpointResult,
-  "type" | "method" | "name" | "histogram" | "series" | "statusCodes"
+  "type" | "method" | "name" | "histogram" | "series" | "statusCodes" | "tokenSource"
 > & {
   tag: string;
 };
@@ -239,11 +266,51 @@ function endpoint(e: EndpointTotals, durationSec: number): EndpointResult {
     histogram: e.count > 0 ? encodeHistogram(e.latency) : "",
     ...(e.series.length > 0 ? { series: e.series } : {}),
     ...metricsOf(e),
+    ...tokenSourceOf(e),
   };
 }
 
+/** The source every counted stream used, from the `output_tokens_from:SOURCE` counters. */
+function tokenSourceOf(e: EndpointTotals): Pick<EndpointResult, "tokenSource"> {
+  const out: NonNullable<EndpointResult["tokenSource"]> = {};
+  for (const side of ["output", "input"] as const) {
+    const prefix = `${side}_tokens_from:`;
+    const used = [...(e.counters?.keys() ?? [])].filter((k) => k.startsWith(prefix));
+    if (used.length === 1) out[side] = used[0]!.slice(prefix.length) as TokenSource;
+    else if (used.length > 1) out[side] = "mixed";
+  }
+  return out.output || out.input ? { tokenSource: out } : {};
+}
+
+/** Goodput from the judged counts over all endpoints (`scope` narrows it, for thresholds). */
+export function goodputOf(
+  counters: ReadonlyMap<string, number> | undefined,
+  slo: Slo,
+  durationSec: number,
+): GoodputResult {
+  const judged = counters?.get(SLO_JUDGED) ?? 0;
+  const good = counters?.get(SLO_GOOD) ?? 0;
+  const tokens = counters?.get(SLO_GOOD_OUTPUT_TOKENS) ?? 0;
+  return {
+    slos: slo,
+    judged,
+    requests: good,
+    perSec: round(durationSec > 0 ? good / durationSec : 0),
+    attainment: round(judged > 0 ? good / judged : 0, 6),
+    outputTokensPerSec: round(durationSec > 0 ? tokens / durationSec : 0),
+  };
+}
+
+function dispatchDelayOf(s: StatsAggregate): { dispatchDelayMs?: LatencySummary & { count: number } } {
+  const h = s.dispatchDelay;
+  if (h.totalCount === 0) return {};
+  const m = { count: h.totalCount, ...summarizeHistogram(h, h.minNonZeroValue, h.maxValue) };
+  if (h.getValueAtPercentile(0) === 0) m.min = 0;
+  return { dispatchDelayMs: m };
+}
+
 /** The figures every level of the result has: totals, endpoints, failures, exceptions. */
-function figures(s: StatsAggregate, durationSec: number, open: boolean) {
+function figures(s: StatsAggregate, durationSec: number, open: boolean, slo?: Slo) {
   const t = s.total;
   return {
     totals: {
@@ -259,7 +326,9 @@ function figures(s: StatsAggregate, durationSec: number, open: boolean) {
       ...(open ? { droppedIterations: s.dropped } : {}),
       statusCodes: statusCodesOf(t),
       ...correctedOf(t),
+      ...(open ? dispatchDelayOf(s) : {}),
     },
+    ...(slo ? { goodput: goodputOf(t.counters, slo, durationSec) } : {}),
     endpoints: s.sortedEndpoints().map((e) => endpoint(e, durationSec)),
     failures: [...s.errors.values()].sort((a, b) => b.occurrences - a.occurrences).map((x) => ({ ...x })),
     exceptions: [...s.exceptions.values()].sort((a, b) => b.count - a.count).map((x) => ({ ...x })),
@@ -361,7 +430,7 @@ function scenarioResult(sc: ScenarioView): ScenarioResult {
     durationSec: d,
     model,
     config: { ...planConfig(c, sc.plan), startSec: sc.startSec },
-    ...figures(c.stats, d, open),
+    ...figures(c.stats, d, open, sc.plan.slo),
     users: { peak: c.peakUsers },
     series: c.stats.series,
     ...(c.bursts.length > 0 ? { bursts: burstRecovery(c.stats.series, c.bursts) } : {}),
@@ -392,7 +461,7 @@ export function buildResult(
   return {
     ...header(run.statsStartedAt, run.endedAt, durationSec),
     config,
-    ...figures(run.stats, durationSec, models.has("open")),
+    ...figures(run.stats, durationSec, models.has("open"), (run.plan ?? run.scenarios?.[0]?.plan)?.slo),
     users: { peak: run.peakUsers },
     series: run.stats.series,
     ...(run.plan?.windows ? { windows: run.plan.windows } : {}),

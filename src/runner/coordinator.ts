@@ -349,6 +349,7 @@ export class Coordinator implements Run {
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
         acceptStatus: this.plan.acceptStatus,
+        ...(this.plan.slo ? { slo: this.plan.slo } : {}),
         ...(this.plan.traces ? { traces: this.plan.traces } : {}),
       },
     });
@@ -844,6 +845,10 @@ export class Coordinator implements Run {
     if (this.lastRate > 0 && !this.stopReason) this.sendRate(this.lastRate, true);
   }
 
+  private resolveStarted!: () => void;
+  /** Resolves once the workers are ready and the clock starts, or the run failed before that. */
+  readonly started = new Promise<void>((r) => (this.resolveStarted = r));
+
   async run(): Promise<void> {
     for (let i = 0; i < this.workerCount; i++) {
       if (this.remote) {
@@ -865,9 +870,11 @@ export class Coordinator implements Run {
     } catch (err) {
       clearInterval(silenceTimer);
       for (const w of this.workers) w.transport.close();
+      this.resolveStarted();
       throw err;
     }
     this.startedAt = Date.now();
+    this.resolveStarted();
     this.statsStartedAt = this.startedAt;
     this.stats = new StatsAggregate(this.startedAt);
     this.stats.onInterval = this.hooks.onInterval;

@@ -1,4 +1,5 @@
 import type { TracePlan } from "../protocols/http/tracing.js";
+import type { Slo } from "../stats/slo.js";
 import type { ArrivalSpec } from "./arrivals.js";
 import type { ScheduleRow } from "./schedule.js";
 import type { Stage } from "./stages.js";
@@ -22,6 +23,8 @@ export interface RunPlan {
   verifyTls: boolean;
   /** Status codes ≥ 400 that count as successes, not failures (e.g. 429). */
   acceptStatus: number[];
+  /** --slo: bounds in ms each stream is judged against, for goodput. */
+  slo?: Slo;
   /**
    * Worker threads to run users in (≥ 1; `-1` on the command line is already resolved to the
    * number of cores). 1 runs them in the coordinator's own thread. The coordinator never starts

@@ -1,5 +1,6 @@
 import type { TracePlan } from "../protocols/http/tracing.js";
 import type { ResourceSample } from "../stats/resources.js";
+import type { Slo } from "../stats/slo.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
 import type { ArrivalSpec } from "./arrivals.js";
 import type { ScheduleRow } from "./schedule.js";
@@ -32,6 +33,8 @@ export interface WorkerPlan {
   userIdIndex?: number;
   /** Status codes ≥ 400 that count as successes. */
   acceptStatus?: number[];
+  /** --slo: the bounds each stream is judged against, in ms. */
+  slo?: Slo;
   userIdStride?: number;
   /** Overrides every class's static host. */
   host: string | undefined;

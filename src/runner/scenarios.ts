@@ -47,7 +47,8 @@ export interface ScenarioGroupHooks {
  * interval shifted by the scenario's offset, so the run's totals and series are exact too.
  */
 export class ScenarioGroup implements Run {
-  readonly stats: StatsAggregate;
+  /** Created when the clock starts (see `startClock`). */
+  stats!: StatsAggregate;
   private readonly states: ScenarioState[];
   startedAt = 0;
   endedAt = 0;
@@ -85,12 +86,10 @@ export class ScenarioGroup implements Run {
       s.plan.userIds = { first, stride };
       first += counts[i]!;
     }
-    this.startedAt = Date.now();
-    this.stats = new StatsAggregate(this.startedAt);
-    this.stats.onInterval = hooks.onInterval;
   }
 
   get elapsedSec(): number {
+    if (this.startedAt === 0) return 0;
     return ((this.endedAt || Date.now()) - this.startedAt) / 1000;
   }
 
@@ -203,6 +202,8 @@ export class ScenarioGroup implements Run {
       this.settleOne();
     }
     this.pending.clear();
+    // Those the clock has not scheduled yet never run either.
+    for (const _ of this.unscheduled.splice(0)) this.settleOne();
     for (const s of this.states) s.coordinator?.stop(reason);
   }
 
@@ -213,6 +214,8 @@ export class ScenarioGroup implements Run {
   }
 
   private merge(state: ScenarioState, snap: StatsSnapshot, c: Coordinator): void {
+    // The first scenario to start flushes its first snapshots before anything else hears of it.
+    this.startClock(c.startedAt);
     // Each scenario's intervals count from its own start; shifted by its offset they line up
     // with the run's seconds, one snapshot per worker per interval as the aggregate expects.
     const shift = Math.round((c.startedAt - this.startedAt) / 1000);
@@ -230,7 +233,7 @@ export class ScenarioGroup implements Run {
         onSnapshot: (snap, co) => this.merge(state, snap, co),
         // A worker's own series are named after its scenario, as in workerInfo().
         onResources: (samples, perWorker) =>
-          this.stats.resources.add(
+          this.stats?.resources.add(
             perWorker ? samples.map((x) => ({ ...x, source: `${spec.name}/${x.source}` })) : samples,
           ),
       },
@@ -239,6 +242,9 @@ export class ScenarioGroup implements Run {
     );
     state.coordinator = c;
     const run = c.run();
+    void c.started.then(() => {
+      if (c.startedAt > 0) this.startClock(c.startedAt);
+    });
     // The coordinator sets its clock once its workers are ready.
     const offset = () => {
       if (c.startedAt > 0 && state.offsetSec === null)
@@ -253,6 +259,42 @@ export class ScenarioGroup implements Run {
     }
   }
 
+  /** Scenarios due after the start, waiting for the clock to start before they are scheduled. */
+  private readonly unscheduled: ScenarioState[] = [];
+  private startOne: (state: ScenarioState) => void = () => {};
+  private tickTimer: NodeJS.Timeout | undefined;
+  private runTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * The run's clock starts when the first scenario's workers are ready, as a single run's does:
+   * the time threads take to start and load the test is not load time, so `-t` and each
+   * scenario's `startTime` count from the first moment load can run.
+   */
+  private startClock(at: number): void {
+    if (this.startedAt > 0) return;
+    this.startedAt = at;
+    this.stats = new StatsAggregate(at);
+    this.stats.onInterval = this.hooks.onInterval;
+    if (this.stopReason) return;
+    for (const state of this.unscheduled.splice(0)) {
+      const t = setTimeout(
+        () => {
+          this.pending.delete(t);
+          this.startOne(state);
+        },
+        Math.max(0, at + state.spec.startSec * 1000 - Date.now()),
+      );
+      this.pending.add(t);
+    }
+    this.tickTimer = setInterval(() => this.hooks.onTick?.(this), 1000);
+    if (this.runTimeSec !== null) {
+      this.runTimer = setTimeout(
+        () => this.stop("run-time"),
+        Math.max(0, at + this.runTimeSec * 1000 - Date.now()),
+      );
+    }
+  }
+
   async run(): Promise<void> {
     let failed: unknown;
     let outstanding = this.states.length;
@@ -263,7 +305,7 @@ export class ScenarioGroup implements Run {
     };
     if (outstanding === 0) allDone();
     this.shared?.start();
-    const start = (state: ScenarioState) => {
+    this.startOne = (state: ScenarioState) => {
       this.runOne(state)
         .catch((err) => {
           failed ??= err;
@@ -271,24 +313,18 @@ export class ScenarioGroup implements Run {
         })
         .finally(this.settleOne);
     };
-    for (const state of this.states) {
-      if (state.spec.startSec <= 0) start(state);
-      else {
-        const t = setTimeout(() => {
-          this.pending.delete(t);
-          start(state);
-        }, state.spec.startSec * 1000);
-        this.pending.add(t);
-      }
-    }
-    const tick = setInterval(() => this.hooks.onTick?.(this), 1000);
-    const runTimer =
-      this.runTimeSec !== null ? setTimeout(() => this.stop("run-time"), this.runTimeSec * 1000) : undefined;
+    const first = this.states.filter((x) => x.spec.startSec <= 0);
+    this.unscheduled.push(...this.states.filter((x) => x.spec.startSec > 0));
+    for (const state of first) this.startOne(state);
+    // Nothing starts at once: there is no startup to wait for.
+    if (first.length === 0) this.startClock(Date.now());
     await done;
     this.shared?.close();
-    clearInterval(tick);
-    clearTimeout(runTimer);
+    clearInterval(this.tickTimer);
+    clearTimeout(this.runTimer);
     this.stopReason ??= "scenarios";
+    // Every scenario failed before its workers were ready: the books cover nothing.
+    if (this.startedAt === 0) this.startClock(Date.now());
     this.endedAt = Date.now();
     this.stats.finish();
     for (const r of this.stats.series) if (r.users > this.peakUsers) this.peakUsers = r.users;

@@ -155,6 +155,7 @@ export class UserRuntime implements UserContext {
       metric: (type, method, name, metric, value) => r.metric(type, method, name, metric, value),
       count: (type, method, name, counter, n) => r.count(type, method, name, counter, n),
       failRecorded: (type, method, name, error) => r.failRecorded(type, method, name, error),
+      slo: r.slo,
     };
   }
 
@@ -333,6 +334,7 @@ export class UserRuntime implements UserContext {
         }
       }
       this.lagUs = Math.max(0, (performance.now() - scheduledAt) * 1000);
+      this.shared.recorder.dispatchDelay?.(this.lagUs / 1000);
       this.recorder.iteration();
       const t = picker.pick();
       this.tags = tagsOf(t, null);

@@ -89,6 +89,7 @@ export class Worker {
     this.nextUserId = plan.userIdIndex ?? plan.workerIndex ?? 0;
     this.userIdStep = Math.max(1, plan.userIdStride ?? plan.workerCount ?? 1);
     this.recorder = new Recorder(workerId);
+    this.recorder.slo = plan.slo;
     setWorkerRecorder(this.recorder);
     if (plan.traces) {
       this.tracer = startTracing(plan.traces, (message) =>

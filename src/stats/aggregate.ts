@@ -189,6 +189,8 @@ export class StatsAggregate {
   iterations = 0;
   /** Open model: arrivals dropped because no user was free in time. */
   dropped = 0;
+  /** Open model: actual minus scheduled start of each iteration, µs. */
+  readonly dispatchDelay: Histogram = createHistogram();
   readonly series: SeriesRow[] = [];
   /** The target's and the generator's resource use over the run (--monitor-pid, --monitor-url, workers). */
   readonly resources = new ResourceBook();
@@ -230,6 +232,7 @@ export class StatsAggregate {
     bucket.iterations += s.iterations;
     bucket.dropped += s.dropped ?? 0;
     this.dropped += s.dropped ?? 0;
+    if (s.dispatchDelay && s.dispatchDelay.length > 0) addSparse(this.dispatchDelay, s.dispatchDelay);
     // Each worker sends one snapshot per interval: the interval's users are their sum. A cut
     // (at a window's edge) shares its interval with the worker's next snapshot.
     if (!s.cut) bucket.users += s.users;

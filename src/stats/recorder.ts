@@ -1,5 +1,6 @@
 import { EndpointStats } from "./endpoint.js";
-import { toSparse } from "./histogram.js";
+import { createHistogram, toSparse } from "./histogram.js";
+import type { Slo } from "./slo.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
 /**
@@ -48,6 +49,13 @@ export interface StatsRecorder {
   count(type: string, method: string, name: string, counter: string, n?: number): void;
   /** A request already recorded as a success turned out to be a failure (a failed check said so). */
   failRecorded(type: string, method: string, name: string, error: string): void;
+  /**
+   * The run's SLOs (--slo): streams judge themselves against them and count the good ones here,
+   * so goodput adds up exactly across workers.
+   */
+  readonly slo?: Slo | undefined;
+  /** Open model: how late an iteration actually started after its scheduled start, in ms. */
+  dispatchDelay?(ms: number): void;
 }
 
 const SEP = "\u0000";
@@ -73,6 +81,9 @@ export class Recorder implements StatsRecorder {
   private readonly tagStats = new Map<string, EndpointStats>();
   private checks = new Map<string, { passes: number; fails: number }>();
   private seq = 0;
+  /** Open model: actual minus scheduled start of each iteration, µs. */
+  private readonly delays = createHistogram();
+  slo: Slo | undefined;
 
   constructor(readonly workerId: string) {}
 
@@ -187,6 +198,10 @@ export class Recorder implements StatsRecorder {
     this.iterations++;
   }
 
+  dispatchDelay(ms: number): void {
+    this.delays.recordValue(Math.max(0, Math.round(ms * 1000)));
+  }
+
   /** Open model: an arrival that found no user in time and never ran. */
   dropped(n = 1): void {
     this.droppedIterations += n;
@@ -222,8 +237,10 @@ export class Recorder implements StatsRecorder {
       exceptions: [...this.exceptions.values()],
       ...(tags.length > 0 ? { tags } : {}),
       ...(this.checks.size > 0 ? { checks: [...this.checks].map(([name, c]) => ({ name, ...c })) } : {}),
+      ...(this.delays.totalCount > 0 ? { dispatchDelay: toSparse(this.delays) } : {}),
       ...(cut ? { cut: true } : {}),
     };
+    if (this.delays.totalCount > 0) this.delays.reset();
     this.iterations = 0;
     this.droppedIterations = 0;
     this.errors = new Map();

@@ -25,6 +25,8 @@ export interface StatsSnapshot {
   tags?: EndpointDelta[];
   /** Check evaluations by check name. */
   checks?: CheckDelta[];
+  /** Open model: actual minus scheduled start of each iteration (µs, sparse histogram). */
+  dispatchDelay?: number[];
   /**
    * Recorded inside the run's warm-up or cool-down (by completion time): the series shows it,
    * the figures leave it out.

@@ -8,6 +8,7 @@ import { CicadaError, UsageError } from "../core/errors.js";
 import { parseDuration, parseList } from "../core/parse.js";
 import { parseMonitorQuery } from "../protocols/monitor/prometheus-text.js";
 import { parseStages } from "../runner/stages.js";
+import { parseSlo } from "../stats/slo.js";
 import { parseThreshold } from "../thresholds/parse.js";
 
 /** Flags of commands other than `run` that share this table's parsers. */
@@ -631,6 +632,15 @@ export const SETTINGS: Table = {
     flag: "--threshold <expr>",
     help: 'pass/fail criterion, repeatable: "p95<500", "error_rate<1%", "POST /api: p99<1s", "tag:checkout p95<300", "checks>99%"',
     many: true,
+  },
+  // Serving metrics of streamed responses.
+  slo: {
+    parse: (v, name) => {
+      parseSlo(v, name);
+      return v as NonNullable<CicadaConfig["slo"]>;
+    },
+    flag: "--slo <slos>",
+    help: 'service-level objectives of streams, for goodput: "ttft<500ms,tpot<50ms,e2el<10s" (a stream meeting all is good)',
   },
   acceptStatus: {
     parse: statusList,

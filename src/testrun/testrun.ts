@@ -28,6 +28,7 @@ import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
 import { peakPerSecond, readSchedule } from "../runner/schedule.js";
 import { parseStages, stagesDuration, stagesPeak } from "../runner/stages.js";
 import type { ClosedInterval } from "../stats/aggregate.js";
+import { parseSlo } from "../stats/slo.js";
 import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
 import { parseThreshold } from "../thresholds/parse.js";
 import { loadConfigFile } from "./config-file.js";
@@ -539,6 +540,7 @@ function resolvePlan(
     excludeTags: s.excludeTags ?? [],
     verifyTls: s.verifyTls!,
     acceptStatus: s.acceptStatus ?? [],
+    ...(s.slo !== undefined ? { slo: parseSlo(s.slo, "slo") } : {}),
     processes: resolveProcesses(s.processes),
     stages: s.stages === undefined ? null : parseStages(s.stages),
     rate: s.rate ?? null,
@@ -716,6 +718,7 @@ function resolveScenarios(
         stopTimeout: s.stopTimeout,
         verifyTls: s.verifyTls,
         acceptStatus: s.acceptStatus,
+        slo: s.slo,
         otel: s.otel,
         otelTraces: s.otelTraces,
         processes: remote ? s.processes : (sc.processes ?? s.processes),

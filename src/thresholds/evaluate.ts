@@ -2,12 +2,13 @@ import type { SoakResult } from "../result/soak.js";
 import type { ThresholdResult } from "../result/thresholds.js";
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import { createHistogram, type Histogram, percentileMs } from "../stats/histogram.js";
+import { SLO_GOOD, SLO_GOOD_OUTPUT_TOKENS, SLO_JUDGED } from "../stats/slo.js";
 import { compare, type HistogramName, type Threshold } from "./parse.js";
 
 export type { ThresholdResult };
 
 type Books = Pick<StatsAggregate, "total" | "endpoints" | "tags" | "checks"> &
-  Partial<Pick<StatsAggregate, "resources">>;
+  Partial<Pick<StatsAggregate, "resources" | "dispatchDelay">>;
 
 /** The soak verdicts so far, computed only when a threshold asks for them. */
 export type SoakSource = () => SoakResult | undefined;
@@ -148,6 +149,34 @@ function latencyValue(t: Threshold, es: EndpointTotals[]): number | null {
   return exact ? percentileMs(h, m.p, minUs, maxUs) : percentileMs(h, m.p, h.minNonZeroValue, h.maxValue);
 }
 
+/** Goodput from the per-stream judgements the workers counted: exact, whatever the number of workers. */
+function goodputValue(
+  what: "requests" | "attainment" | "tokens",
+  es: EndpointTotals[],
+  durationSec: number,
+): { value: number | null; note?: string } {
+  const sum = (k: string) => es.reduce((n, e) => n + (e.counters?.get(k) ?? 0), 0);
+  const judged = sum(SLO_JUDGED);
+  if (judged === 0) {
+    return { value: null, note: "no streams judged: set --slo and count tokens (tokens or tokenizer)" };
+  }
+  if (what === "attainment") return { value: sum(SLO_GOOD) / judged };
+  if (durationSec <= 0) return { value: null, note: "no time has passed" };
+  return { value: sum(what === "requests" ? SLO_GOOD : SLO_GOOD_OUTPUT_TOKENS) / durationSec };
+}
+
+/** Open model: dispatch delay is the run's, not an endpoint's. */
+function dispatchDelayValue(t: Threshold, books: Books): { value: number | null; note?: string } {
+  const h = books.dispatchDelay;
+  if (t.scope.kind !== "all") return { value: null, note: "dispatch_delay is measured over the whole run" };
+  if (!h || h.totalCount === 0) return { value: null, note: "no open-model iterations" };
+  const m = t.metric as Extract<Threshold["metric"], { kind: "latency" }>;
+  if (m.stat === "mean") return { value: h.mean / 1000 };
+  if (m.stat === "min") return { value: h.getValueAtPercentile(0) / 1000 };
+  if (m.stat === "max") return { value: h.maxValue / 1000 };
+  return { value: percentileMs(h, m.stat === "percentile" ? m.p : 100, h.minNonZeroValue, h.maxValue) };
+}
+
 /** Measures one threshold's metric over the merged books; `durationSec` is the run's so far. */
 export function measure(
   t: Threshold,
@@ -173,6 +202,10 @@ export function measure(
     return { value: passes / (passes + fails) };
   }
   const es = scoped(t, books);
+  if (t.metric.kind === "goodput") return goodputValue(t.metric.what, es, durationSec);
+  if (t.metric.kind === "latency" && t.metric.histogram === "metric:dispatch_delay") {
+    return dispatchDelayValue(t, books);
+  }
   const count = es.reduce((n, e) => n + e.count, 0);
   switch (t.metric.kind) {
     case "requests":

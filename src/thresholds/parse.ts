@@ -23,6 +23,8 @@ export type Metric =
   | { kind: "requests" }
   | { kind: "failures" }
   | { kind: "checks" }
+  /** Against --slo: good streams per second, their fraction, or their output tokens per second. */
+  | { kind: "goodput"; what: "requests" | "attainment" | "tokens" }
   /** Soak verdicts (result/soak.ts), judged at the end of the run. */
   | { kind: "soak"; what: "degradation" | "rps_degradation" | "recovery" | "rps_cv" }
   /** Theil–Sen slope of a resource over the steady part, in bytes per minute (the worst series). */
@@ -63,9 +65,21 @@ const HISTOGRAMS: Record<string, HistogramName> = {
   response_time: "latency",
 };
 
+/** The other tools' names of the serving metrics (docs/streaming.md), read as Cicada's. */
+const ALIASES: Record<string, string> = {
+  e2e_latency: "e2el",
+  request_latency: "e2el",
+  time_to_first_token: "ttft",
+  time_per_output_token: "tpot",
+  inter_token_latency: "itl",
+  inter_chunk_latency: "itl",
+  icl: "itl",
+};
+
 const KNOWN =
   "p50 p90 p95 p99 p99.9 (or p(95)), med, avg/mean, min, max, each optionally prefixed by ttfb, corrected " +
-  "or a further metric such as ttft, itl or rtt (e.g. ttft p95), error_rate, rps, requests, failures, checks, " +
+  "or a further metric such as ttft, tpot, itl, e2el or rtt (e.g. tpot p95), error_rate, rps, requests, failures, checks, " +
+  "goodput, slo_attainment, output_token_goodput, " +
   "degradation, rps_degradation, recovery, rps_cv, target_rss_slope, generator_rss_slope, " +
   "target_cpu or target_rss (and generator_cpu, generator_rss) with max, min, avg or pNN";
 
@@ -93,13 +107,22 @@ function parseMetric(expr: string, text: string): { metric: Metric; name: string
     case "rate":
     case "pass_rate":
       return { metric: { kind: "checks" }, name: "checks" };
+    case "goodput":
+    case "request_goodput":
+      return { metric: { kind: "goodput", what: "requests" }, name: "goodput" };
+    case "slo_attainment":
+    case "attainment":
+      return { metric: { kind: "goodput", what: "attainment" }, name: "slo_attainment" };
+    case "output_token_goodput":
+    case "token_goodput":
+      return { metric: { kind: "goodput", what: "tokens" }, name: "output_token_goodput" };
   }
   const soak = soakMetric(expr, t);
   if (soak) return soak;
   // "[family ]stat", the family joined by a space, "_" or ".".
-  const m = /^(?:([a-z_]+)[ ._])?(p\(?\d+(?:\.\d+)?\)?|med|median|avg|mean|min|max)$/.exec(t);
+  const m = /^(?:([a-z][a-z0-9_]*)[ ._])?(p\(?\d+(?:\.\d+)?\)?|med|median|avg|mean|min|max)$/.exec(t);
   if (!m) bad(expr, `unknown metric "${text.trim()}"; known: ${KNOWN}`);
-  const family = m[1] ?? "latency";
+  const family = ALIASES[m[1] ?? ""] ?? m[1] ?? "latency";
   // Any other family names a further metric of the endpoints (ttft, itl, rtt, connect, ...).
   const histogram: HistogramName = HISTOGRAMS[family] ?? `metric:${family}`;
   const stat = m[2]!;
@@ -247,7 +270,7 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
     throw new UsageError(`threshold: expected an expression such as "p95<500", got ${JSON.stringify(input)}`);
   }
   const m =
-    /^(.*?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|%|[kmgt]?i?b(?:\/(?:s|sec|min|h|hr))?)?(?:\s+(.*))?$/i.exec(
+    /^(.*?)\s*(<=|>=|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*(ms|s|%|\/s|[kmgt]?i?b(?:\/(?:s|sec|min|h|hr))?)?(?:\s+(.*))?$/i.exec(
       expr,
     );
   if (!m) bad(expr, `expected "[scope:] metric <op> value", e.g. "p95<500" or "error_rate<1%"`);
@@ -285,7 +308,12 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
   } else if (metric.kind === "latency") {
     if (unit !== undefined && unit !== "ms" && unit !== "s") bad(expr, `latency takes ms or s, not ${unit}`);
     if (unit === "s") value *= 1000;
-  } else if (metric.kind === "error_rate" || metric.kind === "checks") {
+  } else if (metric.kind === "goodput" && metric.what !== "attainment") {
+    if (unit !== undefined && unit !== "/s")
+      bad(expr, `${name} is a rate per second, e.g. ${name}>20/s, not ${unit}`);
+  } else if (metric.kind === "rps") {
+    if (unit !== undefined && unit !== "/s") bad(expr, `rps takes a plain number or /s, not ${unit}`);
+  } else if (metric.kind === "error_rate" || metric.kind === "checks" || metric.kind === "goodput") {
     if (unit === "%") value /= 100;
     else if (unit) bad(expr, `${name} is a rate: write it as a percentage (1%) or a fraction (0.01)`);
     else if (value > 1)

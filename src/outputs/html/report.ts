@@ -15,6 +15,7 @@ import {
   toSparse,
 } from "../../stats/histogram.js";
 import type { ResourceSeries } from "../../stats/resources.js";
+import { formatSlo } from "../../stats/slo.js";
 
 /** Values in ms; null where a second had no requests, so the charts show a gap, not a zero. */
 export interface ChartSeries {
@@ -446,6 +447,13 @@ function headline(r: RunResult): string {
     card("p50", "Median", `${formatMs(t.latencyMs.p50)} ms`),
     card("p95", "p95", `${formatMs(t.latencyMs.p95)} ms`),
     card("p99", "p99", `${formatMs(t.latencyMs.p99)} ms`),
+    r.goodput
+      ? card(
+          "goodput",
+          "Goodput",
+          `${r.goodput.perSec.toFixed(2)}/s (${(r.goodput.attainment * 100).toFixed(1)}%)`,
+        )
+      : "",
     th.length > 0
       ? card("thresholds", "Thresholds", `${th.length - failedTh}/${th.length} passed`, failedTh > 0)
       : "",
@@ -572,11 +580,47 @@ const mark = (ok: boolean) =>
   ok ? `<span class="pass" title="passed">✓ pass</span>` : `<span class="fail" title="failed">✗ fail</span>`;
 
 function formatMetricValue(metric: string, v: number): string {
-  if (metric === "error_rate" || metric === "checks" || metric.endsWith("rate"))
+  if (
+    metric === "error_rate" ||
+    metric === "checks" ||
+    metric.endsWith("rate") ||
+    metric === "slo_attainment"
+  )
     return `${(v * 100).toFixed(2)}%`;
+  if (metric === "goodput" || metric === "output_token_goodput") return `${v.toFixed(2)}/s`;
   if (metric === "rps") return `${v.toFixed(1)}/s`;
   if (metric === "requests" || metric === "failures") return String(v);
   return `${v.toFixed(2)} ms`;
+}
+
+/** One row for goodput against --slo, one for the open model's dispatch delay. */
+function servingTable(r: RunResult): string {
+  const rows: string[] = [];
+  const g = r.goodput;
+  if (g) {
+    rows.push(
+      `<tr data-row="goodput"><td>Goodput (${esc(formatSlo(g.slos))})</td>${cell(
+        `${g.requests} of ${g.judged} streams`,
+        "good",
+        g.requests,
+      )}${cell(`${g.perSec.toFixed(2)}/s`, "per_sec", g.perSec)}${cell(
+        `${(g.attainment * 100).toFixed(2)}%`,
+        "attainment",
+        g.attainment,
+      )}${cell(`${g.outputTokensPerSec.toFixed(1)} tokens/s`, "output_tokens_per_sec", g.outputTokensPerSec)}</tr>`,
+    );
+  }
+  const d = r.totals.dispatchDelayMs;
+  if (d) {
+    rows.push(
+      `<tr data-row="dispatch_delay"><td>Dispatch delay</td>${cell(`${d.count} iterations`, "count", d.count)}${cell(
+        `p50 ${formatMs(d.p50)} ms`,
+        "p50",
+        d.p50,
+      )}${cell(`p95 ${formatMs(d.p95)} ms`, "p95", d.p95)}${cell(`p99 ${formatMs(d.p99)} ms`, "p99", d.p99)}</tr>`,
+    );
+  }
+  return `<table id="serving"><tbody>${rows.join("")}</tbody></table>`;
 }
 
 function thresholdsTable(r: RunResult): string {
@@ -745,7 +789,10 @@ function metricsTable(r: RunResult): string {
   for (const e of r.endpoints) {
     const label = `${e.type} ${`${e.method} ${e.name}`.trim()}`;
     for (const [k, m] of Object.entries(e.metrics ?? {})) {
-      const unit = k.endsWith("_per_sec") || k === "polls" ? (x: number) => x.toFixed(2) : formatMs;
+      const unit =
+        k.endsWith("_per_sec") || k.endsWith("_tokens") || k === "polls"
+          ? (x: number) => x.toFixed(2)
+          : formatMs;
       rows.push(
         `<tr data-endpoint="${esc(label)}" data-metric="${esc(k)}"><td>${esc(e.type)}</td><td>${esc(
           `${e.method} ${e.name}`.trim(),
@@ -908,7 +955,15 @@ ${data.resources
           "metrics-section",
           "Streaming and protocol metrics",
           metricsTable(r),
-          "Times in ms (ttft: time to first token, itl: inter-token latency, ttfe: time to first event, gap: between events, rtt: message round trip); rates per second.",
+          "Times in ms (ttft: time to first token, itl: inter-token latency, tpot: time per output token after the first, e2el: end-to-end latency, ttfe: time to first event, gap: between events, rtt: message round trip); rates per second.",
+        )
+      : "",
+    r.goodput || r.totals.dispatchDelayMs
+      ? section(
+          "serving-section",
+          "Goodput and dispatch delay",
+          servingTable(r),
+          "Goodput: streams that completed and met every SLO (inclusive), per second of the run; attainment: their fraction of the streams judged. Dispatch delay: actual minus scheduled start of each open-model iteration.",
         )
       : "",
     r.checks && r.checks.length > 0 ? section("checks-section", "Checks", checksTable(r)) : "",

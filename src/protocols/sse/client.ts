@@ -3,8 +3,9 @@ import { createParser } from "eventsource-parser";
 import type { Dispatcher } from "undici";
 import { RunStopped } from "../../core/errors.js";
 import type { StatsRecorder } from "../../stats/recorder.js";
+import { meetsSlo, SLO_GOOD, SLO_GOOD_OUTPUT_TOKENS, SLO_JUDGED } from "../../stats/slo.js";
 import { type TokenReader, tokenReader } from "./tokens.js";
-import type { SseEnd, SseEvent, SseOptions, SseResult } from "./types.js";
+import type { SseEnd, SseEvent, SseOptions, SseResult, TokenSource } from "./types.js";
 
 /** What the HTTP session lends a stream: its books, stop signal, connection and headers. */
 export interface SseContext {
@@ -51,7 +52,7 @@ export async function streamSse(ctx: SseContext, opts: SseOptions): Promise<SseR
     headers["content-type"] ??= "application/json";
   }
 
-  const s = new StreamState(reader, opts.onEvent, ctx.describeError);
+  const s = new StreamState(reader, opts.onEvent, ctx.describeError, opts.tokenizer, opts.json);
   const ac = new AbortController();
   const stop = (): void => ac.abort(new RunStopped());
   if (ctx.signal.aborted) return cancel(ctx, method, name);
@@ -104,6 +105,24 @@ function contentTypeError(value: string | string[] | undefined): string | null {
 
 type Body = Dispatcher.ResponseData["body"];
 
+/** The prompt of an OpenAI-style body: the messages' text, or `prompt`; null for anything else. */
+function promptOf(json: unknown): string | null {
+  if (typeof json !== "object" || json === null) return null;
+  const j = json as { messages?: unknown; prompt?: unknown };
+  if (typeof j.prompt === "string") return j.prompt;
+  if (Array.isArray(j.prompt)) return j.prompt.filter((x) => typeof x === "string").join("\n");
+  if (!Array.isArray(j.messages)) return null;
+  const parts: string[] = [];
+  for (const m of j.messages as Array<{ content?: unknown }>) {
+    const c = m?.content;
+    if (typeof c === "string") parts.push(c);
+    else if (Array.isArray(c)) {
+      for (const p of c as Array<{ text?: unknown }>) if (typeof p?.text === "string") parts.push(p.text);
+    }
+  }
+  return parts.join("\n");
+}
+
 /** The timeline of one stream. Every time is from `t0`, the start of the request, in ms. */
 class StreamState {
   readonly t0 = performance.now();
@@ -128,10 +147,21 @@ class StreamState {
   /** An exception thrown by onEvent: rethrown after the stream is recorded. */
   userError: unknown;
 
+  /** The server's counts from `usage`, when it sent them. */
+  usageOut: number | undefined;
+  usageIn: number | undefined;
+  /** What the record said, for the caller's result. */
+  outputCount: number | null = null;
+  inputCount: number | null = null;
+  tpot: number | null = null;
+
   constructor(
     private readonly reader: TokenReader | null,
     private readonly onEvent: SseOptions["onEvent"],
     private readonly describe: (err: unknown) => string,
+    private readonly tokenizer: ((text: string) => number) | undefined,
+    /** The request's JSON body, whose prompt the tokenizer counts when the server sends no usage. */
+    private readonly json: unknown,
   ) {}
 
   /** Reads the body to its end (or until the stream is decided), timestamping every chunk. */
@@ -215,6 +245,13 @@ class StreamState {
       if (step.tokens > 0) this.addTokens(step.tokens, at);
       this.text += step.text;
       if (step.done) this.sawDone = true;
+      if (step.usage?.output !== undefined) this.usageOut = step.usage.output;
+      if (step.usage?.input !== undefined) this.usageIn = step.usage.input;
+    } else if (this.tokenizer && ev.data !== "") {
+      // No reader: the events' data is the text, the first one with any is the first token.
+      if (this.firstToken < 0) this.firstToken = at;
+      this.lastToken = at;
+      this.text += ev.data;
     }
     if (this.onEvent) {
       try {
@@ -284,6 +321,76 @@ class StreamState {
     if (this.tokens > 1 && span > 0) {
       rec.metric("SSE", method, name, "tokens_per_sec", (this.tokens - 1) / (span / 1000));
     }
+    if (this.reader || this.tokenizer) this.recordServing(rec, method, name);
+  }
+
+  /**
+   * vLLM's per-request figures: E2EL (send to complete response), TPOT = (E2EL − TTFT) /
+   * (output tokens − 1), and the token counts, of completed streams; then the judgement
+   * against the run's SLOs, of every counted stream.
+   */
+  private recordServing(rec: StatsRecorder, method: string, name: string): void {
+    const ok = this.error === null;
+    const ttft = this.firstToken >= 0 ? this.firstToken : null;
+    let out: { n: number; from: TokenSource } | null = null;
+    let tpot: number | null = null;
+    if (ok) {
+      out = this.outputTokens(rec);
+      this.outputCount = out?.n ?? null;
+      rec.metric("SSE", method, name, "e2el", this.endAt);
+      if (out) {
+        rec.metric("SSE", method, name, "output_tokens", out.n);
+        rec.count("SSE", method, name, "output_tokens", out.n);
+        rec.count("SSE", method, name, `output_tokens_from:${out.from}`);
+        if (ttft !== null && out.n > 1) {
+          tpot = (this.endAt - ttft) / (out.n - 1);
+          this.tpot = tpot;
+          rec.metric("SSE", method, name, "tpot", tpot);
+        }
+      }
+      const input = this.inputTokens(rec);
+      this.inputCount = input?.n ?? null;
+      if (input) {
+        rec.metric("SSE", method, name, "input_tokens", input.n);
+        rec.count("SSE", method, name, "input_tokens", input.n);
+        rec.count("SSE", method, name, `input_tokens_from:${input.from}`);
+      }
+    }
+    if (!rec.slo) return;
+    rec.count("SSE", method, name, SLO_JUDGED);
+    if (meetsSlo(rec.slo, { ok, ttft, tpot, e2el: this.endAt })) {
+      rec.count("SSE", method, name, SLO_GOOD);
+      rec.count("SSE", method, name, SLO_GOOD_OUTPUT_TOKENS, out?.n ?? 0);
+    }
+  }
+
+  /** The server's usage, else the `tokens` counter's count, else the tokenizer's. */
+  private outputTokens(rec: StatsRecorder): { n: number; from: TokenSource } | null {
+    if (this.usageOut !== undefined) return { n: this.usageOut, from: "usage" };
+    if (this.reader) return { n: this.tokens, from: "preset" };
+    const n = this.count(rec, this.text);
+    return n === null ? null : { n, from: "tokenizer" };
+  }
+
+  /** The server's usage, else the tokenizer's count of the prompt; none without either. */
+  private inputTokens(rec: StatsRecorder): { n: number; from: TokenSource } | null {
+    if (this.usageIn !== undefined) return { n: this.usageIn, from: "usage" };
+    const prompt = promptOf(this.json);
+    const n = prompt === null ? null : this.count(rec, prompt);
+    return n === null ? null : { n, from: "tokenizer" };
+  }
+
+  /** The tokenizer's count; null without one, or when it throws (an exception of the loadfile's). */
+  private count(rec: StatsRecorder, text: string): number | null {
+    if (!this.tokenizer) return null;
+    let n: unknown;
+    try {
+      n = this.tokenizer(text);
+    } catch (err) {
+      rec.exception(err, "SSE tokenizer");
+      return null;
+    }
+    return typeof n === "number" && Number.isFinite(n) && n >= 0 ? Math.round(n) : null;
   }
 
   result(): SseResult {
@@ -297,6 +404,9 @@ class StreamState {
       ttfeMs: this.firstEvent >= 0 ? this.firstEvent : null,
       ttftMs: this.firstToken >= 0 ? this.firstToken : null,
       durationMs: this.endAt,
+      tpotMs: this.tpot,
+      outputTokens: this.outputCount,
+      inputTokens: this.inputCount,
       end: this.end,
       error: this.error,
     };

@@ -10,6 +10,8 @@ export interface TokenStep {
   done: boolean;
   /** The event is a failure: the stream ends with this error. */
   error: string | null;
+  /** The server's own counts (OpenAI's `usage`, sent in the last chunk). */
+  usage?: { output?: number; input?: number };
 }
 
 const NOTHING: TokenStep = Object.freeze({ tokens: 0, text: "", done: false, error: null });
@@ -77,14 +79,26 @@ function openAiStep(event: SseEvent): TokenStep {
   }
   if (typeof chunk !== "object" || chunk === null)
     return { ...NOTHING, error: "SSE malformed: data is not an object" };
-  const c = chunk as { error?: unknown; choices?: unknown };
+  const c = chunk as { error?: unknown; choices?: unknown; usage?: unknown };
   if (c.error !== undefined && c.error !== null)
     return { ...NOTHING, error: `SSE error event: ${errorText(c.error)}` };
-  if (!Array.isArray(c.choices)) return NOTHING;
+  const usage = usageOf(c.usage);
+  if (!Array.isArray(c.choices)) return usage ? { ...NOTHING, usage } : NOTHING;
   const first = c.choices[0] as { delta?: { content?: unknown }; text?: unknown } | undefined;
   const content = first?.delta?.content ?? first?.text;
-  if (typeof content !== "string" || content === "") return NOTHING;
-  return { tokens: 1, text: content, done: false, error: null };
+  if (typeof content !== "string" || content === "") return usage ? { ...NOTHING, usage } : NOTHING;
+  return { tokens: 1, text: content, done: false, error: null, ...(usage ? { usage } : {}) };
+}
+
+/** OpenAI's `usage` (completion_tokens, prompt_tokens); null when absent or not counts. */
+function usageOf(u: unknown): TokenStep["usage"] | null {
+  if (typeof u !== "object" || u === null) return null;
+  const x = u as { completion_tokens?: unknown; prompt_tokens?: unknown };
+  const count = (v: unknown) => (typeof v === "number" && Number.isSafeInteger(v) && v >= 0 ? v : undefined);
+  const output = count(x.completion_tokens);
+  const input = count(x.prompt_tokens);
+  if (output === undefined && input === undefined) return null;
+  return { ...(output !== undefined ? { output } : {}), ...(input !== undefined ? { input } : {}) };
 }
 
 function errorText(e: unknown): string {

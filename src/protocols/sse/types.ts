@@ -23,6 +23,11 @@ export interface SseOptions {
    * text (whitespace-separated words are counted), a list of tokens, or null.
    */
   tokens?: TokenPreset | TokenCounter;
+  /**
+   * Counts the tokens of a text: the prompt's (input tokens) when the server sends no `usage`,
+   * and the output's when neither `usage` nor `tokens` gives a count (the events' data, joined).
+   */
+  tokenizer?: (text: string) => number;
   /** Sees every event as it arrives; return "stop" to end the stream there (a success). */
   // biome-ignore lint/suspicious/noConfusingVoidType: callbacks that return nothing must type-check
   onEvent?: (event: SseEvent) => void | "stop";
@@ -45,8 +50,17 @@ export interface SseResult {
   ttfeMs: number | null;
   /** From the request to the first token; null without tokens. */
   ttftMs: number | null;
-  /** From the request to the end of the stream. */
+  /** From the request to the end of the stream (E2EL, for a completed one). */
   durationMs: number;
+  /**
+   * (E2EL − TTFT) / (output tokens − 1) of a completed stream with tokens counted; null with
+   * fewer than 2 output tokens.
+   */
+  tpotMs: number | null;
+  /** Output tokens of a completed stream with tokens counted (usage, counter or tokenizer); else null. */
+  outputTokens: number | null;
+  /** Prompt tokens, from the server's usage or the tokenizer; null without either. */
+  inputTokens: number | null;
   end: SseEnd;
   /** Why the stream failed, as recorded; null when it completed. */
   error: string | null;
@@ -62,3 +76,6 @@ export type TokenCount = number | string | readonly string[] | null | undefined;
 export type TokenCounter = (event: SseEvent) => TokenCount;
 
 export type TokenPreset = "openai" | "ag-ui";
+
+/** Where a stream's token counts came from, in that order of preference. */
+export type TokenSource = "usage" | "preset" | "tokenizer";
