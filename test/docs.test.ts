@@ -242,6 +242,38 @@ const LINES: Record<string, Entry> = {
     ctrlC: SOON,
     prints: [stoppedBySignal, /[Oo]pen model/],
   },
+  // docs/arrivals.md: arrival processes, a concurrency cap, windows and a replayed trace.
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 --rate 20 --arrivals poisson --seed 42 -t 5s":
+    {
+      exit: 0,
+      limitSec: 40,
+      prints: [/Aggregated/],
+    },
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 --rate 20 --arrivals gamma --burstiness 0.5 --seed 42 -t 5s":
+    {
+      exit: 0,
+      limitSec: 40,
+      prints: [/Aggregated/],
+    },
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 --rate 50 --max-concurrency 8 -t 5s": {
+    exit: 0,
+    limitSec: 40,
+    prints: [/Aggregated/],
+  },
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 --rate 20 -t 8s --warmup 2s --cooldown 2s --json result.json":
+    {
+      exit: 0,
+      limitSec: 40,
+      json: { file: "result.json", exitCode: 0 },
+    },
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 --schedule trace.jsonl": {
+    exit: 0,
+    limitSec: 40,
+    files: () => ({
+      "trace.jsonl": `${Array.from({ length: 20 }, (_, i) => JSON.stringify({ t: i * 0.1, prompt: `p${i}` })).join("\n")}\n`,
+    }),
+    prints: [/Aggregated/],
+  },
   "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 -u 200 -r 50 -t 5m --processes 4": {
     exit: 130,
     limitSec: 40,

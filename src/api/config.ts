@@ -36,6 +36,21 @@ export interface CicadaConfig {
   maxUsers?: number;
   /** Open model: an arrival that cannot start within this long is dropped (default 10s). */
   maxDelay?: string | number;
+  // Arrivals, concurrency, windows and trace replay (docs/arrivals.md).
+  /** Open model: how arrivals are spaced: "constant" (default), "poisson" or "gamma". */
+  arrivals?: "constant" | "poisson" | "gamma";
+  /** Gamma arrivals: the shape; below 1 burstier than Poisson, 1 is Poisson, above 1 more even (default 1). */
+  burstiness?: number;
+  /** Seed of the arrival gaps, and the default seed of datasets: the same seed repeats the schedule. */
+  seed?: number;
+  /** Most iterations in flight at once across the run; further arrivals wait for a free slot. */
+  maxConcurrency?: number;
+  /** Traffic runs from the start, but the figures begin this long after it (e.g. "30s"). */
+  warmup?: string | number;
+  /** Traffic runs to the end, but the figures stop this long before it (needs runTime). */
+  cooldown?: string | number;
+  /** Trace replay: a JSONL or CSV file of start offsets (and payloads), one iteration each. */
+  schedule?: string;
   /**
    * Load shape for the closed model: ramp linearly between user targets, e.g.
    * [{duration: "30s", target: 100}, {duration: "2m", target: 100}, {duration: "10s", target: 0}]
@@ -152,6 +167,13 @@ export interface ScenarioConfig {
   rate?: number;
   maxUsers?: number;
   maxDelay?: string | number;
+  /** Open model: how this scenario's arrivals are spaced (see the run-wide setting). */
+  arrivals?: "constant" | "poisson" | "gamma";
+  burstiness?: number;
+  /** Seed of this scenario's arrival gaps (default: the run's). */
+  seed?: number;
+  /** Most iterations of this scenario in flight at once. */
+  maxConcurrency?: number;
   /** Users (closed) or rates (open, with `rate` set) over time, as for the run's `stages`. */
   stages?: string | Array<{ duration: string | number; target: number }>;
   /** Name of an exported LoadShape class that drives this scenario. */

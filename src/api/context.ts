@@ -1,6 +1,16 @@
 import type { RequestTracer } from "../protocols/http/tracing.js";
 import type { StatsRecorder } from "../stats/recorder.js";
 
+/** One iteration of a replayed trace (`--schedule`), as the loadfile sees it in `this.schedule`. */
+export interface ScheduleRow {
+  /** Milliseconds from the start of the run at which the iteration was due. */
+  offsetMs: number;
+  /** Line of the schedule file it came from (1-based). */
+  line: number;
+  /** The row's other fields: JSON values from JSONL, strings from CSV. */
+  payload: Record<string, unknown>;
+}
+
 /** What the runtime hands each user when it starts. Not part of the public API. */
 export interface UserContext {
   readonly userId: number;
@@ -15,6 +25,8 @@ export interface UserContext {
   readonly acceptStatus: ReadonlySet<number> | null;
   /** `--otel-traces`: spans for the HTTP requests; null when tracing is off. */
   readonly tracer?: RequestTracer | null;
+  /** Trace replay: the row of the iteration running now; undefined without --schedule. */
+  readonly schedule?: ScheduleRow | undefined;
   isStopping(): boolean;
   /** Resolves after `seconds`, or at once when the user is told to stop. */
   sleep(seconds: number): Promise<void>;

@@ -1,6 +1,6 @@
 import { type HttpEngine, HttpSession, SharedPools } from "../protocols/http/session.js";
 import { type CheckOptions, type Checks, runChecks } from "./checks.js";
-import { kAttach, kClose, type UserContext } from "./context.js";
+import { kAttach, kClose, type ScheduleRow, type UserContext } from "./context.js";
 import { InterruptTaskSet, RunStopped, StopUser } from "./errors.js";
 import { type TaskOwner, TaskSetBase, type TaskSpec } from "./tasks.js";
 import type { WaitTime } from "./wait.js";
@@ -58,6 +58,14 @@ export class User implements TaskOwner {
 
   get host(): string | undefined {
     return this.context.host;
+  }
+
+  /**
+   * Trace replay (`--schedule FILE`): the row of the iteration running now, with its offset, its
+   * line and its `payload` (the row's other fields); undefined in runs without a schedule.
+   */
+  get schedule(): ScheduleRow | undefined {
+    return this.context.schedule;
   }
 
   /** True once the run is stopping: long loops inside a task should return. */

@@ -42,6 +42,18 @@ export interface RunOptions {
   rate?: number;
   maxUsers?: number;
   maxDelay?: string | number;
+  /** Open model: "constant" (default), "poisson" or "gamma" gaps; `burstiness` is the gamma's shape. */
+  arrivals?: CicadaConfig["arrivals"];
+  burstiness?: number;
+  /** Seed of the arrival gaps: the same seed repeats the schedule. */
+  seed?: number;
+  /** Most iterations in flight at once. */
+  maxConcurrency?: number;
+  /** Traffic that the figures leave out: the first `warmup` and the last `cooldown` of the run. */
+  warmup?: string | number;
+  cooldown?: string | number;
+  /** Trace replay: a JSONL or CSV file of start offsets (docs/arrivals.md). */
+  schedule?: string;
   /** Users (or, with `rate`, rates) over time: "30s:100,1m:100" or [{ duration, target }]. */
   stages?: CicadaConfig["stages"];
   /** A LoadShape (class or instance) that drives the run, or the name of one the loadfile exports. */
@@ -105,6 +117,13 @@ const PASSED = [
   "rate",
   "maxUsers",
   "maxDelay",
+  "arrivals",
+  "burstiness",
+  "seed",
+  "maxConcurrency",
+  "warmup",
+  "cooldown",
+  "schedule",
   "stages",
   "iterations",
   "iterationsPerUser",

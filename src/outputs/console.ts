@@ -171,6 +171,15 @@ export function formatSummary(r: RunResult): string {
   out.push(
     `\nCicada ${r.version}: ${r.durationSec.toFixed(1)}s, peak ${r.users.peak} users, ${r.totals.iterations} iterations, stopped by ${r.stopReason}`,
   );
+  const w = r.windows;
+  if (w) {
+    // The figures below are not the whole run: say which part they cover.
+    const to = w.cooldownAtSec === null ? "the end" : `${w.cooldownAtSec}s`;
+    out.push(
+      `Measured from ${w.warmupSec}s to ${to} of the run: requests that completed in the ` +
+        `${[...(w.warmupSec > 0 ? ["warm-up"] : []), ...(w.cooldownSec > 0 ? ["cool-down"] : [])].join(" and ")} are left out`,
+    );
+  }
   out.push("Response times in ms\n");
   out.push(table(header, rows, 2));
   const withMetrics = r.endpoints.filter((e) => e.metrics || e.counters);

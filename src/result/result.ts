@@ -68,6 +68,11 @@ export interface RunResult {
   exceptions: Array<{ message: string; where: string; traceback: string; count: number }>;
   users: { peak: number };
   series: SeriesRow[];
+  /**
+   * `--warmup`, `--cooldown`: the parts of the run left out of its figures, by completion time;
+   * the series rows inside them carry `window`.
+   */
+  windows?: { warmupSec: number; cooldownSec: number; cooldownAtSec: number | null };
   /** Bursts fired by a LoadShape, with the time until the target recovered (null: never). */
   bursts?: BurstResult[];
   /**
@@ -369,8 +374,9 @@ function header(startedAt: number, endedAt: number, durationSec: number) {
 }
 
 function withoutIds(plan: RunPlan): Record<string, unknown> {
-  const { userIds: _ids, ...rest } = plan;
-  return rest;
+  // A replayed trace is summed up by its size: its rows are the input, not the configuration.
+  const { userIds: _ids, schedule, ...rest } = plan;
+  return schedule ? { ...rest, schedule: { rows: schedule.length } } : rest;
 }
 
 function modelOf(plan: RunPlan): "open" | "closed" {
@@ -458,6 +464,7 @@ export function buildResult(
     ...figures(run.stats, durationSec, models.has("open"), (run.plan ?? run.scenarios?.[0]?.plan)?.slo),
     users: { peak: run.peakUsers },
     series: run.stats.series,
+    ...(run.plan?.windows ? { windows: run.plan.windows } : {}),
     ...(run.bursts.length > 0 ? { bursts: burstRecovery(run.stats.series, run.bursts) } : {}),
     ...(soak ? { soak } : {}),
     ...(scenarios ? { scenarios } : {}),

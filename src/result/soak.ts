@@ -510,7 +510,8 @@ export function soakOf(run: Run): SoakResult | undefined {
     else basis = plan.stages ? "stages" : "rate";
   }
   return analyseSoak({
-    series: s.series,
+    // Warm-up and cool-down seconds are not part of any verdict.
+    series: s.series.filter((r) => r.window === undefined),
     span: (a, b) => s.history.span(a, b),
     basis,
     rate: plan?.rate ?? null,

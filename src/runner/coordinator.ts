@@ -15,6 +15,7 @@ import {
   inProcessPair,
   type Transport,
   type WorkerMessage,
+  type WorkerPlan,
 } from "./protocol.js";
 import type { Burst, Phase, Run, RunStatus, RunWarning, StopReason, WorkerInfo } from "./run.js";
 import { stageNumber, stagesDuration } from "./stages.js";
@@ -109,10 +110,21 @@ interface WorkerHandle {
 
 /** How many workers a plan gets: never more than there are users or iterations to share. */
 export function workerCountFor(
-  plan: Pick<RunPlan, "processes" | "users" | "iterations" | "rate" | "maxUsers">,
+  plan: Pick<RunPlan, "processes" | "users" | "iterations" | "rate" | "maxUsers"> &
+    Partial<Pick<RunPlan, "maxConcurrency" | "schedule">>,
 ): number {
   const users = plan.rate !== null ? plan.maxUsers : plan.users;
-  return Math.max(1, Math.min(plan.processes, users, plan.iterations ?? Number.POSITIVE_INFINITY));
+  return Math.max(
+    1,
+    Math.min(
+      plan.processes,
+      users,
+      plan.iterations ?? Number.POSITIVE_INFINITY,
+      // Every worker needs a slot of --max-concurrency, and a row of a --schedule.
+      plan.maxConcurrency ?? Number.POSITIVE_INFINITY,
+      plan.schedule?.length ?? Number.POSITIVE_INFINITY,
+    ),
+  );
 }
 
 /**
@@ -333,6 +345,7 @@ export class Coordinator implements Run {
         excludeTags: this.plan.excludeTags,
         iterations: this.iterationShare(index),
         iterationsPerUser: this.plan.iterationsPerUser,
+        ...this.arrivalShare(index),
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
         acceptStatus: this.plan.acceptStatus,
@@ -341,6 +354,32 @@ export class Coordinator implements Run {
       },
     });
     return handle;
+  }
+
+  /**
+   * Worker `index`'s part of the arrivals settings: the process (its gaps drawn from its own
+   * stream of the seed), its slots of --max-concurrency, the windows on its own clock (a worker
+   * that joins mid-run gets them shifted by the time already gone) and its rows of a --schedule
+   * (row i goes to worker i mod n; a joiner gets none).
+   */
+  private arrivalShare(index: number): Partial<WorkerPlan> {
+    const p = this.plan;
+    const out: Partial<WorkerPlan> = {};
+    const n = this.workerCount;
+    if (p.arrivals && p.arrivals.process !== "constant") out.arrivals = p.arrivals;
+    if (p.arrivals?.seed != null) out.seed = p.arrivals.seed;
+    if (p.maxConcurrency != null) {
+      out.maxConcurrency = index < n ? Math.max(1, splitEvenly(p.maxConcurrency, n)[index]!) : 1;
+    }
+    if (p.windows) {
+      const goneMs = this.startedAt > 0 ? Date.now() - this.startedAt : 0;
+      out.windows = {
+        warmupMs: p.windows.warmupSec * 1000 - goneMs,
+        cooldownAtMs: p.windows.cooldownAtSec === null ? null : p.windows.cooldownAtSec * 1000 - goneMs,
+      };
+    }
+    if (p.schedule && index < n) out.schedule = p.schedule.filter((_, i) => i % n === index);
+    return out;
   }
 
   /**
@@ -1006,10 +1045,20 @@ export class Coordinator implements Run {
     this.peakUsers = users;
   }
 
-  /** Seconds the current books cover. */
+  /**
+   * Seconds the current books cover: with --warmup and --cooldown, only the measured part of
+   * the run (what the rates divide by).
+   */
   get statsElapsedSec(): number {
     if (this.statsStartedAt === 0) return 0;
-    return ((this.endedAt || Date.now()) - this.statsStartedAt) / 1000;
+    let from = this.statsStartedAt;
+    let to = this.endedAt || Date.now();
+    const w = this.plan.windows;
+    if (w) {
+      from = Math.max(from, this.startedAt + w.warmupSec * 1000);
+      if (w.cooldownAtSec !== null) to = Math.min(to, this.startedAt + w.cooldownAtSec * 1000);
+    }
+    return Math.max(0, to - from) / 1000;
   }
 
   get stopTimeoutSec(): number {

@@ -1,5 +1,7 @@
 import type { TracePlan } from "../protocols/http/tracing.js";
 import type { Slo } from "../stats/slo.js";
+import type { ArrivalSpec } from "./arrivals.js";
+import type { ScheduleRow } from "./schedule.js";
 import type { Stage } from "./stages.js";
 
 /** The resolved run plan: everything the coordinator needs, after CLI/env/config merging. */
@@ -35,6 +37,17 @@ export interface RunPlan {
   maxUsers: number;
   /** Open model: an arrival that would start later than this is dropped. */
   maxDelaySec: number;
+  /** Open model: how arrivals are spaced (constant when absent). */
+  arrivals?: ArrivalSpec;
+  /** `--max-concurrency`: most iterations in flight at once across the run; null for no cap. */
+  maxConcurrency?: number | null;
+  /**
+   * `--warmup`, `--cooldown`: the figures cover [warmupSec, cooldownAtSec) of the run's clock
+   * (cooldownAtSec null: to the end), by each request's completion time.
+   */
+  windows?: { warmupSec: number; cooldownSec: number; cooldownAtSec: number | null } | null;
+  /** `--schedule`: trace replay, one iteration per row at its offset (the run is then open-model). */
+  schedule?: ScheduleRow[] | null;
   /** Name of the LoadShape class driving the run, if the loadfile exports one. */
   shape: string | null;
   /** Load shape: user targets (closed model) or rates (open model) over time. */

@@ -2,6 +2,8 @@ import type { TracePlan } from "../protocols/http/tracing.js";
 import type { ResourceSample } from "../stats/resources.js";
 import type { Slo } from "../stats/slo.js";
 import type { StatsSnapshot } from "../stats/snapshot.js";
+import type { ArrivalSpec } from "./arrivals.js";
+import type { ScheduleRow } from "./schedule.js";
 
 /**
  * The coordinator↔worker protocol. Plain JSON messages, so the same protocol runs over a
@@ -44,6 +46,19 @@ export interface WorkerPlan {
   iterations: number | null;
   /** Task iterations each user runs before it stops; null for no limit. */
   iterationsPerUser?: number | null;
+  /** Open model: Poisson or gamma gaps (constant when absent); the worker draws stream `workerIndex`. */
+  arrivals?: ArrivalSpec;
+  /** --seed: the default seed of the loadfile's datasets. */
+  seed?: number;
+  /** This worker's share of --max-concurrency: iterations in flight at once. */
+  maxConcurrency?: number;
+  /**
+   * --warmup/--cooldown on this worker's clock, in ms from its first load message: requests that
+   * complete before `warmupMs` or from `cooldownAtMs` on are kept out of the figures.
+   */
+  windows?: { warmupMs: number; cooldownAtMs: number | null };
+  /** --schedule: this worker's rows of the trace (offsets from its first load message). */
+  schedule?: ScheduleRow[];
   /** Milliseconds between stats snapshots. */
   snapshotIntervalMs: number;
   verifyTls: boolean;

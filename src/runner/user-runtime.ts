@@ -6,7 +6,9 @@ import type { WaitContext, WaitTime } from "../api/wait.js";
 import type { CompiledClass } from "../loadfile/inspect.js";
 import type { RequestTracer } from "../protocols/http/tracing.js";
 import type { StatsRecorder } from "../stats/recorder.js";
+import type { ConcurrencyGate } from "./concurrency.js";
 import type { OpenPool } from "./open-model.js";
+import type { ScheduleRow } from "./schedule.js";
 
 /** What all users of a worker share. */
 export interface UserRuntimeShared {
@@ -23,6 +25,8 @@ export interface UserRuntimeShared {
   takeIteration(): boolean;
   /** Task iterations each user runs before it stops; null for no limit. */
   readonly iterationsPerUser: number | null;
+  /** `--max-concurrency`: this worker's slots for iterations in flight; null for no cap. */
+  readonly gate: ConcurrencyGate | null;
 }
 
 const NO_WAIT: WaitTime = Object.assign(() => 0, { usesTiming: false });
@@ -114,6 +118,8 @@ export class UserRuntime implements UserContext {
   private lagUs = -1;
   /** Tags of the task running now (with those of enclosing task sets); null outside tasks. */
   private tags: readonly string[] | null = null;
+  /** Trace replay: the row of the iteration running now (`this.schedule` in the loadfile). */
+  schedule: ScheduleRow | undefined = undefined;
 
   constructor(
     readonly userId: number,
@@ -265,6 +271,16 @@ export class UserRuntime implements UserContext {
         return;
       }
       this.ownIterations++;
+      // --max-concurrency caps the user's iterations, not the tasks of a task set inside one.
+      const gate = owner instanceof TaskSet ? null : this.shared.gate;
+      if (gate) {
+        const slot = gate.acquire();
+        if (slot) await slot;
+        if (this.isStopping()) {
+          gate.release();
+          return;
+        }
+      }
       this.recorder.iteration();
       const t = picker.pick();
       if (timed) timing.taskStartedAt = performance.now();
@@ -283,6 +299,8 @@ export class UserRuntime implements UserContext {
         } else {
           this.recorder.exception(err, `${where}.${t.name}`);
         }
+      } finally {
+        gate?.release();
       }
       this.tags = parentTags;
       if (timed) timing.taskEndedAt = performance.now();
@@ -301,9 +319,20 @@ export class UserRuntime implements UserContext {
    */
   private async serveArrivals(user: User, pool: OpenPool): Promise<void> {
     const picker = sharedPicker(this.compiled.tasks);
+    const gate = this.shared.gate;
     for (;;) {
-      const scheduledAt = await pool.next(this.className);
+      const scheduledAt = await pool.next(this.className, this);
       if (scheduledAt < 0 || this.isStopping()) return;
+      // Waiting for a --max-concurrency slot is part of the lateness: it shows in the corrected
+      // latency and the dispatch delay, as a wait for a free user does.
+      if (gate) {
+        const slot = gate.acquire();
+        if (slot) await slot;
+        if (this.isStopping()) {
+          gate.release();
+          return;
+        }
+      }
       this.lagUs = Math.max(0, (performance.now() - scheduledAt) * 1000);
       this.shared.recorder.dispatchDelay?.(this.lagUs / 1000);
       this.recorder.iteration();
@@ -316,6 +345,8 @@ export class UserRuntime implements UserContext {
         if (err instanceof StopUser) throw err;
         if (err instanceof RunStopped || this.signal.aborted) return;
         if (!(err instanceof InterruptTaskSet)) this.recorder.exception(err, `${this.className}.${t.name}`);
+      } finally {
+        gate?.release();
       }
     }
   }

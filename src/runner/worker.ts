@@ -1,14 +1,19 @@
 import { getHeapStatistics } from "node:v8";
 import { setWorkerRecorder } from "../api/checks.js";
+import { setDatasetSeed } from "../api/dataset.js";
 import { CicadaError } from "../core/errors.js";
 import { importBundle } from "../loadfile/bundle.js";
 import { type CompiledClass, compileUserClasses } from "../loadfile/inspect.js";
 import { type RequestTracer, startTracing } from "../protocols/http/tracing.js";
 import { Recorder } from "../stats/recorder.js";
+import type { StatsSnapshot } from "../stats/snapshot.js";
+import { gapSource } from "./arrivals.js";
+import { ConcurrencyGate } from "./concurrency.js";
 import { LoopMonitor } from "./load.js";
 import { ArrivalScheduler, OpenPool } from "./open-model.js";
 import type { CoordinatorMessage, Transport, WorkerMessage, WorkerPlan } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
+import type { ScheduleRow } from "./schedule.js";
 import { UserRuntime, type UserRuntimeShared } from "./user-runtime.js";
 
 /** How long a finishing worker waits for its last spans to be sent (an unreachable collector). */
@@ -100,9 +105,14 @@ export class Worker {
       hardStop: this.hardStop.signal,
       takeIteration: this.takeIteration,
       iterationsPerUser: plan.iterationsPerUser ?? null,
+      gate: plan.maxConcurrency ? (this.gate = new ConcurrencyGate(plan.maxConcurrency)) : null,
     };
+    // Until the warm-up is over, what is recorded is warm-up traffic.
+    this.window = plan.windows && plan.windows.warmupMs > 0 ? "warmup" : undefined;
     this.iterationsLeft = plan.iterations ?? Number.POSITIVE_INFINITY;
     this.transport.send({ type: "hello", workerId, version: PROTOCOL_VERSION, pid: process.pid });
+    // Datasets made at the loadfile's top level take the run's seed as their default.
+    setDatasetSeed(plan.seed ?? null);
     const mod = await importBundle(plan.bundlePath, this.loadfile);
     // Abandoned while loading (its master gone): nothing to start.
     if (this.finished) return;
@@ -159,12 +169,42 @@ export class Worker {
     return n;
   }
 
-  private sendSnapshot(): void {
+  private sendSnapshot(cut = false): void {
     const users = this.liveUsers();
     this.transport.send({
       type: "stats",
-      snapshot: this.recorder.snapshot(users, false, this.takePeak(users)),
+      snapshot: this.marked(this.recorder.snapshot(users, false, this.takePeak(users), cut)),
     });
+  }
+
+  /** `--max-concurrency`: this worker's slots; closed at the stop so no one waits on. */
+  private gate: ConcurrencyGate | undefined;
+  /** The window the samples being recorded now fall in (--warmup, --cooldown); none when measured. */
+  private window: "warmup" | "cooldown" | undefined;
+  private windowTimers: NodeJS.Timeout[] = [];
+
+  private marked(s: StatsSnapshot): StatsSnapshot {
+    return this.window ? { ...s, window: this.window } : s;
+  }
+
+  /**
+   * The windows run on this worker's clock from its first load message. At each edge the books
+   * are cut (a snapshot taken there and then), so every request falls on one side by the moment
+   * it completed: the figures leave out exactly those that completed in a window.
+   */
+  private startWindows(): void {
+    const w = this.plan?.windows;
+    if (!w) return;
+    const edge = (atMs: number, after: "cooldown" | undefined) => {
+      const go = () => {
+        this.sendSnapshot(true);
+        this.window = after;
+      };
+      if (atMs <= 0) go();
+      else this.windowTimers.push(setTimeout(go, atMs));
+    };
+    if (w.warmupMs > 0 || this.window === "warmup") edge(w.warmupMs, undefined);
+    if (w.cooldownAtMs !== null) edge(w.cooldownAtMs, "cooldown");
   }
 
   private takeIteration = (): boolean => {
@@ -187,6 +227,54 @@ export class Worker {
     if (this.spawned) return;
     this.spawned = true;
     this.loop = new LoopMonitor();
+    this.loadStartedAt = performance.now();
+    this.startWindows();
+  }
+
+  /** performance.now() of the first load message: the run's start on this worker's clock. */
+  private loadStartedAt = 0;
+  private replayTimer: NodeJS.Timeout | undefined;
+
+  /** The iteration budget or the schedule is used up: the run may end once the pool is idle. */
+  private arrivalsDone(): void {
+    const pool = this.pool!;
+    const done = () => {
+      if (!this.exhaustedSent) {
+        this.exhaustedSent = true;
+        this.transport.send({ type: "exhausted" });
+      }
+    };
+    pool.onAllIdle = done;
+    if (pool.busy === 0) done();
+  }
+
+  /**
+   * --schedule: starts each of this worker's rows at its offset from the load start, with that
+   * as its scheduled time (so lateness shows as dispatch delay and in the corrected latency).
+   * A timer per due time, not a polling loop: each fires as close to its row as timers allow.
+   */
+  private startReplay(rows: readonly ScheduleRow[]): void {
+    let next = 0;
+    const base = this.loadStartedAt;
+    const tick = () => {
+      this.replayTimer = undefined;
+      if (this.stopping) return;
+      const now = performance.now();
+      while (next < rows.length && base + rows[next]!.offsetMs <= now + 0.5) {
+        const row = rows[next++]!;
+        if (!this.takeIteration()) {
+          next = rows.length;
+          break;
+        }
+        this.pool!.arrive(this.pickClass!(), base + row.offsetMs, row);
+      }
+      if (next >= rows.length) {
+        this.arrivalsDone();
+        return;
+      }
+      this.replayTimer = setTimeout(tick, Math.max(0, base + rows[next]!.offsetMs - performance.now()));
+    };
+    tick();
   }
 
   /** Open model: arrivals at `rate` per second, served by a pool that grows on demand. */
@@ -224,22 +312,17 @@ export class Worker {
           // The iteration budget is spent by arrivals here, not by the users. Once it is, the
           // run may end when the iterations already started have finished.
           if (!this.takeIteration()) {
-            const pool = this.pool!;
-            const done = () => {
-              if (!this.exhaustedSent) {
-                this.exhaustedSent = true;
-                this.transport.send({ type: "exhausted" });
-              }
-            };
-            pool.onAllIdle = done;
-            if (pool.busy === 0) done();
+            this.arrivalsDone();
             return false;
           }
           this.pool!.arrive(pickClass(), scheduledAt);
           return true;
         },
         (this.plan?.workerIndex ?? 0) / Math.max(1, this.plan?.workerCount ?? 1),
+        // Each worker draws its own stream of the seed: n streams at R/n each make up the run's R.
+        this.plan?.arrivals ? gapSource(this.plan.arrivals, this.plan.workerIndex ?? 0) : undefined,
       );
+      if (this.plan?.schedule) this.startReplay(this.plan.schedule);
     }
     this.pool.maxUsers = maxUsers;
     this.pool.maxDelayMs = maxDelayMs;
@@ -315,7 +398,9 @@ export class Worker {
     }
     this.stopping = true;
     this.scheduler?.stop();
+    clearTimeout(this.replayTimer);
     this.pool?.stop();
+    this.gate?.close();
     const users = [...this.live.values()].flatMap((set) => [...set]);
     for (const u of users) u.stop();
     const allDone = Promise.allSettled(users.map((u) => u.done));
@@ -364,8 +449,9 @@ export class Worker {
     process.off("uncaughtException", this.onStray);
     clearInterval(this.snapshotTimer);
     clearInterval(this.heartbeatTimer);
+    for (const t of this.windowTimers) clearTimeout(t);
     const users = this.liveUsers();
-    const snapshot = this.recorder.snapshot(users, true, this.takePeak(users));
+    const snapshot = this.marked(this.recorder.snapshot(users, true, this.takePeak(users)));
     const done = () => {
       this.transport.send({ type: "done", snapshot });
       this.resolveEnded();

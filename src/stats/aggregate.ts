@@ -110,7 +110,22 @@ interface Bucket {
   latency: Histogram;
   /** Already written to the series. */
   closed: boolean;
+  /**
+   * Warm-up or cool-down traffic of the interval (--warmup, --cooldown): shown in the series row,
+   * left out of everything else. Created only when such traffic arrives.
+   */
+  window?: {
+    name: RunWindow;
+    requests: number;
+    failures: number;
+    minUs: number;
+    maxUs: number;
+    latency: Histogram;
+  };
 }
+
+/** The parts of a run its figures leave out: `--warmup` at the start, `--cooldown` at the end. */
+export type RunWindow = "warmup" | "cooldown";
 
 /** A second of the run as it closes, with its histograms, for outputs that need more than SeriesRow. */
 export interface ClosedInterval {
@@ -142,6 +157,11 @@ export interface SeriesRow {
   p50: number;
   p95: number;
   p99: number;
+  /**
+   * The second held warm-up or cool-down traffic: its row counts that traffic (the charts show
+   * it, shaded), but the run's totals, thresholds and verdicts leave it out.
+   */
+  window?: RunWindow;
 }
 
 export interface CurrentView {
@@ -198,6 +218,10 @@ export class StatsAggregate {
   }
 
   add(s: StatsSnapshot): void {
+    if (s.window) {
+      this.addWindowed(s, s.window);
+      return;
+    }
     this.usersByWorker.set(s.workerId, s.users);
     this.peakByWorker.set(s.workerId, s.peakUsers ?? s.users);
     let peak = 0;
@@ -209,8 +233,9 @@ export class StatsAggregate {
     bucket.dropped += s.dropped ?? 0;
     this.dropped += s.dropped ?? 0;
     if (s.dispatchDelay && s.dispatchDelay.length > 0) addSparse(this.dispatchDelay, s.dispatchDelay);
-    // Each worker sends one snapshot per interval: the interval's users are their sum.
-    bucket.users += s.users;
+    // Each worker sends one snapshot per interval: the interval's users are their sum. A cut
+    // (at a window's edge) shares its interval with the worker's next snapshot.
+    if (!s.cut) bucket.users += s.users;
     for (const d of s.endpoints) {
       const key = d.type + SEP + d.method + SEP + d.name;
       let e = this.endpoints.get(key);
@@ -278,6 +303,37 @@ export class StatsAggregate {
     this.closeBuckets(this.maxSeq - 2);
   }
 
+  /**
+   * A snapshot of warm-up or cool-down traffic: only the interval's row sees it (users, and the
+   * requests in its own counts and histogram); totals, endpoints, errors and checks do not.
+   */
+  private addWindowed(s: StatsSnapshot, name: RunWindow): void {
+    this.usersByWorker.set(s.workerId, s.users);
+    const bucket = this.bucket(s.seq, s.at);
+    if (!s.cut) bucket.users += s.users;
+    bucket.iterations += s.iterations;
+    bucket.dropped += s.dropped ?? 0;
+    const w = (bucket.window ??= {
+      name,
+      requests: 0,
+      failures: 0,
+      minUs: Number.POSITIVE_INFINITY,
+      maxUs: 0,
+      latency: createHistogram(),
+    });
+    for (const d of s.endpoints) {
+      w.requests += d.count;
+      w.failures += d.failures;
+      if (d.count > 0) {
+        if (d.minUs < w.minUs) w.minUs = d.minUs;
+        if (d.maxUs > w.maxUs) w.maxUs = d.maxUs;
+      }
+      addSparse(w.latency, d.latency);
+    }
+    if (s.seq > this.maxSeq) this.maxSeq = s.seq;
+    this.closeBuckets(this.maxSeq - 2);
+  }
+
   private bucket(seq: number, at: number): Bucket {
     let b = this.buckets.get(seq);
     if (!b) {
@@ -333,19 +389,42 @@ export class StatsAggregate {
       });
       // The per-endpoint histograms are only needed to close the interval.
       b.byEndpoint.clear();
-      this.series.push({
-        t,
-        users: b.users,
-        requests: b.requests,
-        failures: b.failures,
-        rps: b.requests,
-        failuresPerSec: b.failures,
-        iterations: b.iterations,
-        dropped: b.dropped,
-        p50: pct(50),
-        p95: pct(95),
-        p99: pct(99),
-      });
+      const w = b.window;
+      if (w) {
+        // The row shows all the second's traffic; the books above saw only the measured part.
+        w.latency.add(b.latency);
+        const minUs = Math.min(w.minUs, b.minUs);
+        const maxUs = Math.max(w.maxUs, b.maxUs);
+        const wp = (p: number) => percentileMs(w.latency, p, minUs, maxUs);
+        this.series.push({
+          t,
+          users: b.users,
+          requests: b.requests + w.requests,
+          failures: b.failures + w.failures,
+          rps: b.requests + w.requests,
+          failuresPerSec: b.failures + w.failures,
+          iterations: b.iterations,
+          dropped: b.dropped,
+          p50: wp(50),
+          p95: wp(95),
+          p99: wp(99),
+          window: w.name,
+        });
+        b.window = undefined;
+      } else
+        this.series.push({
+          t,
+          users: b.users,
+          requests: b.requests,
+          failures: b.failures,
+          rps: b.requests,
+          failuresPerSec: b.failures,
+          iterations: b.iterations,
+          dropped: b.dropped,
+          p50: pct(50),
+          p95: pct(95),
+          p99: pct(99),
+        });
       b.closed = true;
     }
     // Keep only what the sliding window still needs.

@@ -208,7 +208,7 @@ export class Recorder implements StatsRecorder {
   }
 
   /** Takes everything recorded since the last snapshot. Encoding makes it safe to ship anywhere. */
-  snapshot(users: number, final = false, peakUsers = users): StatsSnapshot {
+  snapshot(users: number, final = false, peakUsers = users, cut = false): StatsSnapshot {
     const endpoints: EndpointDelta[] = [];
     for (const a of this.endpoints.values()) {
       if (a.count === 0 && a.cancelled === 0 && a.notSent === 0 && a.failures === 0 && !hasExtras(a))
@@ -224,7 +224,8 @@ export class Recorder implements StatsRecorder {
     }
     const snap: StatsSnapshot = {
       workerId: this.workerId,
-      seq: this.seq++,
+      // A cut (at a warm-up or cool-down edge) stays in the interval it was taken in.
+      seq: cut ? this.seq : this.seq++,
       at: Date.now(),
       final,
       users,
@@ -237,6 +238,7 @@ export class Recorder implements StatsRecorder {
       ...(tags.length > 0 ? { tags } : {}),
       ...(this.checks.size > 0 ? { checks: [...this.checks].map(([name, c]) => ({ name, ...c })) } : {}),
       ...(this.delays.totalCount > 0 ? { dispatchDelay: toSparse(this.delays) } : {}),
+      ...(cut ? { cut: true } : {}),
     };
     if (this.delays.totalCount > 0) this.delays.reset();
     this.iterations = 0;

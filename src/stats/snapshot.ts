@@ -27,6 +27,13 @@ export interface StatsSnapshot {
   checks?: CheckDelta[];
   /** Open model: actual minus scheduled start of each iteration (µs, sparse histogram). */
   dispatchDelay?: number[];
+  /**
+   * Recorded inside the run's warm-up or cool-down (by completion time): the series shows it,
+   * the figures leave it out.
+   */
+  window?: "warmup" | "cooldown";
+  /** Taken early, at a window's edge: it shares its interval (seq) with the worker's next one. */
+  cut?: boolean;
 }
 
 export interface CheckDelta {

@@ -167,6 +167,13 @@ export const bool: Parse<boolean> = (v, name) => {
   throw usageError(name, "true or false", v);
 };
 
+/** `--arrivals`: one of the arrival processes. */
+const arrivalProcess: Parse<"constant" | "poisson" | "gamma"> = (v, name) => {
+  const t = typeof v === "string" ? v.trim().toLowerCase() : v;
+  if (t === "constant" || t === "poisson" || t === "gamma") return t;
+  throw usageError(name, "constant, poisson or gamma", v);
+};
+
 /** Names, comma or space separated, or a list of them. */
 const list: Parse<string[]> = (v, name) => {
   if (typeof v === "string") return parseList(v) ?? [];
@@ -629,6 +636,46 @@ export const SETTINGS: Table = {
     help: "open model: drop an arrival that cannot start within this (default 10s)",
     scenario: "inherit",
     default: "10s",
+  },
+  // Arrivals, concurrency, windows and trace replay (docs/arrivals.md).
+  arrivals: {
+    parse: arrivalProcess,
+    flag: "--arrivals <process>",
+    help: "open model: how arrivals are spaced: constant (default), poisson or gamma",
+    scenario: "workload",
+  },
+  burstiness: {
+    parse: positive,
+    flag: "--burstiness <b>",
+    help: "gamma arrivals: shape B; <1 burstier, 1 = Poisson, >1 more even (default 1)",
+    scenario: "workload",
+  },
+  seed: {
+    parse: int(0, 2 ** 32 - 1, "an integer 0–4294967295"),
+    flag: "--seed <n>",
+    help: "seed of the arrival gaps (and the default of datasets): the same seed repeats the schedule",
+    scenario: "inherit",
+  },
+  maxConcurrency: {
+    parse: int(1),
+    flag: "--max-concurrency <n>",
+    help: "most iterations in flight at once across the run; further ones wait for a slot",
+    scenario: "workload",
+  },
+  warmup: {
+    parse: duration,
+    flag: "--warmup <duration>",
+    help: "traffic runs, but the figures, thresholds and verdicts start this long after the start",
+  },
+  cooldown: {
+    parse: duration,
+    flag: "--cooldown <duration>",
+    help: "traffic runs, but the figures stop this long before the end (needs --run-time)",
+  },
+  schedule: {
+    parse: text,
+    flag: "--schedule <file>",
+    help: "trace replay: start one iteration at each offset of a JSONL or CSV file",
   },
   stages: {
     parse: stages,

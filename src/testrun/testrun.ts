@@ -25,7 +25,8 @@ import { Coordinator, type RemoteWorkerSource } from "../runner/coordinator.js";
 import type { RunPlan } from "../runner/plan.js";
 import type { Run, WorkerInfo } from "../runner/run.js";
 import { ScenarioGroup, type ScenarioSpec } from "../runner/scenarios.js";
-import { parseStages, stagesPeak } from "../runner/stages.js";
+import { peakPerSecond, readSchedule } from "../runner/schedule.js";
+import { parseStages, stagesDuration, stagesPeak } from "../runner/stages.js";
 import type { ClosedInterval } from "../stats/aggregate.js";
 import { parseSlo } from "../stats/slo.js";
 import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
@@ -549,9 +550,11 @@ function resolvePlan(
     // Without a URL the workers' exporters read OTEL_EXPORTER_OTLP_* themselves.
     ...(s.otelTraces ? { traces: typeof s.otel === "string" ? { url: `${s.otel}/v1/traces` } : {} } : {}),
   };
+  const schedulePeak = arrivalSettings(s, plan);
   // Open model: the pool may grow to --max-users, by default enough for one second of
   // arrivals at the peak rate, and at least -u.
-  const peakRate = plan.stages && plan.rate !== null ? stagesPeak(plan.stages) : (plan.rate ?? 0);
+  const peakRate =
+    schedulePeak ?? (plan.stages && plan.rate !== null ? stagesPeak(plan.stages) : (plan.rate ?? 0));
   plan.maxUsers = s.maxUsers ?? Math.max(s.users ?? 1, Math.ceil(peakRate), 1);
   if (plan.stages && plan.rate === null) {
     // The shape sets the user count over time; -u is its peak, for the views.
@@ -588,6 +591,62 @@ function resolvePlan(
 }
 
 /**
+ * Arrivals, --max-concurrency, the warm-up and cool-down windows and trace replay, into the plan;
+ * returns a replay's peak arrivals per second (for the pool's default size), else null.
+ */
+function arrivalSettings(s: CicadaConfig, plan: RunPlan): number | null {
+  let peak: number | null = null;
+  if (s.schedule !== undefined) {
+    if (plan.rate !== null || plan.stages !== null) {
+      throw new UsageError(
+        `--schedule ${s.schedule}: the schedule sets when iterations start; drop --rate and --stages`,
+      );
+    }
+    plan.schedule = readSchedule(s.schedule);
+    // Replay is open-model: a pool of users serves the rows, none of them loops on its own.
+    plan.rate = 0;
+    peak = peakPerSecond(plan.schedule);
+  }
+  // vLLM's --burstiness alone means gamma arrivals.
+  const process = s.arrivals ?? (s.burstiness !== undefined ? "gamma" : "constant");
+  if (s.burstiness !== undefined && process !== "gamma" && s.burstiness !== 1) {
+    throw new UsageError(
+      `--burstiness ${s.burstiness}: only gamma arrivals have a burstiness; add --arrivals gamma`,
+    );
+  }
+  if (process !== "constant") {
+    if (plan.rate === null) {
+      throw new UsageError(`--arrivals ${process}: arrivals need an arrival rate; add --rate N`);
+    }
+    if (plan.schedule) throw new UsageError(`--arrivals ${process}: a --schedule sets the arrivals itself`);
+  }
+  plan.arrivals = { process, burstiness: s.burstiness ?? 1, seed: s.seed ?? null };
+  plan.maxConcurrency = s.maxConcurrency ?? null;
+  const warmupSec = s.warmup === undefined ? 0 : parseDuration(s.warmup, "--warmup");
+  const cooldownSec = s.cooldown === undefined ? 0 : parseDuration(s.cooldown, "--cooldown");
+  if (warmupSec > 0 || cooldownSec > 0) {
+    // The cool-down is the end of the run: it needs a known end.
+    const endSec = plan.runTimeSec ?? (plan.stages ? stagesDuration(plan.stages) : null);
+    if (cooldownSec > 0 && endSec === null) {
+      throw new UsageError(
+        `--cooldown ${s.cooldown}: the cool-down ends the run, so it needs --run-time (or --stages)`,
+      );
+    }
+    if (endSec !== null && warmupSec + cooldownSec >= endSec) {
+      throw new UsageError(
+        `--warmup ${s.warmup ?? 0} and --cooldown ${s.cooldown ?? 0} leave nothing of a ${endSec}s run to measure`,
+      );
+    }
+    plan.windows = {
+      warmupSec,
+      cooldownSec,
+      cooldownAtSec: cooldownSec > 0 && endSec !== null ? endSec - cooldownSec : null,
+    };
+  }
+  return peak;
+}
+
+/**
  * The scenarios to run, each as its own plan. A scenario inherits the run-wide settings that
  * are not about the workload (host, tags, stop timeout, TLS, processes) and sets its own load.
  */
@@ -606,6 +665,17 @@ function resolveScenarios(
   const all = s.scenarios!;
   const names = Object.keys(all);
   checkNoWorkload(cli, env, names);
+  for (const [key, flag] of [
+    ["warmup", "--warmup"],
+    ["cooldown", "--cooldown"],
+    ["schedule", "--schedule"],
+  ] as const) {
+    if (s[key] !== undefined) {
+      throw new UsageError(
+        `${flag} does not apply when the loadfile defines scenarios (scenarios: ${names.join(", ")})`,
+      );
+    }
+  }
   if (names.length === 0) throw new UsageError("scenarios: none defined");
   const picked = s.scenario && s.scenario.length > 0 ? s.scenario : names;
   for (const n of picked) {
@@ -632,6 +702,10 @@ function resolveScenarios(
         rate: sc.rate,
         maxUsers: sc.maxUsers,
         maxDelay: sc.maxDelay ?? s.maxDelay,
+        arrivals: sc.arrivals,
+        burstiness: sc.burstiness,
+        seed: sc.seed ?? s.seed,
+        maxConcurrency: sc.maxConcurrency,
         stages: sc.stages,
         runTime: sc.duration,
         iterations: sc.iterations,

@@ -94,10 +94,45 @@ function width(el: PageElement): number {
 
 const charts: Record<string, UPlot> = {};
 
+/**
+ * Shades the warm-up and cool-down (left out of the figures) on charts over the run's time, under
+ * the lines, so the reader sees which seconds the totals do not count.
+ */
+const shadeWindows: UPlot.Plugin = {
+  hooks: {
+    drawClear: [
+      (u) => {
+        const ctx = u.ctx;
+        ctx.save();
+        ctx.fillStyle = "rgba(128, 128, 128, 0.15)";
+        for (const w of data.windows ?? []) {
+          const x0 = u.valToPos(w.from, "x", true);
+          const x1 = u.valToPos(w.to, "x", true);
+          const left = Math.max(u.bbox.left, Math.min(x0, x1));
+          const right = Math.min(u.bbox.left + u.bbox.width, Math.max(x0, x1));
+          if (right > left) ctx.fillRect(left, u.bbox.top, right - left, u.bbox.height);
+        }
+        ctx.restore();
+      },
+    ],
+  },
+};
+
 function chart(id: string, opts: Omit<UPlot.Options, "width" | "height">, columns: Column[]): UPlot | null {
   const el = document.getElementById(`chart-${id}`);
   if (!el) return null;
-  const u = new uPlot({ ...opts, width: width(el), height: HEIGHT }, columns as UPlot.AlignedData, el);
+  // Only charts over the run's time (not the latency distribution) have windows to shade.
+  const timed = opts.scales?.x?.distr !== 3 && (data.windows?.length ?? 0) > 0;
+  const u = new uPlot(
+    {
+      ...opts,
+      ...(timed ? { plugins: [...(opts.plugins ?? []), shadeWindows] } : {}),
+      width: width(el),
+      height: HEIGHT,
+    },
+    columns as UPlot.AlignedData,
+    el,
+  );
   charts[id] = u;
   return u;
 }

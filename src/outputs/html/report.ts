@@ -54,6 +54,8 @@ export interface ReportData {
   endpoints: ReportEndpoint[];
   /** One chart per family of resource series (CPU, memory, then each other metric). */
   resources: ResourceChart[];
+  /** --warmup and --cooldown: spans of the time axis, in seconds, that the charts shade. */
+  windows?: Array<{ from: number; to: number; label: string }>;
 }
 
 /** A chart of resource series, aligned on the union of their times (null where one has no point). */
@@ -223,8 +225,20 @@ function prepare(result: RunResult): { rows: Prepared[]; total: Prepared; data: 
     aggregated: totalChart,
     endpoints: rows.map((r) => r.chart),
     resources: resourceCharts(result.resources ?? []),
+    ...(result.windows ? { windows: windowSpans(result) } : {}),
   };
   return { rows, total, data };
+}
+
+/** The warm-up and cool-down as spans of the time axis; the cool-down runs to the end of the run. */
+function windowSpans(result: RunResult): Array<{ from: number; to: number; label: string }> {
+  const w = result.windows!;
+  const end = Math.max(result.series[result.series.length - 1]?.t ?? 0, w.cooldownAtSec ?? 0);
+  const out: Array<{ from: number; to: number; label: string }> = [];
+  if (w.warmupSec > 0) out.push({ from: 0, to: w.warmupSec, label: "warm-up" });
+  if (w.cooldownAtSec !== null && w.cooldownSec > 0)
+    out.push({ from: w.cooldownAtSec, to: end, label: "cool-down" });
+  return out;
 }
 
 /** Which chart a series goes to, its axis, and how its values read there. */
@@ -366,6 +380,19 @@ function loadDescription(c: Record<string, unknown>): string {
   return "";
 }
 
+/** --warmup/--cooldown: which part of the run the figures cover (the charts shade the rest). */
+function measuredSpan(r: RunResult): string | null {
+  const w = r.windows;
+  if (!w) return null;
+  const parts = [
+    ...(w.warmupSec > 0 ? [`after a ${fmtDuration(w.warmupSec)} warm-up`] : []),
+    ...(w.cooldownAtSec !== null && w.cooldownSec > 0
+      ? [`until a ${fmtDuration(w.cooldownSec)} cool-down`]
+      : []),
+  ];
+  return `${parts.join(", ")} (shaded in the charts)`;
+}
+
 function metadata(r: RunResult): string {
   const c = r.config;
   const started = new Date(r.startedAt);
@@ -389,6 +416,7 @@ function metadata(r: RunResult): string {
     ["Tags", tags],
     ["Planned", planned],
     ["Duration", fmtDuration(r.durationSec)],
+    ["Measured", measuredSpan(r)],
     [
       "Started",
       Number.isFinite(started.getTime())
