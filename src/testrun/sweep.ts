@@ -27,7 +27,7 @@ import {
   sloMax,
 } from "../result/sweep.js";
 import { type SparseHistogram, toSparse } from "../stats/histogram.js";
-import { positiveSeconds, SETTINGS, type Setting, type SettingValues, seconds } from "./settings.js";
+import { positiveSeconds, SETTINGS, type SettingValues, seconds } from "./settings.js";
 import { type LoadedLoadfile, type RunIo, TestRun } from "./testrun.js";
 
 export const DEFAULT_STEP_TIME = "30s";
