@@ -6,8 +6,9 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { describe, it } from "node:test";
+import { mulberry32 } from "../src/core/random.js";
 import { renderHtmlReport } from "../src/outputs/html/report.js";
-import { arrivalTimes, gammaDraw, mulberry32 } from "../src/runner/arrivals.js";
+import { arrivalTimes, gammaDraw } from "../src/runner/arrivals.js";
 import { describeRun, runCli, runLoad, startServer, tempProject } from "./helpers.js";
 
 // ---------------------------------------------------------------------------------------------

@@ -219,17 +219,8 @@ export function endpoint(result: RunResult, name: string, method = "GET") {
 // ---------------------------------------------------------------------------------------------
 // Shared by tests that need reproducible randomness or a real browser.
 
-/** mulberry32: a seeded generator, so every run of the suite sees the same samples. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator (the one arrivals use), so every run of the suite sees the same samples. */
+export { mulberry32 as rng } from "../src/core/random.js";
 
 /** Debian's chromium (or CICADA_CHROMIUM), for the browser tests; null if none is installed. */
 export function findChromium(): string | null {

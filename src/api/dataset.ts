@@ -4,6 +4,7 @@
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseCsvLine } from "../core/delimited.js";
+import { mulberry32 } from "../core/random.js";
 
 export interface DatasetOptions {
   /** "round-robin" (default): rows in file order, then again; "random": a seeded shuffle per pass. */
@@ -127,18 +128,6 @@ function indexFile(path: string, shown: string): FileIndex {
   return { fd, csv, header, starts: Float64Array.from(starts), ends: Float64Array.from(ends) };
 }
 
-/** Mulberry32, as the arrival gaps use: small, fast and the same everywhere. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * A dataset of prompts (or any rows) from a JSONL or CSV file, a path relative to the directory
  * cicada runs in. Call it at the top of the loadfile: every user of a worker then shares one
@@ -174,7 +163,7 @@ export function dataset<T = DatasetRow>(file: string, options: DatasetOptions = 
   // handed over the run's seed (a single-threaded run loads the loadfile once, before the plan).
   let rand: (() => number) | undefined;
   const shuffle = (): Uint32Array => {
-    rand ??= seeded(options.seed ?? runSeed ?? Math.floor(Math.random() * 2 ** 32));
+    rand ??= mulberry32(options.seed ?? runSeed ?? Math.floor(Math.random() * 2 ** 32));
     const p = perm ?? new Uint32Array(size).map((_, i) => i);
     for (let i = size - 1; i > 0; i--) {
       const j = Math.floor(rand() * (i + 1));

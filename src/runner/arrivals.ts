@@ -1,5 +1,6 @@
 // How open-model arrivals are spaced: constant gaps, Poisson (exponential gaps) or gamma gaps with
 // a burstiness factor, drawn from a small seeded generator so that a seed repeats a schedule.
+import { mulberry32 } from "../core/random.js";
 
 /** The arrival processes `--arrivals` names. */
 export type ArrivalProcess = "constant" | "poisson" | "gamma";
@@ -10,21 +11,6 @@ export interface ArrivalSpec {
   burstiness: number;
   /** Seed of the gap generator; null draws one at random (the run then does not repeat). */
   seed: number | null;
-}
-
-/**
- * Mulberry32: a 32-bit generator, small and fast, statistically good enough for spacing
- * arrivals, and the same in every Node version (Math.random cannot be seeded).
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
