@@ -310,7 +310,7 @@ export function resourceCharts(all: readonly ResourceSeries[]): ResourceChart[] 
 // ---------------------------------------------------------------------------------------------
 // HTML
 
-const esc = (s: unknown): string =>
+export const esc = (s: unknown): string =>
   String(s).replace(
     /[&<>"']/g,
     (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
@@ -329,7 +329,7 @@ export function embedJson(value: unknown): string {
 }
 
 /** Inline script text: a "</script" inside it (in a string, say) would end the element early. */
-const inlineScript = (js: string): string => js.replace(/<\/(script)/gi, "<\\/$1");
+export const inlineScript = (js: string): string => js.replace(/<\/(script)/gi, "<\\/$1");
 
 /** Milliseconds as the console shows them: integers as is, else two decimals. */
 export function formatMs(ms: number | null | undefined): string {
@@ -879,6 +879,27 @@ function readAsset(specifier: string): string {
   return readFileSync(createRequire(import.meta.url).resolve(specifier), "utf8");
 }
 
+/** The opening of a self-contained page up to `<main>`: meta, title, uPlot's style and `style`. */
+export function pageStart(title: string, version: string, style: string): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="generator" content="Cicada ${esc(version)}">
+<title>${esc(title)}</title>
+<style>${readAsset("uplot/dist/uPlot.min.css")}</style>
+<style>${style}</style>
+</head>
+<body>
+<main>`;
+}
+
+/** uPlot itself, inline, for a page's charts. */
+export function uplotScript(): string {
+  return `<script>${inlineScript(readAsset("uplot/dist/uPlot.iife.min.js"))}</script>`;
+}
+
 function clientScript(): string {
   const path = fileURLToPath(new URL("./client.js", import.meta.url));
   try {
@@ -972,18 +993,7 @@ ${data.resources
     section("findings", "Findings", findingsList(r)),
     r.warnings.length > 0 ? section("warnings", "Warnings", warningsList(r)) : "",
   ];
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="Cicada ${esc(r.version)}">
-<title>${esc(title)}</title>
-<style>${readAsset("uplot/dist/uPlot.min.css")}</style>
-<style>${STYLE}</style>
-</head>
-<body>
-<main>
+  return `${pageStart(title, r.version, STYLE)}
 <header><h1>${esc(title)}</h1><p class="sub">${esc(started)} · ${esc(fmtDuration(r.durationSec))} · ${esc(
     String(r.config.model ?? "closed"),
   )} model · stopped by ${esc(r.stopReason)}</p>${headline(r)}</header>
@@ -991,7 +1001,7 @@ ${sections.filter(Boolean).join("\n")}
 <footer>Written by Cicada ${esc(r.version)}. The data behind the charts is embedded in this file.</footer>
 </main>
 <script type="application/json" id="report-data">${embedJson(data)}</script>
-<script>${inlineScript(readAsset("uplot/dist/uPlot.iife.min.js"))}</script>
+${uplotScript()}
 <script type="module">${inlineScript(clientScript())}</script>
 </body>
 </html>

@@ -2,23 +2,9 @@
  * A sweep's HTML report: one self-contained page with the throughput–latency curve (uPlot, as the
  * run report draws), the per-level table and the knee. Every script and datum is inline.
  */
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import type { SweepResult } from "../../result/sweep.js";
 import { verdictLines } from "../sweep.js";
-import { embedJson } from "./report.js";
-
-const esc = (s: unknown): string =>
-  String(s).replace(
-    /[&<>"']/g,
-    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!,
-  );
-
-const inlineScript = (js: string): string => js.replace(/<\/(script)/gi, "<\\/$1");
-
-function readAsset(specifier: string): string {
-  return readFileSync(createRequire(import.meta.url).resolve(specifier), "utf8");
-}
+import { embedJson, esc, inlineScript, pageStart, uplotScript } from "./report.js";
 
 /** What the page's script plots: levels that ran, by successful throughput. */
 export interface SweepChartData {
@@ -115,18 +101,7 @@ export function renderSweepHtml(r: SweepResult): string {
   const file = typeof r.config.loadfile === "string" ? r.config.loadfile.split(/[\\/]/).pop() : "sweep";
   const title = `Cicada sweep: ${file}`;
   const started = r.startedAt.replace("T", " ").replace(/\.\d+Z$/, " UTC");
-  return `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="Cicada ${esc(r.version)}">
-<title>${esc(title)}</title>
-<style>${readAsset("uplot/dist/uPlot.min.css")}</style>
-<style>${STYLE}</style>
-</head>
-<body>
-<main>
+  return `${pageStart(title, r.version, STYLE)}
 <h1>${esc(title)}</h1>
 <p class="sub">${esc(started)} · ${esc(r.sweep.mode)} sweep · ${r.durationSec.toFixed(1)} s</p>
 <ul class="verdict">${verdictLines(r)
@@ -142,7 +117,7 @@ ${levelRows(r)}
 <footer>Written by Cicada ${esc(r.version)}. The data behind the chart is embedded in this file.</footer>
 </main>
 <script type="application/json" id="sweep-data">${embedJson(sweepChartData(r))}</script>
-<script>${inlineScript(readAsset("uplot/dist/uPlot.iife.min.js"))}</script>
+${uplotScript()}
 <script>${inlineScript(CLIENT)}</script>
 </body>
 </html>
