@@ -5,6 +5,7 @@ import { flagLabel, SETTINGS, type SettingKey, type SettingValues, seconds } fro
 import {
   checkSweepOutputs,
   runSweep,
+  SWEEP_SETTINGS,
   type SweepControl,
   sweepPlan,
   writeSweepOutputs,
@@ -34,16 +35,6 @@ const SHARED: SettingKey[] = [
   "acceptStatus",
 ];
 
-const SWEEP: SettingKey[] = [
-  "concurrency",
-  "rates",
-  "stepTime",
-  "sweepSize",
-  "maxErrorRate",
-  "stopOnSaturation",
-  "maxP95",
-];
-
 export const flagName = (key: string): string =>
   key in SETTINGS ? flagLabel(key as SettingKey) : `--${key}`;
 
@@ -52,7 +43,7 @@ export function registerSweep(program: Command, io: RunIo, setExit: (code: numbe
     .command("sweep")
     .description("run the loadfile at one load level after another and find the knee (docs/sweep.md)")
     .argument("[loadfile-and-classes...]", "loadfile, then user class names to run (default: all)");
-  const sweepFlags = addSettingFlags(cmd, SWEEP);
+  const sweepFlags = addSettingFlags(cmd, [...SWEEP_SETTINGS]);
   cmd
     .option("--warmup <duration>", "unmeasured time at the start of each level (default 5s)", (v) => {
       seconds(v, "--warmup");

@@ -9,7 +9,13 @@ import type { SweepResult } from "../result/sweep.js";
 import { threadsEnded } from "../runner/thread.js";
 import { loadConfigFile } from "../testrun/config-file.js";
 import { fromEnv, readConfigObject, SETTINGS, type SettingValues } from "../testrun/settings.js";
-import { checkSweepOutputs, runSweep, sweepPlan, writeSweepOutputs } from "../testrun/sweep.js";
+import {
+  checkSweepOutputs,
+  runSweep,
+  SWEEP_SETTINGS,
+  sweepPlan,
+  writeSweepOutputs,
+} from "../testrun/sweep.js";
 import { loadTest } from "../testrun/testrun.js";
 import { ioFor, type LogOption } from "./run.js";
 
@@ -76,18 +82,9 @@ const PASSED = [
   "csv",
   "html",
 ] as const;
-const OWN_SETTINGS = [
-  "concurrency",
-  "rates",
-  "stepTime",
-  "sweepSize",
-  "maxErrorRate",
-  "stopOnSaturation",
-  "maxP95",
-] as const;
 const KNOWN: readonly string[] = [
   ...PASSED,
-  ...OWN_SETTINGS,
+  ...SWEEP_SETTINGS,
   "warmup",
   "slo",
   "config",
@@ -122,7 +119,7 @@ export async function sweep(options: SweepOptions): Promise<SweepResult> {
   const passed: Record<string, unknown> = {};
   for (const k of PASSED) if (o[k] !== undefined) passed[k] = o[k];
   const front: SettingValues = readConfigObject(passed, "sweep()");
-  for (const k of OWN_SETTINGS) {
+  for (const k of SWEEP_SETTINGS) {
     if (o[k] !== undefined) (front as Record<string, unknown>)[k] = SETTINGS[k].parse(o[k], `sweep(): ${k}`);
   }
   const env = o.env ?? {};

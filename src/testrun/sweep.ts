@@ -27,8 +27,19 @@ import {
   sloMax,
 } from "../result/sweep.js";
 import { type SparseHistogram, toSparse } from "../stats/histogram.js";
-import { positiveSeconds, SETTINGS, type SettingValues, seconds } from "./settings.js";
+import { positiveSeconds, SETTINGS, type SettingKey, type SettingValues, seconds } from "./settings.js";
 import { type LoadedLoadfile, type RunIo, TestRun } from "./testrun.js";
+
+/** The settings only a sweep has (its levels and early stops), for both fronts that run sweeps. */
+export const SWEEP_SETTINGS = [
+  "concurrency",
+  "rates",
+  "stepTime",
+  "sweepSize",
+  "maxErrorRate",
+  "stopOnSaturation",
+  "maxP95",
+] as const satisfies readonly SettingKey[];
 
 export const DEFAULT_STEP_TIME = "30s";
 export const DEFAULT_WARMUP_SEC = 5;
