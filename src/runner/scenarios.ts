@@ -242,21 +242,13 @@ export class ScenarioGroup implements Run {
     );
     state.coordinator = c;
     const run = c.run();
+    // The coordinator sets its clock once its workers are ready: the scenario's offset is known then.
     void c.started.then(() => {
-      if (c.startedAt > 0) this.startClock(c.startedAt);
+      if (c.startedAt === 0) return;
+      this.startClock(c.startedAt);
+      state.offsetSec ??= Math.round((c.startedAt - this.startedAt) / 100) / 10;
     });
-    // The coordinator sets its clock once its workers are ready.
-    const offset = () => {
-      if (c.startedAt > 0 && state.offsetSec === null)
-        state.offsetSec = Math.round((c.startedAt - this.startedAt) / 100) / 10;
-    };
-    const timer = setInterval(offset, 20);
-    try {
-      await run;
-    } finally {
-      clearInterval(timer);
-      offset();
-    }
+    await run;
   }
 
   /** Scenarios due after the start, waiting for the clock to start before they are scheduled. */
