@@ -156,6 +156,37 @@ describe("the steady part", () => {
     assert.ok(s.stability !== null && s.stability.rpsCv! < 0.01);
   });
 
+  it("a heap that only grows (no garbage collection yet) is fitted but not flagged; one that grows across collections is", () => {
+    const series = Array.from({ length: 30 }, (_, i) => row(i + 1, 50, 500));
+    const MB = 1024 * 1024;
+    const heap = (points: Array<[number, number]>) => ({
+      source: "w0",
+      kind: "generator" as const,
+      metric: "heap_used_bytes",
+      unit: "bytes" as const,
+      host: "master",
+      points,
+    });
+    // 10 MB growing 0.1 MB a second, never collected: garbage piling up, not a leak yet.
+    const between = heap(Array.from({ length: 30 }, (_, i) => [i + 1, 10 * MB + i * 0.1 * MB]));
+    // The same growth, with a collection every 5 s that takes back less than was added.
+    const across = heap(
+      Array.from({ length: 30 }, (_, i) => [i + 1, 10 * MB + i * 0.1 * MB + (i % 5) * 0.2 * MB]),
+    );
+    const s = analyseSoak({
+      series,
+      basis: "users",
+      rate: null,
+      stages: null,
+      bursts: [],
+      resources: [between, across],
+    });
+    assert.equal(s.leaks.length, 2);
+    assert.ok(s.leaks[0]!.lowPerMin > 0, JSON.stringify(s.leaks[0]));
+    assert.equal(s.leaks[0]!.growing, false);
+    assert.equal(s.leaks[1]!.growing, true, JSON.stringify(s.leaks[1]));
+  });
+
   it("finds a spike in the stages and times the recovery from its end", () => {
     const stages = [
       { durationSec: 0, target: 5 },

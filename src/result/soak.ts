@@ -366,8 +366,18 @@ function recoveryOf(inp: SoakInput, d: Disturbance): SoakRecovery {
   };
 }
 
+/**
+ * Whether a heap series fell at least once (by 1 %) between readings: a garbage collection ran.
+ * Until one does, a heap grows with garbage whether the program leaks or not.
+ */
+function collected(points: ReadonlyArray<[number, number]>): boolean {
+  for (let i = 1; i < points.length; i++) if (points[i]![1] < points[i - 1]![1] * 0.99) return true;
+  return false;
+}
+
 function leakOf(s: ResourceSeries, from: number, to: number): SoakLeak | null {
-  const pts = reducePoints(s.points.filter((p) => p[0] > from && p[0] <= to));
+  const inWindow = s.points.filter((p) => p[0] > from && p[0] <= to);
+  const pts = reducePoints(inWindow);
   if (pts.length < MIN_FIT_POINTS) return null;
   const fit = theilSen(
     pts.map((p) => p[0]),
@@ -395,7 +405,7 @@ function leakOf(s: ResourceSeries, from: number, to: number): SoakLeak | null {
     median: round(med),
     growth: round(growth),
     growthPct: growthPct === null ? null : round(growthPct, 2),
-    growing: fit.low > 0 && material,
+    growing: fit.low > 0 && material && (s.metric !== "heap_used_bytes" || collected(inWindow)),
   };
 }
 
