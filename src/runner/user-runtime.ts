@@ -262,17 +262,20 @@ export class UserRuntime implements UserContext {
     parentTags: readonly string[] | null = null,
   ): Promise<void> {
     const picker = sequential ? new Picker(tasks, true) : sharedPicker(tasks);
+    const single = tasks.length === 1 ? tasks[0]! : undefined;
     const timing: { taskStartedAt: number; taskEndedAt: number } = { taskStartedAt: 0, taskEndedAt: 0 };
     const timed = waitTime.usesTiming !== false;
+    // --max-concurrency caps the user's iterations, not the tasks of a task set inside one.
+    const gate = owner instanceof TaskSet ? null : this.shared.gate;
+    const perUser = this.shared.iterationsPerUser;
+    // With no tags here or above, there is nothing to look up per iteration.
+    const tagged = anyTags(tasks) || parentTags !== null;
     while (!this.isStopping()) {
-      const perUser = this.shared.iterationsPerUser;
       if ((perUser !== null && this.ownIterations >= perUser) || !this.shared.takeIteration()) {
         this.stopping = true;
         return;
       }
       this.ownIterations++;
-      // --max-concurrency caps the user's iterations, not the tasks of a task set inside one.
-      const gate = owner instanceof TaskSet ? null : this.shared.gate;
       if (gate) {
         const slot = gate.acquire();
         if (slot) await slot;
@@ -282,10 +285,10 @@ export class UserRuntime implements UserContext {
         }
       }
       this.recorder.iteration();
-      const t = picker.pick();
+      const t = single ?? picker.pick();
       if (timed) timing.taskStartedAt = performance.now();
       let skipWait = false;
-      this.tags = tagsOf(t, parentTags);
+      if (tagged) this.tags = tagsOf(t, parentTags);
       try {
         if (t.taskSet) skipWait = await this.runTaskSet(owner, t, waitTime, this.tags);
         else await t.fn!.call(owner, owner);
@@ -302,7 +305,7 @@ export class UserRuntime implements UserContext {
       } finally {
         gate?.release();
       }
-      this.tags = parentTags;
+      if (tagged) this.tags = parentTags;
       if (timed) timing.taskEndedAt = performance.now();
       if (this.isStopping()) return;
       if (!skipWait) {

@@ -90,7 +90,27 @@ export class Recorder implements StatsRecorder {
   /** type → method → name; nested maps, because building a key string per request costs an allocation. */
   private readonly index = new Map<string, Map<string, Map<string, EndpointStats>>>();
 
+  /**
+   * The last endpoint recorded into: a run's requests mostly repeat the one before (same strings,
+   * so the comparisons are pointer checks), and the three map lookups are skipped.
+   */
+  private lastType = "";
+  private lastMethod = "";
+  private lastName = "";
+  private last: EndpointStats | undefined;
+
   private acc(type: string, method: string, name: string): EndpointStats {
+    if (name === this.lastName && method === this.lastMethod && type === this.lastType && this.last)
+      return this.last;
+    const a = this.lookup(type, method, name);
+    this.lastType = type;
+    this.lastMethod = method;
+    this.lastName = name;
+    this.last = a;
+    return a;
+  }
+
+  private lookup(type: string, method: string, name: string): EndpointStats {
     let byMethod = this.index.get(type);
     if (!byMethod) {
       byMethod = new Map();

@@ -17,8 +17,9 @@ import {
   NotSentError,
   type OriginInfo,
   originInfo,
+  type ResponseSink,
 } from "./fast/connection.js";
-import { parseHeaders } from "./fast/parser.js";
+import { parseHeaders, type ResponseHead } from "./fast/parser.js";
 import { HttpResponse, kRecorded, kRecorder, kStatName } from "./response.js";
 import type { RequestTracer } from "./tracing.js";
 
@@ -225,6 +226,54 @@ const NO_OPTIONS: RequestOptions = Object.freeze({});
 const EMPTY_BODY = Buffer.alloc(0);
 const DEFAULT_TIMEOUT_MS = 60_000;
 const USER_AGENT = `cicada/${VERSION}`;
+
+const kResponse: unique symbol = Symbol("response");
+const kFailed: unique symbol = Symbol("failed");
+
+/**
+ * One call through the fast engine, from its first hop to its settled promise. It is the
+ * connection's ResponseSink and hands the callbacks to its session, whose state they need.
+ */
+class FastExchange implements ResponseSink {
+  readonly promise: Promise<HttpResponse>;
+  resolve!: (res: HttpResponse) => void;
+  reject!: (err: unknown) => void;
+  readonly firstMethod: string;
+  readonly name: string;
+  t0 = 0;
+  ttfb = -1;
+  hop = 0;
+  /** The request became a body-less GET after a redirect: body headers must go too. */
+  rewritten = false;
+
+  constructor(
+    readonly session: HttpSession,
+    public method: string,
+    readonly url: string,
+    readonly opts: RequestOptions,
+    public route: Route,
+    public body: string | Uint8Array | undefined,
+    public contentType: string | undefined,
+    readonly timeoutMs: number,
+    readonly bodyTimeoutMs: number,
+    readonly maxHops: number,
+  ) {
+    this.firstMethod = method;
+    this.name = opts.name ?? url;
+    this.promise = new Promise<HttpResponse>((resolve, reject) => {
+      this.resolve = resolve;
+      this.reject = reject;
+    });
+  }
+
+  onResponse(head: ResponseHead, body: Buffer, headAt: number, endAt: number): void {
+    this.session[kResponse](this, head, body, headAt, endAt);
+  }
+
+  onError(err: Error): void {
+    this.session[kFailed](this, err);
+  }
+}
 
 /**
  * One user's HTTP client. It behaves like one browser-ish client: a cookie jar, a keep-alive
@@ -472,85 +521,138 @@ export class HttpSession {
     return true;
   }
 
-  async #fastRequest(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
-    const name = opts.name ?? url;
-    let route = this.#route(url, opts.query);
-    if (undiciOrigins.size > 0 && undiciOrigins.has(route.key)) return this.#undiciRequest(method, url, opts);
-    let body: string | Uint8Array | undefined = opts.body;
-    let contentType: string | undefined;
-    if (opts.json !== undefined) {
-      body = JSON.stringify(opts.json);
-      contentType = "application/json";
-    } else if (opts.form) {
-      body = new URLSearchParams(
-        Object.entries(opts.form).map(([k, v]): [string, string] => [k, String(v)]),
-      ).toString();
-      contentType = "application/x-www-form-urlencoded";
-    }
-    const timeoutMs = timeoutOption(opts.timeout, "timeout");
-    const bodyTimeoutMs = timeoutOption(opts.bodyTimeout, "bodyTimeout");
-    const maxHops = opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10);
-    const signal = this.#o.signal;
-    let currentMethod = method;
-    let rewritten = false;
-    const t0 = performance.now();
-    let ttfb = -1;
-    let res: HttpResponse;
+  /**
+   * The fast engine. One promise per call, settled from the connection's callbacks: no promise
+   * or microtask hop per internal step (hop, response, recording).
+   */
+  #fastRequest(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
+    let x: FastExchange;
     try {
-      for (let hop = 0; ; hop++) {
-        if (signal.aborted) throw hop === 0 ? new NotSentError(new RunStopped()) : new RunStopped();
-        const head = this.#head(currentMethod, route, opts, body, contentType, rewritten);
-        const payload =
-          typeof body === "string" || body === undefined
-            ? body
-            : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-        const raw = await this.#pool(route).request(currentMethod, head, payload, timeoutMs, bodyTimeoutMs);
-        ttfb = raw.headAt - t0;
-        const rawHeaders = raw.head.rawHeaders;
-        const status = raw.head.status;
-        let parsed: IncomingHttpHeaders | undefined;
-        if (raw.head.setCookie) {
-          parsed = parseRawHeaders(rawHeaders);
-          this.#storeCookies(parsed, route.href);
-        }
-        if (hop < maxHops && status >= 301 && status <= 308 && REDIRECTS.has(status)) {
-          parsed ??= parseRawHeaders(rawHeaders);
-          const location = parsed.location;
-          if (typeof location === "string") {
-            route = routeFor(new URL(location, route.href));
-            if (status === 303 || ((status === 301 || status === 302) && currentMethod === "POST")) {
-              if (currentMethod !== "HEAD") currentMethod = "GET";
-              body = undefined;
-              contentType = undefined;
-              rewritten = true;
-            }
-            continue;
+      const route = this.#route(url, opts.query);
+      if (undiciOrigins.size > 0 && undiciOrigins.has(route.key)) return this.#undiciRequest(method, url, opts);
+      let body: string | Uint8Array | undefined = opts.body;
+      let contentType: string | undefined;
+      if (opts.json !== undefined) {
+        body = JSON.stringify(opts.json);
+        contentType = "application/json";
+      } else if (opts.form) {
+        body = new URLSearchParams(
+          Object.entries(opts.form).map(([k, v]): [string, string] => [k, String(v)]),
+        ).toString();
+        contentType = "application/x-www-form-urlencoded";
+      }
+      x = new FastExchange(
+        this,
+        method,
+        url,
+        opts,
+        route,
+        body,
+        contentType,
+        timeoutOption(opts.timeout, "timeout"),
+        timeoutOption(opts.bodyTimeout, "bodyTimeout"),
+        opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10),
+      );
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    x.t0 = performance.now();
+    this.#fastHop(x);
+    return x.promise;
+  }
+
+  /** Sends the exchange's current hop; the connection calls back kResponse or kFailed. */
+  #fastHop(x: FastExchange): void {
+    if (this.#o.signal.aborted) {
+      this[kFailed](x, x.hop === 0 ? new NotSentError(new RunStopped()) : new RunStopped());
+      return;
+    }
+    let head: Buffer | string;
+    try {
+      head = this.#head(x.method, x.route, x.opts, x.body, x.contentType, x.rewritten);
+    } catch (err) {
+      // An invalid header is the loadfile's bug: it throws in the task, as it always has.
+      x.reject(err);
+      return;
+    }
+    const body = x.body;
+    const payload =
+      typeof body === "string" || body === undefined
+        ? body
+        : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    this.#pool(x.route).request(x.method, head, payload, x.timeoutMs, x.bodyTimeoutMs, x);
+  }
+
+  /** A hop's response arrived: follow a redirect, or make the response, record it, settle. */
+  [kResponse](x: FastExchange, head: ResponseHead, body: Buffer, headAt: number, endAt: number): void {
+    x.ttfb = headAt - x.t0;
+    const rawHeaders = head.rawHeaders;
+    const status = head.status;
+    let parsed: IncomingHttpHeaders | undefined;
+    try {
+      if (head.setCookie) {
+        parsed = parseRawHeaders(rawHeaders);
+        this.#storeCookies(parsed, x.route.href);
+      }
+      if (x.hop < x.maxHops && status >= 301 && status <= 308 && REDIRECTS.has(status)) {
+        parsed ??= parseRawHeaders(rawHeaders);
+        const location = parsed.location;
+        if (typeof location === "string") {
+          x.route = routeFor(new URL(location, x.route.href));
+          if (status === 303 || ((status === 301 || status === 302) && x.method === "POST")) {
+            if (x.method !== "HEAD") x.method = "GET";
+            x.body = undefined;
+            x.contentType = undefined;
+            x.rewritten = true;
           }
+          x.hop++;
+          this.#fastHop(x);
+          return;
         }
-        res = new HttpResponse(
-          method,
-          route.href,
-          status,
-          parsed ?? rawHeaders,
-          raw.body,
-          null,
-          performance.now() - t0,
-          ttfb,
-        );
-        break;
       }
     } catch (err) {
-      if (signal.aborted) this.#cancel(method, name, opts.stat, !(err instanceof NotSentError));
-      if (err instanceof TypeError) throw err;
-      if (this.#auto && isH2Only(err) && !undiciOrigins.has(route.key)) {
-        undiciOrigins.add(route.key);
-        return this.#undiciRequest(method, url, opts);
-      }
-      res = failedResponse(method, route.href, err, t0, ttfb);
+      // An unparsable Location is thrown in the task, as a TypeError always was.
+      x.reject(err);
+      return;
     }
-    const pending = this.#finish(res, name, opts.catchResponse, opts.stat);
-    if (pending) await pending;
-    return res;
+    this.#settle(
+      x,
+      new HttpResponse(
+        x.firstMethod,
+        x.route.href,
+        status,
+        parsed ?? rawHeaders,
+        body,
+        null,
+        endAt - x.t0,
+        x.ttfb,
+      ),
+    );
+  }
+
+  /** A hop failed: a cut-off by the hard stop unwinds the task; anything else is a failed response. */
+  [kFailed](x: FastExchange, err: Error): void {
+    if (this.#o.signal.aborted) {
+      this.#countCancelled(x.firstMethod, x.name, x.opts.stat, !(err instanceof NotSentError));
+      x.reject(new RunStopped());
+      return;
+    }
+    if (err instanceof TypeError) {
+      x.reject(err);
+      return;
+    }
+    if (this.#auto && isH2Only(err) && !undiciOrigins.has(x.route.key)) {
+      undiciOrigins.add(x.route.key);
+      this.#undiciRequest(x.firstMethod, x.url, x.opts).then(x.resolve, x.reject);
+      return;
+    }
+    this.#settle(x, failedResponse(x.firstMethod, x.route.href, err, x.t0, x.ttfb));
+  }
+
+  #settle(x: FastExchange, res: HttpResponse): void {
+    const pending = this.#finish(res, x.name, x.opts.catchResponse, x.opts.stat);
+    if (pending) pending.then(() => x.resolve(res), x.reject);
+    else x.resolve(res);
   }
 
   async #undiciRequest(method: string, url: string, opts: RequestOptions): Promise<HttpResponse> {
@@ -636,11 +738,15 @@ export class HttpSession {
    * (the target may have seen it), as not sent otherwise; the task unwinds.
    */
   #cancel(method: string, name: string, stat?: RequestOptions["stat"], sent = true): never {
+    this.#countCancelled(method, name, stat, sent);
+    throw new RunStopped();
+  }
+
+  #countCancelled(method: string, name: string, stat: RequestOptions["stat"], sent: boolean): void {
     const type = stat?.type ?? "HTTP";
     const m = stat ? (stat.method ?? "") : method;
     if (sent) this.#o.recorder.cancelled(type, m, name);
     else this.#o.recorder.notSent(type, m, name);
-    throw new RunStopped();
   }
 
   async #finishCaught(
