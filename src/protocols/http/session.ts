@@ -529,7 +529,8 @@ export class HttpSession {
     let x: FastExchange;
     try {
       const route = this.#route(url, opts.query);
-      if (undiciOrigins.size > 0 && undiciOrigins.has(route.key)) return this.#undiciRequest(method, url, opts);
+      if (undiciOrigins.size > 0 && undiciOrigins.has(route.key))
+        return this.#undiciRequest(method, url, opts);
       let body: string | Uint8Array | undefined = opts.body;
       let contentType: string | undefined;
       if (opts.json !== undefined) {
