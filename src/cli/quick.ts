@@ -138,6 +138,9 @@ function looksLikeJson(body: Buffer): boolean {
 export function quickLoadfile(q: QuickRequest): string {
   const lit = JSON.stringify;
   const wait = "constant(0)";
+  // Headers are passed only when there are some: a request without per-call headers reuses its
+  // serialized head, one with them builds it each time.
+  const headersLine = Object.keys(q.headers).length > 0 ? "          headers: HEADERS,\n" : "";
   // Without --rate: the coordinator starts one user at once and the rest at its next spawn
   // tick (100 ms later), so hold each user until all have started and all connections begin
   // together, like hey's workers. The loadfile may run in several worker threads, each with
@@ -176,8 +179,7 @@ export class ${USER_CLASS} extends HttpUser {
       task: (user) =>
         user.client.request(METHOD, TARGET, {
           name: TARGET,
-          headers: HEADERS,
-          body: BODY,
+${headersLine}          body: BODY,
           timeout: TIMEOUT,
           bodyTimeout: TIMEOUT,
         }),

@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import type { StatsRecorder } from "../stats/recorder.js";
 import type { ScheduleRow } from "./schedule.js";
 

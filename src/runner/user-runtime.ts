@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { kAttach, kClose, type UserContext } from "../api/context.js";
 import { InterruptTaskSet, RunStopped, StopUser } from "../api/errors.js";
 import type { TaskDef } from "../api/tasks.js";

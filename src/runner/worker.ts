@@ -1,3 +1,4 @@
+import { performance } from "node:perf_hooks";
 import { getHeapStatistics } from "node:v8";
 import { setWorkerRecorder } from "../api/checks.js";
 import { setDatasetSeed } from "../api/dataset.js";

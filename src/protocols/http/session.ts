@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import type { IncomingHttpHeaders } from "node:http";
 import { createRequire } from "node:module";
+import { performance } from "node:perf_hooks";
 import type { CookieJar } from "tough-cookie";
 import type { Dispatcher, fetch as undiciFetch } from "undici";
 import { RunStopped } from "../../core/errors.js";

@@ -1,4 +1,5 @@
 import { connect as netConnect, type Socket } from "node:net";
+import { performance } from "node:perf_hooks";
 import { connect as tlsConnect } from "node:tls";
 import { ParseError, type ParserHandler, type ResponseHead, ResponseParser } from "./parser.js";
 
