@@ -276,15 +276,31 @@ interface Outcome {
   error: ParseError | null;
 }
 
-/** Feeds pieces; any throw that is not a ParseError (or a failed assertion in the checker) propagates. */
-function run(pieces: Buffer[], methods: string[], finish: boolean, maxHeaderBytes?: number): Outcome {
+/**
+ * Feeds pieces; any throw that is not a ParseError (or a failed assertion in the checker) propagates.
+ * With `reused`, each piece is copied to the start of one buffer full of stale bytes and fed as
+ * `execute(buffer, length)`, as the connection feeds a socket's reads: nothing past the end may count.
+ */
+function run(
+  pieces: Buffer[],
+  methods: string[],
+  finish: boolean,
+  maxHeaderBytes?: number,
+  reused?: Buffer,
+): Outcome {
   const checker = new Checker(methods);
   const parser = new ResponseParser(checker, maxHeaderBytes ? { maxHeaderBytes } : undefined);
   for (const m of methods) parser.expect(m);
   try {
     for (const piece of pieces) {
-      checker.current = piece;
-      parser.execute(piece);
+      if (reused) {
+        piece.copy(reused, 0);
+        checker.current = reused.subarray(0, piece.length);
+        parser.execute(reused, piece.length);
+      } else {
+        checker.current = piece;
+        parser.execute(piece);
+      }
     }
     if (finish) parser.finish();
   } catch (err) {
@@ -370,6 +386,33 @@ describe("ResponseParser fuzz", () => {
     // The corpus mutations must exercise both outcomes, or the fuzz is not reaching the parser.
     assert.ok(errors > iterations / 20, `errors: ${errors}/${iterations}`);
     assert.ok(completes > iterations / 20, `completed responses: ${completes}/${iterations}`);
+  });
+
+  it("a reused read buffer with stale bytes past the end parses exactly as fresh pieces", () => {
+    const rand = rng(0x5eed);
+    // Stale bytes that would matter if read: line ends, digits, header-ish text.
+    const stale = Buffer.from(
+      Array.from({ length: 4096 }, () => pick(rand, [13, 10, 48, 57, 58, 32, 72, 84, int(rand, 256)])),
+    );
+    let compared = 0;
+    for (let k = 0; k < 6000; k++) {
+      const seeds = Array.from({ length: rand() < 0.25 ? 2 : 1 }, () => pick(rand, SEEDS));
+      const clean = Buffer.concat(seeds.map((x) => x.raw));
+      const raw = rand() < 0.7 ? mutate(rand, clean) : clean;
+      if (raw.length > stale.length) continue;
+      const methods = seeds.map((x) => x.method);
+      const eof = seeds[seeds.length - 1]!.eof === true || rand() < 0.3;
+      const pieces = randomSplit(rand, raw, 6);
+      const fresh = summary(run(pieces, methods, eof));
+      const buffer = Buffer.from(stale);
+      assert.deepStrictEqual(
+        summary(run(pieces, methods, eof, undefined, buffer)),
+        fresh,
+        `input ${JSON.stringify(raw.toString("latin1"))}`,
+      );
+      compared++;
+    }
+    assert.ok(compared > 5000, `compared ${compared}`);
   });
 
   it("unmutated seeds parse identically after random splits (and pipelined)", () => {

@@ -118,7 +118,9 @@ export class FastConnection implements ParserHandler {
   private headRead = 0;
   /** Body bytes sit in the shared read buffer (plain TCP): keep copies, not views. */
   private copyBody = false;
-  private chunks: Buffer[] = [];
+  /** The body so far: most bodies come in one piece, kept without an array. */
+  private chunk: Buffer | undefined;
+  private chunks: Buffer[] | undefined;
   private sink: ResponseSink | undefined;
   private timeoutMs = 0;
   private bodyTimeoutMs = 0;
@@ -171,7 +173,7 @@ export class FastConnection implements ParserHandler {
               buffer: READ_BUFFER,
               callback: (n: number, buf: Uint8Array): boolean => {
                 // Reads of a socket we already replaced (after a retry) must not touch the new one.
-                if (sock === this.socket) this.onData((buf as Buffer).subarray(0, n));
+                if (sock === this.socket) this.onData(buf as Buffer, n);
                 return true;
               },
             },
@@ -281,17 +283,19 @@ export class FastConnection implements ParserHandler {
   }
 
   onBody(chunk: Buffer): void {
-    this.chunks.push(this.copyBody ? Buffer.from(chunk) : chunk);
+    const c = this.copyBody ? Buffer.from(chunk) : chunk;
+    if (this.chunk === undefined) this.chunk = c;
+    else if (this.chunks === undefined) this.chunks = [this.chunk, c];
+    else this.chunks.push(c);
   }
 
   onComplete(): void {
     const sink = this.sink!;
-    const chunks = this.chunks;
-    const body = chunks.length === 0 ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+    const body = this.chunks ? Buffer.concat(this.chunks) : (this.chunk ?? EMPTY);
     const head = this.head!;
     const headAt = this.headAt;
     const endAt = this.headRead === this.reads ? headAt : performance.now();
-    if (chunks.length > 0) this.chunks = [];
+    this.chunk = this.chunks = undefined;
     this.head = undefined;
     this.sink = undefined;
     this.served++;
@@ -313,10 +317,10 @@ export class FastConnection implements ParserHandler {
     }
   }
 
-  private onData(d: Buffer): void {
+  private onData(d: Buffer, n: number = d.length): void {
     this.reads++;
     try {
-      this.parser.execute(d);
+      this.parser.execute(d, n);
     } catch (err) {
       const msg = err instanceof ParseError ? err.message : `invalid response: ${(err as Error).message}`;
       this.fail(new FastHttpError(msg, "HPE_INVALID"));
@@ -348,7 +352,7 @@ export class FastConnection implements ParserHandler {
       this.retried = true;
       // The server dropped the first attempt unread: this one is what it may see.
       this.written = false;
-      this.chunks = [];
+      this.chunk = this.chunks = undefined;
       this.head = undefined;
       this.teardown();
       this.send();
@@ -356,7 +360,7 @@ export class FastConnection implements ParserHandler {
     }
     const sink = this.sink;
     this.sink = undefined;
-    this.chunks = [];
+    this.chunk = this.chunks = undefined;
     this.head = undefined;
     this.reqHead = this.reqBody = undefined;
     this.teardown();

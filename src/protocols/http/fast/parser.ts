@@ -231,11 +231,14 @@ export class ResponseParser {
     this.queueCount++;
   }
 
-  /** Feeds bytes. Throws ParseError on invalid input (then the connection must be discarded). */
-  execute(data: Buffer): void {
+  /**
+   * Feeds data[0, end). Throws ParseError on invalid input (then the connection must be
+   * discarded). `end` lets a caller that reads into one reused buffer skip a view per read.
+   */
+  execute(data: Buffer, end: number = data.length): void {
     if (this.state === S_DEAD) throw this.deadError();
     try {
-      this.run(data);
+      this.run(data, end);
     } catch (err) {
       this.state = S_DEAD;
       this.error = err instanceof ParseError ? err : null;
@@ -277,8 +280,7 @@ export class ResponseParser {
     return this.error ?? new ParseError("HPE_PARSER_DEAD", "parser used after an error; call reset()");
   }
 
-  private run(data: Buffer): void {
-    const len = data.length;
+  private run(data: Buffer, len: number): void {
     const generation = this.generation;
     let pos = 0;
     while (pos < len) {
@@ -305,13 +307,13 @@ export class ResponseParser {
             this.statusPending = true;
             const end = this.headerLines(data, Math.min(len, pos + this.maxHeaderBytes), true);
             if (end === -1) {
-              this.stash(data, pos, true);
+              this.stash(data, pos, len, true);
               return;
             }
             next = end + 2;
             this.emitHead(data, end);
           } else {
-            next = this.more(data, pos, true);
+            next = this.more(data, pos, len, true);
             if (next === -1) return;
             this.emitHead(this.scratch, this.resume);
           }
@@ -336,7 +338,7 @@ export class ResponseParser {
           break;
         }
         case S_BODY_EOF:
-          this.handler.onBody(pos === 0 ? data : data.subarray(pos, len));
+          this.handler.onBody(pos === 0 && len === data.length ? data : data.subarray(pos, len));
           return;
         case S_CHUNK_SIZE_START:
         case S_CHUNK_SIZE: {
@@ -363,7 +365,7 @@ export class ResponseParser {
           break;
         }
         case S_CHUNK_EXT:
-          pos = this.chunkExtension(data, pos);
+          pos = this.chunkExtension(data, pos, len);
           break;
         case S_CHUNK_SIZE_LF:
           if (data[pos] !== LF) throw protocolError("HPE_STRICT", "Expected LF after chunk size");
@@ -418,13 +420,13 @@ export class ResponseParser {
               this.statusPending = false;
               const end = this.headerLines(data, Math.min(len, pos + this.maxHeaderBytes), false);
               if (end === -1) {
-                this.stash(data, pos, false);
+                this.stash(data, pos, len, false);
                 return;
               }
               pos = end + 2;
             }
           } else {
-            const next = this.more(data, pos, false);
+            const next = this.more(data, pos, len, false);
             if (next === -1) return;
             pos = next;
           }
@@ -464,8 +466,8 @@ export class ResponseParser {
   }
 
   /** Keeps the start of a section (head or trailers) that did not end in this input; it is walked again from scratch. */
-  private stash(data: Buffer, pos: number, head: boolean): void {
-    const n = data.length - pos;
+  private stash(data: Buffer, pos: number, len: number, head: boolean): void {
+    const n = len - pos;
     if (n >= this.maxHeaderBytes) throw this.overflow();
     this.ensureScratch(n);
     data.copy(this.scratch, 0, pos, pos + n);
@@ -478,10 +480,10 @@ export class ResponseParser {
    * Adds input to a held section and walks on from the last complete line. Returns the offset in data just
    * past the section (which is then scratch[0, resume) + its empty line), or -1 when all of data was kept.
    */
-  private more(data: Buffer, pos: number, head: boolean): number {
+  private more(data: Buffer, pos: number, len: number, head: boolean): number {
     const max = this.maxHeaderBytes;
     const held = this.scratchLen;
-    const n = Math.min(data.length - pos, max - held);
+    const n = Math.min(len - pos, max - held);
     const total = held + n;
     this.ensureScratch(total);
     const s = this.scratch;
@@ -720,8 +722,7 @@ export class ResponseParser {
   }
 
   /** Validates a chunk extension byte by byte up to the CR that ends the chunk-size line. */
-  private chunkExtension(data: Buffer, pos: number): number {
-    const len = data.length;
+  private chunkExtension(data: Buffer, pos: number, len: number): number {
     let st = this.extState;
     while (pos < len) {
       const c = data[pos++]!;
