@@ -312,6 +312,7 @@ export class Web extends HttpUser {
   /** Which engine served a run: the one whose road the requests took, or "both" if they took both. */
   async function engineOf(
     run: () => Promise<CliResult & { requests: number }>,
+    probes = 1,
   ): Promise<"fast" | "undici" | "both"> {
     const before = { served: target.total(), used: proxy.used(), tunnels: proxy.tunnels() };
     let connections = 0;
@@ -323,8 +324,8 @@ export class Web extends HttpUser {
       assert.equal(r.requests, 12);
       assert.equal(target.total() - before.served, 12);
       const viaProxy = proxy.used() - before.used;
-      // The start-up reachability probe always goes straight to the target.
-      const direct = connections - (proxy.tunnels() - before.tunnels) - 1;
+      // The start-up reachability probes always go straight to the target.
+      const direct = connections - (proxy.tunnels() - before.tunnels) - probes;
       if (viaProxy > 0 && direct > 0) return "both";
       return viaProxy > 0 ? "undici" : "fast";
     } finally {
@@ -403,6 +404,36 @@ export class Web extends HttpUser {
       ),
       "undici",
     );
+  });
+
+  it("quick takes it too: --http-engine fast goes straight to the target where auto would take the proxy", async () => {
+    const quick = (args: string[]) => async () => {
+      const p = tempProject({});
+      try {
+        const r = await runCli(
+          [
+            "quick",
+            `${target.url}/hello`,
+            "-n",
+            "12",
+            "-c",
+            "2",
+            "--json",
+            "r.json",
+            "--only-summary",
+            ...args,
+          ],
+          { cwd: p.dir, env: proxyEnv, timeoutMs: 30_000 },
+        );
+        const requests = r.code === 0 ? readJson(join(p.dir, "r.json")).totals.requests : -1;
+        return { ...r, requests };
+      } finally {
+        p.cleanup();
+      }
+    };
+    // quick checks the target itself before its run checks it again: two direct probes.
+    assert.equal(await engineOf(quick([]), 2), "undici");
+    assert.equal(await engineOf(quick(["--http-engine", "fast"]), 2), "fast");
   });
 
   it("reaches remote workers: the master's --http-engine travels in the plan", async () => {
