@@ -388,6 +388,52 @@ export class Client extends HttpUser {
     });
   });
 
+  describe(`connections [${engine}]`, () => {
+    // One keep-alive connection per user on both engines. The engines differ on purpose for
+    // `sharedConnections`: it is the fast engine's pool, so on undici every user still has its
+    // own connection (README, "Engines, connections and pools").
+    it("each user keeps one connection; sharedConnections caps a class's on the fast engine only", async () => {
+      const own = await startServer((_req, res) => res.end("own"));
+      const shared = await startServer((_req, res) => res.end("shared"));
+      const connections = { own: 0, shared: 0 };
+      own.server.on("connection", () => connections.own++);
+      shared.server.on("connection", () => connections.shared++);
+      try {
+        const r = await runLoad(
+          `
+import { HttpUser, constant, task } from "cicada-load";
+export class Own extends HttpUser {
+  static fixedCount = 4;
+  static waitTime = constant(0.01);
+  @task t() { return this.client.get("/own"); }
+}
+export class Pooled extends HttpUser {
+  static fixedCount = 4;
+  static sharedConnections = 2;
+  static waitTime = constant(0.01);
+  @task t() { return this.client.get(${JSON.stringify(`${shared.url}/shared`)}); }
+}
+`,
+          ["-H", own.url, "--http-engine", engine, "--processes", "1", "-u", "8", "-r", "100", "-i", "160"],
+        );
+        assert.equal(r.code, 0, describeRun(r));
+        assert.equal(r.result.totals.requests, 160);
+        assert.equal(own.total() + shared.total(), 160);
+        assert.ok(own.total() >= 20 && shared.total() >= 20, `own ${own.total()}, shared ${shared.total()}`);
+        // The start-up probe checks the -H host: one connection more there.
+        assert.equal(connections.own, 4 + 1, `connections to the own-connection class's host`);
+        if (engine === "fast") {
+          assert.ok(connections.shared >= 1 && connections.shared <= 2, `shared: ${connections.shared}`);
+        } else {
+          assert.equal(connections.shared, 4, `undici: one connection per user, pool or not`);
+        }
+      } finally {
+        await own.close();
+        await shared.close();
+      }
+    });
+  });
+
   describe(`exact counts [${engine}]`, () => {
     // What the rewrite of a hot path could lose or double: every request the server answered is in
     // the totals, no more and no less, in one thread and merged from two.
