@@ -2,123 +2,25 @@
  * End-to-end behaviour of requests and their accounting, run through the real CLI against real
  * loopback servers: the stop timeout, request counts that match the server's, latency accuracy,
  * per-user cookies, redirects, catchResponse, request names, and custom (non-HTTP) samples.
- * Every JSON result is also checked against schema/result.schema.json.
+ * Every HTTP case runs once per engine, chosen with `--http-engine` as a user types it, so both
+ * clients keep the same behaviour. Every JSON result is also checked against schema/result.schema.json.
  */
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { describe, it } from "node:test";
-import { count, describeRun, endpoint, runLoad, startServer } from "./helpers.js";
+import {
+  count,
+  describeRun,
+  endpoint,
+  type LoadRun,
+  runLoad,
+  startServer,
+  type TestServer,
+} from "./helpers.js";
 
 const sum = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0);
-
-// ---------------------------------------------------------------------------------------------
-
-describe("stop timeout", () => {
-  const SLOW_MS = 2000;
-  const loadfile = `
-import { HttpUser, constant, task } from "cicada-load";
-export class Slow extends HttpUser {
-  // One request, then a long sleep that the stop interrupts at once.
-  static waitTime = constant(30);
-  @task t() { return this.client.get("/slow"); }
-}
-`;
-  const slowServer = () =>
-    startServer((_req, res) => {
-      const timer = setTimeout(() => res.end("done"), SLOW_MS);
-      res.on("close", () => clearTimeout(timer));
-    });
-
-  it("-s 3: the in-flight request completes and is counted, and the run ends when it does", async () => {
-    const server = await slowServer();
-    try {
-      const r = await runLoad(loadfile, ["-H", server.url, "-u", "1", "-t", "1s", "-s", "3"]);
-      assert.equal(r.code, 0, describeRun(r));
-      const e = endpoint(r.result, "/slow")!;
-      assert.equal(e.requests, 1);
-      assert.equal(e.failures, 0);
-      assert.equal(e.cancelled, 0);
-      assert.equal(r.result.totals.cancelled, 0);
-      // A timer may fire up to ~1 ms early against the loop's cached clock.
-      assert.ok(e.latencyMs.min >= SLOW_MS - 2, `latency ${e.latencyMs.min} ms`);
-      // It waited for the answer (≈2 s), not for the whole stop timeout (1 + 3 = 4 s).
-      assert.ok(
-        r.result.durationSec >= 1.9 && r.result.durationSec <= 3.2,
-        `durationSec ${r.result.durationSec}`,
-      );
-      assert.equal(server.total(), 1);
-      assert.equal(r.result.stopReason, "run-time");
-    } finally {
-      await server.close();
-    }
-  });
-
-  it("-s 0.3: the request still in flight is cancelled, and the run does not wait for it", async () => {
-    const server = await slowServer();
-    try {
-      const r = await runLoad(loadfile, ["-H", server.url, "-u", "1", "-t", "1s", "-s", "0.3"]);
-      // The run completed no request, so it measured nothing: that never passes.
-      assert.equal(r.code, 1, describeRun(r));
-      assert.match(r.stderr, /no request completed/);
-      const e = endpoint(r.result, "/slow");
-      assert.ok(e, `no /slow endpoint in ${JSON.stringify(r.result.endpoints)}`);
-      assert.equal(e.requests, 0);
-      assert.equal(e.failures, 0);
-      assert.ok((e.cancelled ?? 0) >= 1, `cancelled ${e.cancelled}`);
-      assert.equal(r.result.totals.cancelled, 1);
-      assert.equal(r.result.totals.requests, 0);
-      assert.equal(r.result.failures.length, 0);
-      // Stopped at ≈1.3 s; the server would have answered at 2 s.
-      assert.ok(
-        r.result.durationSec >= 1.2 && r.result.durationSec < 1.85,
-        `durationSec ${r.result.durationSec}`,
-      );
-      assert.equal(server.total(), 1);
-    } finally {
-      await server.close();
-    }
-  });
-});
-
-describe("request accounting", () => {
-  it("the server's request count equals reported requests + cancelled", async () => {
-    const server = await startServer((_req, res) => {
-      const timer = setTimeout(() => res.end("ok"), 20 + Math.random() * 280);
-      res.on("close", () => clearTimeout(timer));
-    });
-    try {
-      const r = await runLoad(
-        `
-import { HttpUser, task } from "cicada-load";
-export class Busy extends HttpUser {
-  @task(2) x() { return this.client.get("/x"); }
-  @task(1) y() { return this.client.post("/y", { json: { n: 1 } }); }
-}
-`,
-        ["-H", server.url, "-u", "5", "-r", "100", "-t", "2s", "-s", "0.15"],
-      );
-      assert.equal(r.code, 0, describeRun(r));
-      const t = r.result.totals;
-      assert.ok(t.requests >= 20, `only ${t.requests} requests`);
-      assert.equal(t.failures, 0);
-      assert.equal(
-        t.requests + (t.cancelled ?? 0),
-        server.total(),
-        JSON.stringify({ ...t, server: server.total() }),
-      );
-      assert.equal(sum(r.result.endpoints.map((e) => e.requests)), t.requests);
-      assert.equal(sum(r.result.endpoints.map((e) => e.cancelled ?? 0)), t.cancelled);
-      const x = endpoint(r.result, "/x")!;
-      const y = endpoint(r.result, "/y", "POST")!;
-      assert.equal(x.requests + (x.cancelled ?? 0), count(server, "GET /x"));
-      assert.equal(y.requests + (y.cancelled ?? 0), count(server, "POST /y"));
-    } finally {
-      await server.close();
-    }
-  });
-});
 
 /**
  * p50 latency of sequential requests from a bare node:http client in another process: what the
@@ -151,80 +53,210 @@ const one = () => new Promise((resolve, reject) => {
   });
 }
 
-describe("latency", () => {
-  it("a server that takes 20 ms is reported with p50 within 1 ms of it", async () => {
-    const server = await startServer((_req, res) => {
-      setTimeout(() => res.end("ok"), 20);
+const ENGINES = ["fast", "undici"] as const;
+
+for (const engine of ENGINES) {
+  describe(`stop timeout [${engine}]`, () => {
+    const SLOW_MS = 2000;
+    const loadfile = `
+import { HttpUser, constant, task } from "cicada-load";
+export class Slow extends HttpUser {
+  // One request, then a long sleep that the stop interrupts at once.
+  static waitTime = constant(30);
+  @task t() { return this.client.get("/slow"); }
+}
+`;
+    const slowServer = () =>
+      startServer((_req, res) => {
+        const timer = setTimeout(() => res.end("done"), SLOW_MS);
+        res.on("close", () => clearTimeout(timer));
+      });
+
+    it("-s 3: the in-flight request completes and is counted, and the run ends when it does", async () => {
+      const server = await slowServer();
+      try {
+        const r = await runLoad(loadfile, [
+          "-H",
+          server.url,
+          "--http-engine",
+          engine,
+          "-u",
+          "1",
+          "-t",
+          "1s",
+          "-s",
+          "3",
+        ]);
+        assert.equal(r.code, 0, describeRun(r));
+        const e = endpoint(r.result, "/slow")!;
+        assert.equal(e.requests, 1);
+        assert.equal(e.failures, 0);
+        assert.equal(e.cancelled, 0);
+        assert.equal(r.result.totals.cancelled, 0);
+        // A timer may fire up to ~1 ms early against the loop's cached clock.
+        assert.ok(e.latencyMs.min >= SLOW_MS - 2, `latency ${e.latencyMs.min} ms`);
+        // It waited for the answer (≈2 s), not for the whole stop timeout (1 + 3 = 4 s).
+        assert.ok(
+          r.result.durationSec >= 1.9 && r.result.durationSec <= 3.2,
+          `durationSec ${r.result.durationSec}`,
+        );
+        assert.equal(server.total(), 1);
+        assert.equal(r.result.stopReason, "run-time");
+      } finally {
+        await server.close();
+      }
     });
-    try {
-      const baseline = await baselineP50(`${server.url}/baseline`, 40);
-      const r = await runLoad(
-        `
+
+    it("-s 0.3: the request still in flight is cancelled, and the run does not wait for it", async () => {
+      const server = await slowServer();
+      try {
+        const r = await runLoad(loadfile, [
+          "-H",
+          server.url,
+          "--http-engine",
+          engine,
+          "-u",
+          "1",
+          "-t",
+          "1s",
+          "-s",
+          "0.3",
+        ]);
+        // The run completed no request, so it measured nothing: that never passes.
+        assert.equal(r.code, 1, describeRun(r));
+        assert.match(r.stderr, /no request completed/);
+        const e = endpoint(r.result, "/slow");
+        assert.ok(e, `no /slow endpoint in ${JSON.stringify(r.result.endpoints)}`);
+        assert.equal(e.requests, 0);
+        assert.equal(e.failures, 0);
+        assert.ok((e.cancelled ?? 0) >= 1, `cancelled ${e.cancelled}`);
+        assert.equal(r.result.totals.cancelled, 1);
+        assert.equal(r.result.totals.requests, 0);
+        assert.equal(r.result.failures.length, 0);
+        // Stopped at ≈1.3 s; the server would have answered at 2 s.
+        assert.ok(
+          r.result.durationSec >= 1.2 && r.result.durationSec < 1.85,
+          `durationSec ${r.result.durationSec}`,
+        );
+        assert.equal(server.total(), 1);
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
+  describe(`request accounting [${engine}]`, () => {
+    it("the server's request count equals reported requests + cancelled", async () => {
+      const server = await startServer((_req, res) => {
+        const timer = setTimeout(() => res.end("ok"), 20 + Math.random() * 280);
+        res.on("close", () => clearTimeout(timer));
+      });
+      try {
+        const r = await runLoad(
+          `
+import { HttpUser, task } from "cicada-load";
+export class Busy extends HttpUser {
+  @task(2) x() { return this.client.get("/x"); }
+  @task(1) y() { return this.client.post("/y", { json: { n: 1 } }); }
+}
+`,
+          ["-H", server.url, "--http-engine", engine, "-u", "5", "-r", "100", "-t", "2s", "-s", "0.15"],
+        );
+        assert.equal(r.code, 0, describeRun(r));
+        const t = r.result.totals;
+        assert.ok(t.requests >= 20, `only ${t.requests} requests`);
+        assert.equal(t.failures, 0);
+        assert.equal(
+          t.requests + (t.cancelled ?? 0),
+          server.total(),
+          JSON.stringify({ ...t, server: server.total() }),
+        );
+        assert.equal(sum(r.result.endpoints.map((e) => e.requests)), t.requests);
+        assert.equal(sum(r.result.endpoints.map((e) => e.cancelled ?? 0)), t.cancelled);
+        const x = endpoint(r.result, "/x")!;
+        const y = endpoint(r.result, "/y", "POST")!;
+        assert.equal(x.requests + (x.cancelled ?? 0), count(server, "GET /x"));
+        assert.equal(y.requests + (y.cancelled ?? 0), count(server, "POST /y"));
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
+  describe(`latency [${engine}]`, () => {
+    it("a server that takes 20 ms is reported with p50 within 1 ms of it", async () => {
+      const server = await startServer((_req, res) => {
+        setTimeout(() => res.end("ok"), 20);
+      });
+      try {
+        const baseline = await baselineP50(`${server.url}/baseline`, 40);
+        const r = await runLoad(
+          `
 import { HttpUser, task } from "cicada-load";
 export class Timed extends HttpUser {
   @task t() { return this.client.get("/d"); }
 }
 `,
-        ["-H", server.url, "-u", "1", "-t", "2s"],
-      );
-      assert.equal(r.code, 0, describeRun(r));
-      const e = endpoint(r.result, "/d")!;
-      assert.ok(e.requests >= 40, `only ${e.requests} requests`);
-      const { min, p50, max } = e.latencyMs;
-      const upper = Math.max(21.5, baseline + 1);
-      assert.ok(
-        p50 >= 20 && p50 <= upper,
-        `p50 ${p50} ms, want 20–${upper.toFixed(2)} (bare node:http client: ${baseline.toFixed(2)} ms)`,
-      );
-      // Node's timers run against the loop's cached clock, so one can fire up to ~1 ms early.
-      assert.ok(min >= 18.5 && min <= p50 && p50 <= max, JSON.stringify(e.latencyMs));
-      assert.ok(e.ttfbMs.p50 <= p50 + 0.05, `ttfb p50 ${e.ttfbMs.p50} > latency p50 ${p50}`);
-      // With no wait time, one user's requests take the whole run: rps ≈ 1000 / latency.
-      assert.ok(e.rps >= 30 && e.rps <= 52, `rps ${e.rps}`);
-    } finally {
-      await server.close();
-    }
-  });
-});
-
-describe("cookies", () => {
-  it("each user keeps its own cookie jar", async () => {
-    const issued = new Map<string, string>();
-    const problems: string[] = [];
-    let anonymousWithCookie = 0;
-    const server = await startServer((req: IncomingMessage, res: ServerResponse) => {
-      const url = new URL(req.url ?? "/", "http://x");
-      const user = String(req.headers["x-user"] ?? "");
-      const sid = /(?:^|;\s*)sid=([^;]+)/.exec(req.headers.cookie ?? "")?.[1];
-      if (url.pathname === "/login") {
-        const token = randomUUID();
-        issued.set(user, token);
-        res.setHeader("set-cookie", `sid=${token}; Path=/; HttpOnly`);
-        res.end("welcome");
-      } else if (url.pathname === "/whoami") {
-        if (user === "anonymous") {
-          if (sid) anonymousWithCookie++;
-          res.statusCode = sid ? 200 : 401;
-          res.end(sid ? "someone" : "who are you?");
-        } else if (!sid) {
-          problems.push(`user ${user}: no cookie`);
-          res.statusCode = 401;
-          res.end("who are you?");
-        } else if (sid !== issued.get(user)) {
-          problems.push(`user ${user}: cookie of another user`);
-          res.statusCode = 403;
-          res.end("not yours");
-        } else {
-          res.end(user);
-        }
-      } else {
-        res.statusCode = 404;
-        res.end();
+          ["-H", server.url, "--http-engine", engine, "-u", "1", "-t", "2s"],
+        );
+        assert.equal(r.code, 0, describeRun(r));
+        const e = endpoint(r.result, "/d")!;
+        assert.ok(e.requests >= 40, `only ${e.requests} requests`);
+        const { min, p50, max } = e.latencyMs;
+        const upper = Math.max(21.5, baseline + 1);
+        assert.ok(
+          p50 >= 20 && p50 <= upper,
+          `p50 ${p50} ms, want 20–${upper.toFixed(2)} (bare node:http client: ${baseline.toFixed(2)} ms)`,
+        );
+        // Node's timers run against the loop's cached clock, so one can fire up to ~1 ms early.
+        assert.ok(min >= 18.5 && min <= p50 && p50 <= max, JSON.stringify(e.latencyMs));
+        assert.ok(e.ttfbMs.p50 <= p50 + 0.05, `ttfb p50 ${e.ttfbMs.p50} > latency p50 ${p50}`);
+        // With no wait time, one user's requests take the whole run: rps ≈ 1000 / latency.
+        assert.ok(e.rps >= 30 && e.rps <= 52, `rps ${e.rps}`);
+      } finally {
+        await server.close();
       }
     });
-    try {
-      const r = await runLoad(
-        `
+  });
+
+  describe(`cookies [${engine}]`, () => {
+    it("each user keeps its own cookie jar", async () => {
+      const issued = new Map<string, string>();
+      const problems: string[] = [];
+      let anonymousWithCookie = 0;
+      const server = await startServer((req: IncomingMessage, res: ServerResponse) => {
+        const url = new URL(req.url ?? "/", "http://x");
+        const user = String(req.headers["x-user"] ?? "");
+        const sid = /(?:^|;\s*)sid=([^;]+)/.exec(req.headers.cookie ?? "")?.[1];
+        if (url.pathname === "/login") {
+          const token = randomUUID();
+          issued.set(user, token);
+          res.setHeader("set-cookie", `sid=${token}; Path=/; HttpOnly`);
+          res.end("welcome");
+        } else if (url.pathname === "/whoami") {
+          if (user === "anonymous") {
+            if (sid) anonymousWithCookie++;
+            res.statusCode = sid ? 200 : 401;
+            res.end(sid ? "someone" : "who are you?");
+          } else if (!sid) {
+            problems.push(`user ${user}: no cookie`);
+            res.statusCode = 401;
+            res.end("who are you?");
+          } else if (sid !== issued.get(user)) {
+            problems.push(`user ${user}: cookie of another user`);
+            res.statusCode = 403;
+            res.end("not yours");
+          } else {
+            res.end(user);
+          }
+        } else {
+          res.statusCode = 404;
+          res.end();
+        }
+      });
+      try {
+        const r = await runLoad(
+          `
 import { HttpUser, constant, task } from "cicada-load";
 
 export class Member extends HttpUser {
@@ -255,51 +287,51 @@ export class Anonymous extends HttpUser {
   }
 }
 `,
-        ["-H", server.url, "-u", "4", "-r", "100", "-t", "1.2s"],
-      );
-      assert.equal(r.code, 0, describeRun(r));
-      assert.equal(issued.size, 3, `logins: ${[...issued.keys()]}`);
-      assert.equal(new Set(issued.values()).size, 3);
-      assert.deepEqual(problems, []);
-      assert.equal(anonymousWithCookie, 0);
-      const me = endpoint(r.result, "/whoami")!;
-      assert.ok(me.requests >= 3 * 5, `only ${me.requests} /whoami requests`);
-      assert.equal(me.failures, 0);
-      assert.ok(endpoint(r.result, "/whoami (anonymous)")!.requests >= 5);
-      assert.equal(r.result.totals.failures, 0);
-    } finally {
-      await server.close();
-    }
-  });
-});
-
-describe("redirects, catchResponse and request names", () => {
-  it("follows redirects under the original name, lets catchResponse decide, groups by name", async () => {
-    const server = await startServer((req, res) => {
-      const path = (req.url ?? "").split("?")[0]!;
-      if (path === "/old") {
-        res.writeHead(302, { location: "/new" });
-        res.end();
-      } else if (path === "/chain") {
-        res.writeHead(307, { location: "/old" });
-        res.end();
-      } else if (path === "/new") {
-        setTimeout(() => res.end("new place"), 30);
-      } else if (path === "/missing") {
-        res.statusCode = 404;
-        res.end("nothing here");
-      } else if (path === "/ok") {
-        res.end("plain body");
-      } else if (/^\/jobs\/\d+$/.test(path)) {
-        res.end(path);
-      } else {
-        res.statusCode = 500;
-        res.end();
+          ["-H", server.url, "--http-engine", engine, "-u", "4", "-r", "100", "-t", "1.2s"],
+        );
+        assert.equal(r.code, 0, describeRun(r));
+        assert.equal(issued.size, 3, `logins: ${[...issued.keys()]}`);
+        assert.equal(new Set(issued.values()).size, 3);
+        assert.deepEqual(problems, []);
+        assert.equal(anonymousWithCookie, 0);
+        const me = endpoint(r.result, "/whoami")!;
+        assert.ok(me.requests >= 3 * 5, `only ${me.requests} /whoami requests`);
+        assert.equal(me.failures, 0);
+        assert.ok(endpoint(r.result, "/whoami (anonymous)")!.requests >= 5);
+        assert.equal(r.result.totals.failures, 0);
+      } finally {
+        await server.close();
       }
     });
-    try {
-      const r = await runLoad(
-        `
+  });
+
+  describe(`redirects, catchResponse and request names [${engine}]`, () => {
+    it("follows redirects under the original name, lets catchResponse decide, groups by name", async () => {
+      const server = await startServer((req, res) => {
+        const path = (req.url ?? "").split("?")[0]!;
+        if (path === "/old") {
+          res.writeHead(302, { location: "/new" });
+          res.end();
+        } else if (path === "/chain") {
+          res.writeHead(307, { location: "/old" });
+          res.end();
+        } else if (path === "/new") {
+          setTimeout(() => res.end("new place"), 30);
+        } else if (path === "/missing") {
+          res.statusCode = 404;
+          res.end("nothing here");
+        } else if (path === "/ok") {
+          res.end("plain body");
+        } else if (/^\/jobs\/\d+$/.test(path)) {
+          res.end(path);
+        } else {
+          res.statusCode = 500;
+          res.end();
+        }
+      });
+      try {
+        const r = await runLoad(
+          `
 import { HttpUser, task } from "cicada-load";
 export class Client extends HttpUser {
   @task async flow() {
@@ -316,46 +348,174 @@ export class Client extends HttpUser {
   }
 }
 `,
-        ["-H", server.url, "-u", "1", "-i", "5"],
-      );
-      assert.equal(r.code, 1, `failures must give exit code 1\n${describeRun(r)}`);
-      assert.deepEqual(r.result.exceptions, []);
-      const names = r.result.endpoints.map((e) => e.name).sort();
-      assert.deepEqual(names, ["/chain", "/jobs/[id]", "/missing", "/ok", "/old"]);
+          ["-H", server.url, "--http-engine", engine, "-u", "1", "-i", "5"],
+        );
+        assert.equal(r.code, 1, `failures must give exit code 1\n${describeRun(r)}`);
+        assert.deepEqual(r.result.exceptions, []);
+        const names = r.result.endpoints.map((e) => e.name).sort();
+        assert.deepEqual(names, ["/chain", "/jobs/[id]", "/missing", "/ok", "/old"]);
 
-      // Redirects: one entry under the name that was requested, timed to the final body.
-      assert.equal(count(server, "GET /old"), 10);
-      assert.equal(count(server, "GET /chain"), 5);
-      assert.equal(count(server, "GET /new"), 10);
-      const old = endpoint(r.result, "/old")!;
-      assert.equal(old.requests, 5);
-      assert.equal(old.failures, 0);
-      assert.ok(old.latencyMs.min >= 28, `redirect latency ${old.latencyMs.min} ms excludes the final hop`);
-      assert.equal(endpoint(r.result, "/chain")!.requests, 5);
-      assert.equal(endpoint(r.result, "/chain")!.failures, 0);
+        // Redirects: one entry under the name that was requested, timed to the final body.
+        assert.equal(count(server, "GET /old"), 10);
+        assert.equal(count(server, "GET /chain"), 5);
+        assert.equal(count(server, "GET /new"), 10);
+        const old = endpoint(r.result, "/old")!;
+        assert.equal(old.requests, 5);
+        assert.equal(old.failures, 0);
+        assert.ok(old.latencyMs.min >= 28, `redirect latency ${old.latencyMs.min} ms excludes the final hop`);
+        assert.equal(endpoint(r.result, "/chain")!.requests, 5);
+        assert.equal(endpoint(r.result, "/chain")!.failures, 0);
 
-      // catchResponse: a 404 made a success, a 200 made a failure with the given reason.
-      const missing = endpoint(r.result, "/missing")!;
-      assert.equal(missing.requests, 5);
-      assert.equal(missing.failures, 0);
-      const okEp = endpoint(r.result, "/ok")!;
-      assert.equal(okEp.requests, 5);
-      assert.equal(okEp.failures, 5);
-      assert.deepEqual(r.result.failures, [
-        { method: "GET", name: "/ok", error: "body lacks foo", occurrences: 5 },
-      ]);
-      assert.equal(r.result.totals.failures, 5);
+        // catchResponse: a 404 made a success, a 200 made a failure with the given reason.
+        const missing = endpoint(r.result, "/missing")!;
+        assert.equal(missing.requests, 5);
+        assert.equal(missing.failures, 0);
+        const okEp = endpoint(r.result, "/ok")!;
+        assert.equal(okEp.requests, 5);
+        assert.equal(okEp.failures, 5);
+        assert.deepEqual(r.result.failures, [
+          { method: "GET", name: "/ok", error: "body lacks foo", occurrences: 5 },
+        ]);
+        assert.equal(r.result.totals.failures, 5);
 
-      // name: /jobs/1 and /jobs/2 are one entry.
-      assert.equal(count(server, "GET /jobs/1"), 5);
-      assert.equal(count(server, "GET /jobs/2"), 5);
-      assert.equal(endpoint(r.result, "/jobs/[id]")!.requests, 10);
-    } finally {
-      await server.close();
+        // name: /jobs/1 and /jobs/2 are one entry.
+        assert.equal(count(server, "GET /jobs/1"), 5);
+        assert.equal(count(server, "GET /jobs/2"), 5);
+        assert.equal(endpoint(r.result, "/jobs/[id]")!.requests, 10);
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
+  describe(`connections [${engine}]`, () => {
+    // One keep-alive connection per user on both engines. The engines differ on purpose for
+    // `sharedConnections`: it is the fast engine's pool, so on undici every user still has its
+    // own connection (README, "Engines, connections and pools").
+    it("each user keeps one connection; sharedConnections caps a class's on the fast engine only", async () => {
+      const own = await startServer((_req, res) => res.end("own"));
+      const shared = await startServer((_req, res) => res.end("shared"));
+      const connections = { own: 0, shared: 0 };
+      own.server.on("connection", () => connections.own++);
+      shared.server.on("connection", () => connections.shared++);
+      try {
+        const r = await runLoad(
+          `
+import { HttpUser, constant, task } from "cicada-load";
+export class Own extends HttpUser {
+  static fixedCount = 4;
+  static waitTime = constant(0.01);
+  @task t() { return this.client.get("/own"); }
+}
+export class Pooled extends HttpUser {
+  static fixedCount = 4;
+  static sharedConnections = 2;
+  static waitTime = constant(0.01);
+  @task t() { return this.client.get(${JSON.stringify(`${shared.url}/shared`)}); }
+}
+`,
+          ["-H", own.url, "--http-engine", engine, "--processes", "1", "-u", "8", "-r", "100", "-i", "160"],
+        );
+        assert.equal(r.code, 0, describeRun(r));
+        assert.equal(r.result.totals.requests, 160);
+        assert.equal(own.total() + shared.total(), 160);
+        assert.ok(own.total() >= 20 && shared.total() >= 20, `own ${own.total()}, shared ${shared.total()}`);
+        // The start-up probe checks the -H host: one connection more there.
+        assert.equal(connections.own, 4 + 1, `connections to the own-connection class's host`);
+        if (engine === "fast") {
+          assert.ok(connections.shared >= 1 && connections.shared <= 2, `shared: ${connections.shared}`);
+        } else {
+          assert.equal(connections.shared, 4, `undici: one connection per user, pool or not`);
+        }
+      } finally {
+        await own.close();
+        await shared.close();
+      }
+    });
+  });
+
+  describe(`exact counts [${engine}]`, () => {
+    // What the rewrite of a hot path could lose or double: every request the server answered is in
+    // the totals, no more and no less, in one thread and merged from two.
+    const loadfile = `
+import { HttpUser, task } from "cicada-load";
+export class Hammer extends HttpUser {
+  @task(3) a() { return this.client.get("/a"); }
+  @task(1) b() { return this.client.post("/b", { body: "x" }); }
+}
+`;
+    const check = (r: LoadRun, server: TestServer, processes: string) => {
+      assert.equal(r.code, 0, describeRun(r));
+      assert.equal(r.result.config.processes, Number(processes));
+      const t = r.result.totals;
+      assert.equal(t.failures, 0, JSON.stringify(r.result.failures));
+      assert.equal(t.cancelled ?? 0, 0);
+      assert.equal(t.requests, server.total(), JSON.stringify({ ...t, server: server.total() }));
+      assert.equal(endpoint(r.result, "/a")!.requests, count(server, "GET /a"));
+      assert.equal(endpoint(r.result, "/b", "POST")!.requests, count(server, "POST /b"));
+      // Every iteration made exactly one request.
+      assert.equal(t.iterations, t.requests);
+    };
+
+    for (const processes of ["1", "2"]) {
+      it(`--processes ${processes} -i 1500: the server counted exactly 1500, and so did the run`, async () => {
+        const server = await startServer((_req, res) => res.end("ok"));
+        try {
+          const r = await runLoad(loadfile, [
+            "-H",
+            server.url,
+            "--http-engine",
+            engine,
+            "--processes",
+            processes,
+            "-u",
+            "8",
+            "-r",
+            "1000",
+            "-i",
+            "1500",
+          ]);
+          check(r, server, processes);
+          assert.equal(r.result.totals.requests, 1500);
+          assert.equal(r.result.stopReason, "iterations");
+        } finally {
+          await server.close();
+        }
+      });
+
+      it(`--processes ${processes} -t 1s: the run counted exactly what the server answered`, async () => {
+        const server = await startServer((_req, res) => res.end("ok"));
+        try {
+          // -s 5: requests in flight at the stop finish (the server answers at once), so none is
+          // cancelled and the two counts must agree exactly.
+          const r = await runLoad(loadfile, [
+            "-H",
+            server.url,
+            "--http-engine",
+            engine,
+            "--processes",
+            processes,
+            "-u",
+            "8",
+            "-r",
+            "1000",
+            "-t",
+            "1s",
+            "-s",
+            "5",
+          ]);
+          check(r, server, processes);
+          assert.ok(r.result.totals.requests >= 200, `only ${r.result.totals.requests} requests`);
+          assert.equal(r.result.stopReason, "run-time");
+        } finally {
+          await server.close();
+        }
+      });
     }
   });
-});
+}
 
+// A plain User makes no HTTP request: the engine does not matter, so this runs once.
 describe("custom samples from a plain User", () => {
   it("measure() and record() appear in the endpoints with their type", async () => {
     const r = await runLoad(

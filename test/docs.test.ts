@@ -229,6 +229,12 @@ const LINES: Record<string, Entry> = {
     ctrlC: SOON,
     json: { file: "quick.json", exitCode: 0 },
   },
+  // README: the same loadfile on undici for one run, over the example classes' own engine.
+  "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 -u 10 -t 5s --http-engine undici": {
+    exit: 0,
+    limitSec: 40,
+    prints: [/Cicada .*stopped by run-time/, /Aggregated/],
+  },
   // README: stages, open model, all cores.
   "npx cicada run loadtest.ts --headless -H http://127.0.0.1:8000 --stages 30s:100,2m:100,10s:0": {
     exit: 130,

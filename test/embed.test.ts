@@ -224,6 +224,11 @@ describe("run(): a load test in-process", () => {
         /run\(\): users: expected an integer ≥ 1, got 0/,
       ],
       [
+        () => run({ host: server.url, tasks: { health }, httpEngine: "h2" as never }),
+        UsageError,
+        /run\(\): httpEngine: expected auto, fast or undici, got "h2"/,
+      ],
+      [
         () => run({ host: server.url, tasks: { health }, duration: "soon" }),
         UsageError,
         /duration: expected a duration/,

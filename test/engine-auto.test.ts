@@ -1,6 +1,8 @@
 /**
  * The "auto" HTTP engine: Cicada's fast HTTP/1.1 path by default, undici where the fast path
- * cannot go — a proxy set in the environment, a TLS server that speaks only HTTP/2.
+ * cannot go — a proxy set in the environment, a TLS server that speaks only HTTP/2. And the run's
+ * `--http-engine` (CICADA_HTTP_ENGINE, `httpEngine`) over each class's static engine, in worker
+ * threads and on remote workers.
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -10,7 +12,17 @@ import { createSecureServer } from "node:http2";
 import { type AddressInfo, connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { readJson, runCli, startServer, type TestServer, tempProject } from "./helpers.js";
+import {
+  type CliResult,
+  describeRun,
+  readJson,
+  runCli,
+  startCli,
+  startMaster,
+  startServer,
+  type TestServer,
+  tempProject,
+} from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task } from "cicada-load";
@@ -208,6 +220,267 @@ describe("auto engine", () => {
     } finally {
       p.cleanup();
       await new Promise((r) => h2.close(r));
+    }
+  });
+});
+
+/** A minimal forward proxy that notes what went through it: the undici engine honours HTTP_PROXY, the fast one never does. */
+async function startProxy(): Promise<{
+  url: string;
+  /** Requests and CONNECT tunnels it served so far. */
+  used: () => number;
+  tunnels: () => number;
+  close: () => Promise<void>;
+}> {
+  let proxied = 0;
+  let tunnels = 0;
+  const proxy = createServer((req, res) => {
+    proxied++;
+    const u = new URL(req.url ?? "");
+    const up = httpRequest(
+      {
+        host: u.hostname,
+        port: u.port,
+        path: u.pathname + u.search,
+        method: req.method,
+        headers: req.headers,
+      },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    up.on("error", () => res.destroy());
+    req.pipe(up);
+  });
+  proxy.on("connect", (req, client, head) => {
+    tunnels++;
+    const [host, port] = (req.url ?? "").split(":");
+    const upstream = connect(Number(port), host ?? "127.0.0.1", () => {
+      client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on("error", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+  });
+  await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
+  return {
+    url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+    used: () => proxied + tunnels,
+    tunnels: () => tunnels,
+    close: async () => {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    },
+  };
+}
+
+describe("choosing the engine: the run's setting over the class's static engine", () => {
+  // With a proxy in the environment the two engines take different roads to the target: undici
+  // through the proxy, the fast engine straight there. That tells, from outside, which one ran.
+  let target: TestServer;
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  let proxyEnv: NodeJS.ProcessEnv;
+  before(async () => {
+    target = await startServer((_req, res) => res.end("hi"));
+    proxy = await startProxy();
+    proxyEnv = {
+      HTTP_PROXY: proxy.url,
+      http_proxy: proxy.url,
+      HTTPS_PROXY: "",
+      https_proxy: "",
+      NO_PROXY: "",
+      no_proxy: "",
+    };
+  });
+  after(async () => {
+    await proxy.close();
+    await target.close();
+  });
+
+  const loadfile = (classEngine: "fast" | "undici", options = "") => `
+import { HttpUser, task } from "cicada-load";
+${options}
+export class Web extends HttpUser {
+  static engine = ${JSON.stringify(classEngine)} as const;
+  @task async hit() { await this.client.get("/hello"); }
+}
+`;
+
+  /** Which engine served a run: the one whose road the requests took, or "both" if they took both. */
+  async function engineOf(
+    run: () => Promise<CliResult & { requests: number }>,
+    probes = 1,
+  ): Promise<"fast" | "undici" | "both"> {
+    const before = { served: target.total(), used: proxy.used(), tunnels: proxy.tunnels() };
+    let connections = 0;
+    const count = () => connections++;
+    target.server.on("connection", count);
+    try {
+      const r = await run();
+      assert.equal(r.code, 0, describeRun(r));
+      assert.equal(r.requests, 12);
+      assert.equal(target.total() - before.served, 12);
+      const viaProxy = proxy.used() - before.used;
+      // The start-up reachability probes always go straight to the target.
+      const direct = connections - (proxy.tunnels() - before.tunnels) - probes;
+      if (viaProxy > 0 && direct > 0) return "both";
+      return viaProxy > 0 ? "undici" : "fast";
+    } finally {
+      target.server.off("connection", count);
+    }
+  }
+
+  const run =
+    (files: Record<string, string>, args: string[], env: NodeJS.ProcessEnv = {}) =>
+    async () => {
+      const p = tempProject(files);
+      try {
+        const r = await runCli(
+          [
+            "run",
+            "--headless",
+            "loadtest.ts",
+            "-H",
+            target.url,
+            "-i",
+            "12",
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "--json",
+            "r.json",
+            "--only-summary",
+            ...args,
+          ],
+          { cwd: p.dir, env: { ...proxyEnv, ...env }, timeoutMs: 30_000 },
+        );
+        const requests = r.code === 0 ? readJson(join(p.dir, "r.json")).totals.requests : -1;
+        return { ...r, requests };
+      } finally {
+        p.cleanup();
+      }
+    };
+
+  it("without the setting the class's static engine stands", async () => {
+    assert.equal(await engineOf(run({ "loadtest.ts": loadfile("fast") }, ["--processes", "1"])), "fast");
+    assert.equal(await engineOf(run({ "loadtest.ts": loadfile("undici") }, ["--processes", "1"])), "undici");
+  });
+
+  it("--http-engine wins over the class's static engine, either way", async () => {
+    const fastClass = { "loadtest.ts": loadfile("fast") };
+    const undiciClass = { "loadtest.ts": loadfile("undici") };
+    assert.equal(await engineOf(run(fastClass, ["--processes", "1", "--http-engine", "undici"])), "undici");
+    assert.equal(await engineOf(run(undiciClass, ["--processes", "1", "--http-engine", "fast"])), "fast");
+    // "auto" given explicitly also wins: with a proxy set, auto is undici.
+    assert.equal(await engineOf(run(fastClass, ["--processes", "1", "--http-engine", "auto"])), "undici");
+  });
+
+  it("CICADA_HTTP_ENGINE and the loadfile's options set it too; the command line wins over both", async () => {
+    const fastClass = { "loadtest.ts": loadfile("fast") };
+    assert.equal(
+      await engineOf(run(fastClass, ["--processes", "1"], { CICADA_HTTP_ENGINE: "undici" })),
+      "undici",
+    );
+    assert.equal(
+      await engineOf(
+        run(fastClass, ["--processes", "1", "--http-engine", "fast"], { CICADA_HTTP_ENGINE: "undici" }),
+      ),
+      "fast",
+    );
+    const withOptions = {
+      "loadtest.ts": loadfile("fast", 'export const options = { httpEngine: "undici" };'),
+    };
+    assert.equal(await engineOf(run(withOptions, ["--processes", "1"])), "undici");
+  });
+
+  it("reaches worker threads: --processes 2 --http-engine undici runs both threads on undici", async () => {
+    assert.equal(
+      await engineOf(
+        run({ "loadtest.ts": loadfile("fast") }, ["--processes", "2", "--http-engine", "undici"]),
+      ),
+      "undici",
+    );
+  });
+
+  it("quick takes it too: --http-engine fast goes straight to the target where auto would take the proxy", async () => {
+    const quick = (args: string[]) => async () => {
+      const p = tempProject({});
+      try {
+        const r = await runCli(
+          [
+            "quick",
+            `${target.url}/hello`,
+            "-n",
+            "12",
+            "-c",
+            "2",
+            "--json",
+            "r.json",
+            "--only-summary",
+            ...args,
+          ],
+          { cwd: p.dir, env: proxyEnv, timeoutMs: 30_000 },
+        );
+        const requests = r.code === 0 ? readJson(join(p.dir, "r.json")).totals.requests : -1;
+        return { ...r, requests };
+      } finally {
+        p.cleanup();
+      }
+    };
+    // quick checks the target itself before its run checks it again: two direct probes.
+    assert.equal(await engineOf(quick([]), 2), "undici");
+    assert.equal(await engineOf(quick(["--http-engine", "fast"]), 2), "fast");
+  });
+
+  it("reaches remote workers: the master's --http-engine travels in the plan", async () => {
+    const project = tempProject({ "loadtest.ts": loadfile("fast") });
+    const workerDir = tempProject({});
+    try {
+      const served = await engineOf(async () => {
+        const { master, port } = await startMaster(
+          project.dir,
+          [
+            "--http-engine",
+            "undici",
+            "--expect-workers",
+            "1",
+            "-H",
+            target.url,
+            "-i",
+            "12",
+            "-u",
+            "2",
+            "-r",
+            "100",
+            "--json",
+            "r.json",
+            "--only-summary",
+          ],
+          proxyEnv,
+        );
+        // The worker is started as a user would, with no engine of its own: only the plan tells it.
+        const worker = startCli(["worker", "--once", "--master-port", String(port)], {
+          cwd: workerDir.dir,
+          env: proxyEnv,
+        });
+        const timer = setTimeout(() => {
+          master.child.kill("SIGKILL");
+          worker.child.kill("SIGKILL");
+        }, 30_000);
+        const [r, w] = await Promise.all([master.result, worker.result]);
+        clearTimeout(timer);
+        assert.equal(w.code, 0, describeRun(w));
+        const requests = r.code === 0 ? readJson(join(project.dir, "r.json")).totals.requests : -1;
+        return { ...r, requests };
+      });
+      assert.equal(served, "undici");
+    } finally {
+      project.cleanup();
+      workerDir.cleanup();
     }
   });
 });

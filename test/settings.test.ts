@@ -92,6 +92,16 @@ describe("settings: a bad flag is named as the user wrote it", { concurrency: 3 
     ],
     ["demo -u 0", ["demo", "-u", "0"], /-u\/--users: expected an integer ≥ 1, got "0"/],
     [
+      "--http-engine turbo",
+      [...RUN, "--http-engine", "turbo"],
+      /--http-engine: expected auto, fast or undici, got "turbo"$/,
+    ],
+    [
+      "quick --http-engine h2",
+      ["quick", "http://127.0.0.1:1/", "--http-engine", "h2"],
+      /--http-engine: expected auto, fast or undici, got "h2"$/,
+    ],
+    [
       "--stages with a bad item",
       [...RUN, "--stages", "30s:10,soon"],
       /--stages: expected DURATION:TARGET items such as 30s:100, got "soon"/,
@@ -151,6 +161,13 @@ describe("settings: env, config file, loadfile options and scenarios name their 
     );
   });
 
+  it("CICADA_HTTP_ENGINE=curl → exit 2 naming the env var and the engines", async () => {
+    assertUsage(
+      await runIn({}, RUN, { CICADA_HTTP_ENGINE: "curl" }),
+      /CICADA_HTTP_ENGINE: expected auto, fast or undici, got "curl"$/,
+    );
+  });
+
   it("a bad value in the config file → exit 2 naming the file and the key", async () => {
     assertUsage(
       await runIn({ "cicada.config.ts": config("{ users: -1 }") }, RUN),
@@ -178,6 +195,14 @@ describe("settings: env, config file, loadfile options and scenarios name their 
       RUN,
     );
     assertUsage(r, /loadtest\.ts: options\.exitCodeOnError: expected an exit code 0–255, got 300/);
+  });
+
+  it("a bad httpEngine in the loadfile's options → exit 2 naming options.httpEngine", async () => {
+    const r = await runIn(
+      { "loadtest.ts": `${LOADFILE}export const options = { httpEngine: "h2" };\n` },
+      RUN,
+    );
+    assertUsage(r, /loadtest\.ts: options\.httpEngine: expected auto, fast or undici, got "h2"$/);
   });
 
   it("a workload setting from the environment with scenarios → exit 2 naming the env var", async () => {

@@ -23,6 +23,12 @@ export interface CicadaConfig {
   headless?: boolean;
   /** Verify TLS certificates of the target (default true). */
   verifyTls?: boolean;
+  /**
+   * The HTTP client of every HttpUser: "auto" (Cicada's own HTTP/1.1 client, undici when a
+   * proxy is set or a TLS server speaks only HTTP/2), "fast" or "undici". When set it wins
+   * over each class's `static engine`; when not set, the classes choose.
+   */
+  httpEngine?: "auto" | "fast" | "undici";
   /** Check that each host accepts TCP connections before starting (default true). */
   preflight?: boolean;
   /**

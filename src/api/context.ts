@@ -1,3 +1,4 @@
+import type { HttpEngine } from "../protocols/http/session.js";
 import type { RequestTracer } from "../protocols/http/tracing.js";
 import type { StatsRecorder } from "../stats/recorder.js";
 
@@ -21,6 +22,8 @@ export interface UserContext {
   /** Aborted when the stop timeout is over; in-flight calls then count as cancelled. */
   readonly signal: AbortSignal;
   readonly verifyTls: boolean;
+  /** `--http-engine`: wins over the class's static engine; null or absent when not given. */
+  readonly httpEngine?: HttpEngine | null;
   /** Status codes ≥ 400 that count as successes (e.g. 429 in a rate-limit test); null for none. */
   readonly acceptStatus: ReadonlySet<number> | null;
   /** `--otel-traces`: spans for the HTTP requests; null when tracing is off. */

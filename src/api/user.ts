@@ -144,7 +144,8 @@ export class HttpUser extends User {
   /**
    * "auto" (default): Cicada's HTTP/1.1 keep-alive client, built for throughput, switching to
    * undici when HTTP(S)_PROXY is set or a TLS server speaks only HTTP/2. "fast" or "undici"
-   * forces one.
+   * forces one. The run's `--http-engine` (CICADA_HTTP_ENGINE, `httpEngine`), when given, wins
+   * over this for every class.
    */
   static engine: HttpEngine = "auto";
   /**
@@ -172,7 +173,8 @@ export class HttpUser extends User {
       verifyTls,
       acceptStatus: ctx.acceptStatus,
       tracer: ctx.tracer ?? null,
-      engine: cls.engine,
+      // --http-engine (the run's setting) wins over the class's choice.
+      engine: ctx.httpEngine ?? cls.engine,
       sourceAddresses: cls.sourceAddresses,
       ...(shared
         ? {

@@ -54,6 +54,7 @@ interface QuickFlags {
   exitCodeOnError?: number;
   timeout?: number;
   verifyTls?: boolean;
+  httpEngine?: CicadaConfig["httpEngine"];
 }
 
 /** What the generated loadfile does. Everything here is user input: it is only ever JSON-encoded. */
@@ -273,6 +274,7 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
       onlySummary: f.onlySummary,
       exitCodeOnError: f.exitCodeOnError,
       verifyTls: f.verifyTls,
+      httpEngine: f.httpEngine,
       // quick has no web UI: it runs and exits, whatever CICADA_HEADLESS says.
       headless: true,
       config: configFile,
@@ -309,11 +311,15 @@ export function registerQuick(program: Command, io: RunIo, setExit: (code: numbe
     `per-request timeout for the response head, and again for the body: 5, 5s, 500ms (default ${DEFAULT_TIMEOUT_SEC}s)`,
     parseTimeout,
   );
-  const outputs = addSettingFlags(cmd, ["json", "onlySummary", "exitCodeOnError", "verifyTls"], {
-    exitCodeOnError: {
-      help: "exit code when any request failed (default 1; no completed request at all exits 1 regardless)",
+  const outputs = addSettingFlags(
+    cmd,
+    ["json", "onlySummary", "exitCodeOnError", "verifyTls", "httpEngine"],
+    {
+      exitCodeOnError: {
+        help: "exit code when any request failed (default 1; no completed request at all exits 1 regardless)",
+      },
     },
-  });
+  );
   cmd.action(async (url: string, opts: Record<string, unknown>) => {
     const flags = { ...opts, ...rate(opts), ...outputs(opts) } as unknown as QuickFlags;
     setExit(await runQuick(url, flags, io));

@@ -28,6 +28,7 @@ const SHARED: SettingKey[] = [
   "onlySummary",
   "config",
   "verifyTls",
+  "httpEngine",
   "preflight",
   "processes",
   "maxUsers",

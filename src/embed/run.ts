@@ -80,6 +80,8 @@ export interface RunOptions {
   slo?: CicadaConfig["slo"];
   exitCodeOnError?: number;
   verifyTls?: boolean;
+  /** Every HttpUser's client: "auto", "fast" or "undici"; wins over each class's static engine. */
+  httpEngine?: CicadaConfig["httpEngine"];
   /** Check that each host accepts connections first (default true). */
   preflight?: boolean;
   /** Worker threads (needs `loadfile`); default 1: the users run in this thread. */
@@ -138,6 +140,7 @@ const PASSED = [
   "slo",
   "exitCodeOnError",
   "verifyTls",
+  "httpEngine",
   "preflight",
   "processes",
   "json",

@@ -50,6 +50,8 @@ export interface SweepOptions {
   stopTimeout?: number;
   acceptStatus?: number[];
   verifyTls?: boolean;
+  /** Every HttpUser's client: "auto", "fast" or "undici"; wins over each class's static engine. */
+  httpEngine?: "auto" | "fast" | "undici";
   preflight?: boolean;
   /** Worker threads; default 1. */
   processes?: number;
@@ -76,6 +78,7 @@ const PASSED = [
   "stopTimeout",
   "acceptStatus",
   "verifyTls",
+  "httpEngine",
   "preflight",
   "processes",
   "json",

@@ -348,6 +348,7 @@ export class Coordinator implements Run {
         ...this.arrivalShare(index),
         snapshotIntervalMs: 1000,
         verifyTls: this.plan.verifyTls,
+        ...(this.plan.httpEngine ? { httpEngine: this.plan.httpEngine } : {}),
         acceptStatus: this.plan.acceptStatus,
         ...(this.plan.slo ? { slo: this.plan.slo } : {}),
         ...(this.plan.traces ? { traces: this.plan.traces } : {}),

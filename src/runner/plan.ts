@@ -1,3 +1,4 @@
+import type { HttpEngine } from "../protocols/http/session.js";
 import type { TracePlan } from "../protocols/http/tracing.js";
 import type { Slo } from "../stats/slo.js";
 import type { ArrivalSpec } from "./arrivals.js";
@@ -21,6 +22,8 @@ export interface RunPlan {
   tags: string[];
   excludeTags: string[];
   verifyTls: boolean;
+  /** `--http-engine`: every HttpUser's client, over its class's static engine; absent: the classes choose. */
+  httpEngine?: HttpEngine;
   /** Status codes ≥ 400 that count as successes, not failures (e.g. 429). */
   acceptStatus: number[];
   /** --slo: bounds in ms each stream is judged against, for goodput. */

@@ -1,3 +1,4 @@
+import type { HttpEngine } from "../protocols/http/session.js";
 import type { TracePlan } from "../protocols/http/tracing.js";
 import type { ResourceSample } from "../stats/resources.js";
 import type { Slo } from "../stats/slo.js";
@@ -62,6 +63,8 @@ export interface WorkerPlan {
   /** Milliseconds between stats snapshots. */
   snapshotIntervalMs: number;
   verifyTls: boolean;
+  /** `--http-engine`: every HttpUser's client, over its class's static engine; absent: the classes choose. */
+  httpEngine?: HttpEngine;
   /**
    * `--otel-traces`: where the worker sends its spans. A remote worker sends them itself, with
    * the OTEL_EXPORTER_OTLP_* headers of its own environment.

@@ -5,6 +5,7 @@ import type { TaskDef } from "../api/tasks.js";
 import { TaskSet, type User } from "../api/user.js";
 import type { WaitContext, WaitTime } from "../api/wait.js";
 import type { CompiledClass } from "../loadfile/inspect.js";
+import type { HttpEngine } from "../protocols/http/session.js";
 import type { RequestTracer } from "../protocols/http/tracing.js";
 import type { StatsRecorder } from "../stats/recorder.js";
 import type { ConcurrencyGate } from "./concurrency.js";
@@ -17,6 +18,8 @@ export interface UserRuntimeShared {
   /** `-H`, which wins over a class's static host. */
   readonly host: string | undefined;
   readonly verifyTls: boolean;
+  /** `--http-engine`, which wins over a class's static engine; null when not given. */
+  readonly httpEngine: HttpEngine | null;
   readonly acceptStatus: ReadonlySet<number> | null;
   /** `--otel-traces`: spans for the HTTP requests; null when tracing is off. */
   readonly tracer: RequestTracer | null;
@@ -105,6 +108,7 @@ export class UserRuntime implements UserContext {
   readonly recorder: StatsRecorder;
   readonly signal: AbortSignal;
   readonly verifyTls: boolean;
+  readonly httpEngine: HttpEngine | null;
   readonly acceptStatus: ReadonlySet<number> | null;
   readonly tracer: RequestTracer | null;
   /** Settles when the user has fully stopped. */
@@ -139,6 +143,7 @@ export class UserRuntime implements UserContext {
     this.recorder = pool || anyTags(compiled.tasks) ? this.userRecorder(shared.recorder) : shared.recorder;
     this.signal = shared.hardStop;
     this.verifyTls = shared.verifyTls;
+    this.httpEngine = shared.httpEngine;
     this.acceptStatus = shared.acceptStatus;
     this.tracer = shared.tracer;
     this.done = this.run();

@@ -101,6 +101,7 @@ export class Worker {
       recorder: this.recorder,
       host: plan.host,
       verifyTls: plan.verifyTls,
+      httpEngine: plan.httpEngine ?? null,
       acceptStatus: plan.acceptStatus && plan.acceptStatus.length > 0 ? new Set(plan.acceptStatus) : null,
       tracer: this.tracer,
       hardStop: this.hardStop.signal,

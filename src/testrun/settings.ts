@@ -174,6 +174,13 @@ const arrivalProcess: Parse<"constant" | "poisson" | "gamma"> = (v, name) => {
   throw usageError(name, "constant, poisson or gamma", v);
 };
 
+/** `--http-engine`: which HTTP client the users' `this.client` runs on. */
+const httpEngine: Parse<NonNullable<CicadaConfig["httpEngine"]>> = (v, name) => {
+  const t = typeof v === "string" ? v.trim().toLowerCase() : v;
+  if (t === "auto" || t === "fast" || t === "undici") return t;
+  throw usageError(name, "auto, fast or undici", v);
+};
+
 /** Names, comma or space separated, or a list of them. */
 const list: Parse<string[]> = (v, name) => {
   if (typeof v === "string") return parseList(v) ?? [];
@@ -597,6 +604,11 @@ export const SETTINGS: Table = {
     help: "do not verify TLS certificates",
     flagSets: false,
     default: true,
+  },
+  httpEngine: {
+    parse: httpEngine,
+    flag: "--http-engine <engine>",
+    help: "HTTP client of every HttpUser, over its class's static engine: auto (fast unless a proxy is set or the server speaks only HTTP/2), fast or undici",
   },
   preflight: {
     parse: bool,
