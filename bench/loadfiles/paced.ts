@@ -1,8 +1,8 @@
-import { constantPacing, HttpUser, task } from "cicada-load";
+import { constantThroughput, HttpUser, task } from "cicada-load";
 
-/** Latency benchmark user: one GET every 10 ms, so 10 users make about 1,000 requests/s. */
+/** The multi-core benchmark's user: one GET, paced to BENCH_USER_RATE requests a second. */
 export class Paced extends HttpUser {
-  static override waitTime = constantPacing(0.01);
+  static override waitTime = constantThroughput(Number(process.env.BENCH_USER_RATE ?? 200));
 
   @task
   async get() {
