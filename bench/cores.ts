@@ -1,23 +1,31 @@
 /**
- * `npm run bench:cores`: what a second worker thread costs per request. `cicada run` with a
- * scripted HttpUser at a fixed arrival rate (the open model, `--rate`) that the target serves
- * easily, with `--processes 1` and then `--processes 2`, interleaved over rounds. Prints the CPU
- * per request of each (user + system, whole process, all threads) and the ratio 2 ÷ 1; the goal
- * is at most 1.1. It reports; it never fails on speed.
+ * `npm run bench:cores`: what a second worker thread costs per request. `cicada run` at a fixed
+ * request rate that the target serves easily, so the thread count does not change the work, in
+ * two models: closed (BENCH_USERS users of bench/loadfiles/paced.ts, each paced by
+ * constantThroughput to BENCH_RATE ÷ BENCH_USERS) and open (bench/loadfiles/get.ts with `--rate`
+ * on at most BENCH_USERS users). Each runs with `--processes 1` and `--processes 2`, interleaved
+ * over rounds. It prints the CPU per request of each (user + system, all threads) and the ratio
+ * 2 ÷ 1; the goal is at most 1.1. It reports; it never fails on speed.
  *
  *   npm run bench:cores
- *   BENCH_RATE=5000 BENCH_SECONDS=8 BENCH_ROUNDS=3 npm run bench:cores
+ *   BENCH_RATE=20000 BENCH_USERS=100 BENCH_SECONDS=10 BENCH_ROUNDS=3 npm run bench:cores
+ *
+ * The steady figure reads the running cicada process's own CPU (utime + stime of /proc/PID/stat)
+ * 3 s after it was spawned and again at BENCH_SECONDS − 1 s, and divides by rate × the time
+ * between the two readings: that window leaves out the start (modules, bundling the loadfile,
+ * worker threads, ramp-up) and the end (stopping, the summary), whose cost grows with the run and
+ * differs between one thread and two, so it spoiled a figure taken as the difference of a long
+ * and a short run. The whole-run figure (cutime + cstime of this process around the run ÷
+ * totals.requests) is printed beside it.
  *
  * The generator is not pinned (two threads need two cores); the target (nginx with one worker
  * when installed, else bench/target.ts) is pinned to the last core when taskset is available.
- * Each configuration also runs for BENCH_SHORT_SECONDS (2; 0 turns it off): the difference
- * between the long and the short run gives the CPU of a request in steady state, without the
- * start and stop of the process and its threads, which weigh on short runs.
  */
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   canMeasureCpu,
   canPin,
@@ -25,81 +33,132 @@ import {
   cicadaBin,
   envNumber,
   median,
+  processCpuSeconds,
   range,
   root,
   startTarget,
   targetCore,
 } from "./shared.js";
 
-const RATE = envNumber("BENCH_RATE", 5000);
-const SECONDS = envNumber("BENCH_SECONDS", 8);
-const SHORT_SECONDS = Number(process.env.BENCH_SHORT_SECONDS ?? 2);
+const RATE = envNumber("BENCH_RATE", 20000);
+/** Users of the closed model, and the most the open model may grow to (so the most connections). */
+const USERS = envNumber("BENCH_USERS", envNumber("BENCH_MAX_USERS", 100));
+const SECONDS = envNumber("BENCH_SECONDS", 10);
 const ROUNDS = envNumber("BENCH_ROUNDS", 3);
-/** The pool of users the open model may grow to, and so the most connections. */
-const MAX_USERS = envNumber("BENCH_MAX_USERS", 50);
-const marginal = SHORT_SECONDS > 0 && SHORT_SECONDS < SECONDS;
+/** The steady window, in seconds after the spawn: past the start (~0.5 s) and ramp, before the end. */
+const WINDOW_START = 3;
+const WINDOW_END = SECONDS - 1;
 
 if (!canMeasureCpu) {
-  console.log("bench:cores measures CPU from /proc/self/stat, which this system does not have");
+  console.log("bench:cores measures CPU from /proc/PID/stat, which this system does not have");
   process.exit(1);
+}
+if (WINDOW_END - WINDOW_START < 1) {
+  console.error(
+    `BENCH_SECONDS=${SECONDS}: expected at least 5, so that the steady window ` +
+      `(from ${WINDOW_START} s to BENCH_SECONDS − 1 s) lasts a second or more`,
+  );
+  process.exit(2);
+}
+
+type Model = "closed" | "open";
+
+interface Config {
+  model: Model;
+  processes: number;
+  samples: Array<Sample | undefined>;
 }
 
 interface Sample {
   rps: number;
   requests: number;
   dropped: number;
-  cpu: number;
+  /** CPU µs per request in the steady window; undefined when a reading failed. */
+  steady?: number;
+  /** CPU µs per request over the whole process's life. */
+  whole: number;
 }
 
-/** One `cicada run` at the fixed rate; CPU is that of its whole process, all threads. */
-function cicada(url: string, work: string, processes: number, seconds: number): Sample {
-  const out = join(work, `p${processes}-${seconds}.json`);
-  const args = [
+function args(c: Config, url: string, out: string): string[] {
+  const load =
+    c.model === "closed"
+      ? [join(root, "bench/loadfiles/paced.ts"), "-u", String(USERS), "-r", "1000"]
+      : [join(root, "bench/loadfiles/get.ts"), "--rate", String(RATE), "--max-users", String(USERS)];
+  return [
     cicadaBin,
     "run",
     "--headless",
-    join(root, "bench/loadfiles/get.ts"),
+    ...load,
     "-H",
     new URL(url).origin,
-    "--rate",
-    String(RATE),
-    "--max-users",
-    String(MAX_USERS),
     "-t",
-    `${seconds}s`,
+    `${SECONDS}s`,
     "--processes",
-    String(processes),
+    String(c.processes),
     "--only-summary",
     "--json",
     out,
   ];
+}
+
+/** One `cicada run` at the fixed rate, with its CPU read inside the run and around it. */
+async function cicada(c: Config, url: string, work: string): Promise<Sample> {
+  const out = join(work, `${c.model}-p${c.processes}.json`);
   const before = childCpuSeconds();
-  const r = spawnSync(process.execPath, args, {
-    encoding: "utf8",
+  // The generator is spawned without taskset, so the PID is node's own.
+  const child = spawn(process.execPath, args(c, url, out), {
     stdio: ["ignore", "ignore", "pipe"],
-    timeout: (seconds * 3 + 60) * 1000,
+    // The closed model's loadfile paces each user to its share of the rate.
+    env: { ...process.env, BENCH_USER_RATE: String(RATE / USERS) },
   });
-  const cpu = childCpuSeconds() - before;
-  if (r.error) throw r.error;
-  if (r.status !== 0 && r.status !== 1) {
-    throw new Error(
-      `cicada run --processes ${processes} exited with ${r.status ?? r.signal}: ${r.stderr.trim()}`,
-    );
+  const spawned = performance.now();
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d: string) => {
+    stderr += d;
+  });
+  // Never rejects: a failed spawn would otherwise be an unhandled rejection during the readings.
+  const exited = new Promise<number | string | Error>((resolve) => {
+    child.on("error", resolve);
+    // "close" comes after the child was waited for, so cutime + cstime include it by then.
+    child.on("close", (code, signal) => resolve(code ?? signal ?? "?"));
+  });
+  const limit = setTimeout(() => child.kill("SIGKILL"), (SECONDS * 3 + 60) * 1000);
+
+  const reading = async (at: number) => {
+    await sleep(Math.max(0, spawned + at * 1000 - performance.now()));
+    return { cpu: processCpuSeconds(child.pid!), at: performance.now() };
+  };
+  const first = await reading(WINDOW_START);
+  const last = await reading(WINDOW_END);
+  const status = await exited.finally(() => clearTimeout(limit));
+  const whole = childCpuSeconds() - before;
+
+  if (status instanceof Error) throw status;
+  if (status !== 0 && status !== 1) {
+    throw new Error(`cicada run exited with ${status}: ${stderr.trim()}`);
   }
   const t = (
     JSON.parse(readFileSync(out, "utf8")) as {
       totals: { rps: number; requests: number; failures: number; droppedIterations?: number };
     }
   ).totals;
-  if (t.failures > 0) console.log(`  (--processes ${processes}: ${t.failures} failed requests)`);
-  return { rps: t.rps, requests: t.requests, dropped: t.droppedIterations ?? 0, cpu };
+  if (t.failures > 0) console.log(`  (${label(c)}: ${t.failures} failed requests)`);
+  const windowRequests = (RATE * (last.at - first.at)) / 1000;
+  const steady =
+    first.cpu !== undefined && last.cpu !== undefined && windowRequests > 0
+      ? ((last.cpu - first.cpu) * 1e6) / windowRequests
+      : undefined;
+  return {
+    rps: t.rps,
+    requests: t.requests,
+    dropped: t.droppedIterations ?? 0,
+    steady,
+    whole: t.requests > 0 ? (whole * 1e6) / t.requests : Number.NaN,
+  };
 }
 
-interface Config {
-  processes: number;
-  long: Array<Sample | undefined>;
-  short: Array<Sample | undefined>;
-}
+const label = (c: Config) => `${c.model}, --processes ${c.processes}`;
+const fmt = (x: number | undefined) => (x === undefined || Number.isNaN(x) ? "–" : x.toFixed(1));
 
 const work = mkdtempSync(join(tmpdir(), "cicada-bench-cores-"));
 const target = await startTarget(work, canPin);
@@ -107,110 +166,91 @@ let failed = false;
 try {
   console.log(
     `target: ${target.kind} at ${target.url}${canPin ? `, pinned to core ${targetCore}` : ""}; ` +
-      `${RATE} req/s (open model, --max-users ${MAX_USERS}) for ${SECONDS} s` +
-      `${marginal ? ` and ${SHORT_SECONDS} s` : ""}; ${ROUNDS} rounds; generator not pinned\n`,
+      `generator not pinned\n${RATE} req/s for ${SECONDS} s; closed: ${USERS} users at ` +
+      `${RATE / USERS} req/s each (bench/loadfiles/paced.ts);\nopen: --rate ${RATE} --max-users ` +
+      `${USERS} (bench/loadfiles/get.ts); steady window ${WINDOW_START}–${WINDOW_END} s after ` +
+      `the spawn; ${ROUNDS} round${ROUNDS === 1 ? "" : "s"}\n`,
   );
-  const configs: Config[] = [1, 2].map((processes) => ({
-    processes,
-    long: Array(ROUNDS).fill(undefined),
-    short: Array(ROUNDS).fill(undefined),
-  }));
-  const us = (cpu: number, requests: number) => (requests > 0 ? (cpu * 1e6) / requests : Number.NaN);
-  const wholeRun = (c: Config, i: number) => {
-    const s = c.long[i];
-    return s ? us(s.cpu, s.requests) : undefined;
-  };
-  const steady = (c: Config, i: number) => {
-    const l = c.long[i];
-    const s = c.short[i];
-    return l && s && l.requests > s.requests ? us(l.cpu - s.cpu, l.requests - s.requests) : undefined;
-  };
+  const configs: Config[] = (["closed", "open"] as const).flatMap((model) =>
+    [1, 2].map((processes) => ({ model, processes, samples: Array(ROUNDS).fill(undefined) })),
+  );
 
-  // The order alternates between rounds so neither configuration always runs first.
+  // Odd rounds run the list backwards, so neither model and neither thread count always goes
+  // first, and the two runs of a model stay next to each other, under nearly the same conditions.
   for (let round = 0; round < ROUNDS; round++) {
-    const line: string[] = [];
-    for (let k = 0; k < configs.length; k++) {
-      const c = configs[(round + k) % configs.length]!;
+    for (const c of round % 2 ? [...configs].reverse() : configs) {
       try {
-        c.long[round] = cicada(target.url, work, c.processes, SECONDS);
-        if (marginal) c.short[round] = cicada(target.url, work, c.processes, SHORT_SECONDS);
-        const l = c.long[round]!;
-        const st = steady(c, round);
-        // The short run's shortfall spoils the steady figure as much as the long run's own.
-        const ran = [l, c.short[round]].flatMap((x) => (x ? [x] : []));
-        const dropped = ran.reduce((n, x) => n + x.dropped, 0);
+        const s = await cicada(c, target.url, work);
+        c.samples[round] = s;
         const flag =
-          ran.some((x) => x.rps < RATE * 0.95) || dropped > 0
-            ? ` (below the rate${dropped > 0 ? `, ${dropped} arrivals dropped` : ""}: not a fixed-rate figure)`
+          s.rps < RATE * 0.95 || s.dropped > 0
+            ? ` (below the rate${s.dropped > 0 ? `, ${s.dropped} arrivals dropped` : ""}: not a fixed-rate figure)`
             : "";
-        line.push(
-          `--processes ${c.processes} ${Math.round(l.rps)} req/s, ${wholeRun(c, round)!.toFixed(1)} µs/req` +
-            `${st === undefined ? "" : ` (steady ${st.toFixed(1)})`}${flag}`,
+        console.log(
+          `round ${round + 1}, ${label(c)}: ${Math.round(s.rps)} req/s, CPU µs/req steady ` +
+            `${fmt(s.steady)}, whole run ${fmt(s.whole)}${flag}`,
         );
       } catch (err) {
-        console.log(`--processes ${c.processes} could not run: ${(err as Error).message}`);
+        console.log(`round ${round + 1}, ${label(c)} could not run: ${(err as Error).message}`);
         failed = true;
       }
     }
-    console.log(`round ${round + 1}: ${line.join("; ")}`);
   }
 
-  const rounds = [...Array(ROUNDS).keys()];
-  const all = (f: (c: Config, i: number) => number | undefined, c: Config) =>
-    rounds.flatMap((i) => {
-      const v = f(c, i);
+  type Pick = (s: Sample) => number | undefined;
+  const steady: Pick = (s) => s.steady;
+  const whole: Pick = (s) => s.whole;
+  const values = (c: Config, f: Pick) =>
+    c.samples.flatMap((s) => {
+      const v = s && f(s);
       return v === undefined || Number.isNaN(v) ? [] : [v];
     });
-  const [one, two] = configs as [Config, Config];
-  const ratios = (f: (c: Config, i: number) => number | undefined) =>
-    rounds.flatMap((i) => {
-      const a = f(two, i);
-      const b = f(one, i);
-      return a !== undefined && b ? [a / b] : [];
-    });
 
-  console.log("");
-  const head = ["", "median req/s", "CPU µs/req, whole run", ...(marginal ? ["CPU µs/req, steady"] : [])];
-  const rows = [head];
-  for (const c of configs) {
-    const rate = median(c.long.flatMap((s) => (s ? [s.rps] : [])));
-    const w = median(all(wholeRun, c));
-    const s = median(all(steady, c));
-    rows.push([
-      `--processes ${c.processes}`,
-      rate === undefined ? "failed" : Math.round(rate).toLocaleString("en-US"),
-      w === undefined ? "" : w.toFixed(1),
-      ...(marginal ? [s === undefined ? "" : s.toFixed(1)] : []),
-    ]);
-  }
-  const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) {
-    console.log(
-      r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("   "),
-    );
+  for (const model of ["closed", "open"] as const) {
+    const [one, two] = configs.filter((c) => c.model === model) as [Config, Config];
+    console.log(`\n${model} model`);
+    const head = ["", "median req/s", "CPU µs/req, steady", "CPU µs/req, whole run"];
+    const rows = [head];
+    for (const c of [one, two]) {
+      const rate = median(values(c, (s) => s.rps));
+      rows.push([
+        `--processes ${c.processes}`,
+        rate === undefined ? "failed" : Math.round(rate).toLocaleString("en-US"),
+        fmt(median(values(c, steady))),
+        fmt(median(values(c, whole))),
+      ]);
+    }
+    const widths = head.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) {
+      console.log(
+        r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join("   "),
+      );
+    }
+    const report = (name: string, f: Pick) => {
+      const a = median(values(two, f));
+      const b = median(values(one, f));
+      if (a === undefined || !b) return console.log(`2 ÷ 1 processes, ${name}: (a run failed)`);
+      const within = two.samples.flatMap((s, i) => {
+        const x = s && f(s);
+        const o = one.samples[i];
+        const y = o && f(o);
+        return x !== undefined && y ? [x / y] : [];
+      });
+      console.log(
+        `2 ÷ 1 processes, ${name}: ${(a / b).toFixed(2)}   within rounds ${range(within)}   goal ≤ 1.10`,
+      );
+    };
+    report("steady   ", steady);
+    report("whole run", whole);
   }
 
-  console.log("");
-  const report = (label: string, f: (c: Config, i: number) => number | undefined) => {
-    const a = median(all(f, two));
-    const b = median(all(f, one));
-    if (a === undefined || !b) return console.log(`${label}: (a run failed)`);
-    console.log(`${label}: ${(a / b).toFixed(2)}   within rounds ${range(ratios(f))}   goal ≤ 1.10`);
-  };
-  report("2 ÷ 1 processes, whole run", wholeRun);
-  if (marginal) report("2 ÷ 1 processes, steady   ", steady);
   console.log(
-    "\nCPU µs/req: user + system CPU of the whole cicada process (all its threads; this process's\n" +
-      "cutime + cstime before and after the run) ÷ the requests it completed. 'whole run' includes\n" +
-      "starting and stopping the process and each worker thread (loading modules, bundling the\n" +
-      "loadfile).",
+    "\nCPU µs/req, steady: user + system CPU of the running cicada process (all its threads;\n" +
+      `utime + stime of /proc/PID/stat) between ${WINDOW_START} s and ${WINDOW_END} s after the spawn, ÷ ` +
+      "(rate × the time between\nthe two readings). 'whole run': cutime + cstime of this process " +
+      "before and after the run\n÷ totals.requests of its JSON; it includes starting and stopping " +
+      "the process and each worker\nthread (loading modules, bundling the loadfile) and writing the summary.",
   );
-  if (marginal) {
-    console.log(
-      `'steady' is (CPU of the ${SECONDS} s run − CPU of the ${SHORT_SECONDS} s run) ÷ (their difference in\n` +
-        "requests): the start and the stop cancel out.",
-    );
-  }
 } finally {
   target.stop();
   setTimeout(() => rmSync(work, { recursive: true, force: true }), 300);

@@ -1,6 +1,7 @@
 /**
  * What the throughput benchmarks (`npm run bench`, `npm run bench:cores`) share: the loopback
- * target, core pinning, the CPU clock of finished child processes, medians and number formats.
+ * target, core pinning, the CPU clock of child processes (finished or running), medians and number
+ * formats.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
@@ -70,7 +71,7 @@ export async function startTarget(work: string, pin: boolean): Promise<Target> {
   return { url: `http://127.0.0.1:${port}/`, kind, stop: () => child.kill("SIGTERM") };
 }
 
-/** Clock ticks per second of /proc/self/stat's times (USER_HZ, almost always 100). */
+/** Clock ticks per second of /proc/PID/stat's times (USER_HZ, almost always 100). */
 const ticksPerSecond = (() => {
   const r = spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" });
   const n = Number(r.stdout?.trim());
@@ -80,17 +81,35 @@ const ticksPerSecond = (() => {
 /** True when the kernel exposes /proc/self/stat: CPU per request is measured only then. */
 export const canMeasureCpu = existsSync("/proc/self/stat");
 
+/** The fields of /proc/PID/stat from field 3 on, so field N sits at index N − 3. */
+function statFields(pid: number | "self"): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Field 2 (the command name) may hold spaces and parentheses: count from the last ")".
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
 /**
  * CPU seconds (user + system) of this process's children that have ended and been waited for,
- * with all their threads and waited-for descendants: cutime + cstime of /proc/self/stat. The
- * difference around one spawnSync is the CPU of that command's whole process tree.
+ * with all their threads and waited-for descendants: cutime + cstime (fields 16 and 17) of
+ * /proc/self/stat. The difference around one child's run is the CPU of its whole process tree.
  */
 export function childCpuSeconds(): number {
-  const stat = readFileSync("/proc/self/stat", "utf8");
-  // Field 2 (the command name) may hold spaces and parentheses: count from the last ")".
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 16 and 17 (cutime, cstime) sit at 13 and 14 once fields 1-2 are cut off.
+  const fields = statFields("self");
   return (Number(fields[13]) + Number(fields[14])) / ticksPerSecond;
+}
+
+/**
+ * CPU seconds (user + system) a running process has used so far, all its threads included but
+ * not its children: utime + stime (fields 14 and 15) of /proc/PID/stat. Undefined once it is
+ * gone. Two readings bracket a window inside a run, away from its start and its end.
+ */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const fields = statFields(pid);
+    return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond;
+  } catch {
+    return undefined;
+  }
 }
 
 export function median(xs: number[]): number | undefined {
