@@ -7,6 +7,7 @@ import {
   type Histogram,
   PERCENTILES,
   percentileMs,
+  recordValue,
   summarize,
   toSparse,
 } from "../src/stats/histogram.js";
@@ -475,6 +476,20 @@ describe("stats: sparse histograms", () => {
     const pieces = createHistogram();
     for (let i = 0; i < sparse.length; i += 202) addSparse(pieces, sparse.slice(i, i + 202));
     assertSameHistogram(pieces, viaLibrary, "in pieces");
+  });
+
+  it("recordValue fills the same buckets, min, max and count as the library's own, at every magnitude", () => {
+    const values: number[] = [0];
+    for (let k = 0; k <= 33; k++) values.push(2 ** k - 1, 2 ** k, 2 ** k + 1);
+    const rand = rng(1618);
+    for (let i = 0; i < 20_000; i++) values.push(Math.floor(10 ** (rand() * 10)) + (rand() < 0.01 ? 0.5 : 0));
+    const viaLibrary = createHistogram();
+    const viaOurs = createHistogram();
+    for (const v of values) {
+      viaLibrary.recordValue(v);
+      recordValue(viaOurs, v);
+    }
+    assertSameHistogram(viaOurs, viaLibrary, "one by one");
   });
 
   it("a histogram shipped as sparse JSON and added back is the same histogram", () => {

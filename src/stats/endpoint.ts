@@ -1,4 +1,4 @@
-import { createHistogram, type Histogram } from "./histogram.js";
+import { createHistogram, type Histogram, recordValue } from "./histogram.js";
 
 /**
  * Counters and histograms of one (type, method, name). Workers fill them per interval;
@@ -56,7 +56,7 @@ export class EndpointStats {
       h = createHistogram();
       m.set(name, h);
     }
-    h.recordValue(Math.max(0, Math.round(value * 1000)));
+    recordValue(h, Math.max(0, Math.round(value * 1000)));
   }
 
   addCount(name: string, n: number): void {

@@ -1,5 +1,5 @@
 import { EndpointStats } from "./endpoint.js";
-import { createHistogram, toSparse } from "./histogram.js";
+import { createHistogram, recordValue, toSparse } from "./histogram.js";
 import type { Slo } from "./slo.js";
 import type { EndpointDelta, ErrorDelta, ExceptionDelta, StatsSnapshot } from "./snapshot.js";
 
@@ -67,8 +67,8 @@ function timed(a: EndpointStats, us: number, ttfbUs: number, bytes: number): voi
   a.sumUs += us;
   if (us < a.minUs) a.minUs = us;
   if (us > a.maxUs) a.maxUs = us;
-  a.latency.recordValue(us);
-  if (ttfbUs >= 0) a.ttfb.recordValue(Math.max(1, Math.round(ttfbUs)));
+  recordValue(a.latency, us);
+  if (ttfbUs >= 0) recordValue(a.ttfb, Math.max(1, Math.round(ttfbUs)));
 }
 
 /** Collects samples for one interval; `snapshot()` hands them over and starts the next. */
@@ -146,7 +146,7 @@ export class Recorder implements StatsRecorder {
     const us = Math.max(1, Math.round(latencyUs));
     if (tags !== null) for (const t of tags) this.tagged(t, us, ttfbUs, bytes, error !== null);
     timed(a, us, ttfbUs, bytes);
-    if (lagUs >= 0) a.corrected.recordValue(us + Math.round(lagUs));
+    if (lagUs >= 0) recordValue(a.corrected, us + Math.round(lagUs));
     if (status > 0) {
       const st = (a.statuses ??= new Map());
       st.set(status, (st.get(status) ?? 0) + 1);
@@ -219,7 +219,7 @@ export class Recorder implements StatsRecorder {
   }
 
   dispatchDelay(ms: number): void {
-    this.delays.recordValue(Math.max(0, Math.round(ms * 1000)));
+    recordValue(this.delays, Math.max(0, Math.round(ms * 1000)));
   }
 
   /** Open model: an arrival that found no user in time and never ran. */
