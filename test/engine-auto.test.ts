@@ -39,42 +39,8 @@ describe("auto engine", () => {
   after(() => target.close());
 
   it("goes through HTTP_PROXY when one is set (via undici)", async () => {
-    let proxied = 0;
-    const tunnels: string[] = [];
-    // A minimal forward proxy: CONNECT tunnels (what undici uses) and absolute-form requests.
-    const proxy = createServer((req, res) => {
-      proxied++;
-      const u = new URL(req.url ?? "");
-      const up = httpRequest(
-        {
-          host: u.hostname,
-          port: u.port,
-          path: u.pathname + u.search,
-          method: req.method,
-          headers: req.headers,
-        },
-        (r) => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
-          r.pipe(res);
-        },
-      );
-      up.on("error", () => res.destroy());
-      req.pipe(up);
-    });
-    proxy.on("connect", (req, client, head) => {
-      tunnels.push(req.url ?? "");
-      const [host, port] = (req.url ?? "").split(":");
-      const upstream = connect(Number(port), host ?? "127.0.0.1", () => {
-        client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
-        upstream.write(head);
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-      upstream.on("error", () => client.destroy());
-      client.on("error", () => upstream.destroy());
-    });
-    await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const proxy = await startProxy();
+    const proxyUrl = proxy.url;
     const p = tempProject({ "loadtest.ts": LOADFILE });
     try {
       const out = join(p.dir, "r.json");
@@ -108,7 +74,8 @@ describe("auto engine", () => {
       // Every request reached the target, and only through the proxy.
       assert.equal(target.total() - before, 20);
       target.server.off("connection", countConnection);
-      assert.ok(tunnels.length + proxied > 0, "nothing went through the proxy");
+      const tunnels = proxy.tunnelTargets();
+      assert.ok(proxy.used() > 0, "nothing went through the proxy");
       // One more connection than tunnels: the start-up reachability probe goes direct.
       assert.equal(targetConnections, tunnels.length + 1, "some requests bypassed the proxy");
       assert.ok(
@@ -117,8 +84,7 @@ describe("auto engine", () => {
       );
     } finally {
       p.cleanup();
-      proxy.closeAllConnections();
-      await new Promise((r) => proxy.close(r));
+      await proxy.close();
     }
   });
 
@@ -230,10 +196,12 @@ async function startProxy(): Promise<{
   /** Requests and CONNECT tunnels it served so far. */
   used: () => number;
   tunnels: () => number;
+  /** The host:port of each CONNECT tunnel so far. */
+  tunnelTargets: () => string[];
   close: () => Promise<void>;
 }> {
   let proxied = 0;
-  let tunnels = 0;
+  const tunnels: string[] = [];
   const proxy = createServer((req, res) => {
     proxied++;
     const u = new URL(req.url ?? "");
@@ -254,7 +222,7 @@ async function startProxy(): Promise<{
     req.pipe(up);
   });
   proxy.on("connect", (req, client, head) => {
-    tunnels++;
+    tunnels.push(req.url ?? "");
     const [host, port] = (req.url ?? "").split(":");
     const upstream = connect(Number(port), host ?? "127.0.0.1", () => {
       client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
@@ -268,8 +236,9 @@ async function startProxy(): Promise<{
   await new Promise<void>((r) => proxy.listen(0, "127.0.0.1", r));
   return {
     url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
-    used: () => proxied + tunnels,
-    tunnels: () => tunnels,
+    used: () => proxied + tunnels.length,
+    tunnels: () => tunnels.length,
+    tunnelTargets: () => [...tunnels],
     close: async () => {
       proxy.closeAllConnections();
       await new Promise((r) => proxy.close(r));
