@@ -582,7 +582,13 @@ export class HttpSession {
       typeof body === "string" || body === undefined
         ? body
         : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    this.#pool(x.route).request(x.method, head, payload, x.timeoutMs, x.bodyTimeoutMs, x);
+    try {
+      this.#pool(x.route).request(x.method, head, payload, x.timeoutMs, x.bodyTimeoutMs, x);
+    } catch (err) {
+      // Nothing is known to throw here; if something does, it is this call's failure, not a
+      // throw out of the parser's callback that delivered the previous hop.
+      this[kFailed](x, err instanceof Error ? err : new Error(String(err)));
+    }
   }
 
   /** A hop's response arrived: follow a redirect, or make the response, record it, settle. */
