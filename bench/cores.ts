@@ -1,7 +1,7 @@
 /**
  * `npm run bench:cores`: what a second worker thread costs per request. `cicada run` at a fixed
  * request rate that the target serves easily, so the thread count does not change the work, in
- * two models: closed (BENCH_USERS users of bench/loadfiles/paced.ts, each paced by
+ * two models: closed (BENCH_USERS users of bench/loadfiles/rate.ts, each paced by
  * constantThroughput to BENCH_RATE ÷ BENCH_USERS) and open (bench/loadfiles/get.ts with `--rate`
  * on at most BENCH_USERS users). Each runs with `--processes 1` and `--processes 2`, interleaved
  * over rounds. It prints the CPU per request of each (user + system, all threads) and the ratio
@@ -82,7 +82,7 @@ interface Sample {
 function args(c: Config, url: string, out: string): string[] {
   const load =
     c.model === "closed"
-      ? [join(root, "bench/loadfiles/paced.ts"), "-u", String(USERS), "-r", "1000"]
+      ? [join(root, "bench/loadfiles/rate.ts"), "-u", String(USERS), "-r", "1000"]
       : [join(root, "bench/loadfiles/get.ts"), "--rate", String(RATE), "--max-users", String(USERS)];
   return [
     cicadaBin,
@@ -167,7 +167,7 @@ try {
   console.log(
     `target: ${target.kind} at ${target.url}${canPin ? `, pinned to core ${targetCore}` : ""}; ` +
       `generator not pinned\n${RATE} req/s for ${SECONDS} s; closed: ${USERS} users at ` +
-      `${RATE / USERS} req/s each (bench/loadfiles/paced.ts);\nopen: --rate ${RATE} --max-users ` +
+      `${RATE / USERS} req/s each (bench/loadfiles/rate.ts);\nopen: --rate ${RATE} --max-users ` +
       `${USERS} (bench/loadfiles/get.ts); steady window ${WINDOW_START}–${WINDOW_END} s after ` +
       `the spawn; ${ROUNDS} round${ROUNDS === 1 ? "" : "s"}\n`,
   );
