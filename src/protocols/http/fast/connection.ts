@@ -328,6 +328,8 @@ export class FastConnection implements ParserHandler {
   }
 
   private onEnd(): void {
+    // A body read until close ends with the close, not with the read its head came in.
+    this.reads++;
     try {
       this.parser.finish();
     } catch (err) {
