@@ -13,10 +13,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { root } from "./shared.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const root = fileURLToPath(new URL("../../", import.meta.url));
 
 interface Target {
   port: number;

@@ -10,25 +10,14 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { freePort, root } from "./shared.js";
 
 const USERS = Number(process.env.BENCH_USERS ?? 10_000);
 const SHARED = Number(process.env.BENCH_SHARED_CONNECTIONS ?? 0);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 30);
 const SPAWN_RATE = Number(process.env.BENCH_SPAWN_RATE ?? 5000);
-const root = fileURLToPath(new URL("../../", import.meta.url));
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function rssMb(pid: number): number {
   try {

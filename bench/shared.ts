@@ -23,7 +23,8 @@ export const canPin = has("taskset") && cores >= 2;
 /** The last core: the target's, so the generator on core 0 never shares one with it. */
 export const targetCore = String(cores - 1);
 
-function freePort(): Promise<number> {
+/** A port free on loopback right now, for a target started next. */
+export function freePort(): Promise<number> {
   return new Promise((resolve) => {
     const s = createServer().listen(0, "127.0.0.1", () => {
       const port = (s.address() as { port: number }).port;

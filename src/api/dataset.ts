@@ -3,7 +3,7 @@
 // every row) and reads a row only when it is handed out, so no user holds the whole file.
 import { closeSync, openSync, readSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { parseCsvLine } from "../core/delimited.js";
+import { parseCsvLine, parseJsonObjectLine } from "../core/delimited.js";
 import { mulberry32 } from "../core/random.js";
 
 export interface DatasetOptions {
@@ -104,15 +104,7 @@ function indexFile(path: string, shown: string): FileIndex {
           throw new Error(`${where}: ${f.length} fields, but the header has ${header.length}`);
         }
       } else {
-        let v: unknown;
-        try {
-          v = JSON.parse(text);
-        } catch (err) {
-          throw new Error(`${where}: not JSON (${(err as Error).message})`);
-        }
-        if (typeof v !== "object" || v === null || Array.isArray(v)) {
-          throw new Error(`${where}: expected an object such as {"prompt": "..."}`);
-        }
+        parseJsonObjectLine(text, where, '{"prompt": "..."}');
       }
       starts.push(a);
       ends.push(b);

@@ -17,17 +17,21 @@ import type { Comparison } from "./comparison.js";
 import { type SoakResult, soakOf } from "./soak.js";
 import type { ThresholdResult } from "./thresholds.js";
 
-/**
- * The JSON result. Its shape is documented by schema/result.schema.json; fields may be added,
- * never renamed or removed.
- */
-export interface RunResult {
+/** What each JSON Cicada writes (a run's result, a sweep's) opens with. */
+export interface ResultHeader {
   tool: "cicada";
   version: string;
   startedAt: string;
   endedAt: string;
   durationSec: number;
   config: Record<string, unknown>;
+}
+
+/**
+ * The JSON result. Its shape is documented by schema/result.schema.json; fields may be added,
+ * never renamed or removed.
+ */
+export interface RunResult extends ResultHeader {
   totals: {
     requests: number;
     failures: number;

@@ -5,7 +5,7 @@
  */
 import { UsageError } from "../core/errors.js";
 import type { SeriesRow } from "../stats/aggregate.js";
-import type { RunResult } from "./result.js";
+import type { ResultHeader, RunResult } from "./result.js";
 import { theilSen } from "./soak.js";
 
 /** How a level applies its load. */
@@ -91,13 +91,7 @@ export interface SweepSummary {
 }
 
 /** The JSON of `cicada sweep --json` and the value `sweep()` resolves to. */
-export interface SweepResult {
-  tool: "cicada";
-  version: string;
-  startedAt: string;
-  endedAt: string;
-  durationSec: number;
-  config: Record<string, unknown>;
+export interface SweepResult extends ResultHeader {
   sweep: SweepSummary;
   exitCode: number;
 }

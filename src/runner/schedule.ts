@@ -2,7 +2,7 @@
 // optional payload the loadfile receives as `this.schedule`, and checks it line by line.
 import { readFileSync } from "node:fs";
 import type { ScheduleRow } from "../api/context.js";
-import { parseCsvLine } from "../core/delimited.js";
+import { parseCsvLine, parseJsonObjectLine } from "../core/delimited.js";
 import { UsageError } from "../core/errors.js";
 
 export type { ScheduleRow };
@@ -47,16 +47,7 @@ function jsonlRows(file: string, lines: string[]): ScheduleRow[] {
   for (const [i, l] of lines.entries()) {
     if (l.trim() === "") continue;
     const where = `--schedule ${file}:${i + 1}`;
-    let v: unknown;
-    try {
-      v = JSON.parse(l);
-    } catch (err) {
-      throw new UsageError(`${where}: not JSON (${(err as Error).message})`);
-    }
-    if (typeof v !== "object" || v === null || Array.isArray(v)) {
-      throw new UsageError(`${where}: expected an object such as {"t": 1.5}`);
-    }
-    const obj = v as Record<string, unknown>;
+    const obj = parseJsonObjectLine(l, where, '{"t": 1.5}', UsageError);
     const key = OFFSET_KEYS.find((k) => k in obj);
     if (!key) throw new UsageError(`${where}: no "t" (seconds) or "offset_ms" field`);
     const offsetMs = offsetOf(obj[key], key, where);

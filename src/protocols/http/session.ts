@@ -532,25 +532,14 @@ export class HttpSession {
       const route = this.#route(url, opts.query);
       if (undiciOrigins.size > 0 && undiciOrigins.has(route.key))
         return this.#undiciRequest(method, url, opts);
-      let body: string | Uint8Array | undefined = opts.body;
-      let contentType: string | undefined;
-      if (opts.json !== undefined) {
-        body = JSON.stringify(opts.json);
-        contentType = "application/json";
-      } else if (opts.form) {
-        body = new URLSearchParams(
-          Object.entries(opts.form).map(([k, v]): [string, string] => [k, String(v)]),
-        ).toString();
-        contentType = "application/x-www-form-urlencoded";
-      }
       x = new FastExchange(
         this,
         method,
         url,
         opts,
         route,
-        body,
-        contentType,
+        encodedBody(opts),
+        impliedContentType(opts),
         timeoutOption(opts.timeout, "timeout"),
         timeoutOption(opts.bodyTimeout, "bodyTimeout"),
         opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10),
@@ -668,16 +657,9 @@ export class HttpSession {
     let target = this.resolve(url, opts.query);
     const headers: Record<string, string> = { "user-agent": USER_AGENT, ...this.headers };
     if (opts.headers) for (const [k, v] of Object.entries(opts.headers)) headers[k.toLowerCase()] = v;
-    let body: string | Uint8Array | undefined = opts.body;
-    if (opts.json !== undefined) {
-      body = JSON.stringify(opts.json);
-      headers["content-type"] ??= "application/json";
-    } else if (opts.form) {
-      body = new URLSearchParams(
-        Object.entries(opts.form).map(([k, v]): [string, string] => [k, String(v)]),
-      ).toString();
-      headers["content-type"] ??= "application/x-www-form-urlencoded";
-    }
+    let body = encodedBody(opts);
+    const contentType = impliedContentType(opts);
+    if (contentType !== undefined) headers["content-type"] ??= contentType;
     const timeoutMs = timeoutOption(opts.timeout, "timeout");
     const bodyTimeoutMs = timeoutOption(opts.bodyTimeout, "bodyTimeout");
     const maxHops = opts.allowRedirects === false ? 0 : (opts.maxRedirects ?? 10);
@@ -911,6 +893,23 @@ export class HttpSession {
     if (force) await a.destroy().catch(() => {});
     else await a.close().catch(() => {});
   }
+}
+
+/** The body a request sends: `json` and `form` encoded, else `body` as given. Both engines. */
+function encodedBody(opts: RequestOptions): string | Uint8Array | undefined {
+  if (opts.json !== undefined) return JSON.stringify(opts.json);
+  if (opts.form) {
+    return new URLSearchParams(
+      Object.entries(opts.form).map(([k, v]): [string, string] => [k, String(v)]),
+    ).toString();
+  }
+  return opts.body;
+}
+
+/** The content type `json` or `form` implies; a header the loadfile set wins over it. */
+function impliedContentType(opts: RequestOptions): string | undefined {
+  if (opts.json !== undefined) return "application/json";
+  return opts.form ? "application/x-www-form-urlencoded" : undefined;
 }
 
 /** A request that got no response: status 0 and the error, as Locust's clients give. */
