@@ -116,8 +116,6 @@ export class FastConnection implements ParserHandler {
   /** Reads so far, and the read the head came in: a body done in the same read ends at headAt. */
   private reads = 0;
   private headRead = 0;
-  /** Body bytes sit in the shared read buffer (plain TCP): keep copies, not views. */
-  private copyBody = false;
   /** The body so far: most bodies come in one piece, kept without an array. */
   private chunk: Buffer | undefined;
   private chunks: Buffer[] | undefined;
@@ -179,7 +177,6 @@ export class FastConnection implements ParserHandler {
             },
           });
       this.socket = sock;
-      this.copyBody = !secure;
       this.served = 0;
       track(this);
       sock.setNoDelay(true);
@@ -283,7 +280,8 @@ export class FastConnection implements ParserHandler {
   }
 
   onBody(chunk: Buffer): void {
-    const c = this.copyBody ? Buffer.from(chunk) : chunk;
+    // Plain TCP bodies sit in the shared read buffer: keep copies, not views.
+    const c = this.origin.secure ? chunk : Buffer.from(chunk);
     if (this.chunk === undefined) this.chunk = c;
     else if (this.chunks === undefined) this.chunks = [this.chunk, c];
     else this.chunks.push(c);
