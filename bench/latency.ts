@@ -1,103 +1,121 @@
 /**
- * `npm run bench:latency`: how much latency the generator adds. A target that answers after
- * 10 ms records each request's duration itself. Against it run, one after the other, at about
- * 1,000 requests/s (10 connections, one request every 10 ms each):
- *   - a bare raw-socket client: the floor any Node client on this machine sees;
- *   - Cicada with a scripted HttpUser.
- * Goal: Cicada adds at most 0.3 ms at p50 and 1 ms at p99 to the bare client's figures. The two
- * runs hit separate target processes whose own timers differ by a few tenths of a millisecond,
- * so Cicada can come out below the bare client: that counts as adding nothing.
+ * `npm run bench:latency`: how much latency the generator adds. One target answers every request
+ * after 10 ms and records each request's duration itself. Against it run, at about 1,000
+ * requests/s (10 connections, one request every 10 ms each), in turn over BENCH_ROUNDS rounds
+ * (the order alternating, after a short warm-up):
+ *   - a bare raw-socket client (bench/bare-client.ts): the floor any Node client on this machine sees;
+ *   - Cicada with a scripted HttpUser (bench/loadfiles/paced.ts), `--processes 1` unless
+ *     BENCH_PROCESSES says otherwise.
+ * Each contender is its own process, pinned like the target (generator on core 0, target on the
+ * last core) when taskset and two cores are there. After each phase the target hands over the
+ * durations it recorded in that phase, so each figure can be set against the target's own.
+ *
+ * Goal: Cicada adds at most 0.3 ms at p50 and 1 ms at p99 to the bare client's figures, judged on
+ * the median over rounds of the within-round difference. It reports; it never fails on speed.
+ *
+ *   npm run bench:latency
+ *   BENCH_SECONDS=10 BENCH_ROUNDS=5 npm run bench:latency
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { connect } from "node:net";
+import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { root } from "./shared.js";
+import { canPin, cicadaBin, envNumber, median, range, root, targetCore } from "./shared.js";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+const SECONDS = envNumber("BENCH_SECONDS", 8);
+const ROUNDS = envNumber("BENCH_ROUNDS", 3);
+const WARMUP_SECONDS = 2;
+const PROCESSES = process.env.BENCH_PROCESSES ?? "1";
+const generatorPin = canPin ? ["taskset", "-c", "0"] : [];
+const targetPin = canPin ? ["taskset", "-c", targetCore] : [];
 
-interface Target {
-  port: number;
-  /** Stops the target and returns the durations it recorded. */
-  stop(): Promise<number[]>;
-}
-
-async function startTarget(): Promise<Target> {
-  const child = spawn(process.execPath, [join(root, "dist/bench/delay-target.js"), "10"], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout.on("data", (d) => {
-    out += d;
-  });
-  while (!out.includes("\n")) await new Promise((r) => setTimeout(r, 20));
-  const port = Number(out.trim());
-  out = "";
-  return {
-    port,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.on("close", r));
-      return JSON.parse(out.trim()) as number[];
-    },
-  };
-}
-
-/** The floor: raw sockets, no parsing beyond spotting the body, same pacing as the loadfile. */
-async function bareClient(port: number): Promise<number[]> {
-  const lat: number[] = [];
-  const end = Date.now() + SECONDS * 1000;
-  const req = Buffer.from("GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n");
-  await Promise.all(
-    Array.from(
-      { length: 10 },
-      () =>
-        new Promise<void>((done) => {
-          const s = connect(port, "127.0.0.1");
-          s.setNoDelay(true);
-          let t0 = 0;
-          const go = () => {
-            if (Date.now() > end) {
-              s.end();
-              done();
-              return;
-            }
-            t0 = performance.now();
-            s.write(req);
-          };
-          s.on("connect", go);
-          s.on("data", (d: Buffer) => {
-            if (d.indexOf("\r\n\r\nok") < 0) return;
-            const now = performance.now();
-            lat.push(now - t0);
-            setTimeout(go, Math.max(0, 10 - (now - t0)));
-          });
-        }),
-    ),
-  );
-  return lat;
-}
+const POINTS = [
+  ["p50", 50, 0.3],
+  ["p90", 90, undefined],
+  ["p99", 99, 1],
+] as const;
+type Name = (typeof POINTS)[number][0];
+type Percentiles = Record<Name, number>;
 
 const pct = (sorted: number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
-const bareTarget = await startTarget();
-const bare = (await bareClient(bareTarget.port)).sort((a, b) => a - b);
-const bareTruth = (await bareTarget.stop()).sort((a, b) => a - b);
+function percentiles(xs: number[]): Percentiles {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50: pct(s, 50), p90: pct(s, 90), p99: pct(s, 99) };
+}
 
-const target = await startTarget();
-const work = mkdtempSync(join(tmpdir(), "cicada-lat-"));
-const json = join(work, "r.json");
-const gen = spawnSync(
-  process.execPath,
+/** Runs a command to its end; its stdout. */
+function run(cmd: string[]): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ["ignore", "pipe", "inherit"] });
+    let stdout = "";
+    child.stdout.on("data", (d) => {
+      stdout += d;
+    });
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code, stdout }));
+  });
+}
+
+function fetchText(url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    get(url, (res) => {
+      let body = "";
+      res.on("data", (d) => {
+        body += d;
+      });
+      res.on("end", () => resolve(body));
+    }).on("error", reject);
+  });
+}
+
+const target = spawn(
+  targetPin[0] ?? process.execPath,
   [
-    join(root, "dist/src/cicada.js"),
+    ...targetPin.slice(1),
+    ...(targetPin.length ? [process.execPath] : []),
+    join(root, "dist/bench/delay-target.js"),
+    "10",
+  ],
+  { stdio: ["ignore", "pipe", "inherit"] },
+);
+let firstLine = "";
+target.stdout.on("data", (d) => {
+  firstLine += d;
+});
+while (!firstLine.includes("\n")) await new Promise((r) => setTimeout(r, 20));
+const port = Number(firstLine.trim());
+/** The target's own durations since the last call. */
+const serverSide = async () =>
+  JSON.parse(await fetchText(`http://127.0.0.1:${port}/__durations`)) as number[];
+
+async function bare(seconds: number): Promise<{ client: number[]; requests: number }> {
+  const r = await run([
+    ...generatorPin,
+    process.execPath,
+    join(root, "dist/bench/bare-client.js"),
+    String(port),
+    String(seconds),
+  ]);
+  const lat = JSON.parse(r.stdout.trim()) as number[];
+  return { client: lat, requests: lat.length };
+}
+
+const work = mkdtempSync(join(tmpdir(), "cicada-lat-"));
+async function cicada(): Promise<{ client: Percentiles; requests: number; code: number | null }> {
+  const json = join(work, "r.json");
+  rmSync(json, { force: true });
+  const r = await run([
+    ...generatorPin,
+    process.execPath,
+    cicadaBin,
     "run",
     "--headless",
     join(root, "bench/loadfiles/paced.ts"),
     "-H",
-    `http://127.0.0.1:${target.port}`,
+    `http://127.0.0.1:${port}`,
     "-u",
     "10",
     "-r",
@@ -109,31 +127,76 @@ const gen = spawnSync(
     "--only-summary",
     "--json",
     json,
-    ...(process.env.BENCH_PROCESSES ? ["--processes", process.env.BENCH_PROCESSES] : []),
-  ],
-  { stdio: ["ignore", "ignore", "inherit"] },
-);
-const truth = (await target.stop()).sort((a, b) => a - b);
-const r = JSON.parse(readFileSync(json, "utf8"));
-rmSync(work, { recursive: true, force: true });
+    "--processes",
+    PROCESSES,
+  ]);
+  const totals = JSON.parse(readFileSync(json, "utf8")).totals;
+  return { client: totals.latencyMs as Percentiles, requests: totals.requests as number, code: r.code };
+}
+
+interface Phase {
+  client: Percentiles;
+  server: Percentiles;
+}
+const results: Array<{ bare: Phase; cicada: Phase }> = [];
 
 console.log(
-  `bare client: ${bare.length} requests; cicada: ${r.totals.requests} requests at ${r.totals.rps} req/s (exit ${gen.status})\n`,
+  `target: Node, answering after 10 ms${canPin ? `, pinned to core ${targetCore}; generators pinned to core 0` : ""}; ` +
+    `${SECONDS} s per phase; ${ROUNDS} rounds; cicada --processes ${PROCESSES}\n`,
 );
-console.log("      server-side  bare client   cicada   cicada − bare   goal");
-for (const [name, p, goal] of [
-  ["p50", 50, 0.3],
-  ["p90", 90, undefined],
-  ["p99", 99, 1],
-] as const) {
-  const c = r.totals.latencyMs[name] as number;
-  const b = pct(bare, p);
-  const d = c - b;
+try {
+  await bare(WARMUP_SECONDS);
+  await serverSide();
+  for (let round = 1; round <= ROUNDS; round++) {
+    const phases: Partial<Record<"bare" | "cicada", Phase>> = {};
+    const order = round % 2 ? (["bare", "cicada"] as const) : (["cicada", "bare"] as const);
+    const line: string[] = [];
+    for (const who of order) {
+      if (who === "bare") {
+        const b = await bare(SECONDS);
+        phases.bare = { client: percentiles(b.client), server: percentiles(await serverSide()) };
+        line.push(
+          `bare ${b.requests} req, p50 ${phases.bare.client.p50.toFixed(3)} p99 ${phases.bare.client.p99.toFixed(3)} ms`,
+        );
+      } else {
+        const c = await cicada();
+        phases.cicada = { client: c.client, server: percentiles(await serverSide()) };
+        line.push(
+          `cicada ${c.requests} req (exit ${c.code}), p50 ${c.client.p50.toFixed(3)} p99 ${c.client.p99.toFixed(3)} ms`,
+        );
+      }
+    }
+    results.push({ bare: phases.bare!, cicada: phases.cicada! });
+    console.log(`round ${round}: ${line.join("; ")}`);
+  }
+} finally {
+  target.kill("SIGTERM");
+  rmSync(work, { recursive: true, force: true });
+}
+
+const med = (xs: number[]) => median(xs)!;
+const ms = (v: number, sign = false) => `${sign && v >= 0 ? "+" : ""}${v.toFixed(3)} ms`;
+console.log(
+  "\n      target's own   bare client   cicada     cicada − bare (within rounds)        less the target's own\n" +
+    "      (median)       (median)      (median)   median, min–max                      median   goal",
+);
+for (const [name, , goal] of POINTS) {
+  const diff = results.map((r) => r.cicada.client[name] - r.bare.client[name]);
+  // What each client adds over the target's own figure in its phase, Cicada's less the bare client's:
+  // takes out the target's own drift between phases.
+  const added = results.map(
+    (r) => r.cicada.client[name] - r.cicada.server[name] - (r.bare.client[name] - r.bare.server[name]),
+  );
+  const d = med(diff);
   const verdict = goal === undefined ? "" : `≤ ${goal} ms: ${d <= goal ? "met" : "NOT met"}`;
   console.log(
-    `${name}  ${pct(truth, p).toFixed(3).padStart(8)} ms ${b.toFixed(3).padStart(8)} ms ${c.toFixed(3).padStart(8)} ms ` +
-      `${(d >= 0 ? "+" : "") + d.toFixed(3)} ms`.padStart(14) +
-      `   ${verdict}`,
+    `${name}  ${ms(med(results.flatMap((r) => [r.bare.server[name], r.cicada.server[name]]))).padStart(10)}   ` +
+      `${ms(med(results.map((r) => r.bare.client[name]))).padStart(10)}  ${ms(med(results.map((r) => r.cicada.client[name]))).padStart(10)}   ` +
+      `${ms(d, true).padStart(10)}, ${range(diff, 3).padEnd(15)} ms   ${ms(med(added), true).padStart(10)}   ${verdict}`,
   );
 }
-console.log(`\n(server-side durations of the bare run: p50 ${pct(bareTruth, 50).toFixed(3)} ms)`);
+console.log(
+  "\n'cicada − bare' compares the two clients in the same round against the same target; the goal is\n" +
+    "judged on its median. 'less the target's own' subtracts from each client's figure the target's\n" +
+    "own figure for that phase before comparing, which takes out the target's drift between phases.",
+);
