@@ -15,8 +15,8 @@ const TAG_LISTS = ["tags", "excludeTags"] as const;
  * to the next flag: in `-T smoke loadtest.ts MyUser` the loadfile and the class are in the tag
  * list. So when no loadfile came as an argument or with -f, a tag value that looks like a
  * loadfile ends its list: it is the loadfile and the values after it are class names, as the
- * user typed them. Commander merges repeated flags into one list, so in `-T a loadtest.ts -T b`
- * the `b` is a class name too; tags go before the loadfile or after the classes behind a flag.
+ * user typed them. Commander merges a repeated flag into one list, so in `-T a loadtest.ts -T b`
+ * the `b` is a class name too: every tag goes before the loadfile (or after it, with the loadfile first).
  * A tag that ends like a loadfile stays a tag when the loadfile comes first or with -f.
  */
 export function placeLoadfileArgs(front: SettingValues, positional: readonly string[]): void {
