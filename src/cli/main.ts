@@ -9,12 +9,11 @@ import { registerBaselineCommands } from "./baseline.js";
 import { registerBench } from "./bench.js";
 import { registerDemo } from "./demo.js";
 import { addSettingFlags } from "./flags.js";
+import { placeLoadfileArgs } from "./loadfile-args.js";
 import { registerQuick } from "./quick.js";
 import { registerReport } from "./report.js";
 import { executeRun } from "./run.js";
 import { registerSweep } from "./sweep.js";
-
-const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
 
 /** The flags of `cicada worker` (and `run --worker`), besides where the master is. */
 const WORKER_SECURITY = ["token", "tokenFile", "tlsCa", "handshakeTimeout"] as const;
@@ -55,9 +54,7 @@ function runSettings(flags: SettingValues, positional: string[]): CicadaConfig &
       "--tls-ca is a worker's flag (with --worker); the master takes --tls-cert and --tls-key",
     );
   }
-  const rest = [...positional];
-  if (!cfg.loadfile && rest.length > 0 && LOADFILE_EXT.test(rest[0]!)) cfg.loadfile = rest.shift();
-  if (rest.length > 0) cfg.userClasses = rest;
+  placeLoadfileArgs(cfg, positional);
   return cfg;
 }
 

@@ -12,8 +12,7 @@ import {
 } from "../testrun/sweep.js";
 import { type RunIo, withLoadedTest } from "../testrun/testrun.js";
 import { addSettingFlags } from "./flags.js";
-
-const LOADFILE_EXT = /\.(ts|mts|cts|js|mjs|cjs|tsx|jsx)$/;
+import { placeLoadfileArgs } from "./loadfile-args.js";
 
 /** The flags of `run` a sweep takes: what is tested and how, and where the outputs go. */
 const SHARED: SettingKey[] = [
@@ -67,9 +66,7 @@ export function registerSweep(program: Command, io: RunIo, setExit: (code: numbe
   });
   cmd.action(async (positional: string[], opts: Record<string, unknown>) => {
     const front: SettingValues = { ...sharedFlags(opts), ...sweepFlags(opts) };
-    const rest = [...positional];
-    if (!front.loadfile && rest.length > 0 && LOADFILE_EXT.test(rest[0]!)) front.loadfile = rest.shift();
-    if (rest.length > 0) front.userClasses = rest;
+    placeLoadfileArgs(front, positional);
     const extra = {
       ...(opts.warmup !== undefined ? { warmup: opts.warmup as string } : {}),
       ...(opts.slo !== undefined ? { slo: opts.slo as string } : {}),

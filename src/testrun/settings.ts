@@ -413,7 +413,7 @@ export const SETTINGS: Table = {
   tags: {
     parse: list,
     flag: "-T, --tags <tags...>",
-    help: "run only tasks with any of these tags (comma or space separated)",
+    help: "run only tasks with any of these tags (comma or space separated); a loadfile after them ends the list",
     many: true,
     scenario: "inherit",
     api: { start: true },
@@ -421,7 +421,7 @@ export const SETTINGS: Table = {
   excludeTags: {
     parse: list,
     flag: "-E, --exclude-tags <tags...>",
-    help: "skip tasks with any of these tags; wins over --tags",
+    help: "skip tasks with any of these tags, listed as for --tags; wins over --tags",
     many: true,
     scenario: "inherit",
     api: { start: true },
