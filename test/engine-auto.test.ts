@@ -564,6 +564,82 @@ export class Plain extends HttpUser {
     ]);
   });
 
+  it("distributed: the master warns from the plan; a proxy in the master's environment is not the workers'", async () => {
+    const other = await startServer((_req, res) => res.end("b"));
+    let otherConnections = 0;
+    other.server.on("connection", () => otherConnections++);
+    const project = tempProject({
+      "loadtest.ts": `
+import { HttpUser, constant, task } from "cicada-load";
+export class Pinned extends HttpUser {
+  static engine = "undici" as const;
+  static sharedConnections = 2;
+  static fixedCount = 3;
+  static waitTime = constant(0.01);
+  @task hit() { return this.client.get("/hello"); }
+}
+export class Auto extends HttpUser {
+  static sharedConnections = 2;
+  static fixedCount = 3;
+  static waitTime = constant(0.01);
+  @task hit() { return this.client.get(${JSON.stringify(`${other.url}/b`)}); }
+}
+`,
+    });
+    const workerDir = tempProject({});
+    try {
+      const served = target.total() + other.total();
+      // The master has a proxy set (it sends no load through it); the worker has none.
+      const { master, port } = await startMaster(
+        project.dir,
+        [
+          "--expect-workers",
+          "1",
+          "-H",
+          target.url,
+          "-u",
+          "6",
+          "-r",
+          "100",
+          "-i",
+          "60",
+          "--json",
+          "r.json",
+          "--only-summary",
+        ],
+        { ...noProxy, HTTP_PROXY: "http://127.0.0.1:9", http_proxy: "http://127.0.0.1:9" },
+      );
+      const worker = startCli(["worker", "--once", "--master-port", String(port)], {
+        cwd: workerDir.dir,
+        env: noProxy,
+      });
+      const timer = setTimeout(() => {
+        master.child.kill("SIGKILL");
+        worker.child.kill("SIGKILL");
+      }, 30_000);
+      const [r, w] = await Promise.all([master.result, worker.result]);
+      clearTimeout(timer);
+      assert.equal(r.code, 0, describeRun(r));
+      assert.equal(w.code, 0, describeRun(w));
+      const res = readJson(join(project.dir, "r.json"));
+      assert.equal(res.totals.requests, 60);
+      assert.equal(target.total() + other.total() - served, 60);
+      assert.deepEqual(
+        r.stderr.split("\n").filter((l) => l.startsWith("warning:")),
+        [
+          'warning: Pinned.sharedConnections = 2 is ignored on the undici engine (its static engine = "undici"): each user keeps its own connection; the setting needs the fast engine',
+        ],
+      );
+      assert.doesNotMatch(w.stderr + w.stdout, /warning:/);
+      // Auto ran on the worker's fast engine, sharing its two connections, as no warning said.
+      assert.ok(otherConnections >= 1 && otherConnections <= 2, `connections: ${otherConnections}`);
+    } finally {
+      project.cleanup();
+      workerDir.cleanup();
+      await other.close();
+    }
+  });
+
   it("engine auto with HTTP_PROXY set: the proxy is named as the reason", async () => {
     const proxy = await startProxy();
     try {
