@@ -453,3 +453,210 @@ export class Web extends HttpUser {
     }
   });
 });
+
+describe("sharedConnections and sourceAddresses on undici: one warning per class and run", () => {
+  // The two settings belong to the fast engine; undici ignores them. The run says so once, at
+  // plan time, and still runs: the server's own count is the one reported.
+  let target: TestServer;
+  let connections = 0;
+  const countConnection = () => connections++;
+  const noProxy: NodeJS.ProcessEnv = { HTTP_PROXY: "", http_proxy: "", HTTPS_PROXY: "", https_proxy: "" };
+  before(async () => {
+    target = await startServer((_req, res) => res.end("hi"));
+    target.server.on("connection", countConnection);
+  });
+  after(() => target.close());
+
+  const loadfile = (statics: string) => `
+import { HttpUser, constant, task } from "cicada-load";
+export class Shop extends HttpUser {
+  static fixedCount = 8;
+  static waitTime = constant(0.01);
+${statics}
+  @task hit() { return this.client.get("/hello"); }
+}
+export class Plain extends HttpUser {
+  static fixedCount = 1;
+  static waitTime = constant(0.01);
+  @task hit() { return this.client.get("/plain"); }
+}
+`;
+
+  /** Runs 150 iterations over 9 users in two worker threads; returns the run and the connections the target saw. */
+  async function runWith(statics: string, args: string[], env: NodeJS.ProcessEnv = noProxy) {
+    const p = tempProject({ "loadtest.ts": loadfile(statics) });
+    const served = target.total();
+    connections = 0;
+    try {
+      const r = await runCli(
+        [
+          "run",
+          "--headless",
+          "loadtest.ts",
+          "-H",
+          target.url,
+          "-u",
+          "9",
+          "-r",
+          "200",
+          "-i",
+          "150",
+          "--processes",
+          "2",
+          "--json",
+          "r.json",
+          "--only-summary",
+          ...args,
+        ],
+        { cwd: p.dir, env, timeoutMs: 30_000 },
+      );
+      assert.equal(r.code, 0, describeRun(r));
+      const res = readJson(join(p.dir, "r.json"));
+      assert.equal(res.totals.requests, 150);
+      assert.equal(res.totals.failures, 0, JSON.stringify(res.failures));
+      assert.equal(target.total() - served, res.totals.requests, "the server's count is the one reported");
+      const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+      return { r, warnings, connections };
+    } finally {
+      p.cleanup();
+    }
+  }
+
+  it("--http-engine undici: the class with sharedConnections is named once, with the value and the reason", async () => {
+    const { warnings, connections } = await runWith("  static sharedConnections = 2;", [
+      "--http-engine",
+      "undici",
+    ]);
+    assert.deepEqual(warnings, [
+      "warning: Shop.sharedConnections = 2 is ignored on the undici engine (--http-engine undici): each user keeps its own connection; the setting needs the fast engine",
+    ]);
+    // As the warning says: one connection per user (8 + 1), plus the start-up probe.
+    assert.equal(connections, 9 + 1);
+  });
+
+  it('a class\'s static engine = "undici" with both settings: one line naming both', async () => {
+    const { warnings } = await runWith(
+      '  static engine = "undici" as const;\n  static sharedConnections = 2;\n  static sourceAddresses = ["127.0.0.1"];',
+      [],
+    );
+    assert.deepEqual(warnings, [
+      'warning: Shop.sharedConnections = 2 and sourceAddresses = ["127.0.0.1"] are ignored on the undici engine (its static engine = "undici"): each user keeps its own connection from the default source address; the settings need the fast engine',
+    ]);
+  });
+
+  it("the same class with --http-engine fast: no warning, and the users share the two connections", async () => {
+    const { r, warnings, connections } = await runWith(
+      '  static engine = "undici" as const;\n  static sharedConnections = 2;\n  static sourceAddresses = ["127.0.0.1"];',
+      ["--http-engine", "fast"],
+    );
+    assert.deepEqual(warnings, [], r.stderr);
+    // Two shared per worker thread at most for Shop, one for Plain, one probe.
+    assert.ok(connections <= 2 * 2 + 1 + 1, `connections: ${connections}`);
+  });
+
+  it("CICADA_HTTP_ENGINE=undici is named as such; sourceAddresses alone has its own effect", async () => {
+    const { warnings } = await runWith('  static sourceAddresses = ["127.0.0.1"];', [], {
+      ...noProxy,
+      CICADA_HTTP_ENGINE: "undici",
+    });
+    assert.deepEqual(warnings, [
+      'warning: Shop.sourceAddresses = ["127.0.0.1"] is ignored on the undici engine (CICADA_HTTP_ENGINE=undici): connections go out from the default source address; the setting needs the fast engine',
+    ]);
+  });
+
+  it("distributed: the master warns from the plan; a proxy in the master's environment is not the workers'", async () => {
+    const other = await startServer((_req, res) => res.end("b"));
+    let otherConnections = 0;
+    other.server.on("connection", () => otherConnections++);
+    const project = tempProject({
+      "loadtest.ts": `
+import { HttpUser, constant, task } from "cicada-load";
+export class Pinned extends HttpUser {
+  static engine = "undici" as const;
+  static sharedConnections = 2;
+  static fixedCount = 3;
+  static waitTime = constant(0.01);
+  @task hit() { return this.client.get("/hello"); }
+}
+export class Auto extends HttpUser {
+  static sharedConnections = 2;
+  static fixedCount = 3;
+  static waitTime = constant(0.01);
+  @task hit() { return this.client.get(${JSON.stringify(`${other.url}/b`)}); }
+}
+`,
+    });
+    const workerDir = tempProject({});
+    try {
+      const served = target.total() + other.total();
+      // The master has a proxy set (it sends no load through it); the worker has none.
+      const { master, port } = await startMaster(
+        project.dir,
+        [
+          "--expect-workers",
+          "1",
+          "-H",
+          target.url,
+          "-u",
+          "6",
+          "-r",
+          "100",
+          "-i",
+          "60",
+          "--json",
+          "r.json",
+          "--only-summary",
+        ],
+        { ...noProxy, HTTP_PROXY: "http://127.0.0.1:9", http_proxy: "http://127.0.0.1:9" },
+      );
+      const worker = startCli(["worker", "--once", "--master-port", String(port)], {
+        cwd: workerDir.dir,
+        env: noProxy,
+      });
+      const timer = setTimeout(() => {
+        master.child.kill("SIGKILL");
+        worker.child.kill("SIGKILL");
+      }, 30_000);
+      const [r, w] = await Promise.all([master.result, worker.result]);
+      clearTimeout(timer);
+      assert.equal(r.code, 0, describeRun(r));
+      assert.equal(w.code, 0, describeRun(w));
+      const res = readJson(join(project.dir, "r.json"));
+      assert.equal(res.totals.requests, 60);
+      assert.equal(target.total() + other.total() - served, 60);
+      assert.deepEqual(
+        r.stderr.split("\n").filter((l) => l.startsWith("warning:")),
+        [
+          'warning: Pinned.sharedConnections = 2 is ignored on the undici engine (its static engine = "undici"): each user keeps its own connection; the setting needs the fast engine',
+        ],
+      );
+      assert.doesNotMatch(w.stderr + w.stdout, /warning:/);
+      // Auto ran on the worker's fast engine, sharing its two connections, as no warning said.
+      assert.ok(otherConnections >= 1 && otherConnections <= 2, `connections: ${otherConnections}`);
+    } finally {
+      project.cleanup();
+      workerDir.cleanup();
+      await other.close();
+    }
+  });
+
+  it("engine auto with HTTP_PROXY set: the proxy is named as the reason", async () => {
+    const proxy = await startProxy();
+    try {
+      const { warnings } = await runWith("  static sharedConnections = 2;", [], {
+        HTTP_PROXY: proxy.url,
+        http_proxy: proxy.url,
+        HTTPS_PROXY: "",
+        https_proxy: "",
+        NO_PROXY: "",
+        no_proxy: "",
+      });
+      assert.deepEqual(warnings, [
+        'warning: Shop.sharedConnections = 2 is ignored on the undici engine (engine "auto" picks undici because HTTP_PROXY is set): each user keeps its own connection; the setting needs the fast engine',
+      ]);
+      assert.ok(proxy.used() > 0, "the run did not go through the proxy");
+    } finally {
+      await proxy.close();
+    }
+  });
+});

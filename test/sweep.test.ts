@@ -317,6 +317,41 @@ describe("cicada sweep", () => {
     assert.match(r.stderr, /level 2 is over-saturated: stopping the sweep/);
   });
 
+  it("a warning about the classes is said once for the sweep, not once per level", async () => {
+    const pooled = tempProject({
+      "loadtest.ts": LOADFILE.replace(
+        "export class Worker extends HttpUser {",
+        "export class Worker extends HttpUser {\n  static sharedConnections = 2;",
+      ),
+    });
+    try {
+      const r = await runCli(
+        [
+          "sweep",
+          "loadtest.ts",
+          "-H",
+          server.url,
+          "--concurrency",
+          "1,2",
+          ...SHORT,
+          "--http-engine",
+          "undici",
+        ],
+        { cwd: pooled.dir, timeoutMs: 60_000 },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^\s*2\s+2 users\s+\d+\s+100\.0%/m);
+      assert.deepEqual(
+        r.stderr.split("\n").filter((l) => l.startsWith("warning:")),
+        [
+          "warning: Worker.sharedConnections = 2 is ignored on the undici engine (--http-engine undici): each user keeps its own connection; the setting needs the fast engine",
+        ],
+      );
+    } finally {
+      pooled.cleanup();
+    }
+  });
+
   it("exits 3 when the --max-p95 SLO is met at no level", async () => {
     const r = await runCli(
       [

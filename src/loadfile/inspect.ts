@@ -2,6 +2,7 @@ import { collectTasks, filterTasks, type TagFilter, type TaskDef } from "../api/
 import { HttpUser, isUserClass, User, type UserClass } from "../api/user.js";
 import type { WaitTime } from "../api/wait.js";
 import { UsageError } from "../core/errors.js";
+import type { HttpEngine } from "../protocols/http/session.js";
 
 /** A user class ready to run: its tasks already filtered by tags. */
 export interface CompiledClass {
@@ -99,4 +100,58 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
     );
   }
   return compiled;
+}
+
+/** What decides the HTTP engine of every class of a run, as far as it is known before the run. */
+export interface EngineChoice {
+  /** The run's --http-engine (CICADA_HTTP_ENGINE, `httpEngine`), when given: it wins over each class's. */
+  readonly engine?: HttpEngine;
+  /** How the user gave it, for messages, e.g. `--http-engine undici`. */
+  readonly source?: string;
+  /**
+   * The proxy variable that makes "auto" pick undici. Absent when none is set, and for remote
+   * workers, whose own environment decides.
+   */
+  readonly proxyVariable?: string;
+}
+
+/**
+ * The warning for an HttpUser class whose `sharedConnections` or `sourceAddresses` will be
+ * ignored because it runs on undici, or undefined. Said once at plan time: on undici the settings
+ * do nothing, and a run that silently holds one connection per user is not the run asked for.
+ * "auto" that falls back to undici for an HTTP/2-only server is decided per connection, later.
+ */
+export function fastOnlyWarning(c: CompiledClass, choice: EngineChoice): string | undefined {
+  if (!(c.cls.prototype instanceof HttpUser)) return undefined;
+  const cls = c.cls as unknown as typeof HttpUser;
+  const set: string[] = [];
+  if (cls.sharedConnections > 0) set.push(`sharedConnections = ${cls.sharedConnections}`);
+  const addresses = Array.isArray(cls.sourceAddresses) ? cls.sourceAddresses : [];
+  if (addresses.length > 0) set.push(`sourceAddresses = ${listOf(addresses)}`);
+  if (set.length === 0) return undefined;
+  // The same rule as the user's session: the run's engine wins over the class's.
+  const engine = choice.engine ?? cls.engine;
+  let why: string;
+  if (engine === "undici") {
+    why =
+      choice.engine !== undefined
+        ? (choice.source ?? `--http-engine undici`)
+        : `its static engine = "undici"`;
+  } else if (engine === "auto" && choice.proxyVariable !== undefined) {
+    why = `engine "auto" picks undici because ${choice.proxyVariable} is set`;
+  } else {
+    return undefined;
+  }
+  const what = set.length === 1 ? `${c.name}.${set[0]} is` : `${c.name}.${set.join(" and ")} are`;
+  const effect =
+    cls.sharedConnections > 0
+      ? `each user keeps its own connection${addresses.length > 0 ? " from the default source address" : ""}`
+      : "connections go out from the default source address";
+  return `warning: ${what} ignored on the undici engine (${why}): ${effect}; the setting${set.length === 1 ? " needs" : "s need"} the fast engine`;
+}
+
+/** A short JSON list for a message: the first few entries of a long one, and how many in all. */
+function listOf(items: readonly unknown[]): string {
+  const shown = items.slice(0, 3).map((x) => JSON.stringify(x));
+  return `[${shown.join(", ")}${items.length > 3 ? `, … (${items.length} in all)` : ""}]`;
 }

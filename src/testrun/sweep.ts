@@ -225,6 +225,8 @@ export async function runSweep(
   let stoppedBy: SweepSummary["stoppedBy"];
   let current: TestRun | undefined;
   let stopRequested = false;
+  // Every level runs the same classes: a warning about them is said at the first level only.
+  const warned = new Set<string>();
   hooks.onControl?.({
     stop: () => {
       stopRequested = true;
@@ -249,6 +251,7 @@ export async function runSweep(
       levelIo,
       {
         onNotice: (m) => io.stderr.write(`${m}\n`),
+        warned,
         onTick: (t) => {
           if (!warm || !plan.stopOnSaturation || saturated) return;
           if (overSaturated(t.runner.stats.series)) {

@@ -9,7 +9,7 @@ import { CicadaError, ExitCode, UsageError } from "../core/errors.js";
 import { parseDuration, resolveProcesses } from "../core/parse.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { bundleLoadfile, importBundle, memoryBundle } from "../loadfile/bundle.js";
-import { compileUserClasses } from "../loadfile/inspect.js";
+import { compileUserClasses, type EngineChoice, fastOnlyWarning } from "../loadfile/inspect.js";
 import { type LiveView, statusLine, summarySink } from "../outputs/console.js";
 import { CsvOutput } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
@@ -17,6 +17,7 @@ import { toJUnit } from "../outputs/junit.js";
 import { OtelOutput, type OtelSource } from "../outputs/otel.js";
 import { type MetricsSource, PrometheusOutput, servePrometheus, serverUrl } from "../outputs/prometheus.js";
 import { jsonText, resultFile, type Sink } from "../outputs/sink.js";
+import { PROXY_VARIABLE } from "../protocols/http/session.js";
 import { ResourceMonitor } from "../protocols/monitor/monitor.js";
 import { recommend } from "../result/recommendations.js";
 import { buildResult, type RunResult } from "../result/result.js";
@@ -189,6 +190,11 @@ export interface TestRunOptions {
   onNotice?(message: string): void;
   /** `--master`: the connected remote workers run the users. */
   remote?: RemoteWorkerSource;
+  /**
+   * Warnings about the plan already shown, and added to: a sweep's levels share one set, so a
+   * class's warning is said once, not once per level.
+   */
+  warned?: Set<string>;
 }
 
 /**
@@ -228,10 +234,15 @@ export class TestRun {
   ): Promise<TestRun> {
     const { loadfile, mod, shapes, bundle } = loaded;
     const hosts = new Set<string>();
+    const warnings = new Set<string>();
+    const engine = engineChoice(s, loaded, !!opts.remote);
     let single: Resolved | undefined;
     let specs: ScenarioSpec[] | undefined;
     if (s.scenarios !== undefined) {
-      specs = resolveScenarios(s, loaded.cli, loaded.env, mod, shapes, loadfile, hosts, !!opts.remote);
+      specs = resolveScenarios(s, loaded.cli, loaded.env, mod, shapes, loadfile, hosts, !!opts.remote, {
+        engine,
+        warnings,
+      });
     } else {
       // A LoadShape exported by the loadfile drives the run (like Locust's LoadTestShape); the
       // web UI may pick one by name.
@@ -242,7 +253,10 @@ export class TestRun {
       } else if (shapes.length > 1) {
         throw new UsageError(`${loadfile}: more than one LoadShape exported; export one`);
       }
-      single = resolvePlan(s, mod, loadfile, s.shape === null ? undefined : shape, hosts);
+      single = resolvePlan(s, mod, loadfile, s.shape === null ? undefined : shape, hosts, {
+        engine,
+        warnings,
+      });
     }
     const watch = new ThresholdWatch((s.thresholds ?? []).map((x) => parseThreshold(x)));
     // A missing baseline or a bad tolerance is a usage error before the run, not after it.
@@ -302,6 +316,14 @@ export class TestRun {
         )
       : new Coordinator(single!.plan, bundle, hooks, single!.shape, opts.remote);
     self = new TestRun(loaded, s, io, runner, watch, csv, sinks, baseline, tolerances, opts, monitor);
+    // Before the live view draws anything: straight to stderr (or the front's notices), even when
+    // the view writes to stdout.
+    for (const w of warnings) {
+      if (opts.warned?.has(w)) continue;
+      opts.warned?.add(w);
+      if (opts.onNotice) opts.onNotice(w);
+      else io.stderr.write(`${w}\n`);
+    }
     return self;
   }
 
@@ -518,6 +540,33 @@ interface Resolved {
   shape?: LoadShape;
 }
 
+/** What resolving a plan notes beside the plan: warnings that do not stop the run. */
+interface PlanNotes {
+  readonly engine: EngineChoice;
+  /** One line each, deduplicated (a class may run in several scenarios). */
+  readonly warnings: Set<string>;
+}
+
+/**
+ * The run's engine setting and what "auto" means here. The master decides for every worker:
+ * --http-engine travels in the plan. A proxy only counts for this process's own worker threads;
+ * remote workers' environments are their own.
+ */
+function engineChoice(s: CicadaConfig, loaded: LoadedLoadfile, remote: boolean): EngineChoice {
+  const engine = s.httpEngine;
+  const proxy = remote ? undefined : PROXY_VARIABLE;
+  const source =
+    loaded.cli.httpEngine === engine
+      ? `--http-engine ${engine}`
+      : loaded.env.httpEngine === engine
+        ? `CICADA_HTTP_ENGINE=${engine}`
+        : `httpEngine: "${engine}"`;
+  return {
+    ...(engine !== undefined ? { engine, source } : {}),
+    ...(proxy !== undefined ? { proxyVariable: proxy } : {}),
+  };
+}
+
 /** One workload's plan from merged settings; checks its classes and collects its hosts. */
 function resolvePlan(
   s: CicadaConfig,
@@ -525,6 +574,7 @@ function resolvePlan(
   loadfile: string,
   shapeClass: (new () => LoadShape) | undefined,
   hosts: Set<string>,
+  notes: PlanNotes,
 ): Resolved {
   const plan: RunPlan = {
     loadfile,
@@ -582,6 +632,8 @@ function resolvePlan(
     plan.processes = Math.max(1, Math.min(plan.processes, fixed));
   }
   for (const c of classes) {
+    const warning = fastOnlyWarning(c, notes.engine);
+    if (warning) notes.warnings.add(warning);
     const host = plan.host ?? c.host;
     if (host) hosts.add(host);
     else if (c.cls.prototype instanceof HttpUser) {
@@ -661,6 +713,7 @@ function resolveScenarios(
   hosts: Set<string>,
   /** `--master`: each scenario spreads over every remote worker, whatever its `processes`. */
   remote: boolean,
+  notes: PlanNotes,
 ): ScenarioSpec[] {
   // Every scenario's keys and values were checked where it was read (config file or loadfile).
   const all = s.scenarios!;
@@ -725,7 +778,7 @@ function resolveScenarios(
         otelTraces: s.otelTraces,
         processes: remote ? s.processes : (sc.processes ?? s.processes),
       };
-      const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts);
+      const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts, notes);
       const startSec = sc.startTime === undefined ? 0 : parseDuration(sc.startTime);
       return { name, plan, shape, startSec };
     } catch (err) {

@@ -100,10 +100,17 @@ export interface HttpSessionOptions {
 
 export type HttpEngine = "auto" | "fast" | "undici";
 
-/** A proxy configured the usual way: the fast path does not speak to proxies, undici does. */
-const PROXY_ENV = ["HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"].some((k) =>
-  Boolean(process.env[k]),
-);
+/**
+ * The proxy variable set in this process's environment, if any: the fast path does not speak to
+ * proxies, undici does, so "auto" means undici here. Exported so the run's plan can say so.
+ */
+export const PROXY_VARIABLE: string | undefined = [
+  "HTTP_PROXY",
+  "http_proxy",
+  "HTTPS_PROXY",
+  "https_proxy",
+].find((k) => Boolean(process.env[k]));
+const PROXY_ENV = PROXY_VARIABLE !== undefined;
 
 /** Origins the fast path could not talk to (HTTP/2-only TLS servers): undici serves them. */
 const undiciOrigins = new Set<string>();
