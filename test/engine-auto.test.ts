@@ -640,7 +640,28 @@ export class Auto extends HttpUser {
     }
   });
 
-  it("engine auto with HTTP_PROXY set: the proxy is named as the reason", async () => {
+  it("engine auto with HTTP_PROXY beside an empty http_proxy: no proxy (as undici reads them), the fast engine, no warning", async () => {
+    // undici reads the lowercase name first, so an empty one turns the proxy off; "auto" must
+    // agree, or it would pick undici, which then goes direct with a connection per user.
+    const proxy = await startProxy();
+    try {
+      const { warnings, connections } = await runWith("  static sharedConnections = 2;", [], {
+        HTTP_PROXY: proxy.url,
+        http_proxy: "",
+        HTTPS_PROXY: "",
+        https_proxy: "",
+        NO_PROXY: "",
+        no_proxy: "",
+      });
+      assert.deepEqual(warnings, []);
+      assert.equal(proxy.used(), 0, "the run went through the proxy");
+      assert.ok(connections <= 2 * 2 + 2, `${connections} connections: the shared pools were not used`);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("engine auto with a proxy set: the variable in effect is named as the reason", async () => {
     const proxy = await startProxy();
     try {
       const { warnings } = await runWith("  static sharedConnections = 2;", [], {
@@ -652,7 +673,7 @@ export class Auto extends HttpUser {
         no_proxy: "",
       });
       assert.deepEqual(warnings, [
-        'warning: Shop.sharedConnections = 2 is ignored on the undici engine (engine "auto" picks undici because HTTP_PROXY is set): each user keeps its own connection; the setting needs the fast engine',
+        'warning: Shop.sharedConnections = 2 is ignored on the undici engine (engine "auto" picks undici because http_proxy is set): each user keeps its own connection; the setting needs the fast engine',
       ]);
       assert.ok(proxy.used() > 0, "the run did not go through the proxy");
     } finally {

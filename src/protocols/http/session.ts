@@ -101,15 +101,19 @@ export interface HttpSessionOptions {
 export type HttpEngine = "auto" | "fast" | "undici";
 
 /**
- * The proxy variable set in this process's environment, if any: the fast path does not speak to
- * proxies, undici does, so "auto" means undici here. Exported so the run's plan can say so.
+ * The proxy variable in effect in this process's environment, if any: the fast path does not
+ * speak to proxies, undici does, so "auto" means undici here. Exported so the run's plan can say
+ * so. Read as undici's EnvHttpProxyAgent reads it: the lowercase name first, so `http_proxy=""`
+ * turns off an HTTP_PROXY beside it and the run goes direct, on the fast engine.
  */
-export const PROXY_VARIABLE: string | undefined = [
-  "HTTP_PROXY",
-  "http_proxy",
-  "HTTPS_PROXY",
-  "https_proxy",
-].find((k) => Boolean(process.env[k]));
+export const PROXY_VARIABLE: string | undefined = (
+  [
+    ["http_proxy", "HTTP_PROXY"],
+    ["https_proxy", "HTTPS_PROXY"],
+  ] as const
+)
+  .map(([lower, upper]) => (process.env[lower] !== undefined ? lower : upper))
+  .find((k) => Boolean(process.env[k]));
 const PROXY_ENV = PROXY_VARIABLE !== undefined;
 
 /** Origins the fast path could not talk to (HTTP/2-only TLS servers): undici serves them. */
