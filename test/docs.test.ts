@@ -426,14 +426,20 @@ const LINES: Record<string, Entry> = {
     writes: ["sweep.json"],
     prints: [/stopping the sweep/, /10 users\s+\d+/, /50 users\s+(-\s+)+not run/],
   },
-  // docs/sweep.md: three short levels against the demo target, to the end.
-  "npx cicada sweep loadtest.ts --concurrency 5,10,20 --step-time 2s --warmup 1s --csv levels --html sweep.html":
+  // docs/sweep.md: three short levels against the demo target, to the end; then its JUnit.
+  "npx cicada sweep loadtest.ts --concurrency 5,10,20 --step-time 2s --warmup 1s --csv levels --html sweep.html --json sweep.json":
     {
       exit: 0,
       limitSec: 60,
-      writes: ["levels_sweep.csv", "sweep.html"],
+      writes: ["levels_sweep.csv", "sweep.html", "sweep.json"],
       prints: [/3 of 3 levels run/, /Capacity estimate: /],
     },
+  "npx cicada report sweep.json --junit sweep.xml": {
+    exit: 0,
+    limitSec: 20,
+    writes: ["sweep.xml"],
+    prints: [/JUnit XML written to sweep\.xml/],
+  },
   // docs/report.md.
   "npx cicada run loadtest.ts --headless -t 2m --html report.html --json result.json": {
     exit: 130,

@@ -2,7 +2,7 @@
 // the knee, the automatic rates, the early stop, the outputs and the exit codes.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -75,6 +75,35 @@ async function capacityServer(): Promise<CapacityServer> {
   });
   self = Object.assign(srv, { maxBusy: 0 });
   return self;
+}
+
+interface JUnitCase {
+  classname: string;
+  name: string;
+  outcome: "passed" | "failed" | "skipped";
+  /** The failure's or the skip's message, as written (XML-escaped). */
+  message: string;
+  /** Everything inside the test case. */
+  text: string;
+}
+
+/** The test cases of a JUnit document, in order, as a CI reads them. */
+function junitCases(xml: string): JUnitCase[] {
+  const out: JUnitCase[] = [];
+  const re = /<testcase name="([^"]*)" classname="([^"]*)"[^>]*?(\/>|>([\s\S]*?)<\/testcase>)/g;
+  for (const m of xml.matchAll(re)) {
+    const inner = m[4] ?? "";
+    const failure = /<failure message="([^"]*)"/.exec(inner);
+    const skipped = /<skipped message="([^"]*)"/.exec(inner);
+    out.push({
+      name: m[1]!,
+      classname: m[2]!,
+      outcome: failure ? "failed" : skipped ? "skipped" : "passed",
+      message: failure?.[1] ?? skipped?.[1] ?? "",
+      text: inner,
+    });
+  }
+  return out;
 }
 
 const chromiumPath = findChromium();
@@ -276,6 +305,93 @@ describe("cicada sweep", () => {
     assert.match(r.stdout, /32 users\s+(-\s+)+not run/);
   });
 
+  it("cicada report renders a saved sweep: the same HTML page, and JUnit of its verdict and levels", async () => {
+    // 1 user never meets a full server; 16 users meet 503s on /reject, an error rate above 10 %,
+    // so the sweep stops there and the third level is not run.
+    const r = await runCli(
+      [
+        "sweep",
+        "loadtest.ts",
+        "-H",
+        server.url,
+        "--concurrency",
+        "1,16,32",
+        "--max-error-rate",
+        "10%",
+        ...SHORT,
+        "--json",
+        "rep.json",
+        "--html",
+        "rep-live.html",
+      ],
+      { cwd: project.dir, env: { SWEEP_PATH: "/reject" }, timeoutMs: 60_000 },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const res = readJson<SweepResult>(join(project.dir, "rep.json"));
+    assert.deepEqual(
+      res.sweep.levels.map((l) => l.status),
+      ["ran", "ran", "not-run"],
+    );
+
+    const later = await runCli(["report", "rep.json", "--html", "rep-later.html", "--junit", "rep.xml"], {
+      cwd: project.dir,
+    });
+    assert.equal(later.code, 0, later.stderr);
+    assert.match(later.stderr, /HTML report written to rep-later\.html/);
+    assert.match(later.stderr, /JUnit XML written to rep\.xml/);
+    const live = readFileSync(join(project.dir, "rep-live.html"), "utf8");
+    assert.match(live, /id="sweep-data"/);
+    assert.equal(
+      readFileSync(join(project.dir, "rep-later.html"), "utf8"),
+      live,
+      "the page sweep --html wrote, from the saved JSON",
+    );
+
+    const xml = readFileSync(join(project.dir, "rep.xml"), "utf8");
+    const cases = junitCases(xml);
+    assert.deepEqual(
+      cases.map((c) => [c.classname, c.name, c.outcome]),
+      [
+        ["cicada.sweep", "verdict", "passed"],
+        ["cicada.sweep.levels", "level 1: 1 user", "passed"],
+        ["cicada.sweep.levels", "level 2: 16 users", "failed"],
+        ["cicada.sweep.levels", "level 3: 32 users", "skipped"],
+      ],
+      xml,
+    );
+    assert.match(cases[0]!.text, /Capacity estimate: /);
+    assert.match(cases[2]!.message, /error rate \d+\.\d% above --max-error-rate 10\.0%/);
+    assert.match(cases[3]!.message, /not run: the sweep stopped early \(max-error-rate\)/);
+    assert.match(xml, /<testsuites name="cicada" tests="4" failures="1" errors="0"/);
+
+    // A sweep is not a run: commands that need a run's result say so.
+    for (const args of [
+      ["compare", "rep.json", "rep.json"],
+      ["baseline", "save", "rep.json", "--name", "sweep"],
+    ]) {
+      const bad = await runCli(args, { cwd: project.dir });
+      assert.equal(bad.code, 2, `${args.join(" ")}: ${bad.stderr}`);
+      assert.match(bad.stderr, /rep\.json is a sweep result \(from cicada sweep --json\), not a run result/);
+      assert.doesNotMatch(bad.stderr, /no endpoints/);
+    }
+    assert.ok(!existsSync(join(project.dir, ".cicada")), "no baseline was saved");
+
+    // Neither a run's nor a sweep's: one error naming the file.
+    writeFileSync(join(project.dir, "other.json"), '{"tool": "cicada", "version": "1"}');
+    writeFileSync(join(project.dir, "broken.json"), '{"tool": "cicada", "sweep": {"mode": "auto"}}');
+    writeFileSync(join(project.dir, "notes.json"), '{"name": "x"}');
+    for (const [file, re] of [
+      ["other.json", /other\.json is not a Cicada result: it has neither "endpoints" .* nor "sweep"/],
+      ["broken.json", /broken\.json is not a valid Cicada sweep result/],
+      ["notes.json", /notes\.json is not a Cicada result: no "tool": "cicada"/],
+    ] as const) {
+      const bad = await runCli(["report", file, "--junit", "x.xml"], { cwd: project.dir });
+      assert.equal(bad.code, 2, `${file}: ${bad.stderr}`);
+      assert.match(bad.stderr, re);
+      assert.ok(!existsSync(join(project.dir, "x.xml")));
+    }
+  });
+
   it("--stop-on-saturation stops at the first level whose queue and latency keep climbing", async () => {
     // 40/s is half the capacity: latency stays level. 250/s is three times it: the queue, and so
     // the latency and the requests in flight, grow every second.
@@ -377,6 +493,22 @@ describe("cicada sweep", () => {
     );
     assert.equal(res.sweep.slo?.max, null);
     assert.match(r.stdout, /SLO \(p95<5ms\) not met at any level/);
+    // Its JUnit: the verdict fails with the exit code, and so does each level that missed the SLO.
+    const rep = await runCli(["report", "slo.json", "--junit", "slo.xml"], { cwd: project.dir });
+    assert.equal(rep.code, 0, rep.stderr);
+    const xml = readFileSync(join(project.dir, "slo.xml"), "utf8");
+    const cases = junitCases(xml);
+    assert.deepEqual(
+      cases.map((c) => [c.name, c.outcome]),
+      [
+        ["verdict", "failed"],
+        ["level 1: 1 user", "failed"],
+        ["level 2: 2 users", "failed"],
+      ],
+      xml,
+    );
+    assert.equal(cases[0]!.message, "exit code 3: SLO (p95&lt;5ms) not met at any level");
+    for (const c of cases.slice(1)) assert.match(c.message, /^SLO \(p95&lt;5ms\) missed: p95 \d/);
   });
 
   it("bad input exits 2 naming what was written", async () => {

@@ -1,9 +1,10 @@
 import { writeFileSync } from "node:fs";
 import type { Command } from "commander";
-import { readResultFile } from "../compare/store.js";
+import { readResultDocument } from "../compare/store.js";
 import { UsageError } from "../core/errors.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
-import { toJUnit } from "../outputs/junit.js";
+import { renderSweepHtml } from "../outputs/html/sweep.js";
+import { sweepToJUnit, toJUnit } from "../outputs/junit.js";
 import type { RunIo } from "../testrun/testrun.js";
 
 function write(path: string, flag: string, text: string): void {
@@ -14,25 +15,35 @@ function write(path: string, flag: string, text: string): void {
   }
 }
 
-/** `cicada report result.json --html out.html`: the report of a saved run, rendered later. */
+/**
+ * `cicada report result.json --html out.html`: the reports of a saved run or sweep, rendered
+ * later by the same code as `run --html` / `sweep --html`; which one, the document's fields say.
+ */
 export function registerReport(program: Command, io: RunIo): void {
   program
     .command("report")
-    .description("render the reports of a saved JSON result")
-    .argument("<result>", "a result file written by cicada run --json")
+    .description("render the reports of a saved JSON result (of a run or a sweep)")
+    .argument("<result>", "a result file written by cicada run --json or cicada sweep --json")
     .option("--html <file>", "write the self-contained HTML report")
-    .option("--junit <file>", "write thresholds, checks and comparison verdicts as JUnit XML")
+    .option(
+      "--junit <file>",
+      "write JUnit XML: a run's thresholds, checks and comparison verdicts; a sweep's verdict and levels",
+    )
     .action((file: string, flags: { html?: string; junit?: string }) => {
       if (!flags.html && !flags.junit) {
         throw new UsageError("report: nothing to write; pass --html FILE and/or --junit FILE");
       }
-      const result = readResultFile(file);
+      const doc = readResultDocument(file);
       if (flags.html) {
-        write(flags.html, "--html", renderHtmlReport(result));
+        write(
+          flags.html,
+          "--html",
+          doc.kind === "sweep" ? renderSweepHtml(doc.result) : renderHtmlReport(doc.result),
+        );
         io.stderr.write(`HTML report written to ${flags.html}\n`);
       }
       if (flags.junit) {
-        write(flags.junit, "--junit", toJUnit(result));
+        write(flags.junit, "--junit", doc.kind === "sweep" ? sweepToJUnit(doc.result) : toJUnit(doc.result));
         io.stderr.write(`JUnit XML written to ${flags.junit}\n`);
       }
     });

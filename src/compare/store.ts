@@ -11,6 +11,7 @@ import {
 import { join, resolve } from "node:path";
 import { UsageError } from "../core/errors.js";
 import type { RunResult } from "../result/result.js";
+import type { SweepResult } from "../result/sweep.js";
 
 /**
  * Baselines: one `<name>.json` per baseline, holding the run's JSON result exactly as `cicada
@@ -42,38 +43,114 @@ export function checkBaselineName(name: string): void {
   }
 }
 
-/** Parses and checks a result document; `source` names it in errors. */
-export function parseResult(text: string, source: string): RunResult {
+/** A saved result by its kind: a run's (`cicada run --json`) or a sweep's (`cicada sweep --json`). */
+export type ResultDocument = { kind: "run"; result: RunResult } | { kind: "sweep"; result: SweepResult };
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/**
+ * Parses a result document and tells a run's from a sweep's by its own fields: both open with
+ * the same header ("tool": "cicada", version, startedAt, durationSec, config); a sweep's has
+ * `sweep`, a run's `endpoints`. `source` names it in errors.
+ */
+export function parseResultDocument(text: string, source: string): ResultDocument {
+  return parseDocument(text, source, true);
+}
+
+/** `sweepOk`: whether the caller takes a sweep too, so that the hints name only what it takes. */
+function parseDocument(text: string, source: string, sweepOk: boolean): ResultDocument {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
   } catch (err) {
     throw new UsageError(`${source} is not a Cicada result: not valid JSON (${(err as Error).message})`);
   }
-  const r = doc as Partial<RunResult> | null;
-  if (typeof r !== "object" || r === null || Array.isArray(r) || r.tool !== "cicada") {
+  const writers = sweepOk ? "cicada run --json FILE or cicada sweep --json FILE" : "cicada run --json FILE";
+  if (!isObject(doc) || doc.tool !== "cicada") {
+    throw new UsageError(`${source} is not a Cicada result: no "tool": "cicada" (write one with ${writers})`);
+  }
+  if ("sweep" in doc) {
+    if (!sweepOk) {
+      throw new UsageError(
+        `${source} is a sweep result (from cicada sweep --json), not a run result: baselines and comparisons take a run's JSON (cicada run --json FILE); each level's run result is in the sweep's sweep.levels[].result`,
+      );
+    }
+    return { kind: "sweep", result: checkSweep(doc, source) };
+  }
+  if (!Array.isArray(doc.endpoints)) {
     throw new UsageError(
-      `${source} is not a Cicada result: no "tool": "cicada" (write one with cicada run --json FILE)`,
+      sweepOk
+        ? `${source} is not a Cicada result: it has neither "endpoints" (a run's, from cicada run --json) nor "sweep" (a sweep's, from cicada sweep --json)`
+        : `${source} is not a Cicada result: it has no endpoints (write one with ${writers})`,
     );
   }
-  if (!Array.isArray(r.endpoints)) {
-    throw new UsageError(`${source} is not a Cicada result: it has no endpoints`);
-  }
-  if (typeof r.totals !== "object" || r.totals === null || typeof r.durationSec !== "number") {
+  return { kind: "run", result: checkRun(doc, source) };
+}
+
+function checkRun(r: Record<string, unknown>, source: string): RunResult {
+  if (!isObject(r.totals) || typeof r.durationSec !== "number") {
     throw new UsageError(`${source} is not a Cicada result: it has no totals or durationSec`);
   }
-  return r as RunResult;
+  return r as unknown as RunResult;
+}
+
+/** What the sweep's reports read, checked so that a damaged file gets a usage error, not a crash. */
+function checkSweep(r: Record<string, unknown>, source: string): SweepResult {
+  const bad = (what: string) => new UsageError(`${source} is not a valid Cicada sweep result: ${what}`);
+  const s = r.sweep;
+  if (!isObject(s) || !Array.isArray(s.levels) || typeof s.mode !== "string") {
+    throw bad('"sweep" needs "mode" and a list of "levels"');
+  }
+  if (typeof r.version !== "string" || typeof r.startedAt !== "string" || typeof r.durationSec !== "number") {
+    throw bad("it has no version, startedAt or durationSec");
+  }
+  if (!isObject(r.config) || typeof r.exitCode !== "number") throw bad("it has no config or exitCode");
+  const num = (o: Record<string, unknown>, keys: string[]) => keys.every((k) => typeof o[k] === "number");
+  s.levels.forEach((l: unknown, i: number) => {
+    const ok =
+      isObject(l) &&
+      l.index === i &&
+      typeof l.status === "string" &&
+      typeof l.kind === "string" &&
+      num(l, ["load", "requests", "failures", "successRate", "errorRate", "rps", "okRps", "durationSec"]) &&
+      isObject(l.latencyMs) &&
+      num(l.latencyMs, ["p50", "p95", "p99"]);
+    if (!ok) throw bad(`level ${i + 1} (sweep.levels[${i}]) lacks its index, status or figures`);
+  });
+  // The knee, the capacity and the SLO maximum point at levels by index.
+  const points = [s.knee, s.capacity, isObject(s.slo) ? s.slo.max : null];
+  for (const p of points) {
+    if (p === null || p === undefined) continue;
+    if (!isObject(p) || typeof p.level !== "number" || !(p.level in s.levels)) {
+      throw bad("its knee, capacity or SLO maximum names a level it does not have");
+    }
+  }
+  return r as unknown as SweepResult;
+}
+
+/** Parses and checks a run's result document; `source` names it in errors. */
+export function parseResult(text: string, source: string): RunResult {
+  // Without `sweepOk` the document is a run's or an error.
+  return parseDocument(text, source, false).result as RunResult;
+}
+
+function readText(path: string, shownAs: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (err) {
+    throw new UsageError(`cannot read ${shownAs}: ${(err as Error).message}`);
+  }
 }
 
 /** `shownAs` names the file in errors, e.g. as the user typed it. */
 export function readResultFile(path: string, shownAs: string = path): RunResult {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new UsageError(`cannot read ${shownAs}: ${(err as Error).message}`);
-  }
-  return parseResult(text, shownAs);
+  return parseResult(readText(path, shownAs), shownAs);
+}
+
+/** A run's or a sweep's result file, for what renders either (`cicada report`). */
+export function readResultDocument(path: string, shownAs: string = path): ResultDocument {
+  return parseResultDocument(readText(path, shownAs), shownAs);
 }
 
 function isFile(path: string): boolean {

@@ -1,4 +1,7 @@
+// JUnit XML for CI test reports: a run's thresholds, checks and comparison rows; a sweep's verdict and levels.
 import type { RunResult } from "../result/result.js";
+import type { SweepLevel, SweepResult } from "../result/sweep.js";
+import { loadLabel, sloText, verdictLines } from "./sweep.js";
 
 // XML 1.0 cannot carry most control characters, even escaped; an error text may hold them.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
@@ -130,6 +133,10 @@ export function toJUnit(r: RunResult): string {
     thresholds.filter((t) => !t.passed).length +
     checks.filter((c) => c.fails > 0).length +
     (cmp?.rows.filter((x) => x.verdict === "regression").length ?? 0);
+  return document(suites, tests, failures, time);
+}
+
+function document(suites: string[], tests: number, failures: number, time: number): string {
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',
     `<testsuites name="cicada" tests="${tests}" failures="${failures}" errors="0" time="${time}">`,
@@ -137,4 +144,89 @@ export function toJUnit(r: RunResult): string {
     "</testsuites>",
     "",
   ].join("\n");
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** Why the sweep judged a level that ran as failed; empty when it passed. */
+function levelFailures(l: SweepLevel, r: SweepResult): string[] {
+  const why: string[] = [];
+  if (l.requests === 0) why.push("completed no request");
+  else if (l.failures >= l.requests) why.push(`no request succeeded (${l.failures} failed)`);
+  const maxErrorRate = r.config.maxErrorRate;
+  if (typeof maxErrorRate === "number" && l.requests > 0 && l.errorRate > maxErrorRate) {
+    why.push(`error rate ${pct(l.errorRate)} above --max-error-rate ${pct(maxErrorRate)}`);
+  }
+  if (l.saturated) why.push("over-saturated: queue and latency kept climbing (--stop-on-saturation)");
+  const slo = r.sweep.slo;
+  if (l.sloMet === false && slo) {
+    // The p95 is the figure --max-p95 bounds; the stream metrics of --slo are in the level's result.
+    why.push(
+      `SLO (${sloText(slo)}) missed${slo.slo === undefined ? `: p95 ${fmt(l.latencyMs.p95)} ms` : ""}`,
+    );
+  }
+  return why;
+}
+
+function sweepVerdict(r: SweepResult): string | undefined {
+  if (r.exitCode === 0) return undefined;
+  const why =
+    r.exitCode === 1
+      ? "no level completed a successful request"
+      : r.exitCode === 3 && r.sweep.slo
+        ? `SLO (${sloText(r.sweep.slo)}) not met at any level`
+        : r.exitCode === 130
+          ? "interrupted by a signal (Ctrl-C or SIGTERM)"
+          : "failed";
+  return `exit code ${r.exitCode}: ${why}`;
+}
+
+/**
+ * A sweep's JUnit XML. Suite cicada.sweep holds one test case, the sweep's verdict: it fails
+ * exactly when the sweep's exit code is not 0. Suite cicada.sweep.levels holds one test case per
+ * level, named by its number and load so that a CI's history follows a level from run to run: it
+ * fails where the sweep judged the level (its SLO or --max-p95 missed, an error rate above
+ * --max-error-rate, over-saturated, or no request succeeded), and a level the sweep did not run
+ * is skipped. Levels past the capacity are expected to fail; the verdict says whether the sweep did.
+ */
+export function sweepToJUnit(r: SweepResult): string {
+  const ts = r.startedAt.replace(/\.\d+Z$/, "");
+  const time = r.durationSec;
+  const verdict = sweepVerdict(r);
+  const verdictCase: Case = {
+    name: "verdict",
+    classname: "cicada.sweep",
+    out: [...verdictLines(r), `Exit code ${r.exitCode}`].join("\n"),
+    ...(verdict ? { failure: { message: verdict, detail: verdictLines(r).join("\n") } } : {}),
+  };
+  const levels: Case[] = r.sweep.levels.map((l) => {
+    const name = `level ${l.index + 1}: ${loadLabel(l)}`;
+    const classname = "cicada.sweep.levels";
+    if (l.status === "not-run") {
+      return {
+        name,
+        classname,
+        skipped: `not run: the sweep stopped early${r.sweep.stoppedBy ? ` (${r.sweep.stoppedBy})` : ""}`,
+      };
+    }
+    const figures =
+      `${l.requests} requests, ${l.failures} failed (${pct(l.errorRate)}), ${fmt(l.okRps)} successful req/s, ` +
+      `p50 ${fmt(l.latencyMs.p50)} ms, p95 ${fmt(l.latencyMs.p95)} ms, p99 ${fmt(l.latencyMs.p99)} ms` +
+      (l.status === "stopped" ? "; stopped before its end" : "") +
+      (r.sweep.knee?.level === l.index ? "; the knee" : "");
+    const why = levelFailures(l, r);
+    return {
+      name,
+      classname,
+      out: figures,
+      ...(why.length > 0 ? { failure: { message: why.join("; "), detail: figures } } : {}),
+    };
+  });
+  const cases = [verdictCase, ...levels];
+  return document(
+    [suite("cicada.sweep", [verdictCase], ts, time), suite("cicada.sweep.levels", levels, ts, time)],
+    cases.length,
+    cases.filter((c) => c.failure).length,
+    time,
+  );
 }

@@ -5,7 +5,8 @@ import { csvLine } from "./csv.js";
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
-function loadLabel(l: SweepLevel): string {
+/** A level's load as the table shows it: "8 users", "40/s", "sync (1 user)", "max (100 users)". */
+export function loadLabel(l: SweepLevel): string {
   if (l.kind === "synchronous") return "sync (1 user)";
   if (l.kind === "throughput") return `max (${l.load} users)`;
   return l.model === "closed" ? `${l.load} user${l.load === 1 ? "" : "s"}` : `${l.load}/s`;
@@ -86,6 +87,13 @@ export function formatSweep(r: SweepResult): string {
   return `${out.join("\n")}\n`;
 }
 
+/** The SLO a sweep judged its levels by, as given: "ttft<500ms, p95<200ms". */
+export function sloText(slo: NonNullable<SweepResult["sweep"]["slo"]>): string {
+  return [slo.slo, slo.maxP95Ms !== undefined ? `p95<${slo.maxP95Ms}ms` : undefined]
+    .filter(Boolean)
+    .join(", ");
+}
+
 /** The knee, the capacity and the SLO maximum in words. */
 export function verdictLines(r: SweepResult): string[] {
   const { knee, capacity, slo, levels } = r.sweep;
@@ -111,9 +119,7 @@ export function verdictLines(r: SweepResult): string[] {
     out.push("Capacity estimate: none (no level measured anything)");
   }
   if (slo) {
-    const what = [slo.slo, slo.maxP95Ms !== undefined ? `p95<${slo.maxP95Ms}ms` : undefined]
-      .filter(Boolean)
-      .join(", ");
+    const what = sloText(slo);
     out.push(
       slo.max
         ? `SLO (${what}) met up to ${slo.max.rps.toFixed(1)} req/s (${label(slo.max.level)})`
