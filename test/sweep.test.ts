@@ -354,15 +354,19 @@ describe("cicada sweep", () => {
       [
         ["cicada.sweep", "verdict", "passed"],
         ["cicada.sweep.levels", "level 1: 1 user", "passed"],
-        ["cicada.sweep.levels", "level 2: 16 users", "failed"],
+        ["cicada.sweep.levels", "level 2: 16 users", "passed"],
         ["cicada.sweep.levels", "level 3: 32 users", "skipped"],
       ],
       xml,
     );
     assert.match(cases[0]!.text, /Capacity estimate: /);
-    assert.match(cases[2]!.message, /error rate \d+\.\d% above --max-error-rate 10\.0%/);
+    // The level over --max-error-rate says so in its output; only the verdict may fail.
+    assert.match(
+      cases[2]!.text,
+      /Over what the sweep judges by: error rate \d+\.\d% above --max-error-rate 10\.0%/,
+    );
     assert.match(cases[3]!.message, /not run: the sweep stopped early \(max-error-rate\)/);
-    assert.match(xml, /<testsuites name="cicada" tests="4" failures="1" errors="0"/);
+    assert.match(xml, /<testsuites name="cicada" tests="4" failures="0" errors="0"/);
 
     // A sweep is not a run: commands that need a run's result say so.
     for (const args of [
@@ -493,7 +497,7 @@ describe("cicada sweep", () => {
     );
     assert.equal(res.sweep.slo?.max, null);
     assert.match(r.stdout, /SLO \(p95<5ms\) not met at any level/);
-    // Its JUnit: the verdict fails with the exit code, and so does each level that missed the SLO.
+    // Its JUnit: the verdict fails with the exit code; each level that missed the SLO says so.
     const rep = await runCli(["report", "slo.json", "--junit", "slo.xml"], { cwd: project.dir });
     assert.equal(rep.code, 0, rep.stderr);
     const xml = readFileSync(join(project.dir, "slo.xml"), "utf8");
@@ -502,13 +506,14 @@ describe("cicada sweep", () => {
       cases.map((c) => [c.name, c.outcome]),
       [
         ["verdict", "failed"],
-        ["level 1: 1 user", "failed"],
-        ["level 2: 2 users", "failed"],
+        ["level 1: 1 user", "passed"],
+        ["level 2: 2 users", "passed"],
       ],
       xml,
     );
     assert.equal(cases[0]!.message, "exit code 3: SLO (p95&lt;5ms) not met at any level");
-    for (const c of cases.slice(1)) assert.match(c.message, /^SLO \(p95&lt;5ms\) missed: p95 \d/);
+    for (const c of cases.slice(1))
+      assert.match(c.text, /Over what the sweep judges by: SLO \(p95&lt;5ms\) missed: p95 \d/);
   });
 
   it("bad input exits 2 naming what was written", async () => {

@@ -141,7 +141,7 @@ export function quickLoadfile(q: QuickRequest): string {
   const wait = "constant(0)";
   // Headers are passed only when there are some: a request without per-call headers reuses its
   // serialized head, one with them builds it each time.
-  const headersLine = Object.keys(q.headers).length > 0 ? "          headers: HEADERS,\n" : "";
+  const headersLine = Object.keys(q.headers).length > 0 ? "  headers: HEADERS,\n" : "";
   // Without --rate: the coordinator starts one user at once and the rest at its next spawn
   // tick (100 ms later), so hold each user until all have started and all connections begin
   // together, like hey's workers. The loadfile may run in several worker threads, each with
@@ -169,6 +169,13 @@ const BODY = ${q.body === undefined ? "undefined" : `Buffer.from(${lit(q.body.to
 const TIMEOUT = ${lit(q.timeoutSec)};
 const USERS = ${lit(q.users)};
 const QUIET_MS = 120;
+// One options object for every request: the client only reads it.
+const OPTIONS = {
+  name: TARGET,
+${headersLine}  body: BODY,
+  timeout: TIMEOUT,
+  bodyTimeout: TIMEOUT,
+};
 let started = 0;
 let lastStartAt = 0;
 
@@ -177,13 +184,7 @@ export class ${USER_CLASS} extends HttpUser {
   static tasks = [
     {
       name: "request",
-      task: (user) =>
-        user.client.request(METHOD, TARGET, {
-          name: TARGET,
-${headersLine}          body: BODY,
-          timeout: TIMEOUT,
-          bodyTimeout: TIMEOUT,
-        }),
+      task: (user) => user.client.request(METHOD, TARGET, OPTIONS),
     },
   ];
 
