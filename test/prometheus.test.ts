@@ -78,7 +78,7 @@ async function chatRunInWebUi(extra: string[]): Promise<{ metrics: string; resul
   const project = tempProject({ "loadtest.ts": CHAT_LOADFILE });
   const run = startCli(
     ["run", "loadtest.ts", "-H", server.url, "--web-port", "0", "--autostart", "-u", "2", "-r", "100"].concat(
-      ["--iterations", "8", ...extra],
+      ["--processes", "2", "--iterations", "8", ...extra],
     ),
     { cwd: project.dir },
   );
