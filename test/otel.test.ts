@@ -1,6 +1,6 @@
 /** OpenTelemetry: metrics and spans of real runs, received by an OTLP/HTTP receiver the test runs. */
 import assert from "node:assert/strict";
-import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
@@ -155,6 +155,78 @@ async function runWith(args: string[], env: NodeJS.ProcessEnv = {}) {
   }
 }
 
+/** An OpenAI-style chat stream: the first token after `firstMs`, then `tokens - 1` more, usage, [DONE]. */
+async function chatStream(res: ServerResponse, firstMs: number, tokens: number): Promise<void> {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  res.flushHeaders();
+  const chunk = (o: object) => `data: ${JSON.stringify({ object: "chat.completion.chunk", ...o })}\n\n`;
+  await new Promise((r) => setTimeout(r, firstMs));
+  for (let i = 0; i < tokens; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 5));
+    res.write(chunk({ choices: [{ index: 0, delta: { content: `t${i} ` } }] }));
+  }
+  res.write(chunk({ choices: [], usage: { completion_tokens: tokens, prompt_tokens: 3 } }));
+  res.end("data: [DONE]\n\n");
+}
+
+const CHAT_LOADFILE = `
+import { HttpUser, task } from "cicada-load";
+export class Chat extends HttpUser {
+  @task async chat() {
+    await this.client.sse("/v1/chat/completions", {
+      json: { stream: true, messages: [{ role: "user", content: "hi" }] },
+      tokens: "openai",
+    });
+  }
+}
+`;
+
+/** A bounded chat run sending to `rx`; every other stream answers its first token late. */
+async function chatRun(rx: Receiver, extra: string[]) {
+  let n = 0;
+  const target = await startServer((req, res) => {
+    req.resume();
+    const slow = n++ % 2 === 1;
+    void chatStream(res, slow ? 1000 : 5, slow ? 2 : 4);
+  });
+  const project = tempProject({ "loadtest.ts": CHAT_LOADFILE });
+  try {
+    const out = join(project.dir, "out.json");
+    const cli = await runCli(
+      [
+        "run",
+        "loadtest.ts",
+        "--headless",
+        "-H",
+        target.url,
+        "-u",
+        "2",
+        "-r",
+        "100",
+        "--iterations",
+        "8",
+      ].concat(["--processes", "2", "--otel", rx.url, "--json", out, "--only-summary", ...extra]),
+      { cwd: project.dir, timeoutMs: 60_000 },
+    );
+    assert.equal(cli.code, 0, describeRun(cli));
+    return readJson<RunResult>(out);
+  } finally {
+    await target.close();
+    project.cleanup();
+  }
+}
+
+/** Every data point of the counter `name` over all exports. */
+function allPoints(r: Receiver, name: string): NumberPoint[] {
+  return r.metrics.flatMap((req) =>
+    req.resourceMetrics.flatMap((rm) =>
+      rm.scopeMetrics.flatMap((sm) =>
+        sm.metrics.filter((m) => m.name === name).flatMap((m) => m.sum?.dataPoints ?? []),
+      ),
+    ),
+  );
+}
+
 describe("OpenTelemetry", () => {
   it("--otel URL: the received totals equal the JSON result's, with the SDK's env conventions", async () => {
     const rx = await startReceiver();
@@ -270,6 +342,57 @@ describe("OpenTelemetry", () => {
       assert.ok(gauge("cicada.worker.elu").every((p) => num(p) >= 0 && num(p) <= 1));
       const iterations = lastMetric(rx, "cicada.iterations")!.sum!.dataPoints;
       assert.equal(num(iterations[0]!), result.totals.iterations);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("--slo: the SLO counters of the last export equal the JSON result's goodput, by endpoint", async () => {
+    const rx = await startReceiver();
+    try {
+      const result = await chatRun(rx, ["--slo", "ttft<400ms,e2el<10s"]);
+      const g = result.goodput;
+      assert.ok(g, "goodput in the result");
+      assert.equal(g.judged, 8);
+      // Both kinds of stream happened, so the counters below are not trivially equal.
+      assert.ok(g.requests > 0 && g.requests < g.judged, `${g.requests} good of ${g.judged}`);
+      const chat = result.endpoints.find((e) => e.name === "/v1/chat/completions")!;
+      const expected: Record<string, [number | undefined, string]> = {
+        "cicada.slo.judged": [g.judged, "{request}"],
+        "cicada.slo.good": [g.requests, "{request}"],
+        "cicada.slo.good_output_tokens": [chat.counters?.["slo:good_output_tokens"], "{token}"],
+      };
+      for (const [name, [value, unit]] of Object.entries(expected)) {
+        const m = lastMetric(rx, name);
+        assert.ok(m?.sum, `${name} exported as a sum`);
+        assert.equal(m.sum.isMonotonic, true, name);
+        assert.equal(m.unit, unit, name);
+        assert.equal(m.sum.dataPoints.length, 1, `${name}: one endpoint`);
+        const p = m.sum.dataPoints[0]!;
+        assert.equal(num(p), value, name);
+        assert.equal(attr(p.attributes, "url.template"), "/v1/chat/completions");
+        assert.equal(attr(p.attributes, "http.request.method"), "POST");
+        assert.equal(attr(p.attributes, "cicada.request.type"), "SSE");
+      }
+      assert.ok((chat.counters?.["slo:good_output_tokens"] ?? 0) > 0);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("a run without --slo exports no SLO counter points", async () => {
+    const rx = await startReceiver();
+    try {
+      const result = await chatRun(rx, []);
+      assert.equal(result.goodput, undefined);
+      // The same streams were exported: only the judgement is missing.
+      const sse = allPoints(rx, "cicada.requests").filter(
+        (p) => attr(p.attributes, "cicada.request.type") === "SSE",
+      );
+      assert.ok(sse.length > 0, "the streams' requests were exported");
+      for (const name of ["cicada.slo.judged", "cicada.slo.good", "cicada.slo.good_output_tokens"]) {
+        assert.deepEqual(allPoints(rx, name), [], name);
+      }
     } finally {
       await rx.close();
     }

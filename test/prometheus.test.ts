@@ -2,11 +2,12 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { request as httpRequest, type ServerResponse } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { describeRun, startCli, startServer, tempProject } from "./helpers.js";
+import type { RunResult } from "../src/result/result.js";
+import { describeRun, startCli, startServer, tempProject, until } from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task, constant, check } from "cicada-load";
@@ -34,6 +35,75 @@ function parseExposition(
     out.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return out;
+}
+
+/** An OpenAI-style chat stream: the first token after `firstMs`, then `tokens - 1` more, usage, [DONE]. */
+async function chatStream(res: ServerResponse, firstMs: number, tokens: number): Promise<void> {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  res.flushHeaders();
+  const chunk = (o: object) => `data: ${JSON.stringify({ object: "chat.completion.chunk", ...o })}\n\n`;
+  await new Promise((r) => setTimeout(r, firstMs));
+  for (let i = 0; i < tokens; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 5));
+    res.write(chunk({ choices: [{ index: 0, delta: { content: `t${i} ` } }] }));
+  }
+  res.write(chunk({ choices: [], usage: { completion_tokens: tokens, prompt_tokens: 3 } }));
+  res.end("data: [DONE]\n\n");
+}
+
+const CHAT_LOADFILE = `
+import { HttpUser, task } from "cicada-load";
+export class Chat extends HttpUser {
+  @task async chat() {
+    await this.client.sse("/v1/chat/completions", {
+      json: { stream: true, messages: [{ role: "user", content: "hi" }] },
+      tokens: "openai",
+    });
+  }
+}
+`;
+
+/**
+ * A bounded chat run in the web UI (which keeps serving the last test's books once it ends):
+ * every other stream answers its first token late, so some streams miss a TTFT bound. Returns
+ * /metrics and the JSON result, both read after the test stopped.
+ */
+async function chatRunInWebUi(extra: string[]): Promise<{ metrics: string; result: RunResult }> {
+  let n = 0;
+  const server = await startServer((req, res) => {
+    req.resume();
+    const slow = n++ % 2 === 1;
+    void chatStream(res, slow ? 1000 : 5, slow ? 2 : 4);
+  });
+  const project = tempProject({ "loadtest.ts": CHAT_LOADFILE });
+  const run = startCli(
+    ["run", "loadtest.ts", "-H", server.url, "--web-port", "0", "--autostart", "-u", "2", "-r", "100"].concat(
+      ["--processes", "2", "--iterations", "8", ...extra],
+    ),
+    { cwd: project.dir },
+  );
+  try {
+    await run.waitFor(/web UI on http:\/\/\S+/);
+    const base = /web UI on (http:\/\/\S+)/.exec(run.output().stderr)![1]!.replace(/\/$/, "");
+    await until(
+      "the test to stop",
+      async () => ((await (await fetch(`${base}/api/state`)).json()) as { status: string }).status,
+      (s) => s === "stopped",
+      30_000,
+    );
+    const res = await fetch(`${base}/metrics`);
+    assert.equal(res.status, 200);
+    const metrics = await res.text();
+    const result = (await (await fetch(`${base}/api/report.json`)).json()) as RunResult;
+    return { metrics, result };
+  } finally {
+    run.child.kill("SIGINT");
+    const timer = setTimeout(() => run.child.kill("SIGKILL"), 10_000);
+    await run.result;
+    clearTimeout(timer);
+    project.cleanup();
+    await server.close();
+  }
 }
 
 function promBinary(): string | null {
@@ -121,6 +191,45 @@ describe("Prometheus metrics", () => {
       project.cleanup();
       await server.close();
     }
+  });
+
+  it("--slo: per-endpoint counters of judged and good streams equal the result's goodput", async () => {
+    const { metrics, result } = await chatRunInWebUi(["--slo", "ttft<400ms,e2el<10s"]);
+    const g = result.goodput;
+    assert.ok(g, "goodput in the result");
+    assert.equal(g.judged, 8);
+    // Both kinds of stream happened, so the counters below are not trivially equal.
+    assert.ok(g.requests > 0 && g.requests < g.judged, `${g.requests} good of ${g.judged}`);
+    const samples = parseExposition(metrics);
+    const at = { type: "SSE", method: "POST", name: "/v1/chat/completions" };
+    const one = (name: string) =>
+      samples.filter((s) => s.name === name && Object.entries(at).every(([k, v]) => s.labels[k] === v));
+    const [judged] = one("cicada_slo_judged_total");
+    const [good] = one("cicada_slo_good_total");
+    const [tokens] = one("cicada_slo_good_output_tokens_total");
+    assert.equal(judged?.value, g.judged, metrics);
+    assert.equal(good?.value, g.requests, metrics);
+    const chat = result.endpoints.find((e) => e.name === at.name)!;
+    assert.ok((chat.counters?.["slo:good_output_tokens"] ?? 0) > 0);
+    assert.equal(tokens?.value, chat.counters?.["slo:good_output_tokens"]);
+    assert.equal(samples.filter((s) => s.name.startsWith("cicada_slo_")).length, 3, "one series each");
+    assert.match(metrics, /^# HELP cicada_slo_good_total .*--slo/m);
+    assert.match(metrics, /^# TYPE cicada_slo_judged_total counter$/m);
+  });
+
+  it("a run without --slo has no SLO series", async () => {
+    const { metrics, result } = await chatRunInWebUi([]);
+    assert.equal(result.goodput, undefined);
+    const samples = parseExposition(metrics);
+    // The same streams were counted: only the judgement is missing.
+    assert.equal(
+      samples.find((s) => s.name === "cicada_requests_total" && s.labels.type === "SSE")?.value,
+      8,
+    );
+    assert.deepEqual(
+      samples.filter((s) => s.name.startsWith("cicada_slo_")),
+      [],
+    );
   });
 
   const prometheus = promBinary();

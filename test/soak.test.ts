@@ -551,7 +551,13 @@ describe("the Grafana dashboard", () => {
     const used = new Set(exprs.flatMap((e) => e.match(/cicada_[a-z0-9_]+/g) ?? []));
     for (const name of used)
       assert.ok(served.has(name), `the dashboard queries ${name}, which nothing serves`);
-    for (const name of ["cicada_soak_p95_change_ratio", "cicada_soak_slope_per_minute", "cicada_resource"]) {
+    for (const name of [
+      "cicada_soak_p95_change_ratio",
+      "cicada_soak_slope_per_minute",
+      "cicada_resource",
+      "cicada_slo_good_total",
+      "cicada_slo_judged_total",
+    ]) {
       assert.ok(used.has(name), `no panel for ${name}`);
     }
     const titles = dashboard.panels

@@ -7,6 +7,7 @@ import type { RunResult } from "../result/result.js";
 import type { ThresholdResult } from "../result/thresholds.js";
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import type { Histogram } from "../stats/histogram.js";
+import { SLO_GOOD, SLO_GOOD_OUTPUT_TOKENS, SLO_JUDGED } from "../stats/slo.js";
 import type { MetricsSource } from "./prometheus.js";
 import type { Sink } from "./sink.js";
 
@@ -154,6 +155,32 @@ export class OtelOutput implements Sink {
     }).addCallback((r) => {
       for (const e of src()?.stats.endpoints.values() ?? []) r.observe(e.failures, endpointAttrs(e));
     });
+    // --slo: only endpoints with judged streams are observed, so a run without --slo has none.
+    const judged = (name: string, description: string, unit: string, counter: string) =>
+      m.createObservableCounter(name, { description, unit }).addCallback((r) => {
+        for (const e of src()?.stats.endpoints.values() ?? []) {
+          if (e.counters?.get(SLO_JUDGED) === undefined) continue;
+          r.observe(e.counters.get(counter) ?? 0, endpointAttrs(e));
+        }
+      });
+    judged(
+      "cicada.slo.judged",
+      "Streams with counted tokens judged against the --slo objectives (ttft, tpot, e2el upper bounds), completed or failed, by endpoint.",
+      "{request}",
+      SLO_JUDGED,
+    );
+    judged(
+      "cicada.slo.good",
+      "Streams that met every --slo objective (completed, a first token, ttft, tpot and e2el within their bounds), by endpoint: goodput is its rate.",
+      "{request}",
+      SLO_GOOD,
+    );
+    judged(
+      "cicada.slo.good_output_tokens",
+      "Output tokens of the streams that met every --slo objective, by endpoint: output-token goodput is its rate.",
+      "{token}",
+      SLO_GOOD_OUTPUT_TOKENS,
+    );
     m.createObservableCounter("cicada.iterations", {
       description: "Task iterations started.",
       unit: "{iteration}",

@@ -6,6 +6,7 @@ import type { SoakResult } from "../result/soak.js";
 import type { ThresholdResult } from "../result/thresholds.js";
 import type { EndpointTotals, StatsAggregate } from "../stats/aggregate.js";
 import { percentileMs } from "../stats/histogram.js";
+import { SLO_GOOD, SLO_GOOD_OUTPUT_TOKENS, SLO_JUDGED } from "../stats/slo.js";
 
 type PromClient = typeof import("prom-client");
 
@@ -97,6 +98,38 @@ export class PrometheusOutput {
       (e) => e.count,
     );
     perEndpoint("cicada_failures_total", "Failed requests per endpoint.", (e) => e.failures);
+    // --slo: the workers' judgement of each stream, exact over all of them. Only endpoints with
+    // judged streams have these series, so a run without --slo has none; attainment and goodput
+    // per second are left to PromQL (good / judged, rate()).
+    const perJudged = (name: string, help: string, counter: string) =>
+      new Counter({
+        name,
+        help,
+        labelNames: endpointLabels,
+        registers,
+        collect() {
+          this.reset();
+          for (const e of src()?.stats.endpoints.values() ?? []) {
+            if (e.counters?.get(SLO_JUDGED) === undefined) continue;
+            this.inc({ type: e.type, method: e.method, name: e.name }, e.counters.get(counter) ?? 0);
+          }
+        },
+      });
+    perJudged(
+      "cicada_slo_judged_total",
+      "Streams with counted tokens judged against the --slo objectives (ttft, tpot, e2el upper bounds), completed or failed, per endpoint.",
+      SLO_JUDGED,
+    );
+    perJudged(
+      "cicada_slo_good_total",
+      "Streams that met every --slo objective (completed, a first token, ttft, tpot and e2el within their bounds) per endpoint: goodput is its rate.",
+      SLO_GOOD,
+    );
+    perJudged(
+      "cicada_slo_good_output_tokens_total",
+      "Output tokens of the streams that met every --slo objective, per endpoint: output-token goodput is its rate.",
+      SLO_GOOD_OUTPUT_TOKENS,
+    );
     new Gauge({
       name: "cicada_response_time_seconds",
       help: "Response time percentiles per endpoint since the test started (exact, from HDR histograms).",
