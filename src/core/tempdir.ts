@@ -17,7 +17,11 @@ const STALE_AFTER_MS = 60_000;
 const live = new Set<string>();
 
 function removeLive(): void {
-  for (const dir of live) rmSync(dir, { recursive: true, force: true });
+  for (const dir of live) {
+    try {
+      rmSync(dir, { recursive: true, force: true });
+    } catch {}
+  }
   live.clear();
 }
 
