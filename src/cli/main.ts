@@ -30,20 +30,40 @@ async function workerCommand(flags: SettingValues, connectTimeoutSec: number, io
     }
   }
   const token = resolveToken(s, SETTINGS.token.parse);
-  return runRemoteWorker(
-    s.masterHost ?? SETTINGS.masterHost.default!,
-    s.masterPort ?? SETTINGS.masterPort.default!,
-    {
-      connectTimeoutSec,
-      log: (m) => io.stderr.write(`worker: ${m}\n`),
-      ...(s.once ? { once: true } : {}),
-      heartbeatTimeoutSec: s.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
-      ...(token !== undefined ? { token } : {}),
-      ...(s.tlsCa !== undefined ? { tlsCa: readPem("--tls-ca", s.tlsCa) } : {}),
-      handshakeTimeoutSec: s.handshakeTimeout ?? SETTINGS.handshakeTimeout.default!,
-      monitor: { pids: s.monitorPid, urls: s.monitorUrl, queries: s.monitorQuery },
-    },
-  );
+  // Ctrl-C / SIGTERM (a service manager stopping it) ends the test as a master that goes away
+  // does, and the worker's files with it; a second one exits at once (the exit still removes them).
+  const stop = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (!stop.signal.aborted) {
+      io.stderr.write(`worker: ${sig}: stopping (again to stop at once)\n`);
+      stop.abort(sig);
+    } else {
+      io.stderr.write(`worker: ${sig}: stopping now\n`);
+      process.exit(ExitCode.Interrupted);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  try {
+    return await runRemoteWorker(
+      s.masterHost ?? SETTINGS.masterHost.default!,
+      s.masterPort ?? SETTINGS.masterPort.default!,
+      {
+        connectTimeoutSec,
+        log: (m) => io.stderr.write(`worker: ${m}\n`),
+        ...(s.once ? { once: true } : {}),
+        heartbeatTimeoutSec: s.heartbeatTimeout ?? SETTINGS.heartbeatTimeout.default!,
+        ...(token !== undefined ? { token } : {}),
+        ...(s.tlsCa !== undefined ? { tlsCa: readPem("--tls-ca", s.tlsCa) } : {}),
+        handshakeTimeoutSec: s.handshakeTimeout ?? SETTINGS.handshakeTimeout.default!,
+        monitor: { pids: s.monitorPid, urls: s.monitorUrl, queries: s.monitorQuery },
+        stop: stop.signal,
+      },
+    );
+  } finally {
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
 }
 
 /** `run`'s settings from its flags and arguments: a loadfile first, then user class names. */

@@ -1,9 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Command } from "commander";
 import type { CicadaConfig } from "../api/config.js";
 import { UsageError } from "../core/errors.js";
+import { makeTempDir, removeTempDir } from "../core/tempdir.js";
 import { checkReachable } from "../testrun/preflight.js";
 import { envName, fromEnv, int, positiveSeconds } from "../testrun/settings.js";
 import type { RunIo } from "../testrun/testrun.js";
@@ -245,7 +245,7 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
   if (env[envName("preflight")] === undefined) await checkReachable(url.origin);
   if (!(f.onlySummary ?? fromEnv(env).onlySummary)) io.stderr.write(describeLoad(method, url, f, users));
 
-  const dir = mkdtempSync(join(tmpdir(), "cicada-quick-"));
+  const dir = makeTempDir("quick");
   try {
     const loadfile = join(dir, "quick.mjs");
     writeFileSync(loadfile, quickLoadfile(request));
@@ -282,7 +282,7 @@ async function runQuick(urlText: string, f: QuickFlags, io: RunIo): Promise<numb
     };
     return (await executeRun(cfg, { ...io, env })).exitCode;
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }
 

@@ -1,11 +1,11 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type * as esbuild from "esbuild";
 import * as api from "../api/index.js";
 import { UsageError } from "../core/errors.js";
+import { makeTempDir, removeTempDir } from "../core/tempdir.js";
 
 /** Where the loaded loadfile finds the Cicada API: the runtime's own instance of it. */
 export const API_GLOBAL = Symbol.for("cicada.api");
@@ -40,12 +40,6 @@ const apiPlugin: esbuild.Plugin = {
     });
   },
 };
-
-function tempDir(): string {
-  const dir = join(tmpdir(), `cicada-${process.pid}-${randomBytes(4).toString("hex")}`);
-  mkdirSync(dir, { recursive: true });
-  return dir;
-}
 
 /** esbuild's text, with the virtual module named as the user wrote it. */
 function errorText(m: esbuild.Message): string {
@@ -101,7 +95,7 @@ export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promi
   if (!existsSync(abs) || !statSync(abs).isFile()) {
     throw new UsageError(`${kind} not found: ${loadfile}`);
   }
-  const dir = tempDir();
+  const dir = makeTempDir("");
   const out = join(dir, "loadfile.mjs");
   building++;
   try {
@@ -128,7 +122,7 @@ export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promi
       define: { "import.meta.url": JSON.stringify(pathToFileURL(abs).href) },
     });
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
     const failure = err as esbuild.BuildFailure;
     if (Array.isArray(failure.errors) && failure.errors.length > 0) {
       const first = failure.errors[0]!;
@@ -142,7 +136,7 @@ export async function bundleLoadfile(loadfile: string, kind = "loadfile"): Promi
   return {
     loadfile,
     path: out,
-    dispose: () => rmSync(dir, { recursive: true, force: true }),
+    dispose: () => removeTempDir(dir),
   };
 }
 

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { connect, createServer, isIP, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect as connectTls, createServer as createTlsServer, type TLSSocket } from "node:tls";
+import { ExitCode } from "../core/errors.js";
+import { makeTempDir, removeTempDir } from "../core/tempdir.js";
 import { type MonitorOptions, ResourceMonitor } from "../protocols/monitor/monitor.js";
 import type { RemoteWorkerLink, RemoteWorkerSource } from "./coordinator.js";
 import {
@@ -437,7 +438,8 @@ export class RemoteWorkers implements RemoteWorkerSource {
  * the connection (or goes silent) stops its load and connects again for the next test, unless
  * `once`. The master ships the bundled loadfile, so the worker needs only Cicada itself, not the
  * loadfile. Returns the exit code: 0 after `once`, 2 when the master refused this worker (or this
- * worker the master), 4 when the master cannot be reached.
+ * worker the master), 4 when the master cannot be reached, 130 once `stop` is aborted (its test
+ * stopped as when the master goes away, its files removed).
  */
 export async function runRemoteWorker(
   host: string,
@@ -457,9 +459,10 @@ export async function runRemoteWorker(
     handshakeTimeoutSec?: number;
     /** What to watch on this machine for the master (`--monitor-pid`, `--monitor-url`). */
     monitor?: Pick<MonitorOptions, "pids" | "urls" | "queries">;
+    /** Aborted on Ctrl-C / SIGTERM: stop the test (or the wait for one) and return 130. */
+    stop?: AbortSignal;
   },
 ): Promise<number> {
-  const timeoutMs = (opts.handshakeTimeoutSec ?? 5) * 1000;
   // Checked before connecting: a process or endpoint that is not there is the user's to fix now.
   // The master names the samples after this worker's address, whatever "host" says here.
   const monitor = await ResourceMonitor.open({
@@ -468,15 +471,28 @@ export async function runRemoteWorker(
     self: "worker",
     onNotice: (m) => opts.log(m),
   });
+  const stop = opts.stop;
+  const stopped = new Promise<"stopped">((resolve) => {
+    if (stop?.aborted) resolve("stopped");
+    stop?.addEventListener("abort", () => resolve("stopped"), { once: true });
+  });
+  const timeoutMs = (opts.handshakeTimeoutSec ?? 5) * 1000;
   for (let tests = 0; ; tests++) {
+    if (stop?.aborted) return ExitCode.Interrupted;
     // The first master has `connectTimeoutSec` to appear; between tests the worker waits on.
-    const connected = await connectToMaster(
+    const connecting = connectToMaster(
       host,
       port,
       opts.tlsCa,
       tests === 0 ? opts.connectTimeoutSec : null,
       timeoutMs,
+      stop,
     );
+    const connected = await Promise.race([connecting, stopped]);
+    if (connected === "stopped") {
+      void connecting.then((c) => ("socket" in c ? c.socket.destroy() : undefined));
+      return ExitCode.Interrupted;
+    }
     if ("failed" in connected) {
       opts.log(connected.failed);
       return connected.exitCode;
@@ -490,6 +506,9 @@ export async function runRemoteWorker(
         afterGreeting: { maxFrame: MAX_FRAME, maxQueued: Number.POSITIVE_INFINITY },
       },
     );
+    // Stopped mid-greeting: the greeting fails at once instead of at its deadline.
+    const dropGreeting = () => socket.destroy();
+    stop?.addEventListener("abort", dropGreeting, { once: true });
     try {
       // No plan is taken before this: the master has proved it knows the token (when there is one).
       await greetMaster(transport as GreetingChannel<WorkerGreeting, MasterGreeting>, {
@@ -497,6 +516,7 @@ export async function runRemoteWorker(
         timeoutMs,
       });
     } catch (err) {
+      if (stop?.aborted) return ExitCode.Interrupted;
       const refused = err instanceof GreetingFailed && err.refusal;
       opts.log(
         `${refused ? "" : `greeting the master at ${host}:${port} failed: `}${err instanceof GreetingFailed ? err.message : `${(err as Error).message} during the greeting${opts.tlsCa ? "" : " (does the master use TLS? then give --tls-ca)"}`}`,
@@ -507,8 +527,10 @@ export async function runRemoteWorker(
       if (refused) return 2;
       if (tests === 0) return 4;
       // Between tests a master that stalls or goes away mid-greeting is one not up yet.
-      await new Promise((r) => setTimeout(r, 1000));
+      await Promise.race([new Promise((r) => setTimeout(r, 1000)), stopped]);
       continue;
+    } finally {
+      stop?.removeEventListener("abort", dropGreeting);
     }
     opts.log(
       `connected to the master at ${host}:${port}${opts.tlsCa ? " over TLS" : ""}${opts.token ? ", token proved both ways" : ""}`,
@@ -519,7 +541,9 @@ export async function runRemoteWorker(
       (opts.heartbeatTimeoutSec ?? 3) * 1000,
       opts.log,
       monitor,
+      stopped,
     );
+    if (stop?.aborted) return ExitCode.Interrupted;
     if (opts.once) return 0;
     opts.log("waiting for the next test");
   }
@@ -532,8 +556,9 @@ async function workerSession(
   heartbeatTimeoutMs: number,
   log: (m: string) => void,
   monitor: ResourceMonitor,
+  stopped: Promise<"stopped">,
 ): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), "cicada-worker-"));
+  const dir = makeTempDir("worker");
   // The connection's own message: every scenario on it gets the samples.
   monitor.start((samples) => transport.send({ type: "resources", at: Date.now(), samples }));
   let lastHeard = Date.now();
@@ -542,6 +567,7 @@ async function workerSession(
   try {
     const ended = new Promise<string>((resolve) => {
       transport.onLost?.(resolve);
+      void stopped.then(() => resolve("this worker is stopping"));
       // The connection's own heartbeat, and the watch on the master's: a master that stopped,
       // froze or sits behind a cut link must not leave this machine loading the target.
       let lastBeat = Date.now();
@@ -627,7 +653,7 @@ async function workerSession(
     monitor.stop();
     clearInterval(beat);
     socket.destroy();
-    rmSync(dir, { recursive: true, force: true });
+    removeTempDir(dir);
   }
 }
 
@@ -659,6 +685,7 @@ async function connectToMaster(
   ca: string | undefined,
   connectTimeoutSec: number | null,
   timeoutMs: number,
+  stop?: AbortSignal,
 ): Promise<{ socket: Socket } | { failed: string; exitCode: number }> {
   const deadline =
     connectTimeoutSec === null ? Number.POSITIVE_INFINITY : Date.now() + connectTimeoutSec * 1000;
@@ -699,6 +726,7 @@ async function connectToMaster(
       };
     } catch (err) {
       const e = err as Error & { code?: string };
+      if (stop?.aborted) return { failed: "stopped", exitCode: ExitCode.Interrupted };
       if (ca && CERT_ERROR.test(e.code ?? "")) {
         return {
           failed: `refusing the master at ${host}:${port}: its TLS certificate is not trusted by --tls-ca (${e.code}: ${e.message})`,
