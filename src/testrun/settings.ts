@@ -348,6 +348,16 @@ const fraction: Parse<number> = (v, name) => {
   return n;
 };
 
+/** A sampling ratio 0 < r ≤ 1: "0.01" or "1%" (0 would trace nothing: leave tracing off instead). */
+const sampleRatio: Parse<number> = (v, name) => {
+  const t = typeof v === "string" ? v.trim() : v;
+  const n =
+    typeof t === "string" && t.endsWith("%") ? numeric(t.slice(0, -1), false) / 100 : numeric(t, false);
+  if (!Number.isFinite(n) || n <= 0 || n > 1)
+    throw usageError(name, "a ratio 0 < r ≤ 1 such as 0.01 or 1%", v);
+  return n;
+};
+
 /** Milliseconds: "500", "500ms", "1.5s". */
 const milliseconds: Parse<number> = (v, name) => {
   const m =
@@ -495,6 +505,11 @@ export const SETTINGS: Table = {
     parse: bool,
     flag: "--otel-traces",
     help: "send one span per HTTP request over OTLP/HTTP and a W3C traceparent header with the request",
+  },
+  otelTracesSample: {
+    parse: sampleRatio,
+    flag: "--otel-traces-sample <ratio>",
+    help: "--otel-traces: record and send the spans of this share of requests, 0 < r ≤ 1 (default 1, or OTEL_TRACES_SAMPLER); the others still carry a traceparent, flagged not sampled",
   },
   master: {
     parse: bool,
