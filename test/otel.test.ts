@@ -5,7 +5,16 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { RunResult } from "../src/result/result.js";
-import { describeRun, readBody, readJson, runCli, startCli, startServer, tempProject } from "./helpers.js";
+import {
+  describeRun,
+  readBody,
+  readJson,
+  runCli,
+  startCli,
+  startMaster,
+  startServer,
+  tempProject,
+} from "./helpers.js";
 
 // The OTLP/JSON encoding of the export requests (opentelemetry-proto), as far as these tests read
 // it. The SDK's transformer exports only its response types, so the request shapes are here.
@@ -513,6 +522,65 @@ describe("OpenTelemetry", () => {
       }
     } finally {
       await rx.close();
+    }
+  });
+
+  it("--otel-traces-sample reaches a remote worker with the plan: it samples as told", async () => {
+    const rx = await startReceiver();
+    const seen: Array<string | undefined> = [];
+    const target = await startServer((req, res) => {
+      seen.push(req.headers.traceparent as string | undefined);
+      res.end("ok");
+    });
+    const workerDir = tempProject({});
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const N = 120;
+      const { master, port } = await startMaster(project.dir, [
+        "-H",
+        target.url,
+        "-u",
+        "3",
+        "-r",
+        "100",
+        "-i",
+        String(N),
+        "--otel",
+        rx.url,
+        "--otel-traces",
+        "--otel-traces-sample",
+        "25%",
+        "--only-summary",
+      ]);
+      const worker = startCli(["worker", "--once", "--master-port", String(port)], { cwd: workerDir.dir });
+      const killer = setTimeout(() => {
+        master.child.kill("SIGKILL");
+        worker.child.kill("SIGKILL");
+      }, 40_000);
+      const [m, w] = await Promise.all([master.result, worker.result]);
+      clearTimeout(killer);
+      assert.equal(m.code, 0, describeRun(m));
+      assert.equal(w.code, 0, describeRun(w));
+      assert.equal(seen.length, N);
+      const spans = rx.traces.flatMap((t) =>
+        t.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)),
+      );
+      const exported = new Set(spans.map((s) => s.spanId));
+      let sampled = 0;
+      for (const h of seen) {
+        const m = /^00-[0-9a-f]{32}-([0-9a-f]{16})-(0[01])$/.exec(h ?? "");
+        assert.ok(m, `not a W3C traceparent: ${h}`);
+        assert.equal(exported.has(m[1]!), m[2] === "01", `span ${m[1]} flagged ${m[2]}`);
+        if (m[2] === "01") sampled++;
+      }
+      assert.equal(spans.length, sampled);
+      // Binomial(120, 0.25): 30 ± 4.7; all 120 would mean the worker never got the ratio.
+      assert.ok(sampled >= 5 && sampled <= 70, `${sampled} of ${N} sampled`);
+    } finally {
+      await target.close();
+      await rx.close();
+      project.cleanup();
+      workerDir.cleanup();
     }
   });
 
