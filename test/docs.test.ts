@@ -368,6 +368,13 @@ const LINES: Record<string, Entry> = {
     ctrlC: SOON,
     prints: [stoppedBySignal],
   },
+  "npx cicada run loadtest.ts --headless -u 100 -t 30m --otel http://127.0.0.1:4318 --otel-traces --otel-traces-sample 0.01":
+    {
+      exit: 130,
+      limitSec: 40,
+      ctrlC: SOON,
+      prints: [stoppedBySignal],
+    },
   // docs/quick.md.
   "npx cicada quick http://127.0.0.1:8000/api/health -n 1000 -c 100": {
     exit: 0,

@@ -5,7 +5,16 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { RunResult } from "../src/result/result.js";
-import { describeRun, readBody, readJson, runCli, startCli, startServer, tempProject } from "./helpers.js";
+import {
+  describeRun,
+  readBody,
+  readJson,
+  runCli,
+  startCli,
+  startMaster,
+  startServer,
+  tempProject,
+} from "./helpers.js";
 
 // The OTLP/JSON encoding of the export requests (opentelemetry-proto), as far as these tests read
 // it. The SDK's transformer exports only its response types, so the request shapes are here.
@@ -449,6 +458,201 @@ describe("OpenTelemetry", () => {
     } finally {
       await rx.close();
     }
+  });
+
+  it("--otel-traces-sample 0.5: about half the spans are sent; every request carries a traceparent whose flag says which", async () => {
+    const rx = await startReceiver();
+    try {
+      const N = 200;
+      const { cli, result, seen, targetTotal } = await runWith([
+        "-u",
+        "4",
+        "-r",
+        "100",
+        "-i",
+        String(N),
+        "--processes",
+        "2",
+        "--otel",
+        rx.url,
+        "--otel-traces",
+        "--otel-traces-sample",
+        "0.5",
+        "--exit-code-on-error",
+        "0",
+      ]);
+      assert.equal(cli.code, 0, describeRun(cli));
+      assert.equal(result.totals.requests, N);
+      assert.equal(targetTotal, N);
+      const spans = rx.traces.flatMap((t) =>
+        t.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)),
+      );
+      const exported = new Map(spans.map((s) => [s.spanId, s.traceId]));
+      const exportedTraces = new Set(spans.map((s) => s.traceId));
+      const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-(0[01])$/;
+      let sampled = 0;
+      const spanIds = new Set<string>();
+      for (const h of seen) {
+        const m = TRACEPARENT.exec(h ?? "");
+        assert.ok(m, `not a W3C traceparent: ${h}`);
+        const [, traceId, spanId, flags] = m as unknown as [string, string, string, string];
+        assert.notEqual(traceId, "0".repeat(32));
+        assert.notEqual(spanId, "0".repeat(16));
+        spanIds.add(spanId);
+        if (flags === "01") {
+          sampled++;
+          assert.equal(exported.get(spanId), traceId, `sampled span ${spanId} was not exported`);
+        } else {
+          assert.ok(!exportedTraces.has(traceId), `unsampled trace ${traceId} was exported`);
+        }
+      }
+      assert.equal(spanIds.size, N, "each request has a span id of its own");
+      assert.equal(spans.length, sampled, "exactly the sampled requests' spans arrived");
+      // Binomial(200, 0.5): 100 ± 7; these bounds are 7 standard deviations out.
+      assert.ok(sampled >= 50 && sampled <= 150, `${sampled} of ${N} sampled`);
+      for (const s of spans) {
+        // A sampled span is the same as without sampling.
+        assert.equal(s.kind, 3, "SPAN_KIND_CLIENT");
+        const name = String(attr(s.attributes, "url.template"));
+        assert.equal(s.name, `GET ${name}`);
+        assert.equal(attr(s.attributes, "http.request.method"), "GET");
+        assert.equal(attr(s.attributes, "http.response.status_code"), name === "/missing" ? 404 : 200);
+        assert.equal(attr(s.attributes, "server.address"), "127.0.0.1");
+        assert.equal(typeof attr(s.attributes, "server.port"), "number");
+      }
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("--otel-traces-sample reaches a remote worker with the plan: it samples as told", async () => {
+    const rx = await startReceiver();
+    const seen: Array<string | undefined> = [];
+    const target = await startServer((req, res) => {
+      seen.push(req.headers.traceparent as string | undefined);
+      res.end("ok");
+    });
+    const workerDir = tempProject({});
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const N = 120;
+      const { master, port } = await startMaster(project.dir, [
+        "-H",
+        target.url,
+        "-u",
+        "3",
+        "-r",
+        "100",
+        "-i",
+        String(N),
+        "--otel",
+        rx.url,
+        "--otel-traces",
+        "--otel-traces-sample",
+        "25%",
+        "--only-summary",
+      ]);
+      const worker = startCli(["worker", "--once", "--master-port", String(port)], { cwd: workerDir.dir });
+      const killer = setTimeout(() => {
+        master.child.kill("SIGKILL");
+        worker.child.kill("SIGKILL");
+      }, 40_000);
+      const [m, w] = await Promise.all([master.result, worker.result]);
+      clearTimeout(killer);
+      assert.equal(m.code, 0, describeRun(m));
+      assert.equal(w.code, 0, describeRun(w));
+      assert.equal(seen.length, N);
+      const spans = rx.traces.flatMap((t) =>
+        t.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)),
+      );
+      const exported = new Set(spans.map((s) => s.spanId));
+      let sampled = 0;
+      for (const h of seen) {
+        const m = /^00-[0-9a-f]{32}-([0-9a-f]{16})-(0[01])$/.exec(h ?? "");
+        assert.ok(m, `not a W3C traceparent: ${h}`);
+        assert.equal(exported.has(m[1]!), m[2] === "01", `span ${m[1]} flagged ${m[2]}`);
+        if (m[2] === "01") sampled++;
+      }
+      assert.equal(spans.length, sampled);
+      // Binomial(120, 0.25): 30 ± 4.7; all 120 would mean the worker never got the ratio.
+      assert.ok(sampled >= 5 && sampled <= 70, `${sampled} of ${N} sampled`);
+    } finally {
+      await target.close();
+      await rx.close();
+      project.cleanup();
+      workerDir.cleanup();
+    }
+  });
+
+  it("--otel-traces-sample 1 sends every span, over an OTEL_TRACES_SAMPLER that says none", async () => {
+    const rx = await startReceiver();
+    try {
+      const N = 40;
+      const { cli, seen, targetTotal } = await runWith(
+        [
+          "-u",
+          "2",
+          "-r",
+          "100",
+          "-i",
+          String(N),
+          "--otel",
+          rx.url,
+          "--otel-traces",
+          "--otel-traces-sample",
+          "1",
+          "--exit-code-on-error",
+          "0",
+        ],
+        { OTEL_TRACES_SAMPLER: "always_off" },
+      );
+      assert.equal(cli.code, 0, describeRun(cli));
+      assert.equal(targetTotal, N);
+      for (const h of seen) assert.match(h ?? "", /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      const spans = rx.traces.flatMap((t) =>
+        t.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)),
+      );
+      assert.equal(spans.length, N);
+    } finally {
+      await rx.close();
+    }
+  });
+
+  /** A run that must not start: its exit code, stderr and the requests the target got. */
+  async function refused(args: string[]) {
+    const target = await startServer((_req, res) => res.end("ok"));
+    const project = tempProject({ "loadtest.ts": LOADFILE });
+    try {
+      const cli = await runCli(["run", "loadtest.ts", "--headless", "-H", target.url, "-i", "5", ...args], {
+        cwd: project.dir,
+        timeoutMs: 30_000,
+      });
+      return { cli, targetTotal: target.total() };
+    } finally {
+      await target.close();
+      project.cleanup();
+    }
+  }
+
+  for (const bad of ["0", "1.5", "-0.1", "half"]) {
+    it(`--otel-traces-sample ${bad}: one usage error naming it, exit 2, no request`, async () => {
+      const { cli, targetTotal } = await refused(["--otel-traces", "--otel-traces-sample", bad]);
+      assert.equal(cli.code, 2, describeRun(cli));
+      assert.ok(
+        cli.stderr.includes(
+          `--otel-traces-sample: expected a ratio 0 < r ≤ 1 such as 0.01 or 1%, got "${bad}"`,
+        ),
+        describeRun(cli),
+      );
+      assert.equal(targetTotal, 0);
+    });
+  }
+
+  it("--otel-traces-sample without --otel-traces is a usage error", async () => {
+    const { cli, targetTotal } = await refused(["--otel-traces-sample", "0.1"]);
+    assert.equal(cli.code, 2, describeRun(cli));
+    assert.match(cli.stderr, /--otel-traces-sample 0\.1: .*--otel-traces, which is off/);
+    assert.equal(targetTotal, 0);
   });
 
   it("a bare --otel sends both signals where OTEL_EXPORTER_OTLP_ENDPOINT says", async () => {

@@ -120,6 +120,12 @@ export interface CicadaConfig {
   /** One span per HTTP request, sent like the metrics, with a W3C traceparent header on the request. */
   otelTraces?: boolean;
   /**
+   * With otelTraces: the share of requests (0 < r ≤ 1) whose spans are recorded and sent, chosen
+   * by trace id; the others still send a traceparent flagged not sampled. Default: all, unless
+   * the OTEL_TRACES_SAMPLER variables say otherwise.
+   */
+  otelTracesSample?: number;
+  /**
    * Processes of the target to watch from /proc once a second: pids, or names matched against
    * each process's name or program (`node`, `postgres`). CPU %, RSS, fds, threads, I/O bytes.
    */

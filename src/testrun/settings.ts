@@ -339,12 +339,24 @@ function positiveList(integer: boolean): Parse<number[]> {
 const rateList: Parse<number[] | "auto"> = (v, name) =>
   typeof v === "string" && v.trim().toLowerCase() === "auto" ? "auto" : positiveList(false)(v, name);
 
+/** A number written as a share, "0.05" or "5%"; NaN when it is neither. */
+function share(v: unknown): number {
+  const t = typeof v === "string" ? v.trim() : v;
+  return typeof t === "string" && t.endsWith("%") ? numeric(t.slice(0, -1), false) / 100 : numeric(t, false);
+}
+
 /** A share 0–1: "0.05" or "5%". */
 const fraction: Parse<number> = (v, name) => {
-  const t = typeof v === "string" ? v.trim() : v;
-  const n =
-    typeof t === "string" && t.endsWith("%") ? numeric(t.slice(0, -1), false) / 100 : numeric(t, false);
+  const n = share(v);
   if (!Number.isFinite(n) || n < 0 || n > 1) throw usageError(name, "a share such as 0.05 or 5%", v);
+  return n;
+};
+
+/** A sampling ratio 0 < r ≤ 1: "0.01" or "1%" (0 would trace nothing: leave tracing off instead). */
+const sampleRatio: Parse<number> = (v, name) => {
+  const n = share(v);
+  if (!Number.isFinite(n) || n <= 0 || n > 1)
+    throw usageError(name, "a ratio 0 < r ≤ 1 such as 0.01 or 1%", v);
   return n;
 };
 
@@ -495,6 +507,11 @@ export const SETTINGS: Table = {
     parse: bool,
     flag: "--otel-traces",
     help: "send one span per HTTP request over OTLP/HTTP and a W3C traceparent header with the request",
+  },
+  otelTracesSample: {
+    parse: sampleRatio,
+    flag: "--otel-traces-sample <ratio>",
+    help: "--otel-traces: record and send the spans of this share of requests, 0 < r ≤ 1 (default 1, or OTEL_TRACES_SAMPLER); the others still carry a traceparent, flagged not sampled",
   },
   master: {
     parse: bool,

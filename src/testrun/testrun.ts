@@ -576,6 +576,12 @@ function resolvePlan(
   hosts: Set<string>,
   notes: PlanNotes,
 ): Resolved {
+  if (s.otelTracesSample !== undefined && !s.otelTraces) {
+    // A ratio without tracing would be silently ignored: the user meant to trace.
+    throw new UsageError(
+      `--otel-traces-sample ${s.otelTracesSample}: it samples --otel-traces, which is off`,
+    );
+  }
   const plan: RunPlan = {
     loadfile,
     userClasses: s.userClasses ?? [],
@@ -599,7 +605,14 @@ function resolvePlan(
     maxDelaySec: parseDuration(s.maxDelay!),
     shape: null,
     // Without a URL the workers' exporters read OTEL_EXPORTER_OTLP_* themselves.
-    ...(s.otelTraces ? { traces: typeof s.otel === "string" ? { url: `${s.otel}/v1/traces` } : {} } : {}),
+    ...(s.otelTraces
+      ? {
+          traces: {
+            ...(typeof s.otel === "string" ? { url: `${s.otel}/v1/traces` } : {}),
+            ...(s.otelTracesSample !== undefined ? { sample: s.otelTracesSample } : {}),
+          },
+        }
+      : {}),
   };
   const schedulePeak = arrivalSettings(s, plan);
   // Open model: the pool may grow to --max-users, by default enough for one second of
@@ -776,6 +789,7 @@ function resolveScenarios(
         slo: s.slo,
         otel: s.otel,
         otelTraces: s.otelTraces,
+        otelTracesSample: s.otelTracesSample,
         processes: remote ? s.processes : (sc.processes ?? s.processes),
       };
       const { plan, shape } = resolvePlan(merged, mod, loadfile, shapeClass, hosts, notes);

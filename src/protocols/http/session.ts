@@ -191,6 +191,9 @@ interface Route {
   readonly origin: OriginInfo;
   readonly path: string;
   readonly href: string;
+  /** The URL's hostname and port (the scheme's default if none), for the request's span. */
+  readonly hostname: string;
+  readonly port: number;
   /** Serialized heads of header-less, body-less requests to this URL, per method. */
   readonly heads: Map<string, Buffer>;
 }
@@ -207,7 +210,16 @@ function routeFor(u: URL): Route {
     origin = originInfo(u);
     originCache.set(key, origin);
   }
-  return { key, origin, path: u.pathname + u.search, href: u.href, heads: new Map() };
+  const port = u.port ? Number(u.port) : u.protocol === "https:" ? 443 : 80;
+  return {
+    key,
+    origin,
+    path: u.pathname + u.search,
+    href: u.href,
+    hostname: u.hostname,
+    port,
+    heads: new Map(),
+  };
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -412,7 +424,8 @@ export class HttpSession {
     url: string,
     opts: RequestOptions,
   ): Promise<HttpResponse> {
-    const span = tracer.start(method, opts.name ?? url, this.resolve(url, opts.query));
+    // The cached route: its span attributes are made once, not per request.
+    const span = tracer.start(method, opts.name ?? url, this.#route(url, opts.query));
     const withHeader: RequestOptions = {
       ...opts,
       headers: { ...opts.headers, traceparent: span.traceparent },
@@ -816,7 +829,7 @@ export class HttpSession {
     const method = (rest.method ?? "GET").toUpperCase();
     const target = typeof input === "string" ? this.resolve(input) : input;
     const name = statName ?? (typeof input === "string" ? input : input.pathname);
-    const span = this.#o.tracer ? this.#o.tracer.start(method, name, target) : null;
+    const span = this.#o.tracer ? this.#o.tracer.start(method, name, routeFor(target)) : null;
     if (span) {
       const headers = new (undici().Headers)(rest.headers);
       headers.set("traceparent", span.traceparent);
