@@ -323,6 +323,8 @@ describe("cicada sweep", () => {
         "rep.json",
         "--html",
         "rep-live.html",
+        "--junit",
+        "rep-live.xml",
       ],
       { cwd: project.dir, env: { SWEEP_PATH: "/reject" }, timeoutMs: 60_000 },
     );
@@ -348,6 +350,8 @@ describe("cicada sweep", () => {
     );
 
     const xml = readFileSync(join(project.dir, "rep.xml"), "utf8");
+    // `sweep --junit` writes the same XML as `report --junit` does later from its JSON.
+    assert.equal(readFileSync(join(project.dir, "rep-live.xml"), "utf8"), xml);
     const cases = junitCases(xml);
     assert.deepEqual(
       cases.map((c) => [c.classname, c.name, c.outcome]),

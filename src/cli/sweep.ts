@@ -24,6 +24,7 @@ const SHARED: SettingKey[] = [
   "json",
   "csv",
   "html",
+  "junit",
   "onlySummary",
   "config",
   "verifyTls",

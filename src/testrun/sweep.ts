@@ -8,6 +8,7 @@ import type { CicadaConfig } from "../api/config.js";
 import { ExitCode, UsageError } from "../core/errors.js";
 import { VERSION } from "../core/version.js";
 import { renderSweepHtml } from "../outputs/html/sweep.js";
+import { sweepToJUnit } from "../outputs/junit.js";
 import { checkWritable } from "../outputs/sink.js";
 import { sweepCsv } from "../outputs/sweep.js";
 import type { RunResult } from "../result/result.js";
@@ -119,6 +120,7 @@ export function sweepPlan(s: SettingValues, extra: SweepInput, name: (key: strin
 export function checkSweepOutputs(s: CicadaConfig): void {
   if (s.json && s.json !== "-") checkWritable(s.json, "--json");
   if (s.html) checkWritable(s.html, "--html");
+  if (s.junit) checkWritable(s.junit, "--junit");
   if (s.csv) checkWritable(`${s.csv}_sweep.csv`, "--csv");
 }
 
@@ -387,7 +389,7 @@ export async function runSweep(
   };
 }
 
-/** Writes the sweep's files: --json (- for stdout), --csv PREFIX_sweep.csv, --html. */
+/** Writes the sweep's files: --json (- for stdout), --csv PREFIX_sweep.csv, --html, --junit. */
 export function writeSweepOutputs(r: SweepResult, s: CicadaConfig, io: Pick<RunIo, "stdout">): string[] {
   const written: string[] = [];
   const put = (flag: string, path: string, text: string) => {
@@ -402,5 +404,6 @@ export function writeSweepOutputs(r: SweepResult, s: CicadaConfig, io: Pick<RunI
   else if (s.json) put("--json", s.json, `${JSON.stringify(r, null, 2)}\n`);
   if (s.csv) put("--csv", `${s.csv}_sweep.csv`, sweepCsv(r));
   if (s.html) put("--html", s.html, renderSweepHtml(r));
+  if (s.junit) put("--junit", s.junit, sweepToJUnit(r));
   return written;
 }
