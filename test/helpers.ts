@@ -389,3 +389,30 @@ export async function startMaster(
   const port = Number(/master listening on 127\.0\.0\.1:(\d+)/.exec(master.output().stderr)![1]);
   return { master, port };
 }
+
+/** An OpenAI-style chat stream: the first token after `firstMs`, then `tokens - 1` more, usage, [DONE]. */
+export async function chatStream(res: ServerResponse, firstMs: number, tokens: number): Promise<void> {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  res.flushHeaders();
+  const chunk = (o: object) => `data: ${JSON.stringify({ object: "chat.completion.chunk", ...o })}\n\n`;
+  await new Promise((r) => setTimeout(r, firstMs));
+  for (let i = 0; i < tokens; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, 5));
+    res.write(chunk({ choices: [{ index: 0, delta: { content: `t${i} ` } }] }));
+  }
+  res.write(chunk({ choices: [], usage: { completion_tokens: tokens, prompt_tokens: 3 } }));
+  res.end("data: [DONE]\n\n");
+}
+
+/** A loadfile whose one user streams OpenAI-style chat completions, counting tokens. */
+export const CHAT_LOADFILE = `
+import { HttpUser, task } from "cicada-load";
+export class Chat extends HttpUser {
+  @task async chat() {
+    await this.client.sse("/v1/chat/completions", {
+      json: { stream: true, messages: [{ role: "user", content: "hi" }] },
+      tokens: "openai",
+    });
+  }
+}
+`;

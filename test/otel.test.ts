@@ -1,11 +1,13 @@
 /** OpenTelemetry: metrics and spans of real runs, received by an OTLP/HTTP receiver the test runs. */
 import assert from "node:assert/strict";
-import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { RunResult } from "../src/result/result.js";
 import {
+  CHAT_LOADFILE,
+  chatStream,
   describeRun,
   readBody,
   readJson,
@@ -163,32 +165,6 @@ async function runWith(args: string[], env: NodeJS.ProcessEnv = {}) {
     project.cleanup();
   }
 }
-
-/** An OpenAI-style chat stream: the first token after `firstMs`, then `tokens - 1` more, usage, [DONE]. */
-async function chatStream(res: ServerResponse, firstMs: number, tokens: number): Promise<void> {
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-  res.flushHeaders();
-  const chunk = (o: object) => `data: ${JSON.stringify({ object: "chat.completion.chunk", ...o })}\n\n`;
-  await new Promise((r) => setTimeout(r, firstMs));
-  for (let i = 0; i < tokens; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, 5));
-    res.write(chunk({ choices: [{ index: 0, delta: { content: `t${i} ` } }] }));
-  }
-  res.write(chunk({ choices: [], usage: { completion_tokens: tokens, prompt_tokens: 3 } }));
-  res.end("data: [DONE]\n\n");
-}
-
-const CHAT_LOADFILE = `
-import { HttpUser, task } from "cicada-load";
-export class Chat extends HttpUser {
-  @task async chat() {
-    await this.client.sse("/v1/chat/completions", {
-      json: { stream: true, messages: [{ role: "user", content: "hi" }] },
-      tokens: "openai",
-    });
-  }
-}
-`;
 
 /** A bounded chat run sending to `rx`; every other stream answers its first token late. */
 async function chatRun(rx: Receiver, extra: string[]) {

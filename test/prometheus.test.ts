@@ -2,12 +2,20 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { request as httpRequest, type ServerResponse } from "node:http";
+import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { RunResult } from "../src/result/result.js";
-import { describeRun, startCli, startServer, tempProject, until } from "./helpers.js";
+import {
+  CHAT_LOADFILE,
+  chatStream,
+  describeRun,
+  startCli,
+  startServer,
+  tempProject,
+  until,
+} from "./helpers.js";
 
 const LOADFILE = `
 import { HttpUser, task, constant, check } from "cicada-load";
@@ -36,32 +44,6 @@ function parseExposition(
   }
   return out;
 }
-
-/** An OpenAI-style chat stream: the first token after `firstMs`, then `tokens - 1` more, usage, [DONE]. */
-async function chatStream(res: ServerResponse, firstMs: number, tokens: number): Promise<void> {
-  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
-  res.flushHeaders();
-  const chunk = (o: object) => `data: ${JSON.stringify({ object: "chat.completion.chunk", ...o })}\n\n`;
-  await new Promise((r) => setTimeout(r, firstMs));
-  for (let i = 0; i < tokens; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, 5));
-    res.write(chunk({ choices: [{ index: 0, delta: { content: `t${i} ` } }] }));
-  }
-  res.write(chunk({ choices: [], usage: { completion_tokens: tokens, prompt_tokens: 3 } }));
-  res.end("data: [DONE]\n\n");
-}
-
-const CHAT_LOADFILE = `
-import { HttpUser, task } from "cicada-load";
-export class Chat extends HttpUser {
-  @task async chat() {
-    await this.client.sse("/v1/chat/completions", {
-      json: { stream: true, messages: [{ role: "user", content: "hi" }] },
-      tokens: "openai",
-    });
-  }
-}
-`;
 
 /**
  * A bounded chat run in the web UI (which keeps serving the last test's books once it ends):

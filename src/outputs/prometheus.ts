@@ -78,8 +78,9 @@ export class PrometheusOutput {
         this.set({ quantile: "0.95" }, cur.p95 / 1000);
       },
     });
-    // One counter per endpoint figure, read from the merged books at each scrape.
-    const perEndpoint = (name: string, help: string, value: (e: EndpointTotals) => number) =>
+    // One counter per endpoint figure, read from the merged books at each scrape; endpoints for
+    // which a figure does not apply (`value` gives undefined) have no series.
+    const perEndpoint = (name: string, help: string, value: (e: EndpointTotals) => number | undefined) =>
       new Counter({
         name,
         help,
@@ -88,7 +89,8 @@ export class PrometheusOutput {
         collect() {
           this.reset();
           for (const e of src()?.stats.endpoints.values() ?? []) {
-            this.inc({ type: e.type, method: e.method, name: e.name }, value(e));
+            const v = value(e);
+            if (v !== undefined) this.inc({ type: e.type, method: e.method, name: e.name }, v);
           }
         },
       });
@@ -102,19 +104,9 @@ export class PrometheusOutput {
     // judged streams have these series, so a run without --slo has none; attainment and goodput
     // per second are left to PromQL (good / judged, rate()).
     const perJudged = (name: string, help: string, counter: string) =>
-      new Counter({
-        name,
-        help,
-        labelNames: endpointLabels,
-        registers,
-        collect() {
-          this.reset();
-          for (const e of src()?.stats.endpoints.values() ?? []) {
-            if (e.counters?.get(SLO_JUDGED) === undefined) continue;
-            this.inc({ type: e.type, method: e.method, name: e.name }, e.counters.get(counter) ?? 0);
-          }
-        },
-      });
+      perEndpoint(name, help, (e) =>
+        e.counters?.get(SLO_JUDGED) === undefined ? undefined : (e.counters.get(counter) ?? 0),
+      );
     perJudged(
       "cicada_slo_judged_total",
       "Streams with counted tokens judged against the --slo objectives (ttft, tpot, e2el upper bounds), completed or failed, per endpoint.",
