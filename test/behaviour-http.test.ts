@@ -389,10 +389,10 @@ export class Client extends HttpUser {
   });
 
   describe(`connections [${engine}]`, () => {
-    // One keep-alive connection per user on both engines. The engines differ on purpose for
-    // `sharedConnections`: it is the fast engine's pool, so on undici every user still has its
-    // own connection, with a warning (README, "Engines, connections and pools").
-    it("each user keeps one connection; sharedConnections caps a class's on the fast engine only", async () => {
+    // One keep-alive connection per user on both engines, and `sharedConnections` caps a class's
+    // users at N per origin and worker on both: the fast engine's shared pools, undici's shared
+    // dispatcher (README, "Engines, connections and pools").
+    it("each user keeps one connection; sharedConnections caps a class's", async () => {
       const own = await startServer((_req, res) => res.end("own"));
       const shared = await startServer((_req, res) => res.end("shared"));
       const connections = { own: 0, shared: 0 };
@@ -422,17 +422,11 @@ export class Pooled extends HttpUser {
         assert.ok(own.total() >= 20 && shared.total() >= 20, `own ${own.total()}, shared ${shared.total()}`);
         // The start-up probe checks the -H host: one connection more there.
         assert.equal(connections.own, 4 + 1, `connections to the own-connection class's host`);
-        const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning:"));
-        if (engine === "fast") {
-          assert.ok(connections.shared >= 1 && connections.shared <= 2, `shared: ${connections.shared}`);
-          assert.deepEqual(warnings, []);
-        } else {
-          assert.equal(connections.shared, 4, `undici: one connection per user, pool or not`);
-          // ... and the run says so, once.
-          assert.deepEqual(warnings, [
-            "warning: Pooled.sharedConnections = 2 is ignored on the undici engine (--http-engine undici): each user keeps its own connection; the setting needs the fast engine",
-          ]);
-        }
+        assert.ok(connections.shared >= 1 && connections.shared <= 2, `shared: ${connections.shared}`);
+        assert.deepEqual(
+          r.stderr.split("\n").filter((l) => l.startsWith("warning:")),
+          [],
+        );
       } finally {
         await own.close();
         await shared.close();
