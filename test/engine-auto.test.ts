@@ -715,21 +715,24 @@ describe("sharedConnections on the undici engine: one dispatcher per class and w
   });
   after(() => target.close());
 
-  const loadfile = (statics: string) => `
+  const loadfile = (statics: string, then = "") => `
 import { HttpUser, constant, task } from "cicada-load";
 export class Crowd extends HttpUser {
   static waitTime = constant(0.005);
+  hits = 0;
 ${statics}
   @task async hit() {
     const res = await this.client.get("/hello");
     if (res.text() !== "hi") throw new Error("unexpected body " + res.text());
+    this.hits++;
+${then}
   }
 }
 `;
 
   /** 400 iterations over 20 users; returns the connections the target saw and the run's stderr. */
-  async function crowd(statics: string, args: string[], env: NodeJS.ProcessEnv = noProxy) {
-    const p = tempProject({ "loadtest.ts": loadfile(statics) });
+  async function crowd(statics: string, args: string[], env: NodeJS.ProcessEnv = noProxy, then = "") {
+    const p = tempProject({ "loadtest.ts": loadfile(statics, then) });
     const served = target.total();
     connections = 0;
     try {
@@ -774,6 +777,18 @@ ${statics}
   it("--processes 2: at most 2 per worker", async () => {
     const n = await crowd("  static sharedConnections = 2;", ["--http-engine", "undici", "--processes", "2"]);
     assert.ok(n >= 2 && n <= 2 * 2 + 1, `connections: ${n}`);
+  });
+
+  it("users that leave early close nothing the others still use", async () => {
+    // Half the users stop after three requests; a shared dispatcher closed by the first of them
+    // would fail every later request of the others.
+    const n = await crowd(
+      "  static sharedConnections = 2;",
+      ["--http-engine", "undici", "--processes", "1"],
+      noProxy,
+      "    if (this.userId % 2 === 0 && this.hits >= 3) this.stopUser();",
+    );
+    assert.ok(n >= 2 && n <= 2 + 1, `connections: ${n}`);
   });
 
   it("without sharedConnections: one connection per user, as before", async () => {
