@@ -360,10 +360,11 @@ export class HttpSession {
     const engine = options.engine ?? "auto";
     this.#auto = engine === "auto";
     this.#engine = engine === "auto" ? (PROXY_ENV ? "undici" : "fast") : engine;
+    // One listener per user, or per request in flight on undici (shared connections or not); a
+    // run may have 100,000 of them on the same signal. Not 0 for "no limit": Node 20's
+    // getMaxListeners, which undici's fetch() calls, throws on a 0.
+    setMaxListeners(Number.POSITIVE_INFINITY, options.signal);
     if (!options.sharedPools) {
-      // One listener per user; a run may have 100,000 of them on the same signal. Not 0 for
-      // "no limit": Node 20's getMaxListeners, which undici's fetch() calls, throws on a 0.
-      setMaxListeners(Number.POSITIVE_INFINITY, options.signal);
       options.signal.addEventListener("abort", () => this.#destroyPools(new RunStopped()), { once: true });
     }
   }
