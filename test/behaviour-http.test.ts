@@ -220,47 +220,50 @@ export class Timed extends HttpUser {
   });
 
   describe(`cookies [${engine}]`, () => {
-    it("each user keeps its own cookie jar", async () => {
-      const issued = new Map<string, string>();
-      const problems: string[] = [];
-      let anonymousWithCookie = 0;
-      const server = await startServer((req: IncomingMessage, res: ServerResponse) => {
-        const url = new URL(req.url ?? "/", "http://x");
-        const user = String(req.headers["x-user"] ?? "");
-        const sid = /(?:^|;\s*)sid=([^;]+)/.exec(req.headers.cookie ?? "")?.[1];
-        if (url.pathname === "/login") {
-          const token = randomUUID();
-          issued.set(user, token);
-          res.setHeader("set-cookie", `sid=${token}; Path=/; HttpOnly`);
-          res.end("welcome");
-        } else if (url.pathname === "/whoami") {
-          if (user === "anonymous") {
-            if (sid) anonymousWithCookie++;
-            res.statusCode = sid ? 200 : 401;
-            res.end(sid ? "someone" : "who are you?");
-          } else if (!sid) {
-            problems.push(`user ${user}: no cookie`);
-            res.statusCode = 401;
-            res.end("who are you?");
-          } else if (sid !== issued.get(user)) {
-            problems.push(`user ${user}: cookie of another user`);
-            res.statusCode = 403;
-            res.end("not yours");
+    // With sharedConnections the users' requests take turns on one connection: the jar is the
+    // user's, never the connection's or the shared dispatcher's.
+    for (const shared of [false, true]) {
+      it(`each user keeps its own cookie jar${shared ? ", on connections its class shares" : ""}`, async () => {
+        const issued = new Map<string, string>();
+        const problems: string[] = [];
+        let anonymousWithCookie = 0;
+        const server = await startServer((req: IncomingMessage, res: ServerResponse) => {
+          const url = new URL(req.url ?? "/", "http://x");
+          const user = String(req.headers["x-user"] ?? "");
+          const sid = /(?:^|;\s*)sid=([^;]+)/.exec(req.headers.cookie ?? "")?.[1];
+          if (url.pathname === "/login") {
+            const token = randomUUID();
+            issued.set(user, token);
+            res.setHeader("set-cookie", `sid=${token}; Path=/; HttpOnly`);
+            res.end("welcome");
+          } else if (url.pathname === "/whoami") {
+            if (user === "anonymous") {
+              if (sid) anonymousWithCookie++;
+              res.statusCode = sid ? 200 : 401;
+              res.end(sid ? "someone" : "who are you?");
+            } else if (!sid) {
+              problems.push(`user ${user}: no cookie`);
+              res.statusCode = 401;
+              res.end("who are you?");
+            } else if (sid !== issued.get(user)) {
+              problems.push(`user ${user}: cookie of another user`);
+              res.statusCode = 403;
+              res.end("not yours");
+            } else {
+              res.end(user);
+            }
           } else {
-            res.end(user);
+            res.statusCode = 404;
+            res.end();
           }
-        } else {
-          res.statusCode = 404;
-          res.end();
-        }
-      });
-      try {
-        const r = await runLoad(
-          `
+        });
+        try {
+          const r = await runLoad(
+            `
 import { HttpUser, constant, task } from "cicada-load";
 
 export class Member extends HttpUser {
-  static waitTime = constant(0.05);
+  static waitTime = constant(0.05);${shared ? "\n  static sharedConnections = 1;" : ""}
   override async onStart() {
     this.client.headers["x-user"] = String(this.userId);
     await this.client.post("/login");
@@ -277,7 +280,7 @@ export class Member extends HttpUser {
 // Never logs in: it must not see the others' cookies.
 export class Anonymous extends HttpUser {
   static fixedCount = 1;
-  static waitTime = constant(0.05);
+  static waitTime = constant(0.05);${shared ? "\n  static sharedConnections = 1;" : ""}
   override onStart() { this.client.headers["x-user"] = "anonymous"; }
   @task me() {
     return this.client.get("/whoami", {
@@ -287,22 +290,23 @@ export class Anonymous extends HttpUser {
   }
 }
 `,
-          ["-H", server.url, "--http-engine", engine, "-u", "4", "-r", "100", "-t", "1.2s"],
-        );
-        assert.equal(r.code, 0, describeRun(r));
-        assert.equal(issued.size, 3, `logins: ${[...issued.keys()]}`);
-        assert.equal(new Set(issued.values()).size, 3);
-        assert.deepEqual(problems, []);
-        assert.equal(anonymousWithCookie, 0);
-        const me = endpoint(r.result, "/whoami")!;
-        assert.ok(me.requests >= 3 * 5, `only ${me.requests} /whoami requests`);
-        assert.equal(me.failures, 0);
-        assert.ok(endpoint(r.result, "/whoami (anonymous)")!.requests >= 5);
-        assert.equal(r.result.totals.failures, 0);
-      } finally {
-        await server.close();
-      }
-    });
+            ["-H", server.url, "--http-engine", engine, "-u", "4", "-r", "100", "-t", "1.2s"],
+          );
+          assert.equal(r.code, 0, describeRun(r));
+          assert.equal(issued.size, 3, `logins: ${[...issued.keys()]}`);
+          assert.equal(new Set(issued.values()).size, 3);
+          assert.deepEqual(problems, []);
+          assert.equal(anonymousWithCookie, 0);
+          const me = endpoint(r.result, "/whoami")!;
+          assert.ok(me.requests >= 3 * 5, `only ${me.requests} /whoami requests`);
+          assert.equal(me.failures, 0);
+          assert.ok(endpoint(r.result, "/whoami (anonymous)")!.requests >= 5);
+          assert.equal(r.result.totals.failures, 0);
+        } finally {
+          await server.close();
+        }
+      });
+    }
   });
 
   describe(`redirects, catchResponse and request names [${engine}]`, () => {
@@ -389,10 +393,10 @@ export class Client extends HttpUser {
   });
 
   describe(`connections [${engine}]`, () => {
-    // One keep-alive connection per user on both engines. The engines differ on purpose for
-    // `sharedConnections`: it is the fast engine's pool, so on undici every user still has its
-    // own connection, with a warning (README, "Engines, connections and pools").
-    it("each user keeps one connection; sharedConnections caps a class's on the fast engine only", async () => {
+    // One keep-alive connection per user on both engines, and `sharedConnections` caps a class's
+    // users at N per origin and worker on both: the fast engine's shared pools, undici's shared
+    // dispatcher (README, "Engines, connections and pools").
+    it("each user keeps one connection; sharedConnections caps a class's", async () => {
       const own = await startServer((_req, res) => res.end("own"));
       const shared = await startServer((_req, res) => res.end("shared"));
       const connections = { own: 0, shared: 0 };
@@ -422,17 +426,11 @@ export class Pooled extends HttpUser {
         assert.ok(own.total() >= 20 && shared.total() >= 20, `own ${own.total()}, shared ${shared.total()}`);
         // The start-up probe checks the -H host: one connection more there.
         assert.equal(connections.own, 4 + 1, `connections to the own-connection class's host`);
-        const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning:"));
-        if (engine === "fast") {
-          assert.ok(connections.shared >= 1 && connections.shared <= 2, `shared: ${connections.shared}`);
-          assert.deepEqual(warnings, []);
-        } else {
-          assert.equal(connections.shared, 4, `undici: one connection per user, pool or not`);
-          // ... and the run says so, once.
-          assert.deepEqual(warnings, [
-            "warning: Pooled.sharedConnections = 2 is ignored on the undici engine (--http-engine undici): each user keeps its own connection; the setting needs the fast engine",
-          ]);
-        }
+        assert.ok(connections.shared >= 1 && connections.shared <= 2, `shared: ${connections.shared}`);
+        assert.deepEqual(
+          r.stderr.split("\n").filter((l) => l.startsWith("warning:")),
+          [],
+        );
       } finally {
         await own.close();
         await shared.close();

@@ -454,9 +454,10 @@ export class Web extends HttpUser {
   });
 });
 
-describe("sharedConnections and sourceAddresses on undici: one warning per class and run", () => {
-  // The two settings belong to the fast engine; undici ignores them. The run says so once, at
-  // plan time, and still runs: the server's own count is the one reported.
+describe("sourceAddresses on undici: one warning per class and run; sharedConnections on both engines", () => {
+  // sourceAddresses belongs to the fast engine; undici ignores it. The run says so once, at plan
+  // time, and still runs: the server's own count is the one reported. sharedConnections works on
+  // both engines, with no warning.
   let target: TestServer;
   let connections = 0;
   const countConnection = () => connections++;
@@ -522,26 +523,30 @@ export class Plain extends HttpUser {
     }
   }
 
-  it("--http-engine undici: the class with sharedConnections is named once, with the value and the reason", async () => {
-    const { warnings, connections } = await runWith("  static sharedConnections = 2;", [
+  it("--http-engine undici: sharedConnections needs no warning, and the users share the two connections", async () => {
+    const { r, warnings, connections } = await runWith("  static sharedConnections = 2;", [
       "--http-engine",
       "undici",
     ]);
-    assert.deepEqual(warnings, [
-      "warning: Shop.sharedConnections = 2 is ignored on the undici engine (--http-engine undici): each user keeps its own connection; the setting needs the fast engine",
-    ]);
-    // As the warning says: one connection per user (8 + 1), plus the start-up probe.
-    assert.equal(connections, 9 + 1);
+    assert.deepEqual(warnings, [], r.stderr);
+    // Two shared per worker thread at most for Shop, one for Plain, one probe; one per user
+    // (8 + 1 + 1) would be the setting ignored.
+    assert.ok(connections <= 2 * 2 + 1 + 1, `connections: ${connections}`);
   });
 
-  it('a class\'s static engine = "undici" with both settings: one line naming both', async () => {
-    const { warnings } = await runWith(
+  it('a class\'s static engine = "undici" with both settings: one line naming sourceAddresses only', async () => {
+    const { r, warnings, connections } = await runWith(
       '  static engine = "undici" as const;\n  static sharedConnections = 2;\n  static sourceAddresses = ["127.0.0.1"];',
       [],
     );
-    assert.deepEqual(warnings, [
-      'warning: Shop.sharedConnections = 2 and sourceAddresses = ["127.0.0.1"] are ignored on the undici engine (its static engine = "undici"): each user keeps its own connection from the default source address; the settings need the fast engine',
-    ]);
+    assert.deepEqual(
+      warnings,
+      [
+        'warning: Shop.sourceAddresses = ["127.0.0.1"] is ignored on the undici engine (its static engine = "undici"): connections go out from the default source address; the setting needs the fast engine',
+      ],
+      r.stderr,
+    );
+    assert.ok(connections <= 2 * 2 + 1 + 1, `connections: ${connections}`);
   });
 
   it("the same class with --http-engine fast: no warning, and the users share the two connections", async () => {
@@ -573,13 +578,14 @@ export class Plain extends HttpUser {
 import { HttpUser, constant, task } from "cicada-load";
 export class Pinned extends HttpUser {
   static engine = "undici" as const;
-  static sharedConnections = 2;
+  static sourceAddresses = ["127.0.0.1"];
   static fixedCount = 3;
   static waitTime = constant(0.01);
   @task hit() { return this.client.get("/hello"); }
 }
 export class Auto extends HttpUser {
   static sharedConnections = 2;
+  static sourceAddresses = ["127.0.0.1"];
   static fixedCount = 3;
   static waitTime = constant(0.01);
   @task hit() { return this.client.get(${JSON.stringify(`${other.url}/b`)}); }
@@ -627,7 +633,7 @@ export class Auto extends HttpUser {
       assert.deepEqual(
         r.stderr.split("\n").filter((l) => l.startsWith("warning:")),
         [
-          'warning: Pinned.sharedConnections = 2 is ignored on the undici engine (its static engine = "undici"): each user keeps its own connection; the setting needs the fast engine',
+          'warning: Pinned.sourceAddresses = ["127.0.0.1"] is ignored on the undici engine (its static engine = "undici"): connections go out from the default source address; the setting needs the fast engine',
         ],
       );
       assert.doesNotMatch(w.stderr + w.stdout, /warning:/);
@@ -645,14 +651,18 @@ export class Auto extends HttpUser {
     // agree, or it would pick undici, which then goes direct with a connection per user.
     const proxy = await startProxy();
     try {
-      const { warnings, connections } = await runWith("  static sharedConnections = 2;", [], {
-        HTTP_PROXY: proxy.url,
-        http_proxy: "",
-        HTTPS_PROXY: "",
-        https_proxy: "",
-        NO_PROXY: "",
-        no_proxy: "",
-      });
+      const { warnings, connections } = await runWith(
+        '  static sharedConnections = 2;\n  static sourceAddresses = ["127.0.0.1"];',
+        [],
+        {
+          HTTP_PROXY: proxy.url,
+          http_proxy: "",
+          HTTPS_PROXY: "",
+          https_proxy: "",
+          NO_PROXY: "",
+          no_proxy: "",
+        },
+      );
       assert.deepEqual(warnings, []);
       assert.equal(proxy.used(), 0, "the run went through the proxy");
       assert.ok(connections <= 2 * 2 + 2, `${connections} connections: the shared pools were not used`);
@@ -664,7 +674,7 @@ export class Auto extends HttpUser {
   it("engine auto with a proxy set: the variable in effect is named as the reason", async () => {
     const proxy = await startProxy();
     try {
-      const { warnings } = await runWith("  static sharedConnections = 2;", [], {
+      const { warnings } = await runWith('  static sourceAddresses = ["127.0.0.1"];', [], {
         HTTP_PROXY: proxy.url,
         http_proxy: proxy.url,
         HTTPS_PROXY: "",
@@ -673,9 +683,145 @@ export class Auto extends HttpUser {
         no_proxy: "",
       });
       assert.deepEqual(warnings, [
-        'warning: Shop.sharedConnections = 2 is ignored on the undici engine (engine "auto" picks undici because http_proxy is set): each user keeps its own connection; the setting needs the fast engine',
+        'warning: Shop.sourceAddresses = ["127.0.0.1"] is ignored on the undici engine (engine "auto" picks undici because http_proxy is set): connections go out from the default source address; the setting needs the fast engine',
       ]);
       assert.ok(proxy.used() > 0, "the run did not go through the proxy");
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+describe("sharedConnections on the undici engine: one dispatcher per class and worker", () => {
+  // 20 users, each with a request in flight most of the time, on a server that answers after a
+  // few milliseconds: without sharing, undici opens one connection per user; with it, the class's
+  // users queue for its N connections per worker. The server counts its own connections.
+  let target: TestServer;
+  let connections = 0;
+  const countConnection = () => connections++;
+  const noProxy: NodeJS.ProcessEnv = {
+    HTTP_PROXY: "",
+    http_proxy: "",
+    HTTPS_PROXY: "",
+    https_proxy: "",
+    NO_PROXY: "",
+    no_proxy: "",
+  };
+  before(async () => {
+    target = await startServer((_req, res) => {
+      setTimeout(() => res.end("hi"), 5);
+    });
+    target.server.on("connection", countConnection);
+  });
+  after(() => target.close());
+
+  const loadfile = (statics: string, then = "") => `
+import { HttpUser, constant, task } from "cicada-load";
+export class Crowd extends HttpUser {
+  static waitTime = constant(0.005);
+  hits = 0;
+${statics}
+  @task async hit() {
+    const res = await this.client.get("/hello");
+    if (res.text() !== "hi") throw new Error("unexpected body " + res.text());
+    this.hits++;
+${then}
+  }
+}
+`;
+
+  /** 400 iterations over 20 users; returns the connections the target saw and the run's stderr. */
+  async function crowd(statics: string, args: string[], env: NodeJS.ProcessEnv = noProxy, then = "") {
+    const p = tempProject({ "loadtest.ts": loadfile(statics, then) });
+    const served = target.total();
+    connections = 0;
+    try {
+      const r = await runCli(
+        [
+          "run",
+          "--headless",
+          "loadtest.ts",
+          "-H",
+          target.url,
+          "-u",
+          "20",
+          "-r",
+          "1000",
+          "-i",
+          "400",
+          "--json",
+          "r.json",
+          "--only-summary",
+          ...args,
+        ],
+        { cwd: p.dir, env, timeoutMs: 60_000 },
+      );
+      assert.equal(r.code, 0, describeRun(r));
+      const res = readJson(join(p.dir, "r.json"));
+      assert.equal(res.totals.requests, 400);
+      assert.equal(res.totals.failures, 0, JSON.stringify(res.failures));
+      assert.equal(target.total() - served, 400, "the server's count is the one reported");
+      const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+      assert.deepEqual(warnings, [], r.stderr);
+      // A listener per request in flight on the run's signal is expected, not a leak to warn of.
+      assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
+      return connections;
+    } finally {
+      p.cleanup();
+    }
+  }
+
+  it("--processes 1: 20 users on at most 2 connections (and the start-up probe)", async () => {
+    const n = await crowd("  static sharedConnections = 2;", ["--http-engine", "undici", "--processes", "1"]);
+    assert.ok(n >= 2 && n <= 2 + 1, `connections: ${n}`);
+  });
+
+  it("--processes 2: at most 2 per worker", async () => {
+    const n = await crowd("  static sharedConnections = 2;", ["--http-engine", "undici", "--processes", "2"]);
+    assert.ok(n >= 2 && n <= 2 * 2 + 1, `connections: ${n}`);
+  });
+
+  it("users that leave early close nothing the others still use", async () => {
+    // Half the users stop after three requests; a shared dispatcher closed by the first of them
+    // would fail every later request of the others.
+    const n = await crowd(
+      "  static sharedConnections = 2;",
+      ["--http-engine", "undici", "--processes", "1"],
+      noProxy,
+      "    if (this.userId % 2 === 0 && this.hits >= 3) this.stopUser();",
+    );
+    assert.ok(n >= 2 && n <= 2 + 1, `connections: ${n}`);
+  });
+
+  it("without sharedConnections: one connection per user, as before", async () => {
+    const n = await crowd("", ["--http-engine", "undici", "--processes", "1"]);
+    assert.equal(n, 20 + 1);
+  });
+
+  it('a class\'s static engine = "undici" with a sharedConnections of 1: one connection in all', async () => {
+    const n = await crowd('  static engine = "undici" as const;\n  static sharedConnections = 1;', [
+      "--processes",
+      "1",
+    ]);
+    assert.ok(n >= 1 && n <= 1 + 1, `connections: ${n}`);
+  });
+
+  it("behind HTTP_PROXY (engine auto picks undici): the shared connections go through the proxy", async () => {
+    const proxy = await startProxy();
+    try {
+      const n = await crowd("  static sharedConnections = 2;", ["--processes", "1"], {
+        ...noProxy,
+        HTTP_PROXY: proxy.url,
+        http_proxy: proxy.url,
+      });
+      const tunnels = proxy.tunnelTargets();
+      assert.ok(tunnels.length >= 1 && tunnels.length <= 2, `tunnels: ${tunnels.join(", ")}`);
+      assert.ok(
+        tunnels.every((u) => u === new URL(target.url).host),
+        `unexpected tunnels: ${tunnels.join(", ")}`,
+      );
+      // Every connection but the start-up probe's came through a tunnel: none went direct.
+      assert.equal(n, tunnels.length + 1, "some requests bypassed the proxy");
     } finally {
       await proxy.close();
     }

@@ -445,7 +445,7 @@ describe("cicada sweep", () => {
     const pooled = tempProject({
       "loadtest.ts": LOADFILE.replace(
         "export class Worker extends HttpUser {",
-        "export class Worker extends HttpUser {\n  static sharedConnections = 2;",
+        'export class Worker extends HttpUser {\n  static sourceAddresses = ["127.0.0.1"];',
       ),
     });
     try {
@@ -468,7 +468,7 @@ describe("cicada sweep", () => {
       assert.deepEqual(
         r.stderr.split("\n").filter((l) => l.startsWith("warning:")),
         [
-          "warning: Worker.sharedConnections = 2 is ignored on the undici engine (--http-engine undici): each user keeps its own connection; the setting needs the fast engine",
+          'warning: Worker.sourceAddresses = ["127.0.0.1"] is ignored on the undici engine (--http-engine undici): connections go out from the default source address; the setting needs the fast engine',
         ],
       );
     } finally {

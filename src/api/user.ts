@@ -151,12 +151,14 @@ export class HttpUser extends User {
   /**
    * 0 (default): each user has its own keep-alive connection per origin, like a real client.
    * N > 0: the users of this class share N connections per origin and worker, queueing when
-   * all are busy — for 100,000 mostly idle users on a few thousand sockets.
+   * all are busy — for 100,000 mostly idle users on a few thousand sockets. On either engine;
+   * cookies stay per user.
    */
   static sharedConnections = 0;
   /**
    * Local addresses new connections bind to, in turn, e.g. ["127.0.0.1", "127.0.0.2"]: each
    * source address has its own ~28,000 ephemeral ports towards one target address and port.
+   * Fast engine only: undici connects from the default source address (the run warns).
    */
   static sourceAddresses: string[] = [];
   #client: HttpSession | undefined;

@@ -116,19 +116,17 @@ export interface EngineChoice {
 }
 
 /**
- * The warning for an HttpUser class whose `sharedConnections` or `sourceAddresses` will be
- * ignored because it runs on undici, or undefined. Said once at plan time: on undici the settings
- * do nothing, and a run that silently holds one connection per user is not the run asked for.
- * "auto" that falls back to undici for an HTTP/2-only server is decided per connection, later.
+ * The warning for an HttpUser class whose `sourceAddresses` will be ignored because it runs on
+ * undici, or undefined. Said once at plan time: undici binds no source address per connection,
+ * and a run whose connections all leave from the default one is not the run asked for.
+ * (`sharedConnections` works on both engines.) "auto" that falls back to undici for an
+ * HTTP/2-only server is decided per connection, later.
  */
 export function fastOnlyWarning(c: CompiledClass, choice: EngineChoice): string | undefined {
   if (!(c.cls.prototype instanceof HttpUser)) return undefined;
   const cls = c.cls as unknown as typeof HttpUser;
-  const set: string[] = [];
-  if (cls.sharedConnections > 0) set.push(`sharedConnections = ${cls.sharedConnections}`);
   const addresses = Array.isArray(cls.sourceAddresses) ? cls.sourceAddresses : [];
-  if (addresses.length > 0) set.push(`sourceAddresses = ${listOf(addresses)}`);
-  if (set.length === 0) return undefined;
+  if (addresses.length === 0) return undefined;
   // The same rule as the user's session: the run's engine wins over the class's.
   const engine = choice.engine ?? cls.engine;
   let why: string;
@@ -142,12 +140,7 @@ export function fastOnlyWarning(c: CompiledClass, choice: EngineChoice): string 
   } else {
     return undefined;
   }
-  const what = set.length === 1 ? `${c.name}.${set[0]} is` : `${c.name}.${set.join(" and ")} are`;
-  const effect =
-    cls.sharedConnections > 0
-      ? `each user keeps its own connection${addresses.length > 0 ? " from the default source address" : ""}`
-      : "connections go out from the default source address";
-  return `warning: ${what} ignored on the undici engine (${why}): ${effect}; the setting${set.length === 1 ? " needs" : "s need"} the fast engine`;
+  return `warning: ${c.name}.sourceAddresses = ${listOf(addresses)} is ignored on the undici engine (${why}): connections go out from the default source address; the setting needs the fast engine`;
 }
 
 /** A short JSON list for a message: the first few entries of a long one, and how many in all. */

@@ -129,21 +129,25 @@ function isH2Only(err: unknown): boolean {
 
 /**
  * Connection pools shared by the users of one worker: `maxConnections` per origin, requests
- * queue when all are busy. Lets 100,000 users run on a few thousand sockets.
+ * queue when all are busy. Lets 100,000 users run on a few thousand sockets. The fast engine's
+ * pools and, for classes on undici, one undici dispatcher with the same limit; both live until
+ * the worker's hard stop, whichever user leaves first.
  */
 export class SharedPools {
   private readonly pools = new Map<string, FastPool>();
+  #dispatcher: Dispatcher | undefined;
   constructor(
     readonly maxConnections: number,
     private readonly verifyTls: boolean,
-    signal: AbortSignal,
+    private readonly signal: AbortSignal,
     private readonly sourceAddresses?: readonly string[],
   ) {
     signal.addEventListener("abort", () => {
       for (const p of this.pools.values()) p.destroy(new RunStopped());
+      void this.#dispatcher?.destroy(new RunStopped()).catch(() => {});
     });
   }
-  /** One set of shared pools per worker (per hard-stop signal) and size. */
+  /** One set of shared pools per worker (per hard-stop signal), size and TLS-verify setting. */
   static forWorker(
     maxConnections: number,
     verifyTls: boolean,
@@ -177,10 +181,44 @@ export class SharedPools {
     }
     return p;
   }
+
+  /**
+   * The undici dispatcher of these users: `maxConnections` per origin, made on first use (most
+   * shared classes run on the fast engine and never need it). Requests queue inside undici when
+   * all connections are busy. Cookie-less, like every dispatcher here: each session keeps its
+   * own jar and sends its own cookie header.
+   */
+  get dispatcher(): Dispatcher {
+    if (!this.#dispatcher) {
+      this.#dispatcher = newAgent(this.maxConnections, this.verifyTls);
+      // Asked for after the hard stop (a user's fetch() past it): nothing may stay open.
+      if (this.signal.aborted) void this.#dispatcher.destroy(new RunStopped()).catch(() => {});
+    }
+    return this.#dispatcher;
+  }
+
   destroy(): void {
     for (const p of this.pools.values()) p.destroy();
     this.pools.clear();
+    void this.#dispatcher?.destroy().catch(() => {});
+    this.#dispatcher = undefined;
   }
+}
+
+/**
+ * An undici dispatcher with `connections` per origin. With a proxy in the environment,
+ * EnvHttpProxyAgent honours HTTP(S)_PROXY and NO_PROXY, as undici reads them. `pipelining: 1`
+ * (undici's default, said here because the shared pools rely on it): one request at a time per
+ * connection, as on the fast engine, so a slow response holds up no other user's request.
+ */
+function newAgent(connections: number, verifyTls: boolean): Dispatcher {
+  return new (PROXY_ENV ? undici().EnvHttpProxyAgent : undici().Agent)({
+    allowH2: true,
+    connections,
+    pipelining: 1,
+    keepAliveTimeout: 60_000,
+    connect: { timeout: 10_000, rejectUnauthorized: verifyTls },
+  });
 }
 
 const sharedBySignal = new WeakMap<AbortSignal, Map<string, SharedPools>>();
@@ -322,10 +360,11 @@ export class HttpSession {
     const engine = options.engine ?? "auto";
     this.#auto = engine === "auto";
     this.#engine = engine === "auto" ? (PROXY_ENV ? "undici" : "fast") : engine;
+    // One listener per user, or per request in flight on undici (shared connections or not); a
+    // run may have 100,000 of them on the same signal. Not 0 for "no limit": Node 20's
+    // getMaxListeners, which undici's fetch() calls, throws on a 0.
+    setMaxListeners(Number.POSITIVE_INFINITY, options.signal);
     if (!options.sharedPools) {
-      // One listener per user; a run may have 100,000 of them on the same signal. Not 0 for
-      // "no limit": Node 20's getMaxListeners, which undici's fetch() calls, throws on a 0.
-      setMaxListeners(Number.POSITIVE_INFINITY, options.signal);
       options.signal.addEventListener("abort", () => this.#destroyPools(new RunStopped()), { once: true });
     }
   }
@@ -337,15 +376,21 @@ export class HttpSession {
     this.#ownPoolKey = undefined;
   }
 
-  /** The per-user dispatcher: one keep-alive connection per origin. */
+  /**
+   * The undici dispatcher of this user's requests and `fetch()`: its own, one keep-alive
+   * connection per origin; or, when its class shares connections, the dispatcher the class's
+   * users share in this worker, which a user's close() leaves open.
+   */
   get dispatcher(): Dispatcher {
-    // With a proxy in the environment, EnvHttpProxyAgent honours HTTP(S)_PROXY and NO_PROXY.
-    this.#agent ??= new (PROXY_ENV ? undici().EnvHttpProxyAgent : undici().Agent)({
-      allowH2: true,
-      connections: 1,
-      keepAliveTimeout: 60_000,
-      connect: { timeout: 10_000, rejectUnauthorized: this.#o.verifyTls ?? true },
-    });
+    return this.#o.sharedPools?.dispatcher ?? this.#ownDispatcher;
+  }
+
+  /**
+   * This user's own dispatcher. SSE streams always take it: a stream holds its connection for
+   * its whole life, so on a shared one a few streams would keep every other user waiting.
+   */
+  get #ownDispatcher(): Dispatcher {
+    this.#agent ??= newAgent(1, this.#o.verifyTls ?? true);
     return this.#agent;
   }
 
@@ -820,9 +865,10 @@ export class HttpSession {
   }
 
   /**
-   * Plain `fetch` through this user's connection and cookie-less dispatcher, recorded under
-   * `init.name` (or the URL). The body is read in full before returning, so the recorded
-   * latency runs to the last byte as for the other methods.
+   * Plain `fetch` through the user's cookie-less `dispatcher` (the class's shared one when it
+   * shares connections, on either engine), recorded under `init.name` (or the URL). The body is
+   * read in full before returning, so the recorded latency runs to the last byte as for the
+   * other methods.
    */
   async fetch(input: string | URL, init: FetchInit = {}): Promise<Response> {
     const { name: statName, ...rest } = init;
@@ -889,7 +935,7 @@ export class HttpSession {
       {
         recorder: this.#o.recorder,
         signal: this.#o.signal,
-        dispatcher: this.dispatcher,
+        dispatcher: this.#ownDispatcher,
         url: target,
         headers,
         statusError: (status) => this.#statusError(status),
@@ -908,7 +954,10 @@ export class HttpSession {
     return runJob(this, { recorder: this.#o.recorder, signal: this.#o.signal }, opts);
   }
 
-  /** Closes this user's connections: gracefully, or at once when the run is cut short. */
+  /**
+   * Closes this user's connections: gracefully, or at once when the run is cut short. Shared
+   * ones stay open for the class's other users; the worker's hard stop closes them.
+   */
   async close(force = false): Promise<void> {
     this.#destroyPools();
     const a = this.#agent;
