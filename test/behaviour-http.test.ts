@@ -438,6 +438,72 @@ export class Pooled extends HttpUser {
     });
   });
 
+  describe(`shared connections per class [${engine}]`, () => {
+    it("two classes with the same sharedConnections each have their own N", async () => {
+      // Each request is held until 4 are in flight at once, which 2 connections could not carry:
+      // the run gets through only if each class has its 2.
+      let waiting: Array<() => void> = [];
+      const server = await startServer((_req, res) => {
+        waiting.push(() => res.end("ok"));
+        if (waiting.length >= 4) {
+          const go = waiting;
+          waiting = [];
+          for (const f of go) f();
+        }
+      });
+      const ports = { a: new Set<number>(), b: new Set<number>() };
+      server.server.on("request", (req) => {
+        const which = (req.url ?? "").startsWith("/a") ? ports.a : ports.b;
+        which.add(req.socket.remotePort!);
+      });
+      try {
+        const r = await runLoad(
+          `
+import { HttpUser, task } from "cicada-load";
+export class A extends HttpUser {
+  static fixedCount = 4;
+  static sharedConnections = 2;
+  @task t() { return this.client.get("/a"); }
+}
+export class B extends HttpUser {
+  static fixedCount = 4;
+  static sharedConnections = 2;
+  @task t() { return this.client.get("/b"); }
+}
+`,
+          [
+            "-H",
+            server.url,
+            "--http-engine",
+            engine,
+            "--processes",
+            "1",
+            "-u",
+            "8",
+            "-r",
+            "100",
+            "-i",
+            "40",
+            "-t",
+            "20s",
+          ],
+        );
+        assert.equal(r.code, 0, describeRun(r));
+        assert.equal(r.result.totals.requests, 40);
+        assert.equal(server.total(), 40);
+        assert.equal(ports.a.size, 2, `class A's connections: ${[...ports.a]}`);
+        assert.equal(ports.b.size, 2, `class B's connections: ${[...ports.b]}`);
+        assert.deepEqual(
+          [...ports.a].filter((p) => ports.b.has(p)),
+          [],
+          "no connection carried both classes' requests",
+        );
+      } finally {
+        await server.close();
+      }
+    });
+  });
+
   describe(`exact counts [${engine}]`, () => {
     // What the rewrite of a hot path could lose or double: every request the server answered is in
     // the totals, no more and no less, in one thread and merged from two.

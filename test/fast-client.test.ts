@@ -715,7 +715,7 @@ describe("hard stop", () => {
     const recorder = new Recorder("test");
     const ac = new AbortController();
     t.after(() => ac.abort());
-    const sharedPools = SharedPools.forWorker(1, true, ac.signal);
+    const sharedPools = SharedPools.forWorker(HttpSession, 1, true, ac.signal);
     const sessions = [0, 1, 2].map(
       () => new HttpSession({ recorder, baseUrl: server.url, signal: ac.signal, sharedPools }),
     );
@@ -756,8 +756,19 @@ describe("SharedPools", () => {
     const recorder = new Recorder("test");
     const ac = new AbortController();
     t.after(() => ac.abort());
-    const sharedPools = SharedPools.forWorker(4, true, ac.signal);
-    assert.equal(SharedPools.forWorker(4, true, ac.signal), sharedPools, "one set per worker and size");
+    class ShopUser {}
+    class OtherUser {}
+    const sharedPools = SharedPools.forWorker(ShopUser, 4, true, ac.signal);
+    assert.equal(
+      SharedPools.forWorker(ShopUser, 4, true, ac.signal),
+      sharedPools,
+      "one set per worker and class",
+    );
+    assert.notEqual(
+      SharedPools.forWorker(OtherUser, 4, true, ac.signal),
+      sharedPools,
+      "another class with the same size has its own connections",
+    );
     const sessions = Array.from(
       { length: 40 },
       () => new HttpSession({ recorder, baseUrl: server.url, signal: ac.signal, sharedPools }),

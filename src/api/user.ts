@@ -181,6 +181,7 @@ export class HttpUser extends User {
       ...(shared
         ? {
             sharedPools: SharedPools.forWorker(
+              cls,
               cls.sharedConnections,
               verifyTls,
               ctx.signal,

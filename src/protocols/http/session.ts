@@ -147,23 +147,26 @@ export class SharedPools {
       void this.#dispatcher?.destroy(new RunStopped()).catch(() => {});
     });
   }
-  /** One set of shared pools per worker (per hard-stop signal), size and TLS-verify setting. */
+  /**
+   * The shared pools of one user class (`owner`) in one worker (one hard-stop signal): each class
+   * has its own N connections, bound to its own source addresses, as `sharedConnections` says.
+   */
   static forWorker(
+    owner: object,
     maxConnections: number,
     verifyTls: boolean,
     signal: AbortSignal,
     sourceAddresses?: readonly string[],
   ): SharedPools {
-    let bySize = sharedBySignal.get(signal);
-    if (!bySize) {
-      bySize = new Map();
-      sharedBySignal.set(signal, bySize);
+    let byOwner = sharedBySignal.get(signal);
+    if (!byOwner) {
+      byOwner = new Map();
+      sharedBySignal.set(signal, byOwner);
     }
-    const key = `${maxConnections}/${verifyTls}`;
-    let pools = bySize.get(key);
+    let pools = byOwner.get(owner);
     if (!pools) {
       pools = new SharedPools(maxConnections, verifyTls, signal, sourceAddresses);
-      bySize.set(key, pools);
+      byOwner.set(owner, pools);
     }
     return pools;
   }
@@ -221,7 +224,7 @@ function newAgent(connections: number, verifyTls: boolean): Dispatcher {
   });
 }
 
-const sharedBySignal = new WeakMap<AbortSignal, Map<string, SharedPools>>();
+const sharedBySignal = new WeakMap<AbortSignal, Map<object, SharedPools>>();
 
 /** Where a URL goes, resolved once and reused: most loadfiles request a handful of URLs. */
 interface Route {
