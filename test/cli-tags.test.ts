@@ -174,3 +174,35 @@ describe("cicada sweep: -T and the loadfile after it", () => {
     assert.deepEqual(counts, { "/my/smoke": total });
   });
 });
+
+describe("cicada run: a tag that no task has", () => {
+  const warnings = (r: CliResult) => r.stderr.split("\n").filter((l) => l.startsWith("warning:"));
+
+  it("-T smoke,smoek: runs the smoke tasks and warns, once, of the tag no task has", async () => {
+    const { r, counts } = await hits([...run("shop.ts", "-T", "smoke,smoek"), "--processes", "2"]);
+    assert.equal(r.code, 0, show(r));
+    assert.deepEqual(
+      Object.keys(counts).sort(),
+      ["/my/smoke", "/other/smoke"].filter((k) => k in counts),
+    );
+    assert.deepEqual(warnings(r), [
+      'warning: --tags "smoek": no task of MyUser, Other has this tag; the tags there are: edge.js, slow, smoke',
+    ]);
+  });
+
+  it("-E is checked too, against the classes picked", async () => {
+    const { r, counts } = await hits(run("shop.ts", "MyUser", "-E", "slow,nope"));
+    assert.equal(r.code, 0, show(r));
+    assert.equal(counts["/other/plain"], undefined);
+    // "slow" is Other's tag, not MyUser's: with MyUser picked, it too matches nothing.
+    assert.deepEqual(warnings(r), [
+      'warning: --exclude-tags "slow", "nope": no task of MyUser has these tags; the tags there are: edge.js, smoke',
+    ]);
+  });
+
+  it("tags that all exist: no warning", async () => {
+    const { r } = await hits(run("shop.ts", "-T", "smoke", "-E", "slow"));
+    assert.equal(r.code, 0, show(r));
+    assert.deepEqual(warnings(r), []);
+  });
+});

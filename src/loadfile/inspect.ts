@@ -1,4 +1,4 @@
-import { collectTasks, filterTasks, type TagFilter, type TaskDef } from "../api/tasks.js";
+import { collectTasks, filterTasks, type TagFilter, type TaskDef, taskSetTasks } from "../api/tasks.js";
 import { HttpUser, isUserClass, User, type UserClass } from "../api/user.js";
 import type { WaitTime } from "../api/wait.js";
 import { UsageError } from "../core/errors.js";
@@ -147,4 +147,41 @@ export function fastOnlyWarning(c: CompiledClass, choice: EngineChoice): string 
 function listOf(items: readonly unknown[]): string {
   const shown = items.slice(0, 3).map((x) => JSON.stringify(x));
   return `[${shown.join(", ")}${items.length > 3 ? `, … (${items.length} in all)` : ""}]`;
+}
+
+/** Every tag of these tasks and of the tasks of their task sets, nested ones included. */
+function tagsOf(tasks: readonly TaskDef[], into: Set<string>, seen = new Set<unknown>()): Set<string> {
+  for (const t of tasks) {
+    for (const x of t.tags) into.add(x);
+    if (t.taskSet && !seen.has(t.taskSet)) {
+      seen.add(t.taskSet);
+      tagsOf(taskSetTasks(t.taskSet), into, seen);
+    }
+  }
+  return into;
+}
+
+/**
+ * Warnings for `--tags`/`--exclude-tags` values that no task of the picked classes has: a typo
+ * beside a tag that matches (`-T smoke,smoek`) would otherwise run less than asked, silently.
+ * (When no tag matches at all, `compileUserClasses` stops the run instead.)
+ */
+export function unknownTagWarnings(classes: readonly UserClass[], filter: TagFilter): string[] {
+  const known = new Set<string>();
+  for (const cls of classes) tagsOf(collectTasks(cls, User.prototype), known);
+  const out: string[] = [];
+  for (const [flag, list] of [
+    ["--tags", filter.include],
+    ["--exclude-tags", filter.exclude],
+  ] as const) {
+    const unknown = [...new Set(list ?? [])].filter((t) => !known.has(t));
+    if (unknown.length === 0) continue;
+    const names = unknown.map((t) => JSON.stringify(t)).join(", ");
+    const have =
+      known.size > 0 ? `; the tags there are: ${[...known].sort().join(", ")}` : "; no task has a tag";
+    out.push(
+      `warning: ${flag} ${names}: no task of ${classes.map((c) => c.name).join(", ")} has ${unknown.length === 1 ? "this tag" : "these tags"}${have}`,
+    );
+  }
+  return out;
 }

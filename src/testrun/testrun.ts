@@ -9,7 +9,13 @@ import { CicadaError, ExitCode, UsageError } from "../core/errors.js";
 import { parseDuration, resolveProcesses } from "../core/parse.js";
 import type { Bundle } from "../loadfile/bundle.js";
 import { bundleLoadfile, importBundle, memoryBundle } from "../loadfile/bundle.js";
-import { compileUserClasses, type EngineChoice, fastOnlyWarning } from "../loadfile/inspect.js";
+import {
+  compileUserClasses,
+  type EngineChoice,
+  fastOnlyWarning,
+  findUserClasses,
+  unknownTagWarnings,
+} from "../loadfile/inspect.js";
 import { type LiveView, statusLine, summarySink } from "../outputs/console.js";
 import { CsvOutput } from "../outputs/csv.js";
 import { renderHtmlReport } from "../outputs/html/report.js";
@@ -643,6 +649,12 @@ function resolvePlan(
   if (!classes.some((c) => c.fixedCount <= 0 && c.weight > 0)) {
     const fixed = classes.reduce((n, c) => n + c.fixedCount, 0);
     plan.processes = Math.max(1, Math.min(plan.processes, fixed));
+  }
+  const picked = findUserClasses(mod).filter(
+    (c) => plan.userClasses.length === 0 || plan.userClasses.includes(c.name),
+  );
+  for (const w of unknownTagWarnings(picked, { include: plan.tags, exclude: plan.excludeTags })) {
+    notes.warnings.add(w);
   }
   for (const c of classes) {
     const warning = fastOnlyWarning(c, notes.engine);
