@@ -1,7 +1,7 @@
 // JUnit XML for CI test reports: a run's thresholds, checks and comparison rows; a sweep's verdict and levels.
 import type { RunResult } from "../result/result.js";
 import type { SweepLevel, SweepResult } from "../result/sweep.js";
-import { loadLabel, sloText, verdictLines } from "./sweep.js";
+import { loadLabel, pct, sloText, verdictLines } from "./sweep.js";
 
 // XML 1.0 cannot carry most control characters, even escaped; an error text may hold them.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
@@ -86,15 +86,15 @@ export function toJUnit(r: RunResult): string {
       suite(
         "cicada.checks",
         checks.map((c) => {
-          const pct = `${(c.rate * 100).toFixed(2)}%`;
+          const passRate = `${(c.rate * 100).toFixed(2)}%`;
           return {
             name: c.name,
             classname: "cicada.checks",
-            out: `${c.passes} passed, ${c.fails} failed (${pct})`,
+            out: `${c.passes} passed, ${c.fails} failed (${passRate})`,
             ...(c.fails > 0
               ? {
                   failure: {
-                    message: `${c.fails} of ${c.passes + c.fails} failed (pass rate ${pct})`,
+                    message: `${c.fails} of ${c.passes + c.fails} failed (pass rate ${passRate})`,
                     detail: `${c.passes} passed, ${c.fails} failed`,
                   },
                 }
@@ -146,9 +146,10 @@ function document(suites: string[], tests: number, failures: number, time: numbe
   ].join("\n");
 }
 
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-
-/** Why the sweep judged a level that ran as failed; empty when it passed. */
+/**
+ * What a level that ran missed of what the sweep judges levels by (its SLO or --max-p95, an error
+ * rate above --max-error-rate, over-saturation, no successful request); empty when nothing.
+ */
 function levelFailures(l: SweepLevel, r: SweepResult): string[] {
   const why: string[] = [];
   if (l.requests === 0) why.push("completed no request");
@@ -184,20 +185,20 @@ function sweepVerdict(r: SweepResult): string | undefined {
 /**
  * A sweep's JUnit XML. Suite cicada.sweep holds one test case, the sweep's verdict: it fails
  * exactly when the sweep's exit code is not 0. Suite cicada.sweep.levels holds one test case per
- * level, named by its number and load so that a CI's history follows a level from run to run: it
- * fails where the sweep judged the level (its SLO or --max-p95 missed, an error rate above
- * --max-error-rate, over-saturated, or no request succeeded), and a level the sweep did not run
- * is skipped. Levels past the capacity are expected to fail; the verdict says whether the sweep did.
+ * level, named by its number and load so that a CI's history follows a level from run to run: a
+ * level that ran passes, its output giving its figures and what it missed (levels past the
+ * capacity miss their SLO by design), and a level the sweep did not run is skipped.
  */
 export function sweepToJUnit(r: SweepResult): string {
   const ts = r.startedAt.replace(/\.\d+Z$/, "");
   const time = r.durationSec;
   const verdict = sweepVerdict(r);
+  const lines = verdictLines(r);
   const verdictCase: Case = {
     name: "verdict",
     classname: "cicada.sweep",
-    out: [...verdictLines(r), `Exit code ${r.exitCode}`].join("\n"),
-    ...(verdict ? { failure: { message: verdict, detail: verdictLines(r).join("\n") } } : {}),
+    out: [...lines, `Exit code ${r.exitCode}`].join("\n"),
+    ...(verdict ? { failure: { message: verdict, detail: lines.join("\n") } } : {}),
   };
   const levels: Case[] = r.sweep.levels.map((l) => {
     const name = `level ${l.index + 1}: ${loadLabel(l)}`;

@@ -3,7 +3,8 @@ import type { SweepLevel, SweepResult } from "../result/sweep.js";
 import { csvLine } from "./csv.js";
 
 const ms = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
-const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+/** A share as the sweep's outputs write it: "12.5%". */
+export const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 /** A level's load as the table shows it: "8 users", "40/s", "sync (1 user)", "max (100 users)". */
 export function loadLabel(l: SweepLevel): string {
