@@ -35,11 +35,8 @@ export interface CompileOptions extends TagFilter {
   readonly loadfile: string;
 }
 
-/**
- * Picks and checks the classes to run. Errors here are the user's to fix, so they are
- * CicadaErrors with exit code 2 and a message naming the loadfile.
- */
-export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOptions): CompiledClass[] {
+/** The classes picked on the command line (all when none are), in that order; exit 2 for a name not exported. */
+function pickUserClasses(mod: Record<string, unknown>, opts: CompileOptions): UserClass[] {
   const all = findUserClasses(mod);
   if (all.length === 0) {
     throw new UsageError(
@@ -57,6 +54,15 @@ export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOp
     }
     picked = opts.userClasses.map((n) => byName.get(n)!);
   }
+  return picked;
+}
+
+/**
+ * Picks and checks the classes to run. Errors here are the user's to fix, so they are
+ * CicadaErrors with exit code 2 and a message naming the loadfile.
+ */
+export function compileUserClasses(mod: Record<string, unknown>, opts: CompileOptions): CompiledClass[] {
+  const picked = pickUserClasses(mod, opts);
   const filtered = (opts.include?.length ?? 0) > 0 || (opts.exclude?.length ?? 0) > 0;
   const compiled: CompiledClass[] = [];
   for (const cls of picked) {
@@ -166,13 +172,14 @@ function tagsOf(tasks: readonly TaskDef[], into: Set<string>, seen = new Set<unk
  * beside a tag that matches (`-T smoke,smoek`) would otherwise run less than asked, silently.
  * (When no tag matches at all, `compileUserClasses` stops the run instead.)
  */
-export function unknownTagWarnings(classes: readonly UserClass[], filter: TagFilter): string[] {
+export function unknownTagWarnings(mod: Record<string, unknown>, opts: CompileOptions): string[] {
+  const classes = pickUserClasses(mod, opts);
   const known = new Set<string>();
   for (const cls of classes) tagsOf(collectTasks(cls, User.prototype), known);
   const out: string[] = [];
   for (const [flag, list] of [
-    ["--tags", filter.include],
-    ["--exclude-tags", filter.exclude],
+    ["--tags", opts.include],
+    ["--exclude-tags", opts.exclude],
   ] as const) {
     const unknown = [...new Set(list ?? [])].filter((t) => !known.has(t));
     if (unknown.length === 0) continue;

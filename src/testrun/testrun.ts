@@ -13,7 +13,6 @@ import {
   compileUserClasses,
   type EngineChoice,
   fastOnlyWarning,
-  findUserClasses,
   unknownTagWarnings,
 } from "../loadfile/inspect.js";
 import { type LiveView, statusLine, summarySink } from "../outputs/console.js";
@@ -638,24 +637,15 @@ function resolvePlan(
     plan.users = Math.max(plan.users, plan.processes, plan.maxUsers);
   }
   // Same checks the workers will make, but here they fail before anything starts.
-  const classes = compileUserClasses(mod, {
-    loadfile,
-    userClasses: plan.userClasses,
-    include: plan.tags,
-    exclude: plan.excludeTags,
-  });
+  const picking = { loadfile, userClasses: plan.userClasses, include: plan.tags, exclude: plan.excludeTags };
+  const classes = compileUserClasses(mod, picking);
   // With only fixedCount classes there are never more users than their sum, whatever -u says;
   // a worker beyond that would sit idle on an iteration share nobody uses.
   if (!classes.some((c) => c.fixedCount <= 0 && c.weight > 0)) {
     const fixed = classes.reduce((n, c) => n + c.fixedCount, 0);
     plan.processes = Math.max(1, Math.min(plan.processes, fixed));
   }
-  const picked = findUserClasses(mod).filter(
-    (c) => plan.userClasses.length === 0 || plan.userClasses.includes(c.name),
-  );
-  for (const w of unknownTagWarnings(picked, { include: plan.tags, exclude: plan.excludeTags })) {
-    notes.warnings.add(w);
-  }
+  for (const w of unknownTagWarnings(mod, picking)) notes.warnings.add(w);
   for (const c of classes) {
     const warning = fastOnlyWarning(c, notes.engine);
     if (warning) notes.warnings.add(warning);
