@@ -110,20 +110,21 @@ describe("stage helpers", () => {
 
 describe("burst against a rate-limited target", () => {
   it("counts the 429s by status code and reports the time to recover", async () => {
-    // A token bucket of 20 requests per second, full at the start.
+    // A token bucket of 20 requests per second, full at the start. Each answer takes 10 ms, as a
+    // real service's would: against a sub-millisecond p95, a few ms of a busy test machine's own
+    // scheduling would read as "not recovered".
     let tokens = 20;
     let last = Date.now();
     const server = await startServer((_req, res) => {
       const now = Date.now();
       tokens = Math.min(20, tokens + ((now - last) / 1000) * 20);
       last = now;
-      if (tokens >= 1) {
-        tokens -= 1;
-        res.end("ok");
-      } else {
-        res.statusCode = 429;
-        res.end("slow down");
-      }
+      const ok = tokens >= 1;
+      if (ok) tokens -= 1;
+      setTimeout(() => {
+        if (!ok) res.statusCode = 429;
+        res.end(ok ? "ok" : "slow down");
+      }, 10);
     });
     try {
       const {
@@ -139,9 +140,9 @@ export class Web extends HttpUser {
 export class BurstThenCalm extends LoadShape {
   private fired = false;
   tick(t: number): ShapeTick | null {
-    if (t < 2) return { rate: 5 };
+    if (t < 2) return { rate: 10 };
     if (!this.fired) { this.fired = true; return { burst: 100 }; }
-    if (t < 6) return { rate: 5 };
+    if (t < 8) return { rate: 10 };
     return null;
   }
 }
@@ -157,7 +158,11 @@ export class BurstThenCalm extends LoadShape {
       const b = res.bursts![0]!;
       assert.equal(b.count, 100);
       assert.ok(b.recoverySec !== null && b.recoverySec >= 1 && b.recoverySec <= 3, JSON.stringify(b));
-      assert.match(stdout, /Burst of 100 at [\d.]+s: recovered after [\d.]+s/);
+      // The summary shows the soak verdict's finer figure (docs/soak.md): three seconds back at the
+      // level, judged together, of which the calm part after the burst holds several.
+      const finer = res.soak?.recovery.find((r) => r.cause === "burst");
+      assert.ok(finer?.recoverySec != null && finer.recoverySec <= 3, JSON.stringify(finer));
+      assert.match(stdout, new RegExp(`Burst of 100 at [\\d.]+s: recovered after ${finer.recoverySec}s`));
     } finally {
       await server.close();
     }
