@@ -227,6 +227,49 @@ for (const kind of ["slow-head", "slow-body", "silent"] as const) {
   });
 }
 
+describe("a silent server behind shared connections", () => {
+  for (const engine of ENGINES) {
+    it(`${engine} engine: requests waiting for one of the 2 connections time out on time too, unsent`, async () => {
+      const server = await brokenServer("silent");
+      try {
+        // 6 users on 2 connections: 2 requests on the wire, 4 queued behind them. The timeout
+        // bounds the whole wait for the head, the queue included.
+        const o = await runHeadless(
+          `
+import { HttpUser, constant, task } from "cicada-load";
+export class Target extends HttpUser {
+  static engine = ${JSON.stringify(engine)} as const;
+  static sharedConnections = 2;
+  static waitTime = constant(0);
+  @task t() { return this.client.get("/", { timeout: ${TIMEOUT_SEC} }); }
+}
+`,
+          ["-H", server.url, "-u", "6", "-r", "100", "-i", "6", "-s", "10", "--processes", "1"],
+        );
+        const show = `${describeRun(o)}\nresult totals: ${JSON.stringify(o.result.totals)}`;
+        assert.equal(o.code, 1, show);
+        assert.deepEqual(
+          [o.result.totals.requests, o.result.totals.failures, o.result.totals.notSent],
+          [6, 6, 0],
+          show,
+        );
+        assert.deepEqual(
+          o.result.failures.map((f) => [f.error, f.occurrences]),
+          [[EXPECTED_ERROR.silent, 6]],
+          show,
+        );
+        const ms = o.result.totals.latencyMs.max;
+        assert.ok(ms >= TIMEOUT_SEC * 1000 - 50 && ms < TIMEOUT_SEC * 1000 + 1500, `slowest after ${ms} ms`);
+        assert.ok(o.wallMs < WALL_MS, `the run took ${o.wallMs} ms`);
+        // Those that ran out of time in the queue were never sent late.
+        assert.equal(server.requests(), 2, show);
+      } finally {
+        await server.close();
+      }
+    });
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 
 describe("a run that completed no request", () => {

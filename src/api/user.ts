@@ -152,7 +152,7 @@ export class HttpUser extends User {
    * 0 (default): each user has its own keep-alive connection per origin, like a real client.
    * N > 0: the users of this class share N connections per origin and worker, queueing when
    * all are busy — for 100,000 mostly idle users on a few thousand sockets. On either engine;
-   * cookies stay per user.
+   * cookies stay per user. A request's `timeout` covers its wait in the queue.
    */
   static sharedConnections = 0;
   /**

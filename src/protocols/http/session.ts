@@ -46,7 +46,8 @@ export interface RequestOptions {
   body?: string | Uint8Array;
   /**
    * Seconds from sending the request to the complete response head (redirects: per hop).
-   * A deadline: bytes trickling in do not extend it. Default 60.
+   * A deadline: bytes trickling in do not extend it. Default 60. With `sharedConnections` it
+   * counts from the call: the wait for a free connection is part of it.
    */
   timeout?: number;
   /**
@@ -761,6 +762,7 @@ export class HttpSession {
           timeoutMs,
           bodyTimeoutMs,
           signal,
+          this.#o.sharedPools !== undefined,
         );
         ttfb = r.headAt - t0;
         this.#storeCookies(r.headers, target.href);
@@ -1025,7 +1027,9 @@ interface UndiciReply {
  * One exchange through undici, with the fast engine's deadlines: undici's own headersTimeout and
  * bodyTimeout are idle timers that every byte re-arms, so a server trickling one byte a second
  * would never time out; they stay set only as a backstop. Also tells a request cut off by the
- * hard stop before undici wrote it (NotSentError) from one it had written.
+ * hard stop before undici wrote it (NotSentError) from one it had written. `queued`: a shared
+ * dispatcher, where a request may wait for a free connection; the head deadline counts from the
+ * call then, as on the fast engine's shared pools.
  */
 function undiciExchange(
   dispatcher: Dispatcher,
@@ -1033,6 +1037,7 @@ function undiciExchange(
   timeoutMs: number,
   bodyTimeoutMs: number,
   signal: AbortSignal,
+  queued = false,
 ): Promise<UndiciReply> {
   return new Promise<UndiciReply>((resolve, reject) => {
     let controller: Dispatcher.DispatchController | undefined;
@@ -1059,6 +1064,13 @@ function undiciExchange(
       reject(err);
     };
     const onStop = (): void => settle(sent ? new RunStopped() : new NotSentError(new RunStopped()));
+    const armHead = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(
+        () => settle(new DeadlineError(headTimeoutText(timeoutMs), "UND_ERR_HEADERS_TIMEOUT")),
+        timeoutMs,
+      );
+    };
     const handler: Dispatcher.DispatchHandler = {
       onRequestStart(c) {
         controller = c;
@@ -1068,11 +1080,7 @@ function undiciExchange(
           return;
         }
         sent = true;
-        clearTimeout(timer);
-        timer = setTimeout(
-          () => settle(new DeadlineError(headTimeoutText(timeoutMs), "UND_ERR_HEADERS_TIMEOUT")),
-          timeoutMs,
-        );
+        if (!queued) armHead();
       },
       onResponseStart(_c, statusCode, h) {
         // 1xx interim heads are not the answer.
@@ -1101,6 +1109,7 @@ function undiciExchange(
       return;
     }
     signal.addEventListener("abort", onStop, { once: true });
+    if (queued) armHead();
     try {
       dispatcher.dispatch({ ...opts, headersTimeout: timeoutMs, bodyTimeout: bodyTimeoutMs }, handler);
     } catch (err) {

@@ -78,25 +78,32 @@ const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
  */
 const SWEEP_MS = 100;
 const live = new Set<FastConnection>();
+/** Shared pools with requests queued for a connection: their waits are bounded by the timeout too. */
+const queued = new Set<FastPool>();
 let coarseNow = performance.now();
 let sweeper: NodeJS.Timeout | undefined;
 
 function sweep(): void {
   coarseNow = performance.now();
   for (const c of live) c.checkDeadline(coarseNow);
-  if (live.size === 0 && sweeper) {
+  for (const p of queued) p.expireWaiting(coarseNow);
+  if (live.size === 0 && queued.size === 0 && sweeper) {
     clearInterval(sweeper);
     sweeper = undefined;
   }
 }
 
-function track(c: FastConnection): void {
-  live.add(c);
+function startSweeping(): void {
   if (!sweeper) {
     coarseNow = performance.now();
     sweeper = setInterval(sweep, SWEEP_MS);
     sweeper.unref();
   }
+}
+
+function track(c: FastConnection): void {
+  live.add(c);
+  startSweeping();
 }
 
 /**
@@ -122,6 +129,8 @@ export class FastConnection implements ParserHandler {
   private sink: ResponseSink | undefined;
   private timeoutMs = 0;
   private bodyTimeoutMs = 0;
+  /** Coarse-clock time a queued request was made: its head deadline counts from then. 0: from sending. */
+  private since = 0;
   /**
    * Coarse-clock time by which the response head (then, once it is in, the whole body) must have
    * arrived; 0 when idle. A deadline, not an idle timer: a server trickling one byte a second
@@ -223,7 +232,8 @@ export class FastConnection implements ParserHandler {
 
   /**
    * Sends one request (head and body already serialized); `sink` hears how it ends. `method`
-   * tells the parser whether a body follows (HEAD).
+   * tells the parser whether a body follows (HEAD). `since`: the coarse-clock time a request
+   * that waited in a shared pool's queue was made, so that `timeoutMs` bounds its wait too.
    */
   request(
     method: string,
@@ -232,6 +242,7 @@ export class FastConnection implements ParserHandler {
     timeoutMs: number,
     bodyTimeoutMs: number,
     sink: ResponseSink,
+    since = 0,
   ): void {
     if (this.busy) {
       sink.onError(new Error("FastConnection is busy"));
@@ -243,6 +254,7 @@ export class FastConnection implements ParserHandler {
     this.reqBody = body;
     this.retried = false;
     this.written = false;
+    this.since = since;
     if (timeoutMs !== this.timeoutMs) this.timeoutMs = timeoutMs;
     if (bodyTimeoutMs !== this.bodyTimeoutMs) this.bodyTimeoutMs = bodyTimeoutMs;
     this.send();
@@ -258,7 +270,7 @@ export class FastConnection implements ParserHandler {
     }
     const sock = this.socket!;
     // coarseNow may be up to one sweep old: never time out early, at most two sweeps late.
-    this.deadline = coarseNow + this.timeoutMs + SWEEP_MS;
+    this.deadline = (this.since || coarseNow) + this.timeoutMs + SWEEP_MS;
     this.parser.expect(this.method);
     this.written = true;
     const body = this.reqBody;
@@ -391,10 +403,7 @@ export class FastConnection implements ParserHandler {
   }
 }
 
-/**
- * Connections to one origin. A user's own pool has one connection, like a browser tab with
- * keep-alive; a shared pool lets many users share a few connections, queueing when all are busy.
- */
+/** A request waiting in a shared pool for a free connection. */
 interface Waiter {
   method: string;
   head: Buffer | string;
@@ -402,7 +411,15 @@ interface Waiter {
   timeoutMs: number;
   bodyTimeoutMs: number;
   sink: ResponseSink;
+  /** Coarse-clock time it was queued. */
+  since: number;
 }
+
+/** Never early (`since` is a coarse time, up to a sweep old), at most two sweeps late. */
+const expired = (w: Waiter, now: number): boolean => now > w.since + w.timeoutMs + SWEEP_MS;
+
+const timeOut = (w: Waiter): void =>
+  w.sink.onError(new FastHttpError(headTimeoutText(w.timeoutMs), "UND_ERR_HEADERS_TIMEOUT"));
 
 /**
  * Connections to one origin. A user's own pool has one connection, like a browser tab with
@@ -440,9 +457,32 @@ export class FastPool {
       conn = this.waiting.length > 0 ? this.create() : undefined;
     }
     if (!conn) return;
-    const w = this.waiting.shift();
-    if (w) conn.request(w.method, w.head, w.body, w.timeoutMs, w.bodyTimeoutMs, w.sink);
+    // A request whose time ran out in the queue is not sent late: the sweep that freed this
+    // connection may come before the one that would have expired it.
+    let w = this.waiting.shift();
+    while (w && expired(w, coarseNow)) {
+      timeOut(w);
+      w = this.waiting.shift();
+    }
+    if (this.waiting.length === 0) queued.delete(this);
+    if (w) conn.request(w.method, w.head, w.body, w.timeoutMs, w.bodyTimeoutMs, w.sink, w.since);
     else this.idle.push(conn);
+  }
+
+  /**
+   * Fails the queued requests whose timeout ran out before a connection came free: the timeout
+   * bounds the whole wait for the head, queue included. Never early, at most two sweeps late.
+   */
+  expireWaiting(now: number): void {
+    const late: Waiter[] = [];
+    let kept = 0;
+    for (const w of this.waiting) {
+      if (expired(w, now)) late.push(w);
+      else this.waiting[kept++] = w;
+    }
+    this.waiting.length = kept;
+    if (kept === 0) queued.delete(this);
+    for (const w of late) timeOut(w);
   }
 
   request(
@@ -455,7 +495,11 @@ export class FastPool {
   ): void {
     const conn = this.idle.pop() ?? (this.all.size < this.options.maxConnections ? this.create() : undefined);
     if (conn) conn.request(method, head, body, timeoutMs, bodyTimeoutMs, sink);
-    else this.waiting.push({ method, head, body, timeoutMs, bodyTimeoutMs, sink });
+    else {
+      this.waiting.push({ method, head, body, timeoutMs, bodyTimeoutMs, sink, since: coarseNow });
+      queued.add(this);
+      startSweeping();
+    }
   }
 
   get size(): number {
@@ -466,6 +510,7 @@ export class FastPool {
   destroy(reason?: Error): void {
     const err = reason ?? new FastHttpError("connection pool closed", "UND_ERR_DESTROYED");
     // Queued requests never reached a connection.
+    queued.delete(this);
     for (const w of this.waiting.splice(0)) w.sink.onError(new NotSentError(err));
     for (const c of this.all) {
       c.onIdle = undefined;
