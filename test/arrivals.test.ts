@@ -388,20 +388,22 @@ describe("warm-up and cool-down", () => {
     }
   });
 
-  it("thresholds judge only the measured part: a slow warm-up does not fail p95<100", async () => {
+  it("thresholds judge only the measured part: a slow warm-up does not fail p95<200", async () => {
     let t0 = -1;
     const server = await startServer((_req, res) => {
       const now = performance.now();
       if (t0 < 0) t0 = now;
-      // Slow only in the first 0.8 s: every such request completes inside the 1 s warm-up.
-      setTimeout(() => res.end("ok"), now - t0 < 800 ? 150 : 1);
+      // Slow (400 ms) only in the first 0.4 s: a dozen requests, over 5 % of the run, all done by
+      // 0.8 s, well inside the 1 s warm-up. The rest take 1 ms: a busy machine's stall of a
+      // hundred ms or so stays far from both the 200 ms asked and the 400 ms of a slow one.
+      setTimeout(() => res.end("ok"), now - t0 < 400 ? 400 : 1);
     });
     try {
-      const args = ["-H", server.url, "--rate", "30", "-t", "3s", "--threshold", "p95<100"];
+      const args = ["-H", server.url, "--rate", "30", "-t", "3s", "--threshold", "p95<200"];
       const withWarmup = await runLoad(HIT, [...args, "--warmup", "1s"]);
       assert.equal(withWarmup.code, 0, describeRun(withWarmup));
       assert.ok(
-        withWarmup.result.totals.latencyMs.max < 100,
+        withWarmup.result.totals.latencyMs.max < 200,
         `max ${withWarmup.result.totals.latencyMs.max}`,
       );
     } finally {
