@@ -120,13 +120,30 @@ describe("Prometheus metrics", () => {
     try {
       await run.waitFor(/Prometheus metrics on http:\/\/\S+\/metrics/);
       const url = /Prometheus metrics on (http:\/\/\S+\/metrics)/.exec(run.output().stderr)![1]!;
-      await new Promise((r) => setTimeout(r, 3000));
-      const res = await fetch(url);
+      // Scraped until the three users run and their figures are in, not once after a fixed
+      // sleep: on a busy machine the users may start seconds after the endpoint is up.
+      const scrape = async () => {
+        const res = await fetch(url);
+        return { res, samples: parseExposition(await res.text()) };
+      };
+      const find = (
+        samples: ReturnType<typeof parseExposition>,
+        name: string,
+        labels: Record<string, string>,
+      ) =>
+        samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+      const { res, samples } = await until(
+        "the running users' figures at /metrics",
+        scrape,
+        ({ samples: xs }) =>
+          find(xs, "cicada_users", {})?.value === 3 &&
+          (find(xs, "cicada_requests_total", { name: "/hit" })?.value ?? 0) > 0 &&
+          (find(xs, "cicada_checks_total", { check: "is 200", result: "pass" })?.value ?? 0) > 0 &&
+          find(xs, "cicada_threshold_passed", { threshold: "p95<5000" }) !== undefined,
+      );
+      const one = (name: string, labels: Record<string, string> = {}) => find(samples, name, labels);
       assert.equal(res.status, 200);
       assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
-      const samples = parseExposition(await res.text());
-      const one = (name: string, labels: Record<string, string> = {}) =>
-        samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
       assert.equal(one("cicada_users")?.value, 3);
       const requests = one("cicada_requests_total", { type: "HTTP", method: "GET", name: "/hit" })!.value;
       assert.ok(
