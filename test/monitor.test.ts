@@ -60,6 +60,15 @@ function startHog(title: string, maxSec = 40): Promise<ChildProcess> {
   });
 }
 
+/** CPU seconds the kernel has charged to `pid` so far: utime + stime of /proc/PID/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  // Fields after the command's closing parenthesis start at field 3; utime and stime are 14 and
+  // 15, in clock ticks of 1/100 s (USER_HZ on Linux).
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 function find(r: RunResult, pred: (s: ResourceSeries) => boolean, what: string): ResourceSeries {
   const s = (r.resources ?? []).find(pred);
   assert.ok(
@@ -87,6 +96,8 @@ describe("resource monitoring", () => {
     const server = await startServer((_req, res) => res.end("ok"));
     const project = tempProject({ "loadtest.ts": LOADFILE });
     try {
+      const cpuAtStart = cpuSeconds(hog.pid!);
+      const wallAtStart = performance.now();
       const run = startCli(
         [
           "run",
@@ -124,6 +135,8 @@ describe("resource monitoring", () => {
       }
       const r = await run.result;
       clearTimeout(timer);
+      // What the hog really used meanwhile, in percent of one core, as the kernel counts it.
+      const used = ((cpuSeconds(hog.pid!) - cpuAtStart) / ((performance.now() - wallAtStart) / 1000)) * 100;
       assert.equal(r.code, 0, describeRun(r));
       const line = scraped
         .split("\n")
@@ -142,8 +155,15 @@ describe("resource monitoring", () => {
       assert.equal(rss.unit, "bytes");
       assert.ok(max(rss) >= 100 * MB, `rss ${max(rss)}`);
       const cpu = find(result, (s) => s.source === source && s.metric === "cpu_percent", "target cpu");
-      // It burns ~80 % of one core; an idle process shows about 0. Wide margin for a busy machine.
-      assert.ok(max(cpu) >= 30, `cpu ${JSON.stringify(cpu.points)}`);
+      // It burns up to 80 % of one core, but how much it gets depends on the machine: with the CPU
+      // shared it was seen at 18 %. So the readings are held against what the kernel says it used
+      // over the run (their peak is at least its mean, less sampling slack), not a fixed share;
+      // an idle process shows about 0.
+      assert.ok(used >= 5, `the hog got ${used.toFixed(1)} % of a core: too little to tell it from idle`);
+      assert.ok(
+        max(cpu) >= used * 0.5,
+        `cpu ${JSON.stringify(cpu.points)}, the hog used ${used.toFixed(1)} %`,
+      );
       assert.ok(cpu.points.length >= 3, `one point a second: ${JSON.stringify(cpu.points)}`);
       for (const [t] of cpu.points) assert.ok(t >= 0 && t <= result.durationSec + 1, `t ${t}`);
       const threads = find(result, (s) => s.source === source && s.metric === "threads", "threads");
