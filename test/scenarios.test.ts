@@ -58,7 +58,7 @@ function scenario(r: RunResult, name: string): ScenarioResult {
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 
 describe("scenarios", () => {
-  it("runs a closed and an open scenario side by side, the second from its offset for its duration", async () => {
+  it("runs a closed and an open scenario side by side, the second from its offset for its duration", async (ctx) => {
     const server = await timedServer();
     try {
       const run = await runLoad(
@@ -104,12 +104,13 @@ describe("scenarios", () => {
       const browseTimes = server.seen.get("/browse")!;
       const buyTimes = server.seen.get("/buy")!;
       const startGap = buyTimes[0]! - browseTimes[0]!;
-      // Each scenario's workers take a moment to start, so the gap between first requests is looser
-      // than the offset itself (checked exactly below through startOffsetSec).
-      assert.ok(startGap >= 500 && startGap <= 1700, `buy started ${startGap} ms after browse`);
+      ctx.diagnostic(`buy: startOffsetSec ${buy.startOffsetSec}, first request ${startGap} ms after browse's`);
+      // A later scenario's workers load from the run's start and wait, so it starts at its offset
+      // even on a busy machine, not the offset plus their start-up.
+      assert.ok(startGap >= 900 && startGap <= 1300, `buy started ${startGap} ms after browse`);
       const buySpan = buyTimes[buyTimes.length - 1]! - buyTimes[0]!;
       assert.ok(buySpan >= 1700 && buySpan <= 2300, `buy arrivals spanned ${buySpan} ms`);
-      assert.ok(buy.startOffsetSec !== null && buy.startOffsetSec >= 0.9 && buy.startOffsetSec <= 1.6);
+      assert.ok(buy.startOffsetSec !== null && buy.startOffsetSec >= 0.9 && buy.startOffsetSec <= 1.2);
       // Browsing went on after the buy scenario ended.
       assert.ok(browseTimes[browseTimes.length - 1]! - buyTimes[buyTimes.length - 1]! > 500);
 

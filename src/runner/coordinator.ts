@@ -850,6 +850,16 @@ export class Coordinator implements Run {
   /** Resolves once the workers are ready and the clock starts, or the run failed before that. */
   readonly started = new Promise<void>((r) => (this.resolveStarted = r));
 
+  #gate: Promise<boolean> | undefined;
+  /**
+   * Call before run(): once the workers are ready, the test waits for `gate` before it starts,
+   * so a scenario with a start offset loads its workers ahead and starts on time. `false`: the
+   * test never starts (the run ended first); run() then closes the workers and returns.
+   */
+  holdStart(gate: Promise<boolean>): void {
+    this.#gate = gate;
+  }
+
   async run(): Promise<void> {
     for (let i = 0; i < this.workerCount; i++) {
       if (this.remote) {
@@ -873,6 +883,13 @@ export class Coordinator implements Run {
       for (const w of this.workers) w.transport.close();
       this.resolveStarted();
       throw err;
+    }
+    if (this.#gate && !(await this.#gate)) {
+      clearInterval(silenceTimer);
+      for (const w of this.workers) w.transport.close();
+      this.phase = "done";
+      this.resolveStarted();
+      return;
     }
     this.startedAt = Date.now();
     this.resolveStarted();

@@ -29,8 +29,15 @@ export interface ScenarioSpec {
 
 interface ScenarioState {
   spec: ScenarioSpec;
-  /** Created when the scenario starts; absent if the run ended first. */
+  /** Set when the scenario starts; absent if the run ended first. */
   coordinator?: Coordinator;
+  /**
+   * A scenario with a start offset on this machine's threads: its workers load from the run's
+   * start and wait for its offset.
+   */
+  gated?: boolean;
+  /** While such a scenario waits: starts it (true) or lets it go (false, the run ended first). */
+  open?: (go: boolean) => void;
   /** Seconds from the start of the run to the scenario's own start (its clock zero). */
   offsetSec: number | null;
 }
@@ -196,15 +203,16 @@ export class ScenarioGroup implements Run {
   stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
-    // Scenarios still waiting for their start never run.
-    for (const t of this.pending) {
-      clearTimeout(t);
-      this.settleOne();
-    }
+    // Scenarios still waiting for their start never run: those whose workers wait let them go
+    // (and settle when they are closed), the others settle here.
+    for (const t of this.pending) clearTimeout(t);
     this.pending.clear();
-    // Those the clock has not scheduled yet never run either.
-    for (const _ of this.unscheduled.splice(0)) this.settleOne();
-    for (const s of this.states) s.coordinator?.stop(reason);
+    this.unscheduled.length = 0;
+    for (const s of this.states) {
+      if (s.coordinator) s.coordinator.stop(reason);
+      else if (s.open) s.open(false);
+      else if (!s.gated && s.spec.startSec > 0) this.settleOne();
+    }
   }
 
   abort(): void {
@@ -240,7 +248,18 @@ export class ScenarioGroup implements Run {
       spec.shape,
       this.shared?.forScenario(this.states.indexOf(state)),
     );
-    state.coordinator = c;
+    if (!state.gated) state.coordinator = c;
+    else {
+      c.holdStart(
+        new Promise<boolean>((resolve) => {
+          state.open = (go) => {
+            state.open = undefined;
+            if (go) state.coordinator = c;
+            resolve(go);
+          };
+        }),
+      );
+    }
     const run = c.run();
     // The coordinator sets its clock once its workers are ready: the scenario's offset is known then.
     void c.started.then(() => {
@@ -272,7 +291,8 @@ export class ScenarioGroup implements Run {
       const t = setTimeout(
         () => {
           this.pending.delete(t);
-          this.startOne(state);
+          if (state.open) state.open(true);
+          else this.startOne(state);
         },
         Math.max(0, at + state.spec.startSec * 1000 - Date.now()),
       );
@@ -306,8 +326,17 @@ export class ScenarioGroup implements Run {
         .finally(this.settleOne);
     };
     const first = this.states.filter((x) => x.spec.startSec <= 0);
-    this.unscheduled.push(...this.states.filter((x) => x.spec.startSec > 0));
+    const later = this.states.filter((x) => x.spec.startSec > 0);
+    this.unscheduled.push(...later);
     for (const state of first) this.startOne(state);
+    // Threads take a moment to start and load the test: those of later scenarios do it now, so
+    // each starts at its offset. Remote workers are only taken when their scenario starts.
+    if (!this.shared) {
+      for (const state of later) {
+        state.gated = true;
+        this.startOne(state);
+      }
+    }
     // Nothing starts at once: there is no startup to wait for.
     if (first.length === 0) this.startClock(Date.now());
     await done;
