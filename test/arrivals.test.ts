@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { describe, it } from "node:test";
 import { mulberry32 } from "../src/core/random.js";
 import { renderHtmlReport } from "../src/outputs/html/report.js";
@@ -211,14 +212,16 @@ describe("arrivals end to end", () => {
     );
   });
 
-  it("--arrivals gamma --burstiness 0.5: the server sees gamma gaps (KS), not exponential ones", async () => {
+  it("--arrivals gamma --burstiness 0.5: the server sees gamma gaps (KS), not exponential ones", async (ctx) => {
     const { server, times } = await recordingServer();
     try {
       const r = await runLoad(HIT, [
         "-H",
         server.url,
+        // 20/s for 10 s rather than 40/s for 6 s: as many gaps, twice as long, so the stalls of a
+        // busy machine (CI runs two test files at once) bend the distribution half as much.
         "--rate",
-        "40",
+        "20",
         "--arrivals",
         "gamma",
         "--burstiness",
@@ -228,7 +231,7 @@ describe("arrivals end to end", () => {
         "--processes",
         "1",
         "-t",
-        "6s",
+        "10s",
       ]);
       assert.equal(r.code, 0, describeRun(r));
     } finally {
@@ -236,8 +239,15 @@ describe("arrivals end to end", () => {
     }
     const xs = gaps(times);
     assert.ok(xs.length > 150, `${xs.length} gaps`);
-    const d = ksStatistic(xs, gammaCdf(40, 0.5));
+    const d = ksStatistic(xs, gammaCdf(20, 0.5));
     assert.ok(d < ksCritical(xs.length), `KS D ${d.toFixed(4)} ≥ ${ksCritical(xs.length).toFixed(4)}`);
+    // The same gaps are not exponential ones at that rate.
+    const e = ksStatistic(xs, exponentialCdf(20));
+    ctx.diagnostic(`KS D against the gamma ${d.toFixed(4)}, against the exponential ${e.toFixed(4)}`);
+    assert.ok(
+      e >= ksCritical(xs.length) && e > d,
+      `KS D against the exponential ${e.toFixed(4)}, against the gamma ${d.toFixed(4)}`,
+    );
   });
 
   it("bad arrival settings are one usage error naming the flag (exit 2)", async () => {
@@ -423,7 +433,7 @@ export class Replay extends HttpUser {
 }
 `;
 
-  it("starts each row within 5 ms of its offset at 200/s, with its payload, then ends", async () => {
+  it("starts each row within 5 ms of its offset at 200/s, with its payload, then ends", async (ctx) => {
     const arrivals = new Map<number, { at: number; model: string }>();
     const server = await startServer((req: IncomingMessage, res) => {
       const u = new URL(req.url ?? "/", "http://x");
@@ -444,9 +454,15 @@ export class Replay extends HttpUser {
       .map((ms, i) => JSON.stringify({ offset_ms: ms, id: i, model: `m${i % 3}` }))
       .join("\n");
     try {
+      // How late this process's own timers ran meanwhile: how busy the machine was.
+      const lateness = monitorEventLoopDelay({ resolution: 1 });
+      lateness.enable();
       const r = await runLoad(LOADFILE, ["-H", server.url, "--schedule", "trace.jsonl", "--processes", "1"], {
         "trace.jsonl": `${jsonl}\n`,
       });
+      lateness.disable();
+      // Beyond the 1 ms resolution, in ms: about 0 on a quiet machine.
+      const busyMs = Math.max(0, lateness.percentile(90) / 1e6 - 1);
       assert.equal(r.code, 0, describeRun(r));
       assert.equal(r.result.stopReason, "iterations");
       assert.equal(arrivals.size, 400);
@@ -456,10 +472,17 @@ export class Replay extends HttpUser {
       const off = aligned(offsets, seen);
       // On a quiet machine every row is within 5 ms. Two cores shared with other work stall the
       // event loops now and then (tens of ms, seen here as a run of late rows that catch up at
-      // once), so the test asks that of 90 % of the rows, and bounds the rest.
+      // once), so the test asks that of 90 % of the rows, and bounds the rest. On a machine so
+      // busy that this process's own timers ran late, the bound grows by as much.
       const abs = off.map(Math.abs).sort((x, y) => x - y);
       const p90 = abs[Math.floor(abs.length * 0.9)]!;
-      assert.ok(p90 <= 5, `90 % of rows within ${p90.toFixed(2)} ms of their offsets, not 5`);
+      ctx.diagnostic(
+        `90 % of rows within ${p90.toFixed(2)} ms; this process's timers ${busyMs.toFixed(2)} ms late`,
+      );
+      assert.ok(
+        p90 <= 5 + busyMs,
+        `90 % of rows within ${p90.toFixed(2)} ms of their offsets, not 5 (+${busyMs.toFixed(2)} ms of this process's own lateness)`,
+      );
       assert.ok(
         abs[Math.floor(abs.length / 2)]! <= 1.5,
         `median off by ${abs[Math.floor(abs.length / 2)]} ms`,
