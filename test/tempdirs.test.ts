@@ -79,7 +79,7 @@ describe("temp folders", () => {
             async () => list(workerTmp),
             (names) => names.length === 1 && existsSync(join(workerTmp, names[0]!, "loadfile.bundle.mjs")),
           );
-          assert.match(folder!, new RegExp(`^cicada-worker-${worker.child.pid}-[0-9a-f]{8}$`));
+          assert.match(folder!, new RegExp(`^cicada-worker-${worker.child.pid}-[0-9a-f]{8}-[0-9a-f]{8}$`));
           const hits = server.total();
           await until(
             "load from the worker",
@@ -187,13 +187,20 @@ describe("temp folders", () => {
         async () => list(p.tmp),
         (n) => n.length === 1,
       );
-      assert.match(left!, new RegExp(`^cicada-${killed.child.pid}-[0-9a-f]{8}$`));
+      assert.match(left!, new RegExp(`^cicada-${killed.child.pid}-[0-9a-f]{8}-[0-9a-f]{8}$`));
+      // This host's token, as the run wrote it; another host's differs.
+      const host = left!.split("-")[2]!;
+      const otherHost = `${host[0] === "0" ? "1" : "0"}${host.slice(1)}`;
       killed.child.kill("SIGKILL");
       await killed.result;
       assert.deepEqual(list(p.tmp), [left], "SIGKILL left the bundle");
 
       const dead = await deadPid();
-      const stale = [left!, `cicada-worker-${dead}-0123abcd`, `cicada-quick-${dead}-89abcdef`];
+      const stale = [
+        left!,
+        `cicada-worker-${dead}-${host}-0123abcd`,
+        `cicada-quick-${dead}-89abcdef`, // the name before the host token
+      ];
       const kept = [
         `cicada-${process.pid}-0a0b0c0d`, // its process is alive
         `cicada-${dead}-f0e0d0c0`, // dead, but touched less than a minute ago
@@ -203,11 +210,13 @@ describe("temp folders", () => {
         `cicada-${dead}-0123abcdef`,
         `cicada-worker-${dead}-aaaaaaaa`, // a file, not a folder
         `cicada-quick-${dead}-bbbbbbbb`, // a symlink: never followed, never removed
+        // Another container's or machine's, in a shared temp folder: its PID means nothing here.
+        `cicada-${dead}-${otherHost}-0123abcd`,
       ];
       const target = join(p.dir, "elsewhere");
       mkdirSync(target);
       writeFileSync(join(target, "keep.txt"), "x");
-      for (const name of [...stale.slice(1), ...kept.slice(0, 6)]) {
+      for (const name of [...stale.slice(1), ...kept.slice(0, 6), kept[8]!]) {
         mkdirSync(join(p.tmp, name));
         writeFileSync(join(p.tmp, name, "loadfile.mjs"), "// a bundle\n");
       }

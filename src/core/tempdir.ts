@@ -1,14 +1,32 @@
 /** Cicada's folders in the OS temp folder: made private, removed at exit, and swept when their process died. */
-import { randomBytes } from "node:crypto";
-import { lstatSync, mkdirSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { createHash, randomBytes } from "node:crypto";
+import { lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 
 /** What a folder holds, in its name: "" a bundled loadfile, "worker" a master's shipped bundle, "quick" a generated loadfile. */
 export type TempKind = "" | "worker" | "quick";
 
-/** Exactly the names `makeTempDir` gives; nothing else in the temp folder is ever touched. */
-const OURS = /^cicada-(?:(?:worker|quick)-)?([1-9]\d{0,9})-[0-9a-f]{8}$/;
+/**
+ * Exactly the names `makeTempDir` gives (and those of versions before the host token); nothing
+ * else in the temp folder is ever touched.
+ */
+const OURS = /^cicada-(?:(?:worker|quick)-)?([1-9]\d{0,9})-(?:([0-9a-f]{8})-)?[0-9a-f]{8}$/;
+
+function pidNamespace(): string {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * This host and PID namespace, in every folder's name: a temp folder shared with other
+ * containers or machines (one volume mounted at /tmp) holds folders whose PIDs mean nothing
+ * here, and those are never swept.
+ */
+const HOST = createHash("sha256").update(`${hostname()}\0${pidNamespace()}`).digest("hex").slice(0, 8);
 
 /** A folder whose process is gone is left alone this long: its name may be in the middle of being read. */
 const STALE_AFTER_MS = 60_000;
@@ -26,7 +44,7 @@ function removeLive(): void {
 }
 
 /**
- * A new folder `cicada-[KIND-]PID-HEX` in the OS temp folder, readable by this user only (a bundle
+ * A new folder `cicada-[KIND-]PID-HOST-HEX` in the OS temp folder, readable by this user only (a bundle
  * may hold secrets written into a loadfile). Stale folders of crashed or killed Cicada processes
  * are removed first; this one is removed by `removeTempDir`, or at the latest when the process
  * exits (signals that are not handled and SIGKILL leave it to the next sweep).
@@ -35,7 +53,7 @@ export function makeTempDir(kind: TempKind): string {
   sweepStaleTempDirs();
   const dir = join(
     tmpdir(),
-    `cicada-${kind ? `${kind}-` : ""}${process.pid}-${randomBytes(4).toString("hex")}`,
+    `cicada-${kind ? `${kind}-` : ""}${process.pid}-${HOST}-${randomBytes(4).toString("hex")}`,
   );
   // Not recursive: a name that already exists (however unlikely) fails rather than being reused.
   mkdirSync(dir, { mode: 0o700 });
@@ -63,8 +81,9 @@ function processGone(pid: number): boolean {
 
 /**
  * Removes the temp folders left by Cicada processes that no longer run (killed with SIGKILL, or
- * a crash): only names of Cicada's own pattern, real folders (never a symlink), of this user,
- * untouched for a minute, whose PID is gone. Errors are ignored: another Cicada may be sweeping
+ * a crash): only names of Cicada's own pattern made on this host and PID namespace (or by a
+ * version that did not say), real folders (never a symlink), of this user, untouched for a
+ * minute, whose PID is gone. Errors are ignored: another Cicada may be sweeping
  * the same folder at the same time.
  */
 export function sweepStaleTempDirs(): void {
@@ -81,6 +100,7 @@ export function sweepStaleTempDirs(): void {
     if (!m) continue;
     const pid = Number(m[1]);
     if (pid === process.pid) continue;
+    if (m[2] !== undefined && m[2] !== HOST) continue;
     try {
       const path = join(root, name);
       const st = lstatSync(path);
