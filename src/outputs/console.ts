@@ -2,7 +2,7 @@
 
 import { formatComparison } from "../compare/format.js";
 import { formatMetric } from "../result/format.js";
-import type { RunResult } from "../result/result.js";
+import type { BurstResult, RunResult } from "../result/result.js";
 import { soakLines, soakWorthShowing } from "../result/soak.js";
 import type { Run } from "../runner/run.js";
 import type { StatsAggregate } from "../stats/aggregate.js";
@@ -256,21 +256,23 @@ export function formatSummary(r: RunResult): string {
   if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
     out.push(`\nStatus codes: ${codes.map(([code, n]) => `${code} ×${n}`).join(", ")}`);
   }
-  // The soak verdicts time the run's own bursts more finely (docs/soak.md): the summary shows
-  // that figure, so that it says one thing.
+  // The soak verdicts time the run's bursts, scenarios' too, more finely (docs/soak.md): the
+  // summary shows that figure, so that it says one thing. They count in run time.
   const finer = new Map(
     (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
   );
+  const recovery = (b: BurstResult, offsetSec: number) => {
+    const at = Math.round((b.t + offsetSec) * 10) / 10;
+    return finer.has(at) ? finer.get(at)! : b.recoverySec;
+  };
   const bursts = [
-    ...(r.bursts ?? []).map((b) => ({
-      ...b,
-      recoverySec: finer.has(Math.round(b.t * 10) / 10)
-        ? finer.get(Math.round(b.t * 10) / 10)!
-        : b.recoverySec,
-      where: "",
-    })),
+    ...(r.bursts ?? []).map((b) => ({ ...b, recoverySec: recovery(b, 0), where: "" })),
     ...(r.scenarios ?? []).flatMap((x) =>
-      (x.bursts ?? []).map((b) => ({ ...b, where: ` in scenario ${x.name}` })),
+      (x.bursts ?? []).map((b) => ({
+        ...b,
+        recoverySec: recovery(b, x.startOffsetSec ?? 0),
+        where: ` in scenario ${x.name}`,
+      })),
     ),
   ];
   for (const b of bursts) {

@@ -469,7 +469,8 @@ export function buildResult(
     users: { peak: run.peakUsers },
     series: run.stats.series,
     ...(run.plan?.windows ? { windows: run.plan.windows } : {}),
-    ...(run.bursts.length > 0 ? { bursts: burstRecovery(run.stats.series, run.bursts) } : {}),
+    // A run with scenarios lists its bursts per scenario; its soak verdicts time them all.
+    ...(run.bursts.length > 0 && !scenarios ? { bursts: burstRecovery(run.stats.series, run.bursts) } : {}),
     ...(soak ? { soak } : {}),
     ...(scenarios ? { scenarios } : {}),
     ...(run.stats.resources.size > 0 ? { resources: run.stats.resources.series(run.statsStartedAt) } : {}),

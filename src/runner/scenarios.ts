@@ -70,8 +70,22 @@ export class ScenarioGroup implements Run {
   readonly workerCount: number;
   /** Each scenario has its own plan. */
   readonly plan = undefined;
-  /** Bursts are kept per scenario. */
-  readonly bursts: readonly Burst[] = [];
+  /**
+   * The scenarios' bursts in run time (each scenario keeps its own in its own time): the run's
+   * soak verdicts time the recovery from each of them over the merged books.
+   */
+  get bursts(): Burst[] {
+    return this.states
+      .flatMap((s) =>
+        s.coordinator && s.offsetSec !== null
+          ? s.coordinator.bursts.map((b) => ({
+              t: Math.round((b.t + s.offsetSec!) * 10) / 10,
+              count: b.count,
+            }))
+          : [],
+      )
+      .sort((a, b) => a.t - b.t);
+  }
 
   constructor(
     specs: ScenarioSpec[],
