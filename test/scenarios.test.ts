@@ -197,6 +197,58 @@ describe("scenarios", () => {
     }
   });
 
+  it("each scenario has its own soak verdicts: its plan's steady part, its time; the summary shows what is worth a look", async () => {
+    // /slow gets slower the longer the run goes (2 ms, then 3 ms more each second); /flat does not.
+    const t0 = Date.now();
+    const server = await startServer((req, res) => {
+      const extra = req.url?.startsWith("/slow") ? 3 * Math.floor((Date.now() - t0) / 1000) : 0;
+      setTimeout(() => res.end("ok"), 2 + extra);
+    });
+    try {
+      const run = await runLoad(
+        `
+import { HttpUser, task, constant } from "cicada-load";
+export class Slow extends HttpUser {
+  static waitTime = constant(0.05);
+  @task hit() { return this.client.get("/slow"); }
+}
+export class Flat extends HttpUser {
+  static waitTime = constant(0.05);
+  @task hit() { return this.client.get("/flat"); }
+}
+export const options = { scenarios: {
+  slowing: { userClasses: ["Slow"], users: 2, spawnRate: 100 },
+  flat: { userClasses: ["Flat"], users: 2, spawnRate: 100, startTime: "1s" },
+} };
+`,
+        ["-H", server.url, "-t", "10s"],
+      );
+      assert.equal(run.code, 0, describeRun(run));
+      const r = run.result;
+      // The run's own verdicts take the whole run; a scenario's, its users' steady part.
+      assert.equal(r.soak?.steady?.basis, "run");
+      const slowing = scenario(r, "slowing");
+      const flat = scenario(r, "flat");
+      assert.equal(slowing.soak?.steady?.basis, "users", JSON.stringify(slowing.soak));
+      assert.equal(slowing.soak.steady.level, 2);
+      assert.ok(slowing.soak.steady.toSec <= slowing.durationSec + 0.5, JSON.stringify(slowing.soak.steady));
+      const d = slowing.soak.degradation;
+      assert.ok(d && d.p95ChangePct !== null && d.p95ChangePct >= 100, JSON.stringify(d));
+      assert.ok(flat.soak?.steady && flat.soak.steady.toSec <= flat.durationSec + 0.5);
+      // The scenario that slowed down is worth a look; a scenario's block holds flagged lines only
+      // (whether the flat one shows depends on a 2 ms target's noise, so it is not asserted).
+      const block =
+        /Soak verdicts of scenario slowing, worth a look \(times from its start\)\n((?: {2}.*\n)+)/.exec(
+          run.stdout,
+        );
+      assert.ok(block, run.stdout);
+      assert.match(block[1]!, /^ {2}! degradation/m);
+      for (const line of block[1]!.trimEnd().split("\n")) assert.match(line, /^ {2}! /);
+    } finally {
+      await server.close();
+    }
+  });
+
   it("a scenario whose start comes after the end of the run never starts; scenarios that all end end the run", async () => {
     const server = await timedServer();
     try {

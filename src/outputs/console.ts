@@ -286,6 +286,15 @@ export function formatSummary(r: RunResult): string {
     const w = Math.max(...lines.map((x) => x.label.length));
     for (const x of lines) out.push(`  ${x.flagged ? "!" : " "} ${x.label.padEnd(w)}  ${x.text}`);
   }
+  // Each scenario's own verdicts (its steady part, its time): only what is worth a look, the
+  // rest is in the JSON.
+  for (const x of r.scenarios ?? []) {
+    const flagged = x.soak ? soakLines(x.soak).filter((l) => l.flagged) : [];
+    if (flagged.length === 0) continue;
+    out.push(`\nSoak verdicts of scenario ${x.name}, worth a look (times from its start)`);
+    const w = Math.max(...flagged.map((l) => l.label.length));
+    for (const l of flagged) out.push(`  ! ${l.label.padEnd(w)}  ${l.text}`);
+  }
   const corrected = r.totals.correctedLatencyMs;
   if (corrected) {
     // The open model's honest figure: time from each iteration's scheduled start.

@@ -140,6 +140,11 @@ export interface ScenarioResult {
   /** Per-second rows; `t` counts from the scenario's start (add startOffsetSec for run time). */
   series: SeriesRow[];
   bursts?: BurstResult[];
+  /**
+   * The scenario's own soak verdicts, from its own books (its plan gives the steady part; times
+   * count from its start). Absent when it never started.
+   */
+  soak?: SoakResult;
   stopReason: string;
 }
 
@@ -428,6 +433,7 @@ function scenarioResult(sc: ScenarioView): ScenarioResult {
     };
   }
   const d = round(c.elapsedSec);
+  const soak = soakOf(c);
   return {
     name: sc.name,
     startOffsetSec: sc.offsetSec,
@@ -438,6 +444,7 @@ function scenarioResult(sc: ScenarioView): ScenarioResult {
     users: { peak: c.peakUsers },
     series: c.stats.series,
     ...(c.bursts.length > 0 ? { bursts: burstRecovery(c.stats.series, c.bursts) } : {}),
+    ...(soak ? { soak } : {}),
     stopReason: c.stopReason ?? "unknown",
   };
 }
