@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import type { IncomingMessage } from "node:http";
 import { describe, it } from "node:test";
+import { renderHtmlReport } from "../src/outputs/html/report.js";
 import type { RunResult, ScenarioResult } from "../src/result/result.js";
 import { describeRun, runCli, runLoad, startServer, tempProject } from "./helpers.js";
 
@@ -172,6 +173,11 @@ describe("scenarios", () => {
       assert.equal(th.value, rec.recoverySec);
       assert.equal(run.code, th.passed ? 0 : 3, describeRun(run));
       assert.equal(r.bursts, undefined, "a run with scenarios lists its bursts per scenario");
+      // The report's Bursts table has it at its run time, with its scenario and the same recovery.
+      const row = /<table id="bursts">[\s\S]*?<tbody><tr>(.*?)<\/tr>/.exec(renderHtmlReport(r));
+      assert.ok(row, "a Bursts table");
+      assert.match(row[1]!, new RegExp(`>${rec.t.toFixed(1)} s<.*<td>spike</td>.*>30<`));
+      assert.match(row[1]!, new RegExp(rec.recoverySec === null ? ">never<" : `>${rec.recoverySec} s<`));
       assert.ok(
         run.stdout.includes(
           `Burst of 30 in scenario spike at ${spikeRun.bursts![0]!.t}s: ${rec.recoverySec === null ? "the target had not" : `recovered after ${rec.recoverySec}s`}`,
@@ -244,6 +250,12 @@ export const options = { scenarios: {
       assert.ok(block, run.stdout);
       assert.match(block[1]!, /^ {2}! degradation/m);
       for (const line of block[1]!.trimEnd().split("\n")) assert.match(line, /^ {2}! /);
+      // The report lists the same, under the run's verdicts.
+      const html = renderHtmlReport(r);
+      assert.match(
+        html,
+        /id="soak-section"[\s\S]*<h3>Scenario slowing \(times from its start\)<\/h3><table class="soak-scenario" data-scenario="slowing">[\s\S]*?data-soak="degradation" class="failed"/,
+      );
     } finally {
       await server.close();
     }

@@ -2,7 +2,7 @@
 
 import { formatComparison } from "../compare/format.js";
 import { formatMetric } from "../result/format.js";
-import type { BurstResult, RunResult } from "../result/result.js";
+import { type RunResult, shownBursts } from "../result/result.js";
 import { soakLines, soakWorthShowing } from "../result/soak.js";
 import type { Run } from "../runner/run.js";
 import type { StatsAggregate } from "../stats/aggregate.js";
@@ -256,28 +256,10 @@ export function formatSummary(r: RunResult): string {
   if (codes.length > 1 || (codes.length === 1 && codes[0]![0] !== "200")) {
     out.push(`\nStatus codes: ${codes.map(([code, n]) => `${code} ×${n}`).join(", ")}`);
   }
-  // The soak verdicts time the run's bursts, scenarios' too, more finely (docs/soak.md): the
-  // summary shows that figure, so that it says one thing. They count in run time.
-  const finer = new Map(
-    (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
-  );
-  const recovery = (b: BurstResult, offsetSec: number) => {
-    const at = Math.round((b.t + offsetSec) * 10) / 10;
-    return finer.has(at) ? finer.get(at)! : b.recoverySec;
-  };
-  const bursts = [
-    ...(r.bursts ?? []).map((b) => ({ ...b, recoverySec: recovery(b, 0), where: "" })),
-    ...(r.scenarios ?? []).flatMap((x) =>
-      (x.bursts ?? []).map((b) => ({
-        ...b,
-        recoverySec: recovery(b, x.startOffsetSec ?? 0),
-        where: ` in scenario ${x.name}`,
-      })),
-    ),
-  ];
-  for (const b of bursts) {
+  for (const b of shownBursts(r)) {
+    const where = b.scenario === undefined ? "" : ` in scenario ${b.scenario}`;
     out.push(
-      `\nBurst of ${b.count}${b.where} at ${b.t}s: ${b.recoverySec === null ? "the target had not recovered by the end of the run" : `recovered after ${b.recoverySec}s`}`,
+      `\nBurst of ${b.count}${where} at ${b.t}s: ${b.recoverySec === null ? "the target had not recovered by the end of the run" : `recovered after ${b.recoverySec}s`}`,
     );
   }
   if (r.soak && soakWorthShowing(r.soak)) {

@@ -159,6 +159,39 @@ export interface BurstResult {
   recoverySec: number | null;
 }
 
+/** A burst as the summary and the report show it. */
+export interface ShownBurst extends BurstResult {
+  /** Seconds since the start of the run (`t` counts from its scenario's start). */
+  runT: number;
+  /** The scenario that fired it, if any. */
+  scenario?: string;
+}
+
+/**
+ * The run's bursts and its scenarios', each with the soak verdict's finer recovery time where
+ * it has one (docs/soak.md), so the summary, the report and the verdicts say one thing.
+ */
+export function shownBursts(r: RunResult): ShownBurst[] {
+  const finer = new Map(
+    (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
+  );
+  const shown = (b: BurstResult, offsetSec: number, scenario?: string): ShownBurst => {
+    const runT = Math.round((b.t + offsetSec) * 10) / 10;
+    return {
+      ...b,
+      runT,
+      recoverySec: finer.has(runT) ? finer.get(runT)! : b.recoverySec,
+      ...(scenario !== undefined ? { scenario } : {}),
+    };
+  };
+  return [
+    ...(r.bursts ?? []).map((b) => shown(b, 0)),
+    ...(r.scenarios ?? []).flatMap((x) =>
+      (x.bursts ?? []).map((b) => shown(b, x.startOffsetSec ?? 0, x.name)),
+    ),
+  ];
+}
+
 /** How long after each burst the target took to serve as before it. */
 export function burstRecovery(
   series: readonly SeriesRow[],

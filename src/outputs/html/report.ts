@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import hdr from "hdr-histogram-js";
 import { AGGREGATED, endpointLabel } from "../../compare/compare.js";
 import type { ComparisonRow } from "../../result/comparison.js";
-import type { EndpointResult, RunResult } from "../../result/result.js";
+import { type EndpointResult, type RunResult, type ShownBurst, shownBursts } from "../../result/result.js";
 import { type SoakResult, soakLines, soakWorthShowing } from "../../result/soak.js";
 import {
   createHistogram,
@@ -731,19 +731,12 @@ function scenariosTable(r: RunResult): string {
     .join("")}</tbody></table>`;
 }
 
-function burstsTable(r: RunResult): string {
-  // As in the summary: the soak verdict's finer recovery time where it has one (docs/soak.md).
-  const finer = new Map(
-    (r.soak?.recovery ?? []).filter((x) => x.cause === "burst").map((x) => [x.t, x.recoverySec]),
-  );
-  const key = (t: number) => Math.round(t * 10) / 10;
-  return `<table id="bursts"><thead><tr><th class="num">At</th><th class="num">Users</th><th class="num">Recovered after</th></tr></thead><tbody>${(
-    r.bursts ?? []
-  )
-    .map((b) => (finer.has(key(b.t)) ? { ...b, recoverySec: finer.get(key(b.t))! } : b))
+function burstsTable(bursts: ShownBurst[]): string {
+  const scenarios = bursts.some((b) => b.scenario !== undefined);
+  return `<table id="bursts"><thead><tr><th class="num">At</th>${scenarios ? "<th>Scenario</th>" : ""}<th class="num">Users</th><th class="num">Recovered after</th></tr></thead><tbody>${bursts
     .map(
       (b) =>
-        `<tr>${cell(`${b.t.toFixed(1)} s`, "t", b.t)}${cell(String(b.count), "count", b.count)}${cell(
+        `<tr>${cell(`${b.runT.toFixed(1)} s`, "t", b.runT)}${scenarios ? `<td>${esc(b.scenario ?? "")}</td>` : ""}${cell(String(b.count), "count", b.count)}${cell(
           b.recoverySec === null ? "never" : `${b.recoverySec} s`,
           "recovery",
           b.recoverySec,
@@ -756,12 +749,28 @@ function burstsTable(r: RunResult): string {
 function soakTable(soak: SoakResult): string {
   const notes =
     soak.notes.length > 0 ? `<p class="note" id="soak-notes">${soak.notes.map(esc).join("; ")}.</p>` : "";
-  return `<table id="soak"><thead><tr><th>Verdict</th><th>Measured</th></tr></thead><tbody>${soakLines(soak)
+  return `<table id="soak">${soakRows(soakLines(soak))}</table>${notes}`;
+}
+
+/** A scenario's soak verdicts worth a look, as the summary lists them; empty when there are none. */
+function scenarioSoakTables(r: RunResult): string {
+  return (r.scenarios ?? [])
+    .map((x) => {
+      const flagged = x.soak ? soakLines(x.soak).filter((l) => l.flagged) : [];
+      return flagged.length === 0
+        ? ""
+        : `<h3>Scenario ${esc(x.name)} (times from its start)</h3><table class="soak-scenario" data-scenario="${esc(x.name)}">${soakRows(flagged)}</table>`;
+    })
+    .join("");
+}
+
+function soakRows(lines: ReturnType<typeof soakLines>): string {
+  return `<thead><tr><th>Verdict</th><th>Measured</th></tr></thead><tbody>${lines
     .map(
       (x) =>
         `<tr data-soak="${x.label}"${x.flagged ? ' class="failed"' : ""}><td${x.flagged ? ' class="fail"' : ""}>${x.flagged ? "! " : ""}${esc(x.label)}</td><td>${esc(x.text)}</td></tr>`,
     )
-    .join("")}</tbody></table>${notes}`;
+    .join("")}</tbody>`;
 }
 
 function tagsTable(r: RunResult): string {
@@ -924,6 +933,8 @@ export function renderHtmlReport(result: RunResult): string {
     `<option value="all">All endpoints</option>`,
     ...rows.map((x, i) => `<option value="${i}">${esc(x.key)}</option>`),
   ].join("");
+  const bursts = shownBursts(r);
+  const scenarioSoak = scenarioSoakTables(r);
   const sections = [
     section("run", "Run", metadata(r)),
     r.scenarios && r.scenarios.length > 0 ? section("scenarios-section", "Scenarios", scenariosTable(r)) : "",
@@ -940,12 +951,12 @@ ${data.resources
   .join("\n")}
 </div>`,
     ),
-    r.bursts && r.bursts.length > 0 ? section("bursts-section", "Bursts", burstsTable(r)) : "",
-    r.soak && soakWorthShowing(r.soak)
+    bursts.length > 0 ? section("bursts-section", "Bursts", burstsTable(bursts)) : "",
+    (r.soak && soakWorthShowing(r.soak)) || scenarioSoak
       ? section(
           "soak-section",
           "Soak verdicts",
-          soakTable(r.soak),
+          (r.soak && soakWorthShowing(r.soak) ? soakTable(r.soak) : "") + scenarioSoak,
           "Steady part: after the ramp-up, before the ramp-down. Degradation compares its first and last windows (exact p95); memory slopes are Theil–Sen fits with 95% intervals; recovery is the time until the error rate and p95 are back to their level of the 10 s before.",
         )
       : "",
