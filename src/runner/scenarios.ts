@@ -19,6 +19,9 @@ import type {
 } from "./run.js";
 import { SharedWorkers } from "./shared-workers.js";
 
+/** How long before its offset a later scenario's worker threads start and load the test. */
+const SPAWN_AHEAD_SEC = 10;
+
 /** One scenario as the CLI resolved it: a plan of its own, started `startSec` into the run. */
 export interface ScenarioSpec {
   name: string;
@@ -32,10 +35,12 @@ interface ScenarioState {
   /** Set when the scenario starts; absent if the run ended first. */
   coordinator?: Coordinator;
   /**
-   * A scenario with a start offset on this machine's threads: its workers load from the run's
-   * start and wait for its offset.
+   * A scenario with a start offset on this machine's threads: its workers load the test up to
+   * SPAWN_AHEAD_SEC before its offset, then wait for it.
    */
   gated?: boolean;
+  /** Its coordinator was made (and, when gated, its workers are loading or waiting). */
+  spawned?: boolean;
   /** While such a scenario waits: starts it (true) or lets it go (false, the run ended first). */
   open?: (go: boolean) => void;
   /** Seconds from the start of the run to the scenario's own start (its clock zero). */
@@ -225,7 +230,7 @@ export class ScenarioGroup implements Run {
     for (const s of this.states) {
       if (s.coordinator) s.coordinator.stop(reason);
       else if (s.open) s.open(false);
-      else if (!s.gated && s.spec.startSec > 0) this.settleOne();
+      else if (!s.spawned && s.spec.startSec > 0) this.settleOne();
     }
   }
 
@@ -301,16 +306,27 @@ export class ScenarioGroup implements Run {
     this.stats = new StatsAggregate(at);
     this.stats.onInterval = this.hooks.onInterval;
     if (this.stopReason) return;
-    for (const state of this.unscheduled.splice(0)) {
+    const after = (sec: number, then: () => void) => {
       const t = setTimeout(
         () => {
           this.pending.delete(t);
-          if (state.open) state.open(true);
-          else this.startOne(state);
+          then();
         },
-        Math.max(0, at + state.spec.startSec * 1000 - Date.now()),
+        Math.max(0, at + sec * 1000 - Date.now()),
       );
       this.pending.add(t);
+    };
+    for (const state of this.unscheduled.splice(0)) {
+      if (state.gated && !state.spawned)
+        after(state.spec.startSec - SPAWN_AHEAD_SEC, () => this.startOne(state));
+      after(state.spec.startSec, () => {
+        if (state.open) state.open(true);
+        else if (!state.spawned) {
+          // Not gated (remote workers are taken now), or its threads were never started ahead.
+          state.gated = false;
+          this.startOne(state);
+        }
+      });
     }
     this.tickTimer = setInterval(() => this.hooks.onTick?.(this), 1000);
     if (this.runTimeSec !== null) {
@@ -332,6 +348,7 @@ export class ScenarioGroup implements Run {
     if (outstanding === 0) allDone();
     this.shared?.start();
     this.startOne = (state: ScenarioState) => {
+      state.spawned = true;
       this.runOne(state)
         .catch((err) => {
           failed ??= err;
@@ -343,12 +360,13 @@ export class ScenarioGroup implements Run {
     const later = this.states.filter((x) => x.spec.startSec > 0);
     this.unscheduled.push(...later);
     for (const state of first) this.startOne(state);
-    // Threads take a moment to start and load the test: those of later scenarios do it now, so
-    // each starts at its offset. Remote workers are only taken when their scenario starts.
+    // Threads take a moment to start and load the test: those of later scenarios do it ahead,
+    // so each starts at its offset (not so far ahead that a long run of scenarios one after
+    // another keeps them all alive). Remote workers are taken when their scenario starts.
     if (!this.shared) {
       for (const state of later) {
         state.gated = true;
-        this.startOne(state);
+        if (state.spec.startSec <= SPAWN_AHEAD_SEC) this.startOne(state);
       }
     }
     // Nothing starts at once: there is no startup to wait for.
