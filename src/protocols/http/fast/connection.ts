@@ -460,11 +460,14 @@ export class FastPool {
     // A request whose time ran out in the queue is not sent late: the sweep that freed this
     // connection may come before the one that would have expired it.
     let w = this.waiting.shift();
-    while (w && expired(w, coarseNow)) {
-      timeOut(w);
-      w = this.waiting.shift();
+    // A user's own pool never queues: nothing more per request on that path.
+    if (w !== undefined) {
+      while (w && expired(w, coarseNow)) {
+        timeOut(w);
+        w = this.waiting.shift();
+      }
+      if (this.waiting.length === 0) queued.delete(this);
     }
-    if (this.waiting.length === 0) queued.delete(this);
     if (w) conn.request(w.method, w.head, w.body, w.timeoutMs, w.bodyTimeoutMs, w.sink, w.since);
     else this.idle.push(conn);
   }
