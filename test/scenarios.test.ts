@@ -286,6 +286,75 @@ export const options = { scenarios: {
     }
   });
 
+  it("scenario:NAME thresholds judge one scenario's own books; a name that does not run is exit 2", async () => {
+    const server = await startServer((req, res) => {
+      setTimeout(() => res.end("ok"), req.url?.startsWith("/buy") ? 60 : 1);
+    });
+    try {
+      const run = await runLoad(
+        loadfile(`{
+          browse: { userClasses: ["Browser"], users: 2 },
+          buy: { userClasses: ["Buyer"], users: 2 },
+          never: { userClasses: ["Buyer"], users: 1, startTime: "30s" },
+        }`),
+        [
+          "-H",
+          server.url,
+          "-t",
+          "2s",
+          "--threshold",
+          "scenario:browse p95<40",
+          "--threshold",
+          "scenario:buy p95<40",
+          "--threshold",
+          "scenario:buy GET /buy: error_rate<1%",
+          "--threshold",
+          "scenario:never requests>0",
+        ],
+      );
+      const th = (expr: string) => {
+        const t = run.result.thresholds?.find((x) => x.expr === expr);
+        assert.ok(t, `${expr} in ${JSON.stringify(run.result.thresholds)}`);
+        return t;
+      };
+      assert.equal(run.code, 3, describeRun(run));
+      const browse = scenario(run.result, "browse");
+      const buy = scenario(run.result, "buy");
+      assert.equal(th("scenario:browse p95<40").value, browse.totals.latencyMs.p95);
+      assert.equal(th("scenario:browse p95<40").passed, true);
+      assert.equal(th("scenario:buy p95<40").value, buy.totals.latencyMs.p95);
+      assert.equal(th("scenario:buy p95<40").passed, false);
+      assert.equal(th("scenario:buy GET /buy: error_rate<1%").scope, "scenario:buy GET /buy");
+      assert.equal(th("scenario:buy GET /buy: error_rate<1%").passed, true);
+      const never = th("scenario:never requests>0");
+      assert.deepEqual(
+        [never.value, never.passed, never.note],
+        [null, false, 'scenario "never" has not started'],
+      );
+
+      const project = tempProject({
+        "loadtest.ts": loadfile(
+          `{ browse: { userClasses: ["Browser"], users: 1 }, buy: { userClasses: ["Buyer"], users: 1 } }`,
+        ),
+      });
+      try {
+        const typo = await runCli(
+          ["run", "loadtest.ts", "--headless", "-H", server.url, "--threshold", "scenario:brwse p95<40"],
+          { cwd: project.dir },
+        );
+        assert.equal(typo.code, 2, describeRun(typo));
+        assert.match(
+          typo.stderr,
+          /threshold "scenario:brwse p95<40": no scenario "brwse" runs \(scenarios: browse, buy\)/,
+        );
+      } finally {
+        project.cleanup();
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   it("a scenario whose start comes after the end of the run never starts; scenarios that all end end the run", async () => {
     const server = await timedServer();
     try {

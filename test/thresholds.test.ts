@@ -49,6 +49,20 @@ describe("threshold expressions", () => {
     const one = parseThreshold("check:has id: rate>=99.5%");
     assert.deepEqual(one.scope, { kind: "check", name: "has id" });
 
+    const sc = parseThreshold("scenario:checkout p95<300");
+    assert.equal(sc.scenario, "checkout");
+    assert.deepEqual(sc.scope, { kind: "all" });
+    assert.equal(sc.scopeText, "scenario:checkout");
+    const scEp = parseThreshold("scenario:checkout GET /cart: p99<1s");
+    assert.equal(scEp.scenario, "checkout");
+    assert.deepEqual(scEp.scope, { kind: "endpoint", selector: "GET /cart" });
+    assert.equal(scEp.scopeText, "scenario:checkout GET /cart");
+    assert.equal(scEp.target, 1000);
+    const scTag = parseThreshold("scenario:checkout tag:pay error_rate<1%");
+    assert.deepEqual([scTag.scenario, scTag.scope], ["checkout", { kind: "tag", tag: "pay" }]);
+    assert.equal(parseThreshold("scenario:spike recovery<5s").scenario, "spike");
+    assert.equal(parseThreshold("scenario:spike: p95<5").scenario, "spike");
+
     const abort = parseThreshold("error_rate<5% abortOnFail delayAbortEval=10s");
     assert.equal(abort.abortOnFail, true);
     assert.equal(abort.delayAbortSec, 10);
@@ -67,6 +81,9 @@ describe("threshold expressions", () => {
       ["p95<5 abortOnFial", /unknown option "abortOnFial"/],
       ["check:x: p95<5", /check: scope takes the checks/],
       ["rps>5ms", /rps takes a plain number/],
+      ["scenario: p95<5", /scenario: needs a scenario name/],
+      ["scenario:a target_cpu<80%", /the machine's, measured over the whole run; it takes no scenario/],
+      ["scenario:a target_rss_slope<1MB/min", /takes no scenario/],
     ];
     for (const [expr, re] of cases) {
       assert.throws(

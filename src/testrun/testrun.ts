@@ -35,7 +35,7 @@ import { peakPerSecond, readSchedule } from "../runner/schedule.js";
 import { parseStages, stagesDuration, stagesPeak } from "../runner/stages.js";
 import type { ClosedInterval } from "../stats/aggregate.js";
 import { parseSlo } from "../stats/slo.js";
-import { evaluate, ThresholdWatch } from "../thresholds/evaluate.js";
+import { evaluate, type ScenarioSource, ThresholdWatch } from "../thresholds/evaluate.js";
 import { parseThreshold } from "../thresholds/parse.js";
 import { loadConfigFile } from "./config-file.js";
 import { checkReachable } from "./preflight.js";
@@ -264,6 +264,16 @@ export class TestRun {
       });
     }
     const watch = new ThresholdWatch((s.thresholds ?? []).map((x) => parseThreshold(x)));
+    // A scenario threshold names a scenario that runs: a typo is an error now, not a failed run.
+    for (const name of watch.scenarios) {
+      const known = specs?.map((x) => x.name) ?? [];
+      if (!known.includes(name)) {
+        const t = watch.thresholds.find((x) => x.scenario === name)!;
+        throw new UsageError(
+          `threshold "${t.expr}": ${specs ? `no scenario "${name}" runs (scenarios: ${known.join(", ")})` : `"scenario:${name}" needs a loadfile with scenarios`}`,
+        );
+      }
+    }
     // A missing baseline or a bad tolerance is a usage error before the run, not after it.
     const tolerances = s.tolerance === undefined ? undefined : parseTolerances(s.tolerance);
     const baseline =
@@ -366,7 +376,14 @@ export class TestRun {
     const n = ++this.ticks;
     this.toSinks((k) => k.tick?.(r.stats, this.statsElapsedSec, n));
     // Live thresholds: checked on the merged books once a second.
-    if (this.watch.tick(r.stats, this.statsElapsedSec, this.watch.needsSoak ? () => soakOf(r) : undefined)) {
+    if (
+      this.watch.tick(
+        r.stats,
+        this.statsElapsedSec,
+        this.watch.needsSoak ? () => soakOf(r) : undefined,
+        scenarioBooks(r),
+      )
+    ) {
       const t = this.watch.abortedBy!;
       const v = this.watch.latest.find((x) => x.expr === t.expr)?.value;
       this.notice(`threshold "${t.expr}" failed (measured ${v}): stopping the run (abortOnFail)`);
@@ -450,7 +467,13 @@ export class TestRun {
     if (!r.stats) throw new UsageError("the test is still starting; try again in a moment");
     const soak = soakOf(r);
     const result = buildResult(r, 0, soak);
-    const thresholds = evaluate(this.watch.thresholds, r.stats, this.statsElapsedSec, () => soak);
+    const thresholds = evaluate(
+      this.watch.thresholds,
+      r.stats,
+      this.statsElapsedSec,
+      () => soak,
+      scenarioBooks(r),
+    );
     if (thresholds.length > 0) result.thresholds = thresholds;
     const findings = recommend(result);
     if (findings.length > 0) result.recommendations = findings;
@@ -462,7 +485,13 @@ export class TestRun {
     const t = runner.stats.total;
     this.toSinks((k) => k.end?.(runner.stats, this.statsElapsedSec));
     const soak = soakOf(runner);
-    const thresholds = evaluate(this.watch.thresholds, runner.stats, this.statsElapsedSec, () => soak);
+    const thresholds = evaluate(
+      this.watch.thresholds,
+      runner.stats,
+      this.statsElapsedSec,
+      () => soak,
+      scenarioBooks(runner),
+    );
     let exitCode: number = ExitCode.Ok;
     if (runner.fatalError) exitCode = ExitCode.Internal;
     else if (this.signals >= 2) exitCode = ExitCode.Interrupted;
@@ -712,6 +741,19 @@ function arrivalSettings(s: CicadaConfig, plan: RunPlan): number | null {
     };
   }
   return peak;
+}
+
+/** The books of a run's scenarios by name, for `scenario:NAME` thresholds. */
+function scenarioBooks(r: Run): ScenarioSource | undefined {
+  const views = r.scenarios;
+  if (!views) return undefined;
+  return (name) => {
+    const v = views.find((x) => x.name === name);
+    if (!v) return undefined;
+    const run = v.run;
+    if (!run?.stats) return null;
+    return { books: run.stats, durationSec: run.statsElapsedSec, soak: () => soakOf(run) };
+  };
 }
 
 /**

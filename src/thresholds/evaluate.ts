@@ -13,6 +13,19 @@ type Books = Pick<StatsAggregate, "total" | "endpoints" | "tags" | "checks"> &
 /** The soak verdicts so far, computed only when a threshold asks for them. */
 export type SoakSource = () => SoakResult | undefined;
 
+/** One scenario's own books, for `scenario:NAME` thresholds. */
+export interface ScenarioBooks {
+  books: Books;
+  durationSec: number;
+  soak: SoakSource;
+}
+
+/**
+ * A run's scenarios by name: their books once started, null before (or when the run ended
+ * first), undefined for a name the run does not have.
+ */
+export type ScenarioSource = (name: string) => ScenarioBooks | null | undefined;
+
 /** A statistic of one series' values (nearest-rank percentile). */
 function statOf(values: readonly number[], stat: "max" | "min" | "mean" | "percentile", p = 100): number {
   // Loops, not Math.max(...v): a day-long series is too many arguments for a call.
@@ -221,15 +234,31 @@ export function measure(
   return v === null ? { value: null, note: "nothing measured" } : { value: v };
 }
 
+/** A threshold's measure: over the run's books, or its scenario's. */
+function measureIn(
+  t: Threshold,
+  books: Books,
+  durationSec: number,
+  soak: SoakSource | undefined,
+  scenarios: ScenarioSource | undefined,
+): { value: number | null; note?: string } {
+  if (t.scenario === undefined) return measure(t, books, durationSec, soak);
+  const sc = scenarios?.(t.scenario);
+  if (sc === undefined) return { value: null, note: `no scenario "${t.scenario}" in this run` };
+  if (sc === null) return { value: null, note: `scenario "${t.scenario}" has not started` };
+  return measure(t, sc.books, sc.durationSec, sc.soak);
+}
+
 /** Evaluates every threshold. A threshold with nothing to measure fails: a typo must not pass. */
 export function evaluate(
   thresholds: readonly Threshold[],
   books: Books,
   durationSec: number,
   soak?: SoakSource,
+  scenarios?: ScenarioSource,
 ): ThresholdResult[] {
   return thresholds.map((t) => {
-    const { value, note } = measure(t, books, durationSec, soak);
+    const { value, note } = measureIn(t, books, durationSec, soak, scenarios);
     const rounded = value === null ? null : Math.round(value * 1e6) / 1e6;
     return {
       expr: t.expr,
@@ -256,33 +285,53 @@ export class ThresholdWatch {
   /** The threshold that stopped the run, if one did. */
   abortedBy: Threshold | undefined;
 
-  private soakAt = Number.NEGATIVE_INFINITY;
-  private soakSoFar: SoakResult | undefined;
+  /** Soak verdicts so far, per source ("" the run's, else a scenario's), and when they were computed. */
+  private readonly soakSoFar = new Map<string, { at: number; soak: SoakResult | undefined }>();
 
   constructor(readonly thresholds: readonly Threshold[]) {}
 
-  /** Whether any threshold reads the soak verdicts (judged at the end; shown live so far). */
+  /** Whether any threshold reads the run's soak verdicts (judged at the end; shown live so far). */
   get needsSoak(): boolean {
-    return this.thresholds.some((t) => t.metric.kind === "soak" || t.metric.kind === "slope");
+    return this.thresholds.some(
+      (t) => t.scenario === undefined && (t.metric.kind === "soak" || t.metric.kind === "slope"),
+    );
+  }
+
+  /** The scenarios the thresholds name. */
+  get scenarios(): string[] {
+    return [...new Set(this.thresholds.flatMap((t) => (t.scenario === undefined ? [] : [t.scenario])))];
+  }
+
+  /** `soak` recomputed at most every SOAK_EVERY_SEC; a stats reset starts the clock again. */
+  private cachedSoak(key: string, soak: SoakSource, elapsedSec: number): SoakSource {
+    return () => {
+      const c = this.soakSoFar.get(key);
+      if (c && elapsedSec - c.at < SOAK_EVERY_SEC && elapsedSec >= c.at) return c.soak;
+      const fresh = { at: elapsedSec, soak: soak() };
+      this.soakSoFar.set(key, fresh);
+      return fresh.soak;
+    };
   }
 
   /**
    * Returns true when the run should stop now. Soak verdicts so far are recomputed at most every
    * SOAK_EVERY_SEC: they read the whole run, and none of them can abort it.
    */
-  tick(books: Books, elapsedSec: number, soak?: SoakSource): boolean {
+  tick(books: Books, elapsedSec: number, soak?: SoakSource, scenarios?: ScenarioSource): boolean {
     if (this.thresholds.length === 0) return false;
-    const cached: SoakSource | undefined =
-      soak &&
-      (() => {
-        // A stats reset starts the clock again.
-        if (elapsedSec - this.soakAt >= SOAK_EVERY_SEC || elapsedSec < this.soakAt) {
-          this.soakSoFar = soak();
-          this.soakAt = elapsedSec;
-        }
-        return this.soakSoFar;
+    const cachedScenarios: ScenarioSource | undefined =
+      scenarios &&
+      ((name) => {
+        const sc = scenarios(name);
+        return sc ? { ...sc, soak: this.cachedSoak(`scenario:${name}`, sc.soak, sc.durationSec) } : sc;
       });
-    this.latest = evaluate(this.thresholds, books, elapsedSec, cached);
+    this.latest = evaluate(
+      this.thresholds,
+      books,
+      elapsedSec,
+      soak && this.cachedSoak("", soak, elapsedSec),
+      cachedScenarios,
+    );
     if (this.abortedBy) return false;
     for (const [i, t] of this.thresholds.entries()) {
       const r = this.latest[i]!;

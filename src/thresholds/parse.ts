@@ -41,8 +41,11 @@ export type Metric =
 export interface Threshold {
   /** As written. */
   expr: string;
+  /** `scenario:NAME ...`: measured over that scenario's own books, not the run's. */
+  scenario?: string;
+  /** Within the run's books, or the scenario's. */
   scope: Scope;
-  /** "all", "POST /api", "tag:checkout", "check:has id". */
+  /** "all", "POST /api", "tag:checkout", "check:has id", "scenario:buy", "scenario:buy GET /cart". */
   scopeText: string;
   metric: Metric;
   /** Normalized metric name, e.g. "p95", "ttfb_p99", "error_rate". */
@@ -261,7 +264,7 @@ function parseScope(expr: string, text: string): { scope: Scope; scopeText: stri
 /**
  * Parses `[scope:] metric op value[unit] [abortOnFail] [delayAbortEval=10s]`, e.g.
  * "p95<500", "POST /api/v1/agents/invoke: p99<1s", "error_rate<1%", "tag:checkout p95<300",
- * "check:status is 200: rate>99%", "ttfb p99<=200ms".
+ * "check:status is 200: rate>99%", "ttfb p99<=200ms", "scenario:checkout GET /cart: p95<300".
  */
 export function parseThreshold(input: string | ThresholdConfig): Threshold {
   const cfg: ThresholdConfig = typeof input === "string" ? { threshold: input } : input;
@@ -283,17 +286,26 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
   let scope: Scope = { kind: "all" };
   let scopeText = "all";
   let metricText = left;
-  // "SCOPE: metric", split at the last ": " so endpoint names may hold colons (/a:b).
-  const colon = left.lastIndexOf(": ");
-  if (colon >= 0) {
-    ({ scope, scopeText } = parseScope(expr, left.slice(0, colon)));
-    metricText = left.slice(colon + 2);
-  } else if (/^tag:\S+\s/i.test(left)) {
-    // "tag:checkout p95": the tag is one word.
-    const sp = left.search(/\s/);
-    ({ scope, scopeText } = parseScope(expr, left.slice(0, sp)));
-    metricText = left.slice(sp + 1);
+  // "scenario:NAME rest": the rest is read as a threshold of its own, over the scenario's books.
+  let scenario: string | undefined;
+  const sc = /^scenario:(\S*)(?:\s+|$)/i.exec(metricText);
+  if (sc) {
+    scenario = sc[1]!.replace(/:$/, "");
+    if (!scenario) bad(expr, "scenario: needs a scenario name, e.g. scenario:checkout p95<300");
+    metricText = metricText.slice(sc[0].length);
   }
+  // "SCOPE: metric", split at the last ": " so endpoint names may hold colons (/a:b).
+  const colon = metricText.lastIndexOf(": ");
+  if (colon >= 0) {
+    ({ scope, scopeText } = parseScope(expr, metricText.slice(0, colon)));
+    metricText = metricText.slice(colon + 2);
+  } else if (/^tag:\S+\s/i.test(metricText)) {
+    // "tag:checkout p95": the tag is one word.
+    const sp = metricText.search(/\s/);
+    ({ scope, scopeText } = parseScope(expr, metricText.slice(0, sp)));
+    metricText = metricText.slice(sp + 1);
+  }
+  if (scenario !== undefined) scopeText = `scenario:${scenario}${scopeText === "all" ? "" : ` ${scopeText}`}`;
   const { metric, name } = parseMetric(expr, metricText);
   if (scope.kind === "check" && metric.kind !== "checks") {
     bad(expr, "a check: scope takes the checks (pass rate) metric, e.g. check:has id: rate>99%");
@@ -302,6 +314,10 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
   const runWide = metric.kind === "soak" || metric.kind === "slope" || metric.kind === "resource";
   if (runWide && scope.kind !== "all") {
     bad(expr, `${name} is measured over the whole run; it takes no scope, got "${scopeText}"`);
+  }
+  // A scenario has soak verdicts of its own; the resource series and their slopes are the machine's.
+  if (scenario !== undefined && (metric.kind === "resource" || metric.kind === "slope")) {
+    bad(expr, `${name} is the machine's, measured over the whole run; it takes no scenario`);
   }
   if (runWide) {
     value = soakValue(expr, metric, name, value, unit);
@@ -337,7 +353,18 @@ export function parseThreshold(input: string | ThresholdConfig): Threshold {
     );
   }
   const delayAbortSec = delay === undefined ? 0 : parseDuration(delay, `threshold "${expr}" delayAbortEval`);
-  return { expr, scope, scopeText, metric, metricText: name, op, target: value, abortOnFail, delayAbortSec };
+  return {
+    expr,
+    ...(scenario !== undefined ? { scenario } : {}),
+    scope,
+    scopeText,
+    metric,
+    metricText: name,
+    op,
+    target: value,
+    abortOnFail,
+    delayAbortSec,
+  };
 }
 
 export function compare(value: number, op: Op, target: number): boolean {
