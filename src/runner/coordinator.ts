@@ -884,12 +884,16 @@ export class Coordinator implements Run {
       this.resolveStarted();
       throw err;
     }
-    if (this.#gate && !(await this.#gate)) {
-      clearInterval(silenceTimer);
-      for (const w of this.workers) w.transport.close();
-      this.phase = "done";
-      this.resolveStarted();
-      return;
+    if (this.#gate) {
+      if (!(await this.#gate)) {
+        clearInterval(silenceTimer);
+        for (const w of this.workers) w.transport.close();
+        this.phase = "done";
+        this.resolveStarted();
+        return;
+      }
+      // The workers ticked while they waited, with nothing to run: those seconds are not the test's.
+      this.early = [];
     }
     this.startedAt = Date.now();
     this.resolveStarted();
