@@ -281,6 +281,13 @@ export const options = { scenarios: {
       );
       assert.equal(late.stopReason, "run-time");
       assert.equal(server.counts.get("GET /buy"), late.totals.requests + late.totals.cancelled);
+      // Its threads counted seconds while they waited: the run's series still has every request.
+      assert.equal(sum(run.result.series.map((x) => x.requests)), run.result.totals.requests);
+      assert.equal(sum(late.series.map((x) => x.requests)), late.totals.requests);
+      assert.ok(
+        late.series.every((x) => x.t >= 0 && x.t <= 1.5),
+        `its rows count from its start: ${JSON.stringify(late.series.map((x) => x.t))}`,
+      );
     } finally {
       await server.close();
     }
