@@ -45,6 +45,8 @@ interface BrokenServer {
   url: string;
   /** Request heads received so far. */
   requests(): number;
+  /** When each request head came in (Date.now()). */
+  arrivals(): number[];
   close(): Promise<void>;
 }
 
@@ -58,6 +60,7 @@ const HEAD_PAD = "x-slow: 1\r\n";
  */
 async function brokenServer(kind: Kind): Promise<BrokenServer> {
   let requests = 0;
+  const arrivals: number[] = [];
   const sockets = new Set<Socket>();
   const server = createNetServer((sock) => {
     sockets.add(sock);
@@ -73,6 +76,7 @@ async function brokenServer(kind: Kind): Promise<BrokenServer> {
       // The clients send body-less GETs: each blank line ends one request.
       for (let end = buf.indexOf("\r\n\r\n"); end >= 0; end = buf.indexOf("\r\n\r\n")) {
         requests++;
+        arrivals.push(Date.now());
         buf = buf.slice(end + 4);
       }
       if (kind === "silent" || timer) return;
@@ -92,6 +96,7 @@ async function brokenServer(kind: Kind): Promise<BrokenServer> {
   return {
     url: `http://127.0.0.1:${port}`,
     requests: () => requests,
+    arrivals: () => [...arrivals],
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
@@ -261,8 +266,17 @@ export class Target extends HttpUser {
         const ms = o.result.totals.latencyMs.max;
         assert.ok(ms >= TIMEOUT_SEC * 1000 - 50 && ms < TIMEOUT_SEC * 1000 + 1500, `slowest after ${ms} ms`);
         assert.ok(o.wallMs < WALL_MS, `the run took ${o.wallMs} ms`);
-        // Those that ran out of time in the queue were never sent late.
-        assert.equal(server.requests(), 2, show);
+        // None was sent after its deadline. A queued one may still go out just before it, when a
+        // connection frees up then (undici), so the server sees 2 or a few more; all of them
+        // within the deadline of the first (the users start within ~60 ms of each other).
+        const at = server.arrivals();
+        assert.ok(at.length >= 2 && at.length <= 6, show);
+        const late = at.filter((t) => t - at[0]! > TIMEOUT_SEC * 1000 + 250).map((t) => t - at[0]!);
+        assert.deepEqual(
+          late,
+          [],
+          `sent after the deadline (ms after the first): ${late.join(", ")}\n${show}`,
+        );
       } finally {
         await server.close();
       }
