@@ -892,8 +892,10 @@ export class Coordinator implements Run {
         this.resolveStarted();
         return;
       }
-      // The workers ticked while they waited, with nothing to run: those seconds are not the test's.
+      // The workers counted intervals while they waited, with nothing to run: those are not the
+      // test's, and each one's next snapshot is the test's first interval (as for a joiner).
       this.early = [];
+      for (const w of this.workers) w.seqOffset = -(w.rawSeq + 1);
     }
     this.startedAt = Date.now();
     this.resolveStarted();

@@ -243,23 +243,10 @@ export class ScenarioGroup implements Run {
   private merge(state: ScenarioState, snap: StatsSnapshot, c: Coordinator): void {
     // The first scenario to start flushes its first snapshots before anything else hears of it.
     this.startClock(c.startedAt);
-    const workerId = `${state.spec.name}/${snap.workerId}`;
     // Each scenario's intervals count from its own start; shifted by its offset they line up
     // with the run's seconds, one snapshot per worker per interval as the aggregate expects.
-    let shift = Math.round((c.startedAt - this.startedAt) / 1000);
-    if (state.gated) {
-      // Its threads started counting intervals when they loaded, before the offset: each one's
-      // count is tied to the run's seconds by its first snapshot (same clock: local threads).
-      let known = this.seqShift.get(workerId);
-      if (known === undefined) {
-        const sec = (snap.at - this.startedAt) / 1000;
-        // A full snapshot ends its interval; a cut falls inside it.
-        known = (snap.cut ? Math.floor(sec) : Math.round(sec) - 1) - snap.seq;
-        this.seqShift.set(workerId, known);
-      }
-      shift = known;
-    }
-    this.stats.add({ ...snap, workerId, seq: snap.seq + shift });
+    const shift = Math.round((c.startedAt - this.startedAt) / 1000);
+    this.stats.add({ ...snap, workerId: `${state.spec.name}/${snap.workerId}`, seq: snap.seq + shift });
     if (this.stats.users > this.peakUsers) this.peakUsers = this.stats.users;
   }
 
@@ -301,9 +288,6 @@ export class ScenarioGroup implements Run {
     });
     await run;
   }
-
-  /** Gated scenarios' workers: what to add to their interval numbers to get the run's. */
-  private readonly seqShift = new Map<string, number>();
 
   /** Scenarios due after the start, waiting for the clock to start before they are scheduled. */
   private readonly unscheduled: ScenarioState[] = [];
