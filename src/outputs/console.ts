@@ -3,7 +3,7 @@
 import { formatComparison } from "../compare/format.js";
 import { formatMetric } from "../result/format.js";
 import { type RunResult, shownBursts } from "../result/result.js";
-import { soakLines, soakWorthShowing } from "../result/soak.js";
+import { scenarioSoakFlags, soakLines, soakWorthShowing } from "../result/soak.js";
 import type { Run } from "../runner/run.js";
 import type { StatsAggregate } from "../stats/aggregate.js";
 import { formatSlo } from "../stats/slo.js";
@@ -270,12 +270,10 @@ export function formatSummary(r: RunResult): string {
   }
   // Each scenario's own verdicts (its steady part, its time): only what is worth a look, the
   // rest is in the JSON.
-  for (const x of r.scenarios ?? []) {
-    const flagged = x.soak ? soakLines(x.soak).filter((l) => l.flagged) : [];
-    if (flagged.length === 0) continue;
+  for (const x of scenarioSoakFlags(r.scenarios)) {
     out.push(`\nSoak verdicts of scenario ${x.name}, worth a look (times from its start)`);
-    const w = Math.max(...flagged.map((l) => l.label.length));
-    for (const l of flagged) out.push(`  ! ${l.label.padEnd(w)}  ${l.text}`);
+    const w = Math.max(...x.lines.map((l) => l.label.length));
+    for (const l of x.lines) out.push(`  ! ${l.label.padEnd(w)}  ${l.text}`);
   }
   const corrected = r.totals.correctedLatencyMs;
   if (corrected) {

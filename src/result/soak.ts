@@ -557,6 +557,16 @@ export function soakWorthShowing(s: SoakResult): boolean {
   return s.degradation !== null || s.recovery.length > 0 || s.leaks.length > 0;
 }
 
+/** Each scenario's soak verdicts worth a look, for the summary and the report; none: left out. */
+export function scenarioSoakFlags(
+  scenarios: ReadonlyArray<{ name: string; soak?: SoakResult }> | undefined,
+): Array<{ name: string; lines: SoakLine[] }> {
+  return (scenarios ?? []).flatMap((x) => {
+    const lines = x.soak ? soakLines(x.soak).filter((l) => l.flagged) : [];
+    return lines.length > 0 ? [{ name: x.name, lines }] : [];
+  });
+}
+
 /** The soak verdicts in words, one line per finding (summary, HTML report). */
 export function soakLines(s: SoakResult): SoakLine[] {
   const out: SoakLine[] = [];

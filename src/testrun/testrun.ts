@@ -265,8 +265,8 @@ export class TestRun {
     }
     const watch = new ThresholdWatch((s.thresholds ?? []).map((x) => parseThreshold(x)));
     // A scenario threshold names a scenario that runs: a typo is an error now, not a failed run.
+    const known = specs?.map((x) => x.name) ?? [];
     for (const name of watch.scenarios) {
-      const known = specs?.map((x) => x.name) ?? [];
       if (!known.includes(name)) {
         const t = watch.thresholds.find((x) => x.scenario === name)!;
         throw new UsageError(

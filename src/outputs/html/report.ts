@@ -5,7 +5,13 @@ import hdr from "hdr-histogram-js";
 import { AGGREGATED, endpointLabel } from "../../compare/compare.js";
 import type { ComparisonRow } from "../../result/comparison.js";
 import { type EndpointResult, type RunResult, type ShownBurst, shownBursts } from "../../result/result.js";
-import { type SoakResult, soakLines, soakWorthShowing } from "../../result/soak.js";
+import {
+  type SoakLine,
+  type SoakResult,
+  scenarioSoakFlags,
+  soakLines,
+  soakWorthShowing,
+} from "../../result/soak.js";
 import {
   createHistogram,
   type Histogram,
@@ -754,17 +760,15 @@ function soakTable(soak: SoakResult): string {
 
 /** A scenario's soak verdicts worth a look, as the summary lists them; empty when there are none. */
 function scenarioSoakTables(r: RunResult): string {
-  return (r.scenarios ?? [])
-    .map((x) => {
-      const flagged = x.soak ? soakLines(x.soak).filter((l) => l.flagged) : [];
-      return flagged.length === 0
-        ? ""
-        : `<h3>Scenario ${esc(x.name)} (times from its start)</h3><table class="soak-scenario" data-scenario="${esc(x.name)}">${soakRows(flagged)}</table>`;
-    })
+  return scenarioSoakFlags(r.scenarios)
+    .map(
+      (x) =>
+        `<h3>Scenario ${esc(x.name)} (times from its start)</h3><table class="soak-scenario" data-scenario="${esc(x.name)}">${soakRows(x.lines)}</table>`,
+    )
     .join("");
 }
 
-function soakRows(lines: ReturnType<typeof soakLines>): string {
+function soakRows(lines: readonly SoakLine[]): string {
   return `<thead><tr><th>Verdict</th><th>Measured</th></tr></thead><tbody>${lines
     .map(
       (x) =>

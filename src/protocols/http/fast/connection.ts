@@ -61,6 +61,8 @@ export class NotSentError extends Error {
 export const headTimeoutText = (ms: number): string => `timeout: no response within ${ms / 1000}s`;
 export const bodyTimeoutText = (ms: number): string =>
   `timeout: response body not complete within ${ms / 1000}s`;
+const headTimeout = (ms: number): FastHttpError =>
+  new FastHttpError(headTimeoutText(ms), "UND_ERR_HEADERS_TIMEOUT");
 
 const EMPTY = Buffer.alloc(0);
 
@@ -321,7 +323,7 @@ export class FastConnection implements ParserHandler {
     if (this.deadline !== 0 && now > this.deadline && this.busy) {
       this.fail(
         this.head === undefined
-          ? new FastHttpError(headTimeoutText(this.timeoutMs), "UND_ERR_HEADERS_TIMEOUT")
+          ? headTimeout(this.timeoutMs)
           : new FastHttpError(bodyTimeoutText(this.bodyTimeoutMs), "UND_ERR_BODY_TIMEOUT"),
       );
     }
@@ -418,8 +420,7 @@ interface Waiter {
 /** Never early (`since` is a coarse time, up to a sweep old), at most two sweeps late. */
 const expired = (w: Waiter, now: number): boolean => now > w.since + w.timeoutMs + SWEEP_MS;
 
-const timeOut = (w: Waiter): void =>
-  w.sink.onError(new FastHttpError(headTimeoutText(w.timeoutMs), "UND_ERR_HEADERS_TIMEOUT"));
+const timeOut = (w: Waiter): void => w.sink.onError(headTimeout(w.timeoutMs));
 
 /**
  * Connections to one origin. A user's own pool has one connection, like a browser tab with
