@@ -31,6 +31,53 @@ export class Web extends HttpUser {
 }
 `;
 
+/**
+ * `cicada run --headless` of `loadfile` against `target`, `-u -r -i` as `load` says, one request per
+ * iteration: checks that all of them succeeded and that the target's own count is the one
+ * reported; returns the run and its warnings.
+ */
+async function countedRun(
+  target: TestServer,
+  loadfile: string,
+  load: { users: number; rate: number; iterations: number },
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs: number,
+): Promise<{ r: CliResult; warnings: string[] }> {
+  const p = tempProject({ "loadtest.ts": loadfile });
+  const served = target.total();
+  try {
+    const r = await runCli(
+      [
+        "run",
+        "--headless",
+        "loadtest.ts",
+        "-H",
+        target.url,
+        "-u",
+        String(load.users),
+        "-r",
+        String(load.rate),
+        "-i",
+        String(load.iterations),
+        "--json",
+        "r.json",
+        "--only-summary",
+        ...args,
+      ],
+      { cwd: p.dir, env, timeoutMs },
+    );
+    assert.equal(r.code, 0, describeRun(r));
+    const res = readJson(join(p.dir, "r.json"));
+    assert.equal(res.totals.requests, load.iterations);
+    assert.equal(res.totals.failures, 0, JSON.stringify(res.failures));
+    assert.equal(target.total() - served, load.iterations, "the server's count is the one reported");
+    return { r, warnings: r.stderr.split("\n").filter((l) => l.startsWith("warning:")) };
+  } finally {
+    p.cleanup();
+  }
+}
+
 describe("auto engine", () => {
   let target: TestServer;
   before(async () => {
@@ -485,42 +532,17 @@ export class Plain extends HttpUser {
 
   /** Runs 150 iterations over 9 users in two worker threads; returns the run and the connections the target saw. */
   async function runWith(statics: string, args: string[], env: NodeJS.ProcessEnv = noProxy) {
-    const p = tempProject({ "loadtest.ts": loadfile(statics) });
-    const served = target.total();
     connections = 0;
-    try {
-      const r = await runCli(
-        [
-          "run",
-          "--headless",
-          "loadtest.ts",
-          "-H",
-          target.url,
-          "-u",
-          "9",
-          "-r",
-          "200",
-          "-i",
-          "150",
-          "--processes",
-          "2",
-          "--json",
-          "r.json",
-          "--only-summary",
-          ...args,
-        ],
-        { cwd: p.dir, env, timeoutMs: 30_000 },
-      );
-      assert.equal(r.code, 0, describeRun(r));
-      const res = readJson(join(p.dir, "r.json"));
-      assert.equal(res.totals.requests, 150);
-      assert.equal(res.totals.failures, 0, JSON.stringify(res.failures));
-      assert.equal(target.total() - served, res.totals.requests, "the server's count is the one reported");
-      const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning:"));
-      return { r, warnings, connections };
-    } finally {
-      p.cleanup();
-    }
+    const load = { users: 9, rate: 200, iterations: 150 };
+    const { r, warnings } = await countedRun(
+      target,
+      loadfile(statics),
+      load,
+      ["--processes", "2", ...args],
+      env,
+      30_000,
+    );
+    return { r, warnings, connections };
   }
 
   it("--http-engine undici: sharedConnections needs no warning, and the users share the two connections", async () => {
@@ -730,45 +752,15 @@ ${then}
 }
 `;
 
-  /** 400 iterations over 20 users; returns the connections the target saw and the run's stderr. */
+  /** 400 iterations over 20 users; returns the connections the target saw. */
   async function crowd(statics: string, args: string[], env: NodeJS.ProcessEnv = noProxy, then = "") {
-    const p = tempProject({ "loadtest.ts": loadfile(statics, then) });
-    const served = target.total();
     connections = 0;
-    try {
-      const r = await runCli(
-        [
-          "run",
-          "--headless",
-          "loadtest.ts",
-          "-H",
-          target.url,
-          "-u",
-          "20",
-          "-r",
-          "1000",
-          "-i",
-          "400",
-          "--json",
-          "r.json",
-          "--only-summary",
-          ...args,
-        ],
-        { cwd: p.dir, env, timeoutMs: 60_000 },
-      );
-      assert.equal(r.code, 0, describeRun(r));
-      const res = readJson(join(p.dir, "r.json"));
-      assert.equal(res.totals.requests, 400);
-      assert.equal(res.totals.failures, 0, JSON.stringify(res.failures));
-      assert.equal(target.total() - served, 400, "the server's count is the one reported");
-      const warnings = r.stderr.split("\n").filter((l) => l.startsWith("warning:"));
-      assert.deepEqual(warnings, [], r.stderr);
-      // A listener per request in flight on the run's signal is expected, not a leak to warn of.
-      assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
-      return connections;
-    } finally {
-      p.cleanup();
-    }
+    const load = { users: 20, rate: 1000, iterations: 400 };
+    const { r, warnings } = await countedRun(target, loadfile(statics, then), load, args, env, 60_000);
+    assert.deepEqual(warnings, [], r.stderr);
+    // A listener per request in flight on the run's signal is expected, not a leak to warn of.
+    assert.doesNotMatch(r.stderr, /MaxListenersExceededWarning/);
+    return connections;
   }
 
   it("--processes 1: 20 users on at most 2 connections (and the start-up probe)", async () => {
